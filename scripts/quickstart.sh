@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set everything up and start the whole stack on embedded defaults, with demo data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export DBT_SEND_ANONYMOUS_USAGE_STATS=False DO_NOT_TRACK=1 DAGSTER_DISABLE_TELEMETRY=1
+
+# Redis: use the one configured (default 127.0.0.1:6379); start a local one if none answers.
+redis_url="${TRACKHOUSE_REDIS_URL:-redis://127.0.0.1:6379/0}"
+if ! .venv/bin/python -c "import redis,sys; redis.Redis.from_url('$redis_url').ping()" 2>/dev/null; then
+  mkdir -p .data/redis
+  echo "==> starting a local Redis (append-only file in .data/redis)"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir "$PWD/.data/redis" \
+    --appendonly yes --save "" --logfile "$PWD/.data/redis/redis.log"
+fi
+
+.venv/bin/trackhouse down >/dev/null 2>&1 || true
+.venv/bin/trackhouse up --detach
+.venv/bin/trackhouse status

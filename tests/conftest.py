@@ -1,0 +1,211 @@
+"""Shared fixtures: a real warehouse and a private Redis for the whole test session.
+
+The warehouse is the embedded endpoint (``trackhouse warehouse``) started on a free port with
+a temporary data directory, unless ``TRACKHOUSE_CLICKHOUSE_URL`` names a real ClickHouse
+server: then every test runs against that server, and tests that need the embedded process
+(mark ``embedded_only``) skip themselves there, and only there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from trackhouse.settings import PROJECT_ROOT, get_settings
+
+EXTERNAL_CLICKHOUSE_URL = os.environ.get("TRACKHOUSE_CLICKHOUSE_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "embedded_only: needs the embedded warehouse process (skipped on a real server)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not EXTERNAL_CLICKHOUSE_URL:
+        return
+    skip = pytest.mark.skip(reason="needs the embedded warehouse; TRACKHOUSE_CLICKHOUSE_URL is set")
+    for item in items:
+        if "embedded_only" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+@dataclass
+class EmbeddedWarehouse:
+    """A running ``trackhouse warehouse`` process the tests own."""
+
+    host: str
+    port: int
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "trackhouse"), "warehouse", "--host", self.host,
+             "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=PROJECT_ROOT,
+        )
+        wait_for_http(f"{self.url}/ping", timeout_s, self.process)
+
+    def stop(self, sig: int = 15, timeout_s: float = 30.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the ClickHouse HTTP endpoint every test talks to."""
+    if EXTERNAL_CLICKHOUSE_URL:
+        yield EXTERNAL_CLICKHOUSE_URL.rstrip("/")
+        return
+    root = tmp_path_factory.mktemp("warehouse")
+    embedded = EmbeddedWarehouse(
+        host="127.0.0.1", port=free_port(), data_dir=root / "data", log_path=root / "server.log",
+        env={**os.environ},
+    )
+    embedded.start()
+    try:
+        yield embedded.url
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def trackhouse_env(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point the settings of this process (and of subprocesses it starts) at the test services."""
+    data_dir = tmp_path_factory.mktemp("trackhouse-data")
+    previous = dict(os.environ)
+    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = warehouse_url
+    os.environ["TRACKHOUSE_DATA_DIR"] = str(data_dir)
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
+    os.environ["DO_NOT_TRACK"] = "1"
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(previous)
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def migrated(trackhouse_env: None) -> None:
+    """The raw schema, applied once per session."""
+    from warehouse.migrate import migrate
+
+    migrate()
+
+
+@pytest.fixture
+def ch(trackhouse_env: None):
+    """A clickhouse-connect client on the test warehouse (the project's one client function)."""
+    from warehouse.client import warehouse
+
+    client = warehouse()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@dataclass
+class RedisServer:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(data_dir: Path, *extra_args: str) -> RedisServer:
+    """Start a private redis-server on a free port (e.g. with ``--appendonly yes``)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; run scripts/bootstrap.sh")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+         "--save", "", "--appendonly", "no", *extra_args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.05)
+    return RedisServer(port=port, data_dir=data_dir, process=process)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private Redis for the session (never the machine's shared one)."""
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    previous = os.environ.get("TRACKHOUSE_REDIS_URL")
+    os.environ["TRACKHOUSE_REDIS_URL"] = server.url
+    get_settings.cache_clear()
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(10)
+        if previous is None:
+            os.environ.pop("TRACKHOUSE_REDIS_URL", None)
+        else:
+            os.environ["TRACKHOUSE_REDIS_URL"] = previous
+        get_settings.cache_clear()

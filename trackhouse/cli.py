@@ -1,0 +1,31 @@
+"""The ``trackhouse`` command line: one entry point that starts and manages the stack.
+
+Each component registers its commands from its own module in ``trackhouse/commands/``; the
+component code itself is imported only when one of its commands runs, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from trackhouse.commands import stack, warehouse
+
+app = typer.Typer(
+    help="Trackhouse: self-hosted web and product analytics on ClickHouse, dbt, Dagster "
+    "and Streamlit. Settings come from TRACKHOUSE_* environment variables or a .env file.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+for module in (stack, warehouse):
+    module.register(app)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug output.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

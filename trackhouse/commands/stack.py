@@ -1,0 +1,140 @@
+"""``trackhouse up`` / ``down`` / ``status``: the whole stack from the Procfile, run by honcho."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+
+from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
+
+PROCFILE = PROJECT_ROOT / "Procfile"
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)
+
+
+def procfile_processes(settings: Settings) -> list[str]:
+    """The Procfile's process names this configuration runs (no embedded warehouse when an
+    external ClickHouse is configured)."""
+    names = []
+    for line in PROCFILE.read_text().splitlines():
+        name, sep, _ = line.partition(":")
+        if not sep or line.lstrip().startswith("#"):
+            continue
+        name = name.strip()
+        if name == "warehouse" and not settings.embedded_warehouse:
+            continue
+        names.append(name)
+    return names
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.data_dir / "stack.pid"
+
+
+def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Block until the warehouse answers /ping, or raise after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    url = f"{settings.effective_clickhouse_url}/ping"
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the warehouse at {url} did not answer within {timeout_s:.0f} s")
+        time.sleep(0.2)
+
+
+def up(
+    detach: bool = typer.Option(
+        False, "--detach", "-d", help="Start in the background (logs in <data_dir>/logs/stack.log)."
+    ),
+) -> None:
+    """Start the whole stack (warehouse, collector, worker, Dagster, dashboards) via honcho.
+
+    Applies the migrations once the warehouse answers. Stop it with Ctrl-C or `trackhouse down`.
+    """
+    settings = get_settings()
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    names = procfile_processes(settings)
+    command = [sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(PROJECT_ROOT),
+               "start", *names]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if detach:
+        log_file = (settings.logs_dir / "stack.log").open("ab")
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    else:
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+    _pid_file(settings).write_text(str(process.pid))
+    try:
+        wait_for_warehouse(settings)
+        from warehouse.migrate import migrate
+
+        for migration in migrate(settings=settings):
+            console.print(f"applied {migration.version:04d}_{migration.name}")
+    except Exception:
+        os.killpg(process.pid, signal.SIGTERM)
+        raise
+    if detach:
+        console.print(f"stack started ({', '.join(names)}); logs: {settings.logs_dir / 'stack.log'}")
+        return
+    try:
+        raise typer.Exit(process.wait())
+    except KeyboardInterrupt:
+        os.killpg(process.pid, signal.SIGTERM)
+        raise typer.Exit(process.wait()) from None
+
+
+def down() -> None:
+    """Stop a stack started by `trackhouse up`."""
+    settings = get_settings()
+    pid_file = _pid_file(settings)
+    if not pid_file.exists():
+        console.print("no stack is running")
+        return
+    pid = int(pid_file.read_text())
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        console.print("the stack had already stopped")
+    else:
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        console.print("stack stopped")
+    pid_file.unlink(missing_ok=True)
+
+
+def status() -> None:
+    """Say which of the stack's HTTP services answer."""
+    settings = get_settings()
+    checks = {
+        "warehouse": f"{settings.effective_clickhouse_url}/ping",
+        "collector": f"http://{settings.collector_host}:{settings.collector_port}/health",
+        "dagster": f"http://{settings.dagster_host}:{settings.dagster_port}/server_info",
+        "dashboards": f"http://{settings.app_host}:{settings.app_port}/_stcore/health",
+    }
+    for name, url in checks.items():
+        try:
+            ok = httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        console.print(f"{name:<11} {'[green]up[/]' if ok else '[red]down[/]'}  {url}")

@@ -1,0 +1,93 @@
+"""The one settings object every Trackhouse component reads.
+
+Values come from environment variables prefixed ``TRACKHOUSE_`` (or a ``.env`` file in the
+working directory); nested groups are not used so that every knob is one flat variable,
+e.g. ``TRACKHOUSE_CLICKHOUSE_URL``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRACKHOUSE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where state lives -------------------------------------------------------------
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".data",
+        description="Folder for every piece of local state (warehouse data, SQLite, logs).",
+    )
+
+    # --- warehouse (ClickHouse) ----------------------------------------------------------
+    clickhouse_url: str | None = Field(
+        default=None,
+        description="URL of an external ClickHouse server (http[s]://host:port). When set, "
+        "the embedded warehouse is not started and everything uses this server.",
+    )
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    warehouse_host: str = Field(default="127.0.0.1", description="Bind address of the embedded warehouse.")
+    warehouse_port: int = Field(default=8123, description="Port of the embedded warehouse.")
+    warehouse_data_dir: Path | None = Field(
+        default=None, description="chdb data directory; defaults to <data_dir>/clickhouse."
+    )
+    warehouse_session_timeout_s: int = Field(
+        default=60, description="Idle seconds after which an HTTP session (session_id) is reaped."
+    )
+    warehouse_max_body_bytes: int = Field(
+        default=1 << 30, description="Largest request body the embedded warehouse accepts."
+    )
+    raw_database: str = Field(default="trackhouse", description="Database of the raw tables.")
+    analytics_database: str = Field(default="analytics", description="Database of the dbt marts.")
+
+    # --- services ------------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; defaults to SQLite in data_dir.",
+    )
+    collector_host: str = "127.0.0.1"
+    collector_port: int = 8000
+    dagster_host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    app_host: str = "127.0.0.1"
+    app_port: int = 8501
+
+    # --- derived values ------------------------------------------------------------------
+    @property
+    def embedded_warehouse(self) -> bool:
+        """True when Trackhouse runs its own chdb-backed warehouse process."""
+        return not self.clickhouse_url
+
+    @property
+    def effective_clickhouse_url(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url.rstrip("/")
+        return f"http://{self.warehouse_host}:{self.warehouse_port}"
+
+    @property
+    def effective_warehouse_data_dir(self) -> Path:
+        return self.warehouse_data_dir or self.data_dir / "clickhouse"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'trackhouse.db'}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings instance (tests call ``get_settings.cache_clear()``)."""
+    return Settings()

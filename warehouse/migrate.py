@@ -1,0 +1,102 @@
+"""Versioned, idempotent migrations of the raw schema.
+
+Migrations are the numbered ``.sql`` files beside this module (``0001_name.sql``). Each runs
+once; the versions applied are recorded in ``<raw_database>.schema_migrations``. Every
+statement is written to be safe to repeat (``if not exists``), so a migration interrupted
+half-way is simply run again. ``{raw_database}`` in a file is replaced by the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from trackhouse.settings import Settings, get_settings
+from warehouse.client import warehouse
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    def statements(self, settings: Settings) -> list[str]:
+        text = self.path.read_text().replace("{raw_database}", settings.raw_database)
+        return split_statements(text)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a migration file into statements: a statement ends with ';' at the end of a line.
+
+    Comment-only lines are dropped; the files never put ';' at a line end inside a string.
+    """
+    statements, current = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--") and not current:
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statement = "\n".join(current).strip().rstrip(";").strip()
+            if statement:
+                statements.append(statement)
+            current = []
+    tail = "\n".join(current).strip()
+    if tail and not all(s.strip().startswith("--") for s in current if s.strip()):
+        statements.append(tail)
+    return statements
+
+
+def discover() -> list[Migration]:
+    found = []
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration file name must look like 0001_name.sql: {path.name}")
+        found.append(Migration(int(match.group(1)), match.group(2), path))
+    versions = [m.version for m in found]
+    if len(versions) != len(set(versions)):
+        raise ValueError(f"two migrations share a version in {MIGRATIONS_DIR}")
+    return found
+
+
+def applied_versions(client: Client, settings: Settings) -> set[int]:
+    db = settings.raw_database
+    client.command(f"create database if not exists {db}")
+    client.command(
+        f"""create table if not exists {db}.schema_migrations
+        (version UInt32, name String, applied_at DateTime64(3, 'UTC') default now64(3))
+        engine = ReplacingMergeTree order by version"""
+    )
+    rows = client.query(f"select version from {db}.schema_migrations final").result_rows
+    return {int(r[0]) for r in rows}
+
+
+def migrate(client: Client | None = None, settings: Settings | None = None) -> list[Migration]:
+    """Apply every migration not yet recorded; return the ones applied now."""
+    settings = settings or get_settings()
+    client = client or warehouse(settings)
+    done = applied_versions(client, settings)
+    applied = []
+    for migration in discover():
+        if migration.version in done:
+            continue
+        log.info("applying migration %04d_%s", migration.version, migration.name)
+        for statement in migration.statements(settings):
+            client.command(statement)
+        client.insert(
+            f"{settings.raw_database}.schema_migrations",
+            [[migration.version, migration.name]],
+            column_names=["version", "name"],
+        )
+        applied.append(migration)
+    return applied
