@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     app_host: str = "127.0.0.1"
     app_port: int = 8501
 
+    # --- accounts: client authentication caches ------------------------------------------
+    auth_client_cache_ttl_s: float = Field(
+        default=10.0, ge=0, description="Seconds a client's record (type, origins, revoked) is "
+        "cached per process; a revoke takes effect within this time.",
+    )
+    auth_secret_cache_ttl_s: float = Field(
+        default=60.0, ge=0, description="Seconds a client-secret verdict (argon2 verify) is cached.",
+    )
+    auth_cache_max_entries: int = Field(
+        default=10_000, ge=1, description="Bound on each authentication cache.",
+    )
+
     # --- derived values ------------------------------------------------------------------
     @property
     def embedded_warehouse(self) -> bool:
