@@ -123,6 +123,30 @@ class Settings(BaseSettings):
         "worker may land it again (same deduplication token, so never twice).",
     )
 
+    # --- orchestration: Dagster instance, schedules, checks -------------------------------
+    dagster_home: Path | None = Field(
+        default=None, description="DAGSTER_HOME of `trackhouse dagster`; defaults to <data_dir>/dagster."
+    )
+    dagster_postgres_url: SecretStr | None = Field(
+        default=None, description="postgresql:// URL for Dagster's runs, events and schedules; "
+        "SQLite files in dagster_home when unset.",
+    )
+    marts_interval_minutes: int = Field(
+        default=5, ge=1, le=1440, description="Minutes between rebuilds of the incremental marts "
+        "(a divisor of 60, or whole hours dividing a day).",
+    )
+    funnels_interval_minutes: int = Field(
+        default=60, ge=1, le=1440, description="Minutes between rebuilds of funnel_steps and "
+        "retention (same rule as marts_interval_minutes).",
+    )
+    full_refresh_cron: str = Field(
+        default="30 3 * * 0", description="Cron (UTC) of the periodic `dbt build --full-refresh`."
+    )
+    buffer_backlog_alert_rows: int = Field(
+        default=100_000, ge=0, description="Rows waiting in the collector's Redis buffer above "
+        "which the backlog asset check fails.",
+    )
+
     # --- derived values ------------------------------------------------------------------
     @property
     def embedded_warehouse(self) -> bool:
