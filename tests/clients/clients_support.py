@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +39,8 @@ class ScriptedEndpoint:
 
     url: str
     statuses: list[int] = field(default_factory=list)
+    # builds the JSON answer from the decoded request body (default: {"accepted": ...})
+    answer: Callable[[Any], Any] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -58,7 +60,8 @@ def serve_scripted_endpoint() -> Iterator[ScriptedEndpoint]:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 endpoint.requests.append(RecordedRequest(self.path, headers, body))
                 status = endpoint.statuses.pop(0) if endpoint.statuses else 200
-            answer = json.dumps({"accepted": status == 200}).encode()
+            reply = endpoint.answer(json.loads(body)) if endpoint.answer else {"ok": status == 200}
+            answer = json.dumps(reply).encode()
             self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(answer)))

@@ -98,6 +98,24 @@ def test_gives_up_after_max_retries_and_reports(scripted_endpoint: ScriptedEndpo
     assert isinstance(error, DeliveryError) and error.status_code == 502 and count == 2
 
 
+def test_items_the_collector_rejects_are_reported(scripted_endpoint: ScriptedEndpoint) -> None:
+    # /track/batch answers one verdict per message, in order.
+    scripted_endpoint.answer = lambda messages: {"results": [
+        {"status": "error", "error": "name: bad"} if m["payload"]["name"] == "bad"
+        else {"status": "accepted", "deviceId": "d", "sessionId": "s"}
+        for m in messages
+    ]}
+    rejected: list[dict] = []
+    client = make_client(scripted_endpoint,
+                         on_error=lambda error, messages: rejected.extend(messages))
+    for name in ("good", "bad", "good"):
+        client.track(name)
+    assert client.flush(10)
+    client.close()
+    assert [m["payload"]["name"] for m in rejected] == ["bad"]
+    assert client.stats.sent == 2 and client.stats.failed == 1
+
+
 def test_bad_credentials_are_not_retried(scripted_endpoint: ScriptedEndpoint) -> None:
     scripted_endpoint.statuses = [401]
     errors: list[Exception] = []

@@ -175,9 +175,12 @@ class Trackhouse:
         event_id: str | None = None,
         device_id: str | None = None,
         ip: str | None = None,
-        user_agent: str | None = None,
     ) -> None:
-        """Queue an event. ``ip``/``user_agent`` forward the visitor's, for geo and device."""
+        """Queue an event.
+
+        ``ip`` forwards the visitor's address (used for geo and the device id; honoured for
+        clients with a secret). ``device_id`` overrides the derived device id (<= 64 chars).
+        """
         if not isinstance(name, str) or not name.strip():
             raise ValueError("event name must be a non-empty string")
         if name in RESERVED_EVENT_NAMES:
@@ -192,8 +195,6 @@ class Trackhouse:
             props["__deviceId"] = device_id
         if ip is not None:
             props["__ip"] = ip
-        if user_agent is not None:
-            props["__userAgent"] = user_agent
         payload: dict[str, Any] = {"name": name, "properties": props}
         if profile_id is not None:
             payload["profileId"] = profile_id
@@ -397,12 +398,13 @@ class Trackhouse:
             body = None
         results = body.get("results") if isinstance(body, dict) else body
         if isinstance(results, list) and len(results) == len(batch):
+            # {"status": "accepted" | "duplicate"} or {"status": "error", "error": "why"}
             for message, result in zip(batch, results, strict=True):
                 if isinstance(result, Mapping) and (
-                    result.get("error") or int(result.get("status", 200)) >= 400
+                    result.get("status") == "error" or result.get("error")
                 ):
                     rejected.append(message)
-                    reasons.append(str(result.get("error") or result.get("status")))
+                    reasons.append(str(result.get("error") or "rejected"))
         with self._cond:
             self.stats.sent += len(batch) - len(rejected)
             self.stats.failed += len(rejected)
