@@ -1,0 +1,138 @@
+"""Admin (admins only): projects, API clients and users with their project access."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from accounts import service
+from accounts.db import session_scope
+from accounts.errors import AccountsError
+from app.auth import current_user
+
+user = current_user()
+if user is None or not user.is_admin:  # the navigation hides the page; this guards direct calls
+    st.error("Only admins may open this page.")
+    st.stop()
+
+st.title("Admin")
+SECRET_KEY = "admin.new_secret"
+
+
+def attempt(action, success: str) -> None:
+    """Run an accounts change in one transaction; show its error message or rerun."""
+    try:
+        with session_scope() as session:
+            action(session)
+    except AccountsError as error:
+        st.error(error.message)
+    else:
+        st.toast(success)
+        st.rerun()
+
+
+projects_tab, clients_tab, users_tab = st.tabs(["Projects", "API clients", "Users"])
+
+with session_scope() as session:
+    projects = [{"id": p.id, "name": p.name, "domain": p.domain, "timezone": p.timezone,
+                 "allowed_origins": ", ".join(p.allowed_origins or [])}
+                for p in service.list_projects(session)]
+    clients = [{"id": c.id, "project": c.project_id, "name": c.name, "type": c.type,
+                "origins": ", ".join(c.allowed_origins or []), "created_at": c.created_at,
+                "revoked_at": c.revoked_at} for c in service.list_clients(session)]
+    users = [{"id": u.id, "email": u.email, "name": u.name, "admin": u.is_admin,
+              "projects": ", ".join(service.user_project_ids(session, u.id))}
+             for u in service.list_users(session)]
+project_ids = [p["id"] for p in projects]
+
+with projects_tab:
+    st.dataframe(pd.DataFrame(projects), hide_index=True, width="stretch")
+    with st.form("admin.project.create", clear_on_submit=True):
+        st.markdown("**New project**")
+        name = st.text_input("Name", key="admin.project.name")
+        domain = st.text_input("Domain", key="admin.project.domain")
+        timezone = st.text_input("Time zone (IANA)", value="UTC", key="admin.project.tz")
+        origins = st.text_input("Allowed origins (comma separated)", key="admin.project.origins")
+        if st.form_submit_button("Create project"):
+            attempt(lambda s: service.create_project(
+                s, name=name, domain=domain, timezone=timezone,
+                allowed_origins=[o.strip() for o in origins.split(",") if o.strip()]),
+                f"project {name} created")
+    if project_ids:
+        with st.form("admin.project.update"):
+            st.markdown("**Edit a project**")
+            pid = st.selectbox("Project", project_ids, key="admin.project.edit")
+            current = next(p for p in projects if p["id"] == pid)
+            new_name = st.text_input("Name", value=current["name"])
+            new_domain = st.text_input("Domain", value=current["domain"])
+            new_tz = st.text_input("Time zone", value=current["timezone"])
+            new_origins = st.text_input("Allowed origins", value=current["allowed_origins"])
+            if st.form_submit_button("Save"):
+                attempt(lambda s: service.update_project(
+                    s, pid, name=new_name, domain=new_domain, timezone=new_tz,
+                    allowed_origins=[o.strip() for o in new_origins.split(",") if o.strip()]),
+                    f"project {pid} saved")
+
+with clients_tab:
+    secret = st.session_state.pop(SECRET_KEY, None)
+    if secret:
+        st.success("Client created. Copy its secret now: it is shown only once.")
+        st.code(f"client id: {secret[0]}\nclient secret: {secret[1]}", language=None)
+    st.dataframe(pd.DataFrame(clients), hide_index=True, width="stretch")
+    if project_ids:
+        with st.form("admin.client.create", clear_on_submit=True):
+            st.markdown("**New API client**")
+            pid = st.selectbox("Project", project_ids, key="admin.client.project")
+            client_name = st.text_input("Name", key="admin.client.name")
+            client_type = st.selectbox("Type", ["write", "read", "root"], key="admin.client.type")
+            client_origins = st.text_input("Allowed origins (comma separated; empty = the "
+                                           "project's)", key="admin.client.origins")
+            with_secret = st.checkbox("With a secret (server-side or read clients)", value=True,
+                                      key="admin.client.secret")
+            if st.form_submit_button("Create client"):
+                try:
+                    with session_scope() as session:
+                        created, plain = service.create_client(
+                            session, project_id=pid, type=client_type, name=client_name,
+                            origins=[o.strip() for o in client_origins.split(",") if o.strip()],
+                            with_secret=with_secret)
+                        client_id = created.id
+                except AccountsError as error:
+                    st.error(error.message)
+                else:
+                    st.session_state[SECRET_KEY] = (client_id, plain or "(none: origin-only)")
+                    st.rerun()
+    active = [c["id"] for c in clients if c["revoked_at"] is None]
+    if active:
+        with st.form("admin.client.revoke"):
+            cid = st.selectbox("Client to revoke", active, key="admin.client.revoke_id",
+                               format_func=lambda c: next(f"{x['name']} ({x['project']}, {c})"
+                                                          for x in clients if x["id"] == c))
+            if st.form_submit_button("Revoke"):
+                attempt(lambda s: service.revoke_client(s, cid), "client revoked")
+
+with users_tab:
+    st.dataframe(pd.DataFrame(users), hide_index=True, width="stretch")
+    with st.form("admin.user.create", clear_on_submit=True):
+        st.markdown("**New user**")
+        email = st.text_input("E-mail", key="admin.user.email")
+        user_name = st.text_input("Name", key="admin.user.name")
+        password = st.text_input("Password", type="password", key="admin.user.password")
+        is_admin = st.checkbox("Admin (sees every project)", key="admin.user.admin")
+        access = st.multiselect("Projects", project_ids, key="admin.user.projects")
+        if st.form_submit_button("Create user"):
+            attempt(lambda s: service.create_user(s, email=email, password=password,
+                                                  name=user_name, is_admin=is_admin,
+                                                  project_ids=access), f"user {email} created")
+    if users and project_ids:
+        with st.form("admin.user.access"):
+            st.markdown("**Project access**")
+            emails = {u["id"]: u["email"] for u in users}
+            uid = st.selectbox("User", list(emails), key="admin.access.user",
+                               format_func=emails.get)
+            pid = st.selectbox("Project", project_ids, key="admin.access.project")
+            grant, revoke = st.columns(2)
+            if grant.form_submit_button("Grant access"):
+                attempt(lambda s: service.grant_access(s, uid, pid), "access granted")
+            if revoke.form_submit_button("Revoke access"):
+                attempt(lambda s: service.revoke_access(s, uid, pid), "access revoked")

@@ -1,0 +1,123 @@
+"""Plotly figures and number formats of the dashboards (pages stay UI-only)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from app.periods import Granularity
+
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320,
+           "legend": {"orientation": "h", "y": -0.15}}
+
+
+# --- number formats ----------------------------------------------------------------------
+
+def format_count(value: float) -> str:
+    return f"{int(round(value)):,}"
+
+
+def format_rate(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s"
+
+
+def format_ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def change(current: float, previous: float) -> str | None:
+    """The change against the previous period as a signed percentage (None without a base)."""
+    if not previous:
+        return None if not current else "new"
+    return f"{(current - previous) / previous * 100:+.1f}%"
+
+
+# --- figures -----------------------------------------------------------------------------
+
+_TICK_FORMAT = {Granularity.HOUR: "%b %d %H:%M", Granularity.DAY: "%b %d",
+                Granularity.WEEK: "%b %d", Granularity.MONTH: "%b %Y"}
+
+
+def timeseries(current: pd.DataFrame, previous: pd.DataFrame, metric: str, label: str,
+               granularity: Granularity) -> go.Figure:
+    """The range's series with the previous period overlaid bucket by bucket (dashed)."""
+    figure = go.Figure()
+    aligned = previous[metric].reindex(range(len(current))).to_numpy()
+    figure.add_scatter(x=current.bucket, y=aligned, name="Previous period", mode="lines",
+                       line={"dash": "dot", "color": "#9aa5b1"},
+                       customdata=previous.bucket.reindex(range(len(current))),
+                       hovertemplate="%{customdata|%b %d %H:%M}: %{y}<extra></extra>")
+    figure.add_scatter(x=current.bucket, y=current[metric], name=label, mode="lines+markers",
+                       line={"color": "#2563eb", "width": 3})
+    figure.update_layout(**_LAYOUT, hovermode="x unified",
+                         xaxis={"tickformat": _TICK_FORMAT[granularity]},
+                         yaxis={"rangemode": "tozero"})
+    return figure
+
+
+def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
+    figure = px.bar(frame, x=x, y=y, title=title)
+    figure.update_layout(**_LAYOUT)
+    return figure
+
+
+def stacked_bars(frame: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
+    figure = px.bar(frame, x=x, y=y, color=color)
+    figure.update_layout(**_LAYOUT, barmode="stack")
+    return figure
+
+
+@cache
+def _alpha3_codes() -> dict[str, str]:
+    """ISO 3166 alpha-2 -> alpha-3 from CLDR's territory aliases (via Babel)."""
+    try:
+        from babel.core import get_global
+    except ImportError:
+        return {}
+    aliases = get_global("territory_aliases")
+    return {targets[0]: alias for alias, targets in aliases.items()
+            if len(alias) == 3 and alias.isalpha() and len(targets) == 1 and len(targets[0]) == 2}
+
+
+def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
+    """A choropleth of ``frame`` (columns: value = ISO alpha-2 country code, ``value``)."""
+    codes = _alpha3_codes()
+    data = frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"])
+    figure = px.choropleth(data, locations="iso3", color=value, hover_name="value",
+                           color_continuous_scale="Blues")
+    figure.update_layout(**{**_LAYOUT, "height": 360}, geo={"showframe": False})
+    return figure
+
+
+def funnel(frame: pd.DataFrame) -> go.Figure:
+    figure = go.Figure(go.Funnel(
+        y=[f"{row.step}. {row.event_name}" for row in frame.itertuples()],
+        x=frame.visitors, textinfo="value+percent initial"))
+    figure.update_layout(**_LAYOUT)
+    return figure
+
+
+def retention_heatmap(frame: pd.DataFrame, granularity: str) -> go.Figure:
+    """Cohorts (rows) × periods (columns), coloured by the retained share."""
+    grid = frame.pivot_table(index="cohort", columns="period", values="rate")
+    sizes = frame.groupby("cohort")["cohort_size"].first()
+    labels = [f"{pd.Timestamp(c):%Y-%m-%d} ({sizes[c]:,})" for c in grid.index]
+    figure = go.Figure(go.Heatmap(
+        z=grid.to_numpy(), x=[f"{granularity} {p}" for p in grid.columns], y=labels,
+        colorscale="Blues", zmin=0, zmax=1, text=(grid * 100).round(1).to_numpy(),
+        texttemplate="%{text}%", hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>"))
+    figure.update_layout(**{**_LAYOUT, "height": max(320, 28 * len(grid) + 80)},
+                         yaxis={"autorange": "reversed"})
+    return figure

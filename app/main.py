@@ -1,0 +1,47 @@
+"""Trackhouse dashboards: the Streamlit entry script (``trackhouse app`` runs it).
+
+Nothing but the login page is reachable without logging in: the navigation itself only holds
+the analytics pages once ``st.session_state`` has a user, and Admin only for admins.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run app/main.py` puts app/ on sys.path, not the repository root that holds the
+# `app`, `accounts` and `warehouse` packages.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from app import auth  # noqa: E402
+from app.controls import pick_project  # noqa: E402
+from app.page_context import PROJECT_KEY  # noqa: E402
+
+PAGES = Path(__file__).parent / "app_pages"
+
+st.set_page_config(page_title="Trackhouse", page_icon="📊", layout="wide")
+
+user = auth.current_user()
+if user is None:
+    navigation = st.navigation([st.Page(auth.login_page, title="Log in", url_path="login")])
+else:
+    analytics = [
+        st.Page(PAGES / "overview.py", title="Overview", icon="📈", default=True),
+        st.Page(PAGES / "realtime.py", title="Realtime", icon="⚡"),
+        st.Page(PAGES / "events.py", title="Events", icon="🎯"),
+        st.Page(PAGES / "funnels.py", title="Funnels", icon="🔻"),
+        st.Page(PAGES / "retention.py", title="Retention", icon="🔁"),
+        st.Page(PAGES / "profiles.py", title="Profiles", icon="👤"),
+    ]
+    sections = {"Analytics": analytics}
+    if user.is_admin:
+        sections["Settings"] = [st.Page(PAGES / "admin.py", title="Admin", icon="⚙️")]
+    navigation = st.navigation(sections)
+    # The picker lives in the entry script so its state survives page changes.
+    st.session_state[PROJECT_KEY] = pick_project(auth.visible_projects(user))
+    auth.sidebar_account(user)
+navigation.run()

@@ -1,0 +1,100 @@
+"""What every query shares: the one warehouse client, table names, the range and filter SQL.
+
+Queries are functions of plain, hashable arguments (project id, ``DateRange``, a tuple of
+``Filter``), so ``st.cache_data`` can key on them; the SQL is written by hand with ClickHouse
+server-side parameters (``{name:Type}``) and never formats user input into the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from clickhouse_connect.driver.client import Client
+
+from app.filters import Filter, SqlFragment, compile_filters, split_by_level
+from app.periods import DateRange
+from trackhouse.settings import get_settings
+from warehouse.client import warehouse
+
+# Marts change when dbt runs (minutes); raw-event tiles are near real time.
+MART_TTL_S = 300
+RAW_TTL_S = 60
+REALTIME_TTL_S = 5
+
+# Events that count: bots are stored flagged but never counted, and the session system
+# events are not Trackhouse events (metrics.md).
+COUNTED_EVENT = "not is_bot and name not in ('session_start', 'session_end')"
+PAGE_VIEW = "screen_view"
+
+
+@st.cache_resource
+def client() -> Client:
+    """The process-wide warehouse client (clickhouse-connect is safe across threads)."""
+    return warehouse()
+
+
+def raw_table(name: str) -> str:
+    return f"{get_settings().raw_database}.{name}"
+
+
+def mart(name: str) -> str:
+    return f"{get_settings().analytics_database}.{name}"
+
+
+def run(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Run one query with server-side parameters and return its rows as a DataFrame."""
+    return client().query_df(sql, parameters=params or {})
+
+
+def range_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
+    start, end = date_range.utc_bounds()
+    return {"project": project_id, "start": start, "end": end, "start_day": date_range.start,
+            "end_day": date_range.end, "tz": date_range.tz}
+
+
+# Events of the project inside the range (the sorting key starts with project and date).
+EVENTS_IN_RANGE = (
+    "project_id = {project:String} and created_at >= {start:DateTime64(3, 'UTC')} "
+    "and created_at < {end:DateTime64(3, 'UTC')} and " + COUNTED_EVENT
+)
+# Sessions whose project day (day of started_at in the project's zone) is inside the range.
+SESSIONS_IN_RANGE = (
+    "project_id = {project:String} and day between {start_day:Date} and {end_day:Date}"
+)
+
+
+def event_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
+    """Filters on raw events: every field is a column of the event itself."""
+    return compile_filters(filters, prefix="ef")
+
+
+def session_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
+    """Filters on the sessions mart — the table decider.
+
+    Session fields compare with the session's own columns (those of its first event). Event
+    fields (path, event name, properties) keep the sessions that contain a matching event: a
+    join of the range's sessions with the matching events of the same device inside the
+    session's time span.
+    """
+    session_level, event_level = split_by_level(filters)
+    direct = compile_filters(session_level, prefix="sf")
+    if not event_level:
+        return direct
+    matching = compile_filters(event_level, prefix="sef")
+    semi_join = f"""session_id in (
+        select s.session_id
+        from {mart('sessions')} as s
+        inner join (
+            select device_id, created_at from {raw_table('events')}
+            -- no upper bound: sessions do not split at the range's end
+            where project_id = {{project:String}}
+              and created_at >= {{start:DateTime64(3, 'UTC')}}
+              and {COUNTED_EVENT} and {matching.sql}
+        ) as e on s.device_id = e.device_id
+        where s.project_id = {{project:String}}
+          and s.day between {{start_day:Date}} and {{end_day:Date}}
+          and e.created_at between s.started_at and s.ended_at
+    )"""
+    return SqlFragment(f"{direct.sql} and {semi_join}", {**direct.params, **matching.params})

@@ -1,0 +1,76 @@
+"""Custom events and their properties (raw events, filters applied)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.filters import Filter
+from app.periods import BUCKET_SQL, DateRange, Granularity
+from app.queries.base import (
+    EVENTS_IN_RANGE,
+    PAGE_VIEW,
+    RAW_TTL_S,
+    event_filter_sql,
+    range_params,
+    raw_table,
+    run,
+)
+
+Filters = tuple[Filter, ...]
+
+
+@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
+    """Every event name except page views: occurrences and distinct visitors."""
+    where = event_filter_sql(filters)
+    return run(
+        f"""select name, count() as events, uniqExact(device_id) as visitors
+        from {raw_table('events')}
+        where {EVENTS_IN_RANGE} and name != '{PAGE_VIEW}' and {where.sql}
+        group by name order by events desc, name""",
+        {**range_params(project_id, date_range), **where.params},
+    )
+
+
+@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def event_trend(project_id: str, date_range: DateRange, granularity: Granularity,
+                names: tuple[str, ...], filters: Filters = ()) -> pd.DataFrame:
+    """Occurrences per bucket of the named events (long format: bucket, name, events)."""
+    where = event_filter_sql(filters)
+    bucket = BUCKET_SQL[granularity].format(column="created_at")
+    frame = run(
+        f"""select toString({bucket}) as bucket, name, count() as events
+        from {raw_table('events')}
+        where {EVENTS_IN_RANGE} and name in {{names:Array(String)}} and {where.sql}
+        group by bucket, name order by bucket, name""",
+        {**range_params(project_id, date_range), **where.params, "names": list(names)},
+    )
+    frame["bucket"] = pd.to_datetime(frame["bucket"])
+    return frame
+
+
+@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def event_properties(project_id: str, date_range: DateRange, name: str,
+                     filters: Filters = (), limit: int = 50) -> pd.DataFrame:
+    """The property keys and values of one event, by occurrences."""
+    where = event_filter_sql(filters)
+    return run(
+        f"""select key, value, count() as events, uniqExact(device_id) as visitors
+        from {raw_table('events')}
+        array join mapKeys(properties) as key, mapValues(properties) as value
+        where {EVENTS_IN_RANGE} and name = {{name:String}} and {where.sql}
+        group by key, value order by events desc, key, value limit {{limit:UInt32}}""",
+        {**range_params(project_id, date_range), **where.params, "name": name, "limit": limit},
+    )
+
+
+@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def event_names(project_id: str, date_range: DateRange) -> list[str]:
+    """Every event name seen in the range (for pickers)."""
+    frame = run(
+        f"""select distinct name from {raw_table('events')}
+        where {EVENTS_IN_RANGE} order by name""",
+        range_params(project_id, date_range),
+    )
+    return [str(n) for n in frame.name]

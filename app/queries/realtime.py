@@ -1,0 +1,65 @@
+"""Realtime questions, straight from raw events (the marts lag by a dbt run)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.queries.base import COUNTED_EVENT, REALTIME_TTL_S, raw_table, run
+
+RECENT = "project_id = {project:String} and " + COUNTED_EVENT
+
+
+@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+def live_visitors(project_id: str, minutes: int = 5) -> int:
+    """Distinct devices with an event in the last ``minutes`` minutes."""
+    frame = run(
+        f"""select uniqExact(device_id) as visitors from {raw_table('events')}
+        where {RECENT} and created_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})""",
+        {"project": project_id, "minutes": minutes},
+    )
+    return int(frame.visitors[0])
+
+
+@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+def events_per_minute(project_id: str, minutes: int = 30) -> pd.DataFrame:
+    """Events per minute over the last ``minutes`` minutes, every minute present."""
+    return run(
+        f"""with toStartOfMinute(now()) as this_minute
+        select minute, countIf(name = 'screen_view') as pageviews, count() - pageviews as other
+        from (
+            select toStartOfMinute(created_at) as minute, name from {raw_table('events')}
+            where {RECENT} and created_at >= this_minute - toIntervalMinute({{minutes:UInt32}} - 1)
+        )
+        group by minute
+        order by minute with fill
+            from this_minute - toIntervalMinute({{minutes:UInt32}} - 1)
+            to this_minute + 60 step 60""",
+        {"project": project_id, "minutes": minutes},
+    )
+
+
+@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+def live_stream(project_id: str, limit: int = 50) -> pd.DataFrame:
+    """The latest events, newest first."""
+    return run(
+        f"""select created_at, name, path, device_id, country, city, browser, os, referrer_name
+        from {raw_table('events')}
+        where {RECENT} and created_at >= now64(3) - toIntervalHour(24)
+        order by created_at desc limit {{limit:UInt32}}""",
+        {"project": project_id, "limit": limit},
+    )
+
+
+@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+def live_sources(project_id: str, minutes: int = 30) -> pd.DataFrame:
+    """Where the last ``minutes`` minutes of visitors come from."""
+    return run(
+        f"""select if(referrer_name != '', referrer_name,
+                      if(referrer = '', '(direct)', domain(referrer))) as source,
+               uniqExact(device_id) as visitors
+        from {raw_table('events')}
+        where {RECENT} and created_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})
+        group by source order by visitors desc, source limit 10""",
+        {"project": project_id, "minutes": minutes},
+    )
