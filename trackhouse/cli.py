@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from trackhouse.commands import dashboards, stack, warehouse
+from trackhouse.commands import accounts, dashboards, orchestration, stack, warehouse
 
 app = typer.Typer(
     help="Trackhouse: self-hosted web and product analytics on ClickHouse, dbt, Dagster "
@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (stack, warehouse, dashboards):
+for module in (stack, warehouse, accounts, dashboards, orchestration):
     module.register(app)
 
 

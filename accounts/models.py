@@ -1,0 +1,163 @@
+"""Tables of the metadata database (SQLAlchemy 2 typed declarative).
+
+Times are stored as UTC and always come back timezone-aware, on SQLite too (which keeps no
+offset). Lists of origins are JSON columns so the same schema works on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+CLIENT_TYPES = ("write", "read", "root")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and returned with ``tzinfo=UTC`` on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware UTC time")
+        value = value.astimezone(UTC)
+        # SQLite has no offset type: store the UTC wall time.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Named constraints so that later migrations (and SQLite batch mode) can refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime, list[str]: JSON}
+
+
+class User(Base):
+    """A person who logs in to the dashboards; admins see every project."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, email={self.email!r}, is_admin={self.is_admin!r})"
+
+
+class Project(Base):
+    """A tracked site or app; its id (a URL-safe slug) is the ``project_id`` of every event."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Origins browsers may send events from, for clients that have none of their own.
+    allowed_origins: Mapped[list[str]] = mapped_column(default=list)
+    # The Plausible tracker's ``d`` and the Umami tracker's ``website`` select the project.
+    plausible_domain: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    umami_website_id: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    clients: Mapped[list[Client]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self) -> str:
+        return f"Project(id={self.id!r}, name={self.name!r}, timezone={self.timezone!r})"
+
+
+class Client(Base):
+    """An API client of a project: ``write`` ingests, ``read`` reads, ``root`` does both.
+
+    Only the argon2 hash of the secret is stored; a client without a secret is a browser
+    client, authenticated by its ``Origin``.
+    """
+
+    __tablename__ = "clients"
+    __table_args__ = (
+        CheckConstraint("type in ('write', 'read', 'root')", name="type"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[str] = mapped_column(String(8), default="write")
+    secret_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Empty: the project's allowed origins apply.
+    allowed_origins: Mapped[list[str]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    project: Mapped[Project] = relationship(back_populates="clients")
+
+    @property
+    def has_secret(self) -> bool:
+        return self.secret_hash is not None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def __repr__(self) -> str:
+        # Never the secret hash: reprs end up in logs.
+        return (
+            f"Client(id={self.id!r}, project_id={self.project_id!r}, type={self.type!r}, "
+            f"has_secret={self.has_secret!r}, revoked={self.is_revoked!r})"
+        )
+
+
+class ProjectAccess(Base):
+    """Which projects a non-admin user may see."""
+
+    __tablename__ = "project_access"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
