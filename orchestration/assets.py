@@ -1,0 +1,158 @@
+"""Assets: every dbt model (with its tests as asset checks) and the raw tables it reads.
+
+The graph reads raw (observable source assets, one per dbt source table) -> staging ->
+intermediate -> marts; the group of each dbt model is the folder it lives in.
+"""
+
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    DataVersion,
+    MetadataValue,
+    ObserveResult,
+    RetryRequested,
+    multi_observable_source_asset,
+)
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+    group_from_dbt_resource_props_fallback_to_directory,
+)
+
+from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
+from orchestration.resources import WarehouseResource
+
+RAW_GROUP = "raw"
+# The column that says how recent each raw table is (warehouse/migrations/0001_raw_schema.sql):
+# the event time for events, the update time for the versioned profile and project rows.
+NEWEST_TIME_COLUMN = {"events": "created_at", "profiles": "updated_at", "projects": "updated_at"}
+
+# Substrings of dbt errors that mean the warehouse was briefly unreachable or overloaded, not
+# that a model or a test is wrong: only these are retried.
+TRANSIENT_WAREHOUSE_ERRORS = (
+    "Connection refused",
+    "Connection reset",
+    "Connection aborted",
+    "RemoteDisconnected",
+    "Max retries exceeded",
+    "timed out",
+    "ConnectTimeout",
+    "Temporary failure in name resolution",
+    "TOO_MANY_SIMULTANEOUS_QUERIES",
+    "NETWORK_ERROR",
+    "SOCKET_TIMEOUT",
+    "Service Unavailable",
+)
+MAX_TRANSIENT_RETRIES = 3
+
+
+class TrackhouseDbtTranslator(DagsterDbtTranslator):
+    """dbt models are grouped by their folder: staging, intermediate, marts."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return RAW_GROUP
+        return group_from_dbt_resource_props_fallback_to_directory(dbt_resource_props)
+
+
+dbt_translator = TrackhouseDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+)
+
+
+class DbtBuildConfig(Config):
+    """Run configuration of a dbt build (the full-refresh schedule sets ``full_refresh``)."""
+
+    full_refresh: bool = False
+    retry_base_delay_s: float = 15.0
+
+
+def is_transient_warehouse_error(message: str) -> bool:
+    return any(marker in message for marker in TRANSIENT_WAREHOUSE_ERRORS)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=dbt_translator,
+    # One slot in the `dbt` pool (dagster.yaml): two builds never write the same tables at once.
+    pool="dbt",
+)
+def dbt_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+) -> Iterator[Any]:
+    """``dbt build`` of the selected models: materializations, then their tests as checks."""
+    apply_dbt_env()
+    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+    invocation = dbt.cli(args, context=context, raise_on_error=False)
+    yield from invocation.stream()
+    error = invocation.get_error()
+    if error is None:
+        return
+    if is_transient_warehouse_error(str(error)) and context.retry_number < MAX_TRANSIENT_RETRIES:
+        delay_s = config.retry_base_delay_s * 2**context.retry_number
+        context.log.warning(
+            f"warehouse unreachable or overloaded; dbt build retried in {delay_s:.0f} s "
+            f"(attempt {context.retry_number + 2} of {MAX_TRANSIENT_RETRIES + 1})"
+        )
+        raise RetryRequested(max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=delay_s) from error
+    raise error
+
+
+def raw_source_specs(manifest: Mapping[str, Any]) -> list[AssetSpec]:
+    """One spec per dbt source table, keyed exactly as the dbt models' dependencies are."""
+    specs = []
+    for source in manifest["sources"].values():
+        specs.append(
+            AssetSpec(
+                key=dbt_translator.get_asset_key(source),
+                group_name=RAW_GROUP,
+                description=source.get("description") or f"Raw table {source['identifier']}.",
+                metadata={
+                    "database": source["schema"],
+                    "table": source["identifier"],
+                    "newest_time_column": NEWEST_TIME_COLUMN.get(source["identifier"])
+                    or source.get("loaded_at_field")
+                    or "",
+                },
+            )
+        )
+    return specs
+
+
+raw_specs = raw_source_specs(dbt_manifest())
+RAW_EVENTS_KEY: AssetKey = next(
+    (spec.key for spec in raw_specs if spec.metadata["table"] == "events"), AssetKey("events")
+)
+
+
+@multi_observable_source_asset(specs=raw_specs, name="raw_tables")
+def raw_tables(warehouse: WarehouseResource) -> Iterator[ObserveResult]:
+    """Observe each raw table: stored rows and the newest event (or update) time."""
+    client = warehouse.client()
+    try:
+        for spec in raw_specs:
+            table = f"`{spec.metadata['database']}`.`{spec.metadata['table']}`"
+            time_column = spec.metadata["newest_time_column"]
+            newest_sql = f"max(`{time_column}`)" if time_column else "null"
+            rows, newest = client.query(f"select count(), {newest_sql} from {table}").first_row
+            metadata: dict[str, Any] = {"row_count": MetadataValue.int(rows)}
+            if newest is not None and rows:
+                newest_utc = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
+                metadata["newest_event_time"] = MetadataValue.timestamp(newest_utc)
+            yield ObserveResult(
+                asset_key=spec.key,
+                metadata=metadata,
+                data_version=DataVersion(f"{rows}@{newest.isoformat() if newest else ''}"),
+            )
+    finally:
+        client.close()

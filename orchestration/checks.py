@@ -1,0 +1,146 @@
+"""Asset checks beyond the dbt tests (which dagster-dbt turns into checks by itself).
+
+- freshness of every mart: last materialized within two of its schedule intervals;
+- the collector's Redis buffer: rows waiting to land, and rows parked in the dead-letter store.
+  dbt cannot see either, so they are checked against Redis and attached to the raw events table
+  they are on their way to.
+"""
+
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    DefaultSensorStatus,
+    MetadataValue,
+    asset_check,
+    build_last_update_freshness_checks,
+    build_sensor_for_freshness_checks,
+)
+from redis import Redis, RedisError
+
+from orchestration.assets import RAW_EVENTS_KEY, dbt_translator
+from orchestration.project import dbt_manifest
+from orchestration.resources import RedisResource
+from trackhouse.settings import get_settings
+
+# The marts with their own, slower cadence (schedules.py); every other mart is incremental.
+SLOW_MARTS = ("funnel_steps", "retention")
+
+
+def mart_models(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The dbt models that live in ``models/marts/``."""
+    return [
+        node for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+        and node["original_file_path"].replace("\\", "/").startswith("models/marts/")
+    ]
+
+
+def mart_keys(manifest: Mapping[str, Any], *, slow: bool) -> list[AssetKey]:
+    return [
+        dbt_translator.get_asset_key(node) for node in mart_models(manifest)
+        if (node["name"] in SLOW_MARTS) == slow
+    ]
+
+
+def build_freshness_checks() -> list[AssetChecksDefinition]:
+    """A mart is stale when its last build is older than two of its schedule intervals (one
+    interval for the next tick plus room for the run itself)."""
+    settings = get_settings()
+    checks: list[AssetChecksDefinition] = []
+    for slow, minutes in ((False, settings.marts_interval_minutes),
+                          (True, settings.funnels_interval_minutes)):
+        keys = mart_keys(dbt_manifest(), slow=slow)
+        if keys:
+            checks.extend(build_last_update_freshness_checks(
+                assets=keys, lower_bound_delta=timedelta(minutes=2 * minutes),
+            ))
+    return checks
+
+
+freshness_checks = build_freshness_checks()
+freshness_sensor = build_sensor_for_freshness_checks(
+    freshness_checks=freshness_checks, default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+)
+
+
+# --- the collector's Redis buffer ---------------------------------------------------------
+# Key names of collector/buffer.py (``Keys``), repeated here by name because nothing imports
+# the collector but the CLI (docs/architecture.md); keep the two in step.
+COLLECTOR_TABLES = ("events", "profiles")
+BUFFER_KEYS = tuple(f"th:buf:{table}" for table in COLLECTOR_TABLES)
+INFLIGHT_ROWS_KEY = "th:inflight_rows"  # rows claimed into batches, not yet acknowledged
+DEAD_LETTER_KEYS = tuple(f"th:dead:{table}" for table in COLLECTOR_TABLES)
+
+
+def _total_length(client: Redis, keys: Sequence[str]) -> int:
+    """Sum of the sizes of ``keys``, whatever Redis type each one has (absent keys count 0)."""
+    sizes = {"list": client.llen, "stream": client.xlen, "zset": client.zcard,
+             "set": client.scard, "hash": client.hlen}
+    total = 0
+    for key in keys:
+        kind = client.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind in sizes:
+            total += int(sizes[kind](key))
+    return total
+
+
+def buffer_backlog(client: Redis) -> int:
+    """Rows accepted by the collector and not yet landed: buffered plus claimed in batches (the
+    same sum the collector bounds with TRACKHOUSE_COLLECTOR_BACKLOG_LIMIT)."""
+    return _total_length(client, BUFFER_KEYS) + int(client.get(INFLIGHT_ROWS_KEY) or 0)
+
+
+def dead_letters(client: Redis) -> int:
+    """Rows (or batches) the worker gave up on, kept for inspection and replay."""
+    return _total_length(client, DEAD_LETTER_KEYS)
+
+
+def _redis_count_check(
+    redis: RedisResource, count: Callable[[Redis], int], *, name: str, limit: int,
+    severity: AssetCheckSeverity,
+) -> AssetCheckResult:
+    """Pass while ``count`` (read from the collector's Redis) is at most ``limit``."""
+    try:
+        value = count(redis.client())
+    except RedisError as error:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.WARN,
+                                description=f"Redis unreachable: {error}")
+    passed = value <= limit
+    return AssetCheckResult(
+        passed=passed, severity=severity,
+        metadata={name: MetadataValue.int(value), "alert_above": MetadataValue.int(limit)},
+        description=None if passed else f"{name} = {value} (alert above {limit})",
+    )
+
+
+@asset_check(
+    asset=RAW_EVENTS_KEY, name="collector_buffer_backlog",
+    description="Rows waiting in the collector's Redis buffer stay at most "
+    "TRACKHOUSE_BUFFER_BACKLOG_ALERT_ROWS (else the worker is down or falling behind).",
+)
+def collector_buffer_backlog(redis: RedisResource) -> AssetCheckResult:
+    return _redis_count_check(redis, buffer_backlog, name="backlog_rows",
+                              limit=get_settings().buffer_backlog_alert_rows,
+                              severity=AssetCheckSeverity.WARN)
+
+
+@asset_check(
+    asset=RAW_EVENTS_KEY, name="dead_letter_store_empty",
+    description="Nothing parked in the collector's dead-letter store (rows the worker could "
+    "not land; inspect and replay them).",
+)
+def dead_letter_store_empty(redis: RedisResource) -> AssetCheckResult:
+    return _redis_count_check(redis, dead_letters, name="dead_letters", limit=0,
+                              severity=AssetCheckSeverity.ERROR)
+
+
+collector_checks = [collector_buffer_backlog, dead_letter_store_empty]

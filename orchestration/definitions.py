@@ -1,0 +1,28 @@
+"""The one Dagster ``Definitions`` of Trackhouse, assembled from the modules beside it.
+
+Load it with ``dagster-webserver -m orchestration.definitions`` (``trackhouse dagster`` does).
+"""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from orchestration.assets import dbt_models, raw_tables
+from orchestration.checks import collector_checks, freshness_checks, freshness_sensor
+from orchestration.resources import build_resources
+from orchestration.schedules import (
+    first_build_sensor,
+    full_refresh_job,
+    funnels_and_retention_job,
+    incremental_marts_job,
+    schedules,
+)
+
+defs = Definitions(
+    assets=[raw_tables, dbt_models],
+    asset_checks=[*collector_checks, *freshness_checks],
+    jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job],
+    schedules=schedules,
+    sensors=[first_build_sensor, freshness_sensor],
+    resources=build_resources(),
+)

@@ -1,0 +1,58 @@
+"""The dbt project Dagster orchestrates: ``dbt_project/`` with its own ``profiles.yml``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dagster_dbt import DbtProject
+
+from trackhouse.settings import PROJECT_ROOT, get_settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def apply_dbt_env() -> None:
+    """Point every dbt invocation of this process at the Trackhouse warehouse.
+
+    dagster-dbt hands ``os.environ`` to the dbt subprocess (and reads the profile in-process to
+    build an adapter), and the profile reads its connection from environment variables, so the
+    variables derived from the settings go into this process's environment, plus dbt's
+    do-not-track switch. The dbt executable of this Python environment goes first on PATH
+    (dagster-dbt's manifest preparer looks ``dbt`` up there).
+    """
+    from trackhouse.dbt import dbt_env
+
+    bin_dir = str(DBT_EXECUTABLE.parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+    os.environ.update(dbt_env(get_settings()))
+    os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
+    os.environ["DO_NOT_TRACK"] = "1"
+
+
+def prepare_manifest() -> None:
+    """Write ``dbt_project/target/manifest.json`` (``dbt deps`` if needed, then ``dbt parse``)."""
+    apply_dbt_env()
+    dbt_project.preparer.prepare(dbt_project)
+
+
+# Under `dagster dev` the manifest is re-parsed on every code load so model edits show up at
+# once; in production `trackhouse dagster` parses it once before starting (prepare_manifest).
+if dbt_project.preparer.using_dagster_dev():
+    apply_dbt_env()
+dbt_project.prepare_if_dev()
+
+
+@cache
+def dbt_manifest() -> dict[str, Any]:
+    """The parsed ``manifest.json`` (sources, models, tests) the assets are built from."""
+    return json.loads(dbt_project.manifest_path.read_text())

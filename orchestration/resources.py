@@ -1,0 +1,45 @@
+"""Resources the assets and checks use: dbt, the warehouse and the collector's Redis.
+
+They read the one Trackhouse settings object when they are used (not when the code loads), so
+a run always talks to the services the current settings name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from clickhouse_connect.driver.client import Client
+from dagster import ConfigurableResource
+from dagster_dbt import DbtCliResource
+
+from orchestration.project import DBT_EXECUTABLE, dbt_project
+from trackhouse.settings import get_settings
+
+
+class WarehouseResource(ConfigurableResource):
+    """ClickHouse through ``warehouse.client.warehouse`` (the project's one client)."""
+
+    def client(self) -> Client:
+        from warehouse.client import warehouse
+
+        return warehouse()
+
+
+class RedisResource(ConfigurableResource):
+    """The Redis the collector buffers in (``TRACKHOUSE_REDIS_URL`` unless ``url`` is given)."""
+
+    url: str | None = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.url or get_settings().redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+
+
+def build_resources() -> dict[str, Any]:
+    return {
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)),
+        "warehouse": WarehouseResource(),
+        "redis": RedisResource(),
+    }
