@@ -1,0 +1,28 @@
+"""FastAPI dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from clickhouse_connect.driver.client import Client as WarehouseClient
+from fastapi import Depends, Request
+
+from collector.ingest import Services
+from collector.origins import KnownOrigins
+from collector.ratelimit import RateLimits
+
+
+@dataclass
+class AppState:
+    services: Services
+    rate_limits: RateLimits
+    known_origins: KnownOrigins
+    warehouse: WarehouseClient | None = None
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.collector
+
+
+StateDep = Annotated[AppState, Depends(get_state)]

@@ -1,0 +1,1 @@
+"""Enrichment of incoming events: each module is one concern, each a plain function."""

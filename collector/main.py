@@ -1,0 +1,64 @@
+"""The collector's FastAPI application, built by ``create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from redis.asyncio import Redis
+
+from collector.deps import AppState
+from collector.enrich.geo import GeoLocator
+from collector.enrich.referrer import referrer_index
+from collector.http import ApiError, error_response
+from collector.ingest import Services
+from collector.origins import KnownOrigins
+from collector.ratelimit import RateLimits
+from collector.routers import health, track
+from trackhouse.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, max_connections=256)
+        referrer_index()  # load the referrer list before the first request
+        services = Services(settings=settings, redis=redis,
+                            geo=GeoLocator(settings.collector_geo_db_path))
+        state = AppState(
+            services=services,
+            rate_limits=RateLimits(settings.redis_url, settings.collector_rate_limit_client,
+                                   settings.collector_rate_limit_ip),
+            known_origins=KnownOrigins(),
+        )
+        app.state.collector = state
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            if state.warehouse is not None:
+                state.warehouse.close()
+
+    app = FastAPI(
+        title="Trackhouse collector",
+        summary="OpenPanel-compatible ingestion API",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> Response:
+        # Errors stay readable cross-origin so a browser SDK sees the 401 (and does not retry).
+        origin = request.headers.get("origin")
+        headers = {**error.headers}
+        if origin:
+            headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        return error_response(error.status_code, error.message, headers)
+
+    app.include_router(track.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,30 @@
+"""Rate limits per client and per visitor IP, counted in Redis with the ``limits`` library
+(shared by every collector process). A hit over a limit is answered 429 with Retry-After."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+from collector.http import ApiError
+
+
+class RateLimits:
+    def __init__(self, redis_url: str, per_client: str, per_ip: str) -> None:
+        self.storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
+        self.limiter = FixedWindowRateLimiter(self.storage)
+        self.per_client = parse(per_client)
+        self.per_ip = parse(per_ip)
+
+    async def check(self, client_id: str, ip: str, cost: int = 1) -> None:
+        """Count ``cost`` hits for the client and the IP; raise ApiError(429) when over."""
+        for scope, item, key in (("client", self.per_client, client_id), ("IP", self.per_ip, ip)):
+            if not await self.limiter.hit(item, scope, key, cost=cost):
+                stats = await self.limiter.get_window_stats(item, scope, key)
+                retry = max(1, math.ceil(stats.reset_time - time.time()))
+                raise ApiError(429, f"rate limit exceeded for this {scope} ({item}); retry later",
+                               headers={"Retry-After": str(retry)})

@@ -1,0 +1,1 @@
+"""Thin HTTP routers; the work happens in plain functions (``collector.ingest``)."""

@@ -1,0 +1,189 @@
+"""The OpenPanel wire protocol as pydantic models: one model per message type.
+
+``parse_message`` turns one decoded JSON value into a typed message or raises
+``MessageError`` with a sentence saying what is wrong (the API answers it as a 400).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+
+EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MAX_NAME = 200
+MAX_PROPERTIES = 200
+MAX_KEY = 200
+MAX_VALUE = 8_000
+RESERVED_EVENT_NAMES = frozenset({"session_start", "session_end"})
+# C0 controls except tab/newline, DEL, and the C1 block: never part of a name or key.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class MessageError(ValueError):
+    """A message that cannot be accepted; the text says why."""
+
+
+def _check_text(value: str, what: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} contains control characters")
+    return value
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
+ProfileId = Annotated[str | int, Field(union_mode="left_to_right")]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow", str_max_length=MAX_VALUE)
+
+
+def _check_properties(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(value) > MAX_PROPERTIES:
+        raise ValueError(f"at most {MAX_PROPERTIES} properties are accepted, got {len(value)}")
+    for key in value:
+        if not key or len(key) > MAX_KEY:
+            raise ValueError(f"property names must be 1-{MAX_KEY} characters")
+        _check_text(key, f"property name {key[:40]!r}")
+    return value
+
+
+class TrackPayload(_Payload):
+    name: Name
+    properties: dict[str, Any] | None = None
+    profileId: ProfileId | None = None  # noqa: N815 (wire name)
+    groups: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value in RESERVED_EVENT_NAMES:
+            raise ValueError(f"'{value}' is reserved: sessions are derived by Trackhouse")
+        return _check_text(value, "the event name")
+
+    _props = field_validator("properties")(_check_properties)
+
+
+class IdentifyPayload(_Payload):
+    profileId: ProfileId  # noqa: N815
+    firstName: str | None = Field(default=None, max_length=MAX_NAME)  # noqa: N815
+    lastName: str | None = Field(default=None, max_length=MAX_NAME)  # noqa: N815
+    # a plain shape check (one @, a dotted domain): deliverability is not the collector's job
+    email: Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_SHAPE)] | None = None
+    avatar: Annotated[str, StringConstraints(pattern=r"^(https?://|data:image/)\S+$")] | None = None
+    properties: dict[str, Any] | None = None
+
+    _props = field_validator("properties")(_check_properties)
+
+
+class IncrementPayload(_Payload):
+    profileId: ProfileId  # noqa: N815
+    property: Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY)]
+    value: float = Field(default=1, gt=0, allow_inf_nan=False)
+
+
+class GroupPayload(_Payload):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)] | None = None
+    name: str | None = Field(default=None, max_length=MAX_NAME)
+    properties: dict[str, Any] | None = None
+
+    _props = field_validator("properties")(_check_properties)
+
+
+class AssignGroupPayload(_Payload):
+    groupIds: list[str] = Field(default_factory=list, max_length=100)  # noqa: N815
+    profileId: ProfileId | None = None  # noqa: N815
+
+
+class TrackMessage(BaseModel):
+    type: Literal["track"]
+    payload: TrackPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+class IdentifyMessage(BaseModel):
+    type: Literal["identify"]
+    payload: IdentifyPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+class IncrementMessage(BaseModel):
+    type: Literal["increment"]
+    payload: IncrementPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+class DecrementMessage(BaseModel):
+    type: Literal["decrement"]
+    payload: IncrementPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+class GroupMessage(BaseModel):
+    type: Literal["group"]
+    payload: GroupPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+class AssignGroupMessage(BaseModel):
+    type: Literal["assign_group"]
+    payload: AssignGroupPayload
+    clientId: str | None = None  # noqa: N815
+    clientSecret: str | None = None  # noqa: N815
+
+
+Message = Annotated[
+    TrackMessage | IdentifyMessage | IncrementMessage | DecrementMessage | GroupMessage
+    | AssignGroupMessage,
+    Field(discriminator="type"),
+]
+_MESSAGE = TypeAdapter(Message)
+MESSAGE_TYPES = ("track", "identify", "increment", "decrement", "group", "assign_group")
+
+
+def describe(error: ValidationError) -> str:
+    """One readable sentence from a pydantic error (the first few problems)."""
+    parts = []
+    for item in error.errors(include_url=False)[:3]:
+        location = ".".join(str(p) for p in item["loc"] if p not in MESSAGE_TYPES)
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
+    return "; ".join(parts)
+
+
+def parse_message(value: Any) -> Message:
+    """Validate one decoded message; raise ``MessageError`` saying what is wrong."""
+    if not isinstance(value, dict):
+        raise MessageError("a message must be a JSON object with 'type' and 'payload'")
+    kind = value.get("type")
+    if kind == "alias":
+        raise MessageError("'alias' is not supported (OpenPanel rejects it too)")
+    if kind not in MESSAGE_TYPES:
+        raise MessageError(f"unknown message type {str(kind)[:40]!r}; expected one of "
+                           f"{', '.join(MESSAGE_TYPES)}")
+    try:
+        return _MESSAGE.validate_python(value)
+    except ValidationError as error:
+        raise MessageError(describe(error)) from None
+
+
+def message_json_schema() -> dict[str, Any]:
+    """The JSON schema of one message, for the OpenAPI document."""
+    return _MESSAGE.json_schema(ref_template="#/components/schemas/{model}")
