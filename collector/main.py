@@ -16,7 +16,7 @@ from collector.http import ApiError, error_response
 from collector.ingest import Services
 from collector.origins import KnownOrigins
 from collector.ratelimit import RateLimits
-from collector.routers import health, track
+from collector.routers import compat, health, track, tracker
 from trackhouse.settings import Settings, get_settings
 
 
@@ -61,4 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(track.router)
     app.include_router(health.router)
+    app.include_router(compat.router)
+    app.include_router(tracker.router)
     return app
