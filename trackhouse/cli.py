@@ -10,7 +10,14 @@ import logging
 
 import typer
 
-from trackhouse.commands import accounts, dashboards, orchestration, stack, warehouse
+from trackhouse.commands import (
+    accounts,
+    collector,
+    dashboards,
+    orchestration,
+    stack,
+    warehouse,
+)
 
 app = typer.Typer(
     help="Trackhouse: self-hosted web and product analytics on ClickHouse, dbt, Dagster "
@@ -19,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (stack, warehouse, accounts, dashboards, orchestration):
+for module in (stack, warehouse, accounts, dashboards, orchestration, collector):
     module.register(app)
 
 

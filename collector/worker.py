@@ -1,0 +1,237 @@
+"""The RQ worker that lands buffered rows in ClickHouse, exactly once in effect.
+
+One ``trackhouse worker`` process runs two loops:
+
+- the *flusher* (a thread) claims batches from the Redis buffer, at ``worker_batch_size`` rows
+  or every ``worker_flush_interval_ms``, whichever comes first, and enqueues one RQ job per
+  batch; it also re-enqueues batches whose worker died or whose retry time has come;
+- an RQ ``SimpleWorker`` (no fork per job: a job is one HTTP insert, far cheaper than a fork)
+  runs ``land_batch`` jobs.
+
+A batch is a fixed JSONEachRow body stored in Redis under its id. ``land_batch`` inserts it with
+``insert_deduplication_token = batch id``, so landing the same batch twice (a lost
+acknowledgement, a worker killed after the insert, two workers racing) stores it once; only
+after ClickHouse acknowledged it is the batch deleted. Transport failures (warehouse down) are
+retried with exponential backoff; rows ClickHouse rejects are isolated by bisection and moved to
+the dead-letter list with the reason, and the rest of the batch lands.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import redis
+from clickhouse_connect.driver.client import Client as WarehouseClient
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from rq import Queue, SimpleWorker
+
+from collector.buffer import CLAIM, FINISH, TABLES, Keys
+from trackhouse.settings import Settings, get_settings
+from warehouse.client import warehouse
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "trackhouse-land"
+MAX_BACKOFF_S = 60.0
+RECOVERY_EVERY_S = 1.0
+# ClickHouse error codes that mean "this data is wrong" (retrying cannot help): parse errors,
+# type mismatches, out-of-range values, unknown fields, NULL in a non-Nullable column.
+DATA_ERROR_CODES = frozenset({
+    6, 16, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 76, 117, 130, 131, 190, 349, 376, 378,
+    441, 458, 459, 467, 601,
+})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def is_data_error(error: Exception) -> bool:
+    if isinstance(error, OperationalError):
+        return False
+    match = _CODE.search(str(error))
+    return bool(match) and int(match.group(1)) in DATA_ERROR_CODES
+
+
+class TransientError(Exception):
+    """The warehouse could not take the batch now; try again later."""
+
+
+class Lander:
+    """Lands claimed batches; one per worker process (holds its warehouse client)."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis) -> None:
+        self.settings = settings
+        self.redis = connection
+        self.finish = connection.register_script(FINISH)
+        self._client: WarehouseClient | None = None
+        self.name = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+    def client(self) -> WarehouseClient:
+        if self._client is None:
+            self._client = warehouse(self.settings, send_receive_timeout=120)
+        return self._client
+
+    def land(self, table: str, batch_id: str) -> str:
+        """Land one batch; returns 'landed', 'gone' (already landed), 'busy' or 'retry'."""
+        lease_ms = self.settings.worker_batch_lease_s * 1000
+        if not self.redis.set(Keys.lease(batch_id), self.name, nx=True, px=lease_ms):
+            return "busy"
+        data = self.redis.get(Keys.batch(batch_id))
+        if data is None:
+            self._finish(table, batch_id, 0)
+            return "gone"
+        rows = data.count(b"\n") + 1
+        try:
+            self._insert(table, data, batch_id)
+        except (TransientError, OperationalError) as error:
+            self._client = None  # reconnect next time
+            attempts = int(self.redis.hincrby(Keys.attempts(table), batch_id, 1))
+            delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (attempts - 1))
+            retry_at = int((time.time() + delay) * 1000)
+            self.redis.zadd(Keys.pending(table), {batch_id: retry_at})
+            self.redis.delete(Keys.lease(batch_id))
+            log.warning("batch %s (%d %s rows) not landed, attempt %d, retry in %.1f s: %s",
+                        batch_id, rows, table, attempts, delay, str(error)[:300])
+            return "retry"
+        self._finish(table, batch_id, rows)
+        return "landed"
+
+    def _finish(self, table: str, batch_id: str, rows: int) -> None:
+        keys = [Keys.pending(table), Keys.inflight, Keys.batch(batch_id), Keys.lease(batch_id),
+                Keys.attempts(table)]
+        self.finish(keys=keys, args=[batch_id, rows])
+
+    def _insert(self, table: str, data: bytes, token: str) -> None:
+        """Insert ``data`` (JSONEachRow); bisect around rows ClickHouse rejects.
+
+        Halves get tokens derived from the batch's (``id.a``, ``id.b``...), so a bisection
+        interrupted and replayed deduplicates the parts that had landed.
+        """
+        try:
+            self.client().raw_insert(
+                f"{self.settings.raw_database}.{table}", insert_block=data, fmt="JSONEachRow",
+                settings={"insert_deduplication_token": token,
+                          "input_format_skip_unknown_fields": 0},
+            )
+        except DatabaseError as error:
+            if not is_data_error(error):
+                raise TransientError(str(error)) from error
+            lines = data.split(b"\n")
+            if len(lines) == 1:
+                self._dead_letter(table, data, token, str(error))
+                return
+            middle = len(lines) // 2
+            self._insert(table, b"\n".join(lines[:middle]), f"{token}.a")
+            self._insert(table, b"\n".join(lines[middle:]), f"{token}.b")
+
+    def _dead_letter(self, table: str, row: bytes, token: str, reason: str) -> None:
+        log.error("row rejected by ClickHouse, moved to dead letters (%s): %s", table, reason[:300])
+        entry = {"table": table, "batch": token, "reason": reason[:2000],
+                 "at": datetime.now(UTC).isoformat(), "row": row.decode("utf-8", "replace")}
+        self.redis.rpush(Keys.dead_letter(table), orjson.dumps(entry))
+
+
+_lander: Lander | None = None
+
+
+def land_batch(table: str, batch_id: str) -> str:
+    """RQ job: land one claimed batch."""
+    global _lander
+    if _lander is None:
+        settings = get_settings()
+        _lander = Lander(settings, redis.Redis.from_url(settings.redis_url))
+    return _lander.land(table, batch_id)
+
+
+class Flusher(threading.Thread):
+    """Claims batches from the buffer and (re-)enqueues their landing jobs."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis, queue: Queue) -> None:
+        super().__init__(name="trackhouse-flusher", daemon=True)
+        self.settings = settings
+        self.redis = connection
+        self.queue = queue
+        self.claim = connection.register_script(CLAIM)
+        self.stopping = threading.Event()
+        self._last_flush = dict.fromkeys(TABLES, 0.0)
+        self._last_recovery = 0.0
+
+    def run(self) -> None:
+        interval = self.settings.worker_flush_interval_ms / 1000
+        tick = min(0.02, interval / 4)
+        while not self.stopping.is_set():
+            try:
+                self.step(time.monotonic(), interval)
+            except redis.RedisError as error:
+                log.warning("flusher: Redis unavailable (%s); retrying", error)
+                self.stopping.wait(1.0)
+            self.stopping.wait(tick)
+
+    def step(self, now: float, interval: float) -> None:
+        size = self.settings.worker_batch_size
+        lengths = self.redis.pipeline(transaction=False)
+        for table in TABLES:
+            lengths.llen(Keys.buffer(table))
+        for table, length in zip(TABLES, lengths.execute(), strict=True):
+            if length >= size or (length and now - self._last_flush[table] >= interval):
+                self.flush(table)
+                self._last_flush[table] = now
+        if now - self._last_recovery >= RECOVERY_EVERY_S:
+            self.recover()
+            self._last_recovery = now
+
+    def flush(self, table: str) -> int:
+        """Claim batches of ``table`` while there are rows and room in flight."""
+        total = 0
+        while True:
+            batch_id = uuid.uuid4().hex
+            lease_until = int(time.time() * 1000) + self.settings.worker_batch_lease_s * 1000
+            claimed = int(self.claim(
+                keys=[Keys.buffer(table), Keys.pending(table), Keys.inflight, Keys.batch(batch_id)],
+                args=[batch_id, self.settings.worker_batch_size,
+                      self.settings.worker_max_inflight_batches, lease_until],
+            ))
+            if not claimed:
+                return total
+            self.enqueue(table, batch_id)
+            total += claimed
+            if claimed < self.settings.worker_batch_size:
+                return total
+
+    def enqueue(self, table: str, batch_id: str) -> None:
+        self.queue.enqueue(land_batch, table, batch_id, result_ttl=0, failure_ttl=86_400,
+                           job_timeout=600, description=f"land {table} batch {batch_id}")
+
+    def recover(self) -> None:
+        """Re-enqueue batches due again: retries whose backoff passed, and batches whose
+        worker died (their lease expired and nobody finished them)."""
+        now_ms = int(time.time() * 1000)
+        lease_ms = self.settings.worker_batch_lease_s * 1000
+        for table in TABLES:
+            due = self.redis.zrangebyscore(Keys.pending(table), 0, now_ms, start=0, num=100)
+            for raw in due:
+                batch_id = raw.decode()
+                if self.redis.exists(Keys.lease(batch_id)):
+                    continue
+                self.redis.zadd(Keys.pending(table), {batch_id: now_ms + lease_ms}, xx=True)
+                self.enqueue(table, batch_id)
+
+
+def run_worker(settings: Settings | None = None, *, burst: bool = False) -> None:
+    """Run the flusher and an RQ SimpleWorker in this process (until stopped)."""
+    settings = settings or get_settings()
+    connection = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(QUEUE_NAME, connection=connection)
+    flusher = Flusher(settings, connection, queue)
+    flusher.start()
+    worker = SimpleWorker([queue], connection=connection)
+    try:
+        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    finally:
+        flusher.stopping.set()
+        flusher.join(5)
