@@ -28,7 +28,9 @@
   var RETRY_DELAY_MS = 500;
 
   var existing = win.op;
-  if (existing && existing.trackhouse) return; // loaded twice: keep the first instance
+  // Loaded twice: keep the first instance. (typeof: OpenPanel's Proxy stub answers any
+  // property with a function.)
+  if (existing && typeof existing.trackhouse === 'string') return;
   var thisScript = doc.currentScript; // only set while this file first runs
 
   var options = null; // set by init

@@ -80,3 +80,61 @@ def serve_scripted_endpoint() -> Iterator[ScriptedEndpoint]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+SITE_DIR = Path(__file__).resolve().parent / "site"
+SITE_CLIENTS = ("ours", "openpanel", "plausible", "umami")
+
+
+@dataclass
+class TestSite:
+    """The small test site: /<client>/... serves <client>.html (an SPA: every route is the
+    same page), /site/ its script, /vendor/ the npm clients."""
+
+    url: str
+    placeholders: dict[str, dict[str, str]]  # per client: {"__API_URL__": ..., ...}
+
+    @property
+    def origin(self) -> str:
+        return self.url
+
+
+@contextmanager
+def serve_site(vendor: dict[str, Path], placeholders: dict[str, dict[str, str]]
+               ) -> Iterator[TestSite]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?")[0]
+            client = path.strip("/").split("/")[0]
+            if path.startswith("/site/") and (SITE_DIR / path[6:]).is_file():
+                self._send(200, (SITE_DIR / path[6:]).read_bytes(), "text/javascript")
+            elif path.startswith("/vendor/") and path[8:] in vendor:
+                self._send(200, vendor[path[8:]].read_bytes(), "text/javascript")
+            elif client in SITE_CLIENTS:
+                html = (SITE_DIR / f"{client}.html").read_text()
+                for key, value in placeholders.get(client, {}).items():
+                    html = html.replace(key, value)
+                self._send(200, html.encode(), "text/html; charset=utf-8")
+            else:
+                self._send(404, b"not found", "text/plain")
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("content-type", content_type)
+            self.send_header("content-length", str(len(body)))
+            self.send_header("cache-control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield TestSite(url=f"http://127.0.0.1:{server.server_address[1]}",
+                       placeholders=placeholders)
+    finally:
+        server.shutdown()
+        server.server_close()
