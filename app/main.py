@@ -20,6 +20,7 @@ if str(ROOT) not in sys.path:
 from app import auth  # noqa: E402
 from app.controls import pick_project  # noqa: E402
 from app.page_context import PROJECT_KEY  # noqa: E402
+from app.queries.base import TableMissing  # noqa: E402
 
 PAGES = Path(__file__).parent / "app_pages"
 
@@ -44,4 +45,10 @@ else:
     # The picker lives in the entry script so its state survives page changes.
     st.session_state[PROJECT_KEY] = pick_project(auth.visible_projects(user))
     auth.sidebar_account(user)
-navigation.run()
+try:
+    navigation.run()
+except TableMissing as missing:
+    st.info("This page reads tables that do not exist yet: the warehouse migrations or the dbt "
+            "models have not run. `trackhouse up` applies the migrations and Dagster builds "
+            "the marts on its schedule.")
+    st.caption(str(missing))

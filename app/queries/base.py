@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from app.filters import Filter, SqlFragment, compile_filters, split_by_level
 from app.periods import DateRange
@@ -43,9 +44,26 @@ def mart(name: str) -> str:
     return f"{get_settings().analytics_database}.{name}"
 
 
-def run(sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Run one query with server-side parameters and return its rows as a DataFrame."""
-    return client().query_df(sql, parameters=params or {})
+class TableMissing(RuntimeError):
+    """A mart (or the raw schema) does not exist yet: dbt or the migrations have not run."""
+
+
+def run(sql: str, params: dict[str, Any] | None = None,
+        columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Run one query with server-side parameters and return its rows as a DataFrame.
+
+    ``columns`` names the columns of an empty result (an empty answer may carry no header).
+    """
+    try:
+        result = client().query(sql, parameters=params or {})
+    except DatabaseError as error:
+        if "UNKNOWN_TABLE" in str(error) or "UNKNOWN_DATABASE" in str(error):
+            raise TableMissing(str(error).split("(UNKNOWN_")[0][:300]) from error
+        raise
+    if not result.column_names:
+        return pd.DataFrame(columns=list(columns))
+    return pd.DataFrame(dict(zip(result.column_names, result.result_columns, strict=True)),
+                        columns=list(result.column_names))
 
 
 def range_params(project_id: str, date_range: DateRange) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) 
         where {EVENTS_IN_RANGE} and name != '{PAGE_VIEW}' and {where.sql}
         group by name order by events desc, name""",
         {**range_params(project_id, date_range), **where.params},
+        columns=("name", "events", "visitors"),
     )
 
 
@@ -45,6 +46,7 @@ def event_trend(project_id: str, date_range: DateRange, granularity: Granularity
         where {EVENTS_IN_RANGE} and name in {{names:Array(String)}} and {where.sql}
         group by bucket, name order by bucket, name""",
         {**range_params(project_id, date_range), **where.params, "names": list(names)},
+        columns=("bucket", "name", "events"),
     )
     frame["bucket"] = pd.to_datetime(frame["bucket"])
     return frame
@@ -62,6 +64,7 @@ def event_properties(project_id: str, date_range: DateRange, name: str,
         where {EVENTS_IN_RANGE} and name = {{name:String}} and {where.sql}
         group by key, value order by events desc, key, value limit {{limit:UInt32}}""",
         {**range_params(project_id, date_range), **where.params, "name": name, "limit": limit},
+        columns=("key", "value", "events", "visitors"),
     )
 
 
@@ -72,5 +75,6 @@ def event_names(project_id: str, date_range: DateRange) -> list[str]:
         f"""select distinct name from {raw_table('events')}
         where {EVENTS_IN_RANGE} order by name""",
         range_params(project_id, date_range),
+        columns=("name",),
     )
     return [str(n) for n in frame.name]

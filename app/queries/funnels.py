@@ -39,6 +39,7 @@ def defined_funnels(project_id: str) -> list[str]:
         f"select distinct funnel from {mart('funnel_steps')} where project_id = {{project:String}} "
         "order by funnel",
         {"project": project_id},
+        columns=("funnel",),
     )
     return [str(name) for name in frame.funnel]
 
@@ -53,6 +54,7 @@ def funnel_steps(project_id: str, date_range: DateRange, funnel: str) -> pd.Data
           and day between {{start_day:Date}} and {{end_day:Date}}
         group by step order by step""",
         {**range_params(project_id, date_range), "funnel": funnel},
+        columns=("step", "event_name", "visitors"),
     )
     return with_conversion(frame)
 
@@ -80,6 +82,7 @@ def adhoc_funnel(project_id: str, date_range: DateRange, steps: tuple[str, ...],
         ) group by level""",
         {**range_params(project_id, date_range), **where.params, **step_params,
          "steps": list(steps), "window_ms": window_seconds * 1000},
+        columns=("level", "devices"),
     )
     by_level = dict(zip(levels.level.astype(int), levels.devices.astype(int), strict=True))
     rows = [{"step": k, "event_name": name,

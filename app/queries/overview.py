@@ -123,6 +123,7 @@ def timeseries(project_id: str, date_range: DateRange, granularity: Granularity,
         where {EVENTS_IN_RANGE} and {where.sql}
         group by bucket order by bucket""",
         {**range_params(project_id, date_range), **where.params},
+        columns=("bucket", "visitors", "pageviews"),
     )
     frame["bucket"] = pd.to_datetime(frame["bucket"])
     full = pd.DataFrame({"bucket": date_range.buckets(granularity)})
@@ -141,6 +142,7 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
         where {EVENTS_IN_RANGE} and name = '{PAGE_VIEW}' and {where.sql}
         group by path order by pageviews desc, path limit {{limit:UInt32}}""",
         {**range_params(project_id, date_range), **where.params, "limit": limit},
+        columns=("path", "visitors", "pageviews"),
     )
 
 
@@ -160,4 +162,5 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
         where {SESSIONS_IN_RANGE} {skip_empty} and {where.sql}
         group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",
         params,
+        columns=("value", "visitors", "sessions", "bounce_rate"),
     )

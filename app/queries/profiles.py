@@ -22,6 +22,8 @@ def search_profiles(project_id: str, text: str = "", limit: int = 50) -> pd.Data
                                                      ifNull(last_name, '')), {{text:String}}) > 0)
         order by last_seen_at desc, profile_id limit {{limit:UInt32}}""",
         {"project": project_id, "text": text, "limit": limit},
+        columns=("profile_id", "email", "first_name", "last_name", "first_seen_at",
+                 "last_seen_at", "events"),
     )
 
 
@@ -46,4 +48,5 @@ def profile_timeline(project_id: str, profile_id: str, limit: int = 200) -> pd.D
           and {COUNTED_EVENT}
         order by created_at desc limit {{limit:UInt32}}""",
         {"project": project_id, "profile": profile_id, "limit": limit},
+        columns=("created_at", "name", "path", "properties", "country", "browser", "device"),
     )

@@ -36,6 +36,7 @@ def events_per_minute(project_id: str, minutes: int = 30) -> pd.DataFrame:
             from this_minute - toIntervalMinute({{minutes:UInt32}} - 1)
             to this_minute + 60 step 60""",
         {"project": project_id, "minutes": minutes},
+        columns=("minute", "pageviews", "other"),
     )
 
 
@@ -48,6 +49,8 @@ def live_stream(project_id: str, limit: int = 50) -> pd.DataFrame:
         where {RECENT} and created_at >= now64(3) - toIntervalHour(24)
         order by created_at desc limit {{limit:UInt32}}""",
         {"project": project_id, "limit": limit},
+        columns=("created_at", "name", "path", "device_id", "country", "city", "browser", "os",
+                 "referrer_name"),
     )
 
 
@@ -62,4 +65,5 @@ def live_sources(project_id: str, minutes: int = 30) -> pd.DataFrame:
         where {RECENT} and created_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})
         group by source order by visitors desc, source limit 10""",
         {"project": project_id, "minutes": minutes},
+        columns=("source", "visitors"),
     )

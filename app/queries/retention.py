@@ -26,4 +26,5 @@ def cohorts(project_id: str, date_range: DateRange, granularity: str,
         order by cohort, period""",
         {**range_params(project_id, date_range), "granularity": granularity,
          "max_period": max_period},
+        columns=("cohort", "period", "cohort_size", "retained", "rate"),
     )

@@ -1,0 +1,45 @@
+"""Fixture data for the dashboard tests: raw events in the test warehouse, marts built by the
+real dbt project, and dashboard users in the metadata database."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # dashboard_fixture beside this file
+
+import dashboard_fixture as fd  # noqa: E402
+from dashboard_fixture import ADMIN, PASSWORD, VIEWER, DashboardData  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dashboard_data(migrated: None) -> Iterator[DashboardData]:
+    from trackhouse.dbt import run_dbt
+
+    from accounts import service
+    from accounts.db import session_scope, upgrade
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    events = fd.generate(now)
+    client = warehouse()
+    client.insert(f"{get_settings().raw_database}.events", fd.rows(events),
+                  column_names=fd.COLUMNS)
+    upgrade()
+    with session_scope() as session:
+        # creating a project mirrors it (with its time zone) into trackhouse.projects for dbt
+        service.create_project(session, name="Dash shop", domain="shop.example",
+                               timezone=fd.PROJECT_ZONES[fd.SHOP], project_id=fd.SHOP)
+        service.create_project(session, name="Dash blog", domain="blog.example",
+                               timezone=fd.PROJECT_ZONES[fd.BLOG], project_id=fd.BLOG)
+        service.create_user(session, email=ADMIN, password=PASSWORD, name="Ada", is_admin=True)
+        service.create_user(session, email=VIEWER, password=PASSWORD, name="Vic",
+                            project_ids=[fd.BLOG])
+    run_dbt(["build"])
+    client.close()
+    yield DashboardData(now, events)

@@ -1,0 +1,179 @@
+"""Every page through Streamlit's AppTest: login gate, KPI values against the fixture's own
+figures, filters (including hostile ones) from the URL, viewers' project scope, admin actions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import dashboard_fixture as fd
+import pytest
+from dashboard_fixture import ADMIN, PASSWORD, VIEWER, DashboardData
+from streamlit.testing.v1 import AppTest
+
+from app import charts
+from app.periods import Preset, preset_range
+
+MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
+PAGES = ["overview", "realtime", "events", "funnels", "retention", "profiles", "admin"]
+KPI_FORMATS = [("visitors", charts.format_count), ("sessions", charts.format_count),
+               ("pageviews", charts.format_count), ("bounce_rate", charts.format_rate),
+               ("avg_session_duration_s", charts.format_duration),
+               ("views_per_session", charts.format_ratio)]
+
+
+def app_test(**query_params: str | list[str]) -> AppTest:
+    at = AppTest.from_file(str(MAIN), default_timeout=60)
+    at.query_params = dict(query_params)
+    return at
+
+
+def log_in(at: AppTest, email: str, password: str = PASSWORD) -> AppTest:
+    at.run()
+    at.text_input(key="login.email").input(email)
+    at.text_input(key="login.password").input(password)
+    at.button[0].click().run()
+    return at
+
+
+def assert_no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def kpi_values(at: AppTest) -> list[str]:
+    return [m.value for m in at.metric]
+
+
+def expected_cards(data: DashboardData, project_id: str, preset: Preset, **filters) -> list[str]:
+    tz = fd.PROJECT_ZONES[project_id]
+    date_range = preset_range(preset, tz)
+    figures = fd.expected_kpis(data.events, project_id, date_range.start, date_range.end,
+                               **filters)
+    return [fmt(figures[name]) for name, fmt in KPI_FORMATS]
+
+
+def test_nothing_is_reachable_without_logging_in(dashboard_data: DashboardData) -> None:
+    at = app_test(project=fd.SHOP)
+    at.run()
+    assert_no_exception(at)
+    assert [t.value for t in at.title] == ["Trackhouse"]
+    assert not at.metric
+    for page in PAGES:
+        with pytest.raises(Exception):  # noqa: B017 - the page is not registered at all
+            at.switch_page(f"app_pages/{page}.py").run()
+        assert not at.metric
+
+
+def test_a_wrong_password_is_refused(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(), ADMIN, "not the password")
+    assert [e.value for e in at.error] == ["Wrong e-mail or password."]
+    assert not at.metric
+
+
+@pytest.mark.parametrize(("project_id", "preset"), [
+    (fd.SHOP, Preset.LAST_7_DAYS), (fd.SHOP, Preset.LAST_30_DAYS), (fd.BLOG, Preset.LAST_7_DAYS),
+    (fd.SHOP, Preset.YESTERDAY),
+])
+def test_overview_kpis_equal_the_fixture_figures(dashboard_data: DashboardData, project_id: str,
+                                                 preset: Preset) -> None:
+    at = log_in(app_test(project=project_id, range=preset.value), ADMIN)
+    assert_no_exception(at)
+    assert kpi_values(at) == expected_cards(dashboard_data, project_id, preset)
+    # the delta compares with the equal-length period before
+    date_range = preset_range(preset, fd.PROJECT_ZONES[project_id])
+    before = date_range.previous()
+    previous = fd.expected_kpis(dashboard_data.events, project_id, before.start, before.end)
+    now = fd.expected_kpis(dashboard_data.events, project_id, date_range.start, date_range.end)
+    assert at.metric[0].delta == charts.change(now["visitors"], previous["visitors"])
+    assert at.query_params["project"] == project_id  # the view is in the URL
+
+
+def test_filters_from_the_url_apply_to_the_kpis(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="30d", f=["country|is|DE", "path|contains|DOCS"]),
+                ADMIN)
+    assert_no_exception(at)
+    expected = expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS,
+                              session_match=lambda e: e.country == "DE",
+                              event_match=lambda e: "docs" in e.path.lower())
+    assert kpi_values(at) == expected
+    assert expected[0] != "0"
+
+
+@pytest.mark.parametrize("hostile", ["' OR 1=1 --", "DE' or '1'='1", "\\' or 1=1) --"])
+def test_hostile_filter_values_cannot_change_the_sql(dashboard_data: DashboardData,
+                                                     hostile: str) -> None:
+    # "is <hostile>" matches nothing; "is not <hostile>" matches everything: the value is data.
+    at = log_in(app_test(project=fd.SHOP, range="30d", f=[f"country|is|{hostile}"]), ADMIN)
+    assert_no_exception(at)
+    assert kpi_values(at) == ["0", "0", "0", "0.0%", "0m 00s", "0.00"]
+    at = log_in(app_test(project=fd.SHOP, range="30d",
+                         f=[f"country|is_not|{hostile}", f"prop:{hostile}|is_not|{hostile}"]),
+                ADMIN)
+    assert_no_exception(at)
+    assert kpi_values(at) == expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS)
+
+
+def test_every_page_renders_for_an_admin(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="30d"), ADMIN)
+    assert_no_exception(at)
+    for page in PAGES[1:]:
+        at.switch_page(f"app_pages/{page}.py").run()
+        assert_no_exception(at)
+        assert at.title[0].value == page.capitalize()
+
+
+def test_realtime_counts_the_last_five_minutes(dashboard_data: DashboardData) -> None:
+    from datetime import UTC, datetime
+
+    from warehouse.client import warehouse
+
+    now = datetime.now(UTC)
+    live = [fd.Event(fd.SHOP, "screen_view", f"{fd.SHOP}-realtime-{n}", now - timedelta(seconds=n),
+                     path="/live") for n in range(4)]
+    client = warehouse()
+    client.insert("trackhouse.events", fd.rows(live), column_names=fd.COLUMNS)
+    client.close()
+    recent = {e.device_id for e in [*dashboard_data.events, *live] if e.project_id == fd.SHOP
+              and not e.is_bot and e.created_at >= now - timedelta(minutes=5)}
+    at = log_in(app_test(project=fd.SHOP), ADMIN)
+    at.switch_page("app_pages/realtime.py").run()
+    assert_no_exception(at)
+    assert at.metric[0].value == charts.format_count(len(recent))
+    assert len(recent) >= 4
+
+
+def test_a_viewer_sees_only_granted_projects_and_no_admin(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="7d"), VIEWER)  # asks for a project not granted
+    assert_no_exception(at)
+    assert at.selectbox(key="view.project").options == ["Dash blog (blog.example)"]
+    assert kpi_values(at) == expected_cards(dashboard_data, fd.BLOG, Preset.LAST_7_DAYS)
+    with pytest.raises(Exception):  # noqa: B017 - Admin is not registered for viewers
+        at.switch_page("app_pages/admin.py").run()
+
+
+def test_logout_returns_to_the_login_page(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(), ADMIN)
+    assert at.metric
+    at.button(key="logout").click().run()
+    assert [t.value for t in at.title] == ["Trackhouse"]
+    assert not at.metric
+
+
+def test_admin_creates_a_client_and_sees_its_secret_once(dashboard_data: DashboardData) -> None:
+    from accounts import service
+    from accounts.db import session_scope
+
+    at = log_in(app_test(project=fd.SHOP), ADMIN)
+    at.switch_page("app_pages/admin.py").run()
+    at.selectbox(key="admin.client.project").select(fd.SHOP)
+    at.text_input(key="admin.client.name").input("server key")
+    at.button(key="FormSubmitter:admin.client.create-Create client").click().run()
+    assert_no_exception(at)
+    shown = [c.value for c in at.code if "client secret" in c.value]
+    assert len(shown) == 1
+    secret = shown[0].split("client secret: ")[1].strip()
+    with session_scope() as session:
+        created = [c for c in service.list_clients(session, fd.SHOP) if c.name == "server key"]
+        assert len(created) == 1 and created[0].secret_hash and secret not in created[0].secret_hash
+    at.run()
+    assert not [c for c in at.code if "client secret" in c.value]  # shown only once
