@@ -54,7 +54,7 @@ _OVERRIDES = {
 }
 _CONSUMED = frozenset({
     "__path", "__title", "__referrer", "__timestamp", "__revenue", "__deviceId", "__ip",
-    "__eventId", "__duration", "__query", "__hash", *_OVERRIDES,
+    "__eventId", "__duration", "__query", "__hash", "__userAgent", *_OVERRIDES,
 })
 
 
@@ -213,6 +213,9 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
     if client.has_secret and properties.get("__ip"):
         ip = _valid_ip(properties["__ip"]) or ip
     user_agent = context.user_agent
+    if client.has_secret and isinstance(properties.get("__userAgent"), str):
+        # server-side senders and importers forward each visitor's user agent per message
+        user_agent = properties["__userAgent"][:1000]
 
     sdk_device = properties.get("__deviceId")
     if sdk_device is not None and (

@@ -258,10 +258,16 @@ def umami_message(body: UmamiRequest, origin: str | None) -> dict[str, Any]:
     if body.type != "event":
         raise ApiError(400, f"type must be 'event' or 'identify', not {body.type[:40]!r}")
     properties: dict[str, Any] = dict(payload.data or {}) if payload.name else {}
+    page_url = _page_url(payload, origin)
+    referrer = _decoded(payload.referrer)
+    if referrer.startswith("/") and not referrer.startswith("//"):
+        # after an SPA route change the tracker sends the previous path as the referrer
+        parts = urlsplit(page_url)
+        referrer = f"{parts.scheme}://{parts.netloc}{referrer}" if parts.netloc else referrer
     properties.update({
-        "__path": _page_url(payload, origin),
+        "__path": page_url,
         "__title": _decoded(payload.title),
-        "__referrer": _decoded(payload.referrer),
+        "__referrer": referrer,
     })
     if payload.language:
         properties["__language"] = payload.language

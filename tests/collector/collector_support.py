@@ -1,0 +1,129 @@
+"""Helpers of the collector tests: a test project with clients, the app in-process, worker
+subprocesses, polling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from fastapi.testclient import TestClient
+
+from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
+
+UA_CHROME_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+UA_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
+UA_ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36"
+)
+UA_GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+ORIGIN = "https://shop.example.com"
+
+
+@dataclass
+class TestProject:
+    __test__ = False  # not a test class
+
+    project_id: str
+    browser_client: str  # write client without secret (checked by Origin)
+    server_client: str  # write client with secret
+    secret: str
+    read_client: str
+    read_secret: str
+
+    def browser_headers(self, **extra: str) -> dict[str, str]:
+        return {"openpanel-client-id": self.browser_client, "origin": ORIGIN,
+                "user-agent": UA_CHROME_WINDOWS, **extra}
+
+    def server_headers(self, **extra: str) -> dict[str, str]:
+        return {"openpanel-client-id": self.server_client,
+                "openpanel-client-secret": self.secret, "user-agent": UA_CHROME_WINDOWS, **extra}
+
+
+def make_project(project_id: str | None = None) -> TestProject:
+    """A project with a browser client, a secret write client and a read client."""
+    from accounts import service
+    from accounts.db import session_scope, upgrade
+
+    upgrade()
+    project_id = project_id or f"ct-{uuid.uuid4().hex[:10]}"
+    with session_scope() as session:
+        service.create_project(session, name=project_id, domain="shop.example.com",
+                               project_id=project_id, allowed_origins=[ORIGIN], mirror=False)
+        browser, _ = service.create_client(session, project_id=project_id, with_secret=False)
+        server, secret = service.create_client(session, project_id=project_id)
+        read, read_secret = service.create_client(session, project_id=project_id, type="read")
+        ids = browser.id, server.id, read.id
+    assert secret and read_secret
+    return TestProject(project_id, ids[0], ids[1], secret, ids[2], read_secret)
+
+
+def make_client(**overrides: object) -> TestClient:
+    """The collector app in-process (real Redis, real metadata database), settings overridden.
+
+    The test client's peer is 127.0.0.1, a trusted proxy by default, so tests set the visitor
+    IP with ``x-forwarded-for``.
+    """
+    from collector.main import create_app
+
+    settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
+    return TestClient(create_app(settings), client=("127.0.0.1", 50000))
+
+
+def buffered(connection: redis.Redis) -> int:
+    """Rows waiting in the buffer (both tables)."""
+    from collector.buffer import Keys
+
+    return int(connection.llen(Keys.buffer("events")) + connection.llen(Keys.buffer("profiles")))
+
+
+@dataclass
+class Worker:
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_worker(log_path: Path, **env_overrides: str) -> Worker:
+    """A ``trackhouse worker`` subprocess with this session's settings (and overrides)."""
+    env = {**os.environ, "TRACKHOUSE_WORKER_FLUSH_INTERVAL_MS": "100", **env_overrides}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trackhouse"), "worker"],
+        env=env, cwd=PROJECT_ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+    )
+    return Worker(process, log_path)
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0, every_s: float = 0.1,
+               message: str = "condition") -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} not reached within {timeout_s} s")
+        time.sleep(every_s)

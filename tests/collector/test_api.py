@@ -1,0 +1,334 @@
+"""The HTTP API in-process against a real Redis and metadata database: the answers, the auth
+matrix, CORS, rate limits, proxies, and bad input (4xx saying what is wrong, nothing stored)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+from collector_support import ORIGIN, UA_GOOGLEBOT, UA_IPHONE, TestProject, buffered
+
+from collector.buffer import Keys
+
+
+def screen_view(path: str = "/", **properties: object) -> dict:
+    return {"type": "track", "payload": {"name": "screen_view", "properties": {
+        "__path": f"{ORIGIN}{path}", **properties}}}
+
+
+def last_event(redis_client) -> dict:
+    return orjson.loads(redis_client.lindex(Keys.buffer("events"), -1))
+
+
+def test_track_answers_device_and_session(api, project: TestProject, redis_client) -> None:
+    before = buffered(redis_client)
+    answer = api.post("/track", json=screen_view("/a"), headers=project.browser_headers(
+        **{"x-forwarded-for": "81.2.69.142", "openpanel-sdk-name": "web",
+           "openpanel-sdk-version": "1.4.1"}))
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/json"
+    body = answer.json()
+    assert set(body) == {"deviceId", "sessionId"} and len(body["deviceId"]) == 32
+    assert answer.headers["access-control-allow-origin"] == ORIGIN
+    assert buffered(redis_client) == before + 1
+    row = last_event(redis_client)
+    assert row["device_id"] == body["deviceId"] and row["session_id"] == body["sessionId"]
+    assert (row["country"], row["city"], row["sdk_name"], row["sdk_version"]) == (
+        "GB", "London", "web", "1.4.1")
+    # the same visitor a moment later: same device, same live session
+    again = api.post("/track", json=screen_view("/b"), headers=project.browser_headers(
+        **{"x-forwarded-for": "81.2.69.142"})).json()
+    assert again == body
+
+
+def test_client_credentials_in_the_body(api, project: TestProject) -> None:
+    message = {**screen_view(), "clientId": project.server_client, "clientSecret": project.secret}
+    assert api.post("/track", json=message).status_code == 200
+    message["clientSecret"] = "wrong"
+    assert api.post("/track", json=message).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "needle"),
+    [
+        ("no client id", 401, "missing client id"),
+        ("unknown client", 401, "unknown client"),
+        ("malformed client id", 401, "unknown client"),
+        ("wrong secret", 401, "wrong client secret"),
+        ("no origin", 401, "Origin"),
+        ("wrong origin", 401, "not allowed"),
+        ("read client writing", 403, "may not send events"),
+    ],
+)
+def test_auth_matrix(api, project: TestProject, redis_client, case, status, needle) -> None:
+    headers = {
+        "no client id": {"origin": ORIGIN},
+        "unknown client": {"openpanel-client-id": "00000000-0000-4000-8000-000000000000",
+                           "origin": ORIGIN},
+        "malformed client id": {"openpanel-client-id": "x' or 1=1 --", "origin": ORIGIN},
+        "wrong secret": {"openpanel-client-id": project.server_client,
+                         "openpanel-client-secret": "nope"},
+        "no origin": {"openpanel-client-id": project.browser_client},
+        "wrong origin": {"openpanel-client-id": project.browser_client,
+                         "origin": "https://evil.example.org"},
+        "read client writing": {"openpanel-client-id": project.read_client,
+                                "openpanel-client-secret": project.read_secret},
+    }[case]
+    before = buffered(redis_client)
+    answer = api.post("/track", json=screen_view(), headers=headers)
+    assert answer.status_code == status
+    assert needle in answer.json()["error"]
+    assert buffered(redis_client) == before
+
+
+def test_wildcard_origins(api, fresh_project: TestProject) -> None:
+    from accounts import service
+    from accounts.auth import forget_client
+    from accounts.db import session_scope
+
+    with session_scope() as session:
+        client, _ = service.create_client(session, project_id=fresh_project.project_id,
+                                          with_secret=False, origins=["https://*.example.net"])
+        client_id = client.id
+    forget_client(client_id)
+    headers = {"openpanel-client-id": client_id}
+    ok = api.post("/track", json=screen_view(), headers={**headers,
+                                                          "origin": "https://a.b.example.net"})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://a.b.example.net"
+    bad = api.post("/track", json=screen_view(), headers={**headers,
+                                                           "origin": "https://example.net.evil.com"})
+    assert bad.status_code == 401
+
+
+def test_cors_preflight(api, project: TestProject) -> None:
+    request = {"access-control-request-method": "POST",
+               "access-control-request-headers": "content-type,openpanel-client-id"}
+    allowed = api.options("/track", headers={"origin": ORIGIN, **request})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert "openpanel-client-id" in allowed.headers["access-control-allow-headers"]
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    unknown = api.options("/track", headers={"origin": "https://evil.example.org", **request})
+    assert "access-control-allow-origin" not in unknown.headers
+    # a rejected request stays readable, so the SDK sees the 401 and does not retry
+    denied = api.post("/track", json=screen_view(), headers={
+        "openpanel-client-id": project.browser_client, "origin": "https://evil.example.org"})
+    assert denied.status_code == 401
+    assert denied.headers["access-control-allow-origin"] == "https://evil.example.org"
+
+
+def _hostile_cases() -> list[tuple[str, bytes, int, str]]:
+    def dumps(value: object) -> bytes:
+        return orjson.dumps(value)
+
+    track = {"type": "track", "payload": {"name": "x"}}
+    return [
+        ("invalid JSON", b'{"type": "track", "payload": {', 400, "invalid JSON"),
+        ("empty body", b"", 400, "empty body"),
+        ("not an object", b"[1, 2]", 400, "JSON object"),
+        ("unknown type", dumps({"type": "explode", "payload": {}}), 400, "unknown message type"),
+        ("alias", dumps({"type": "alias", "payload": {"profileId": "a", "alias": "b"}}), 400,
+         "alias"),
+        ("name wrong type", dumps({"type": "track", "payload": {"name": 42}}), 400,
+         "payload.name"),
+        ("name missing", dumps({"type": "track", "payload": {}}), 400, "payload.name"),
+        ("empty name", dumps({"type": "track", "payload": {"name": "  "}}), 400, "payload.name"),
+        ("reserved name", dumps({"type": "track", "payload": {"name": "session_start"}}), 400,
+         "reserved"),
+        ("NUL in name", dumps({"type": "track", "payload": {"name": "a\x00b"}}), 400,
+         "control characters"),
+        ("huge name", dumps({"type": "track", "payload": {"name": "n" * 5000}}), 400,
+         "payload.name"),
+        ("control chars in key", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"a\x1bb": 1}}}), 400, "control characters"),
+        ("too many properties", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {f"p{i}": i for i in range(500)}}}), 400,
+         "at most 200 properties"),
+        ("long value", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"p": "v" * 9000}}}), 400, "longer than"),
+        ("properties not an object", dumps({"type": "track", "payload": {
+            "name": "x", "properties": "a"}}), 400, "payload.properties"),
+        ("bad timestamp", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__timestamp": "not a time"}}}), 400, "__timestamp"),
+        ("bad device id", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__deviceId": "d" * 65}}}), 400, "__deviceId"),
+        ("identify without profile", dumps({"type": "identify", "payload": {"email": "a@b.co"}}),
+         400, "payload.profileId"),
+        ("invalid email", dumps({"type": "identify", "payload": {
+            "profileId": "u", "email": "not-an-email"}}), 400, "payload.email"),
+        ("negative increment", dumps({"type": "increment", "payload": {
+            "profileId": "u", "property": "p", "value": -3}}), 400, "payload.value"),
+        ("lone surrogate", b'{"type": "track", "payload": {"name": "\\ud800"}}', 400,
+         "invalid JSON"),
+        ("payload wrong type", dumps({**track, "payload": []}), 400, "payload"),
+    ]
+
+
+@pytest.mark.parametrize(("case", "body", "status", "needle"), _hostile_cases(),
+                         ids=[c[0] for c in _hostile_cases()])
+def test_bad_input_is_refused_and_nothing_stored(api, project: TestProject, redis_client,
+                                                 case, body, status, needle) -> None:
+    before = buffered(redis_client)
+    answer = api.post("/track", content=body, headers={
+        **project.browser_headers(), "content-type": "application/json"})
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert needle in answer.json()["error"]
+    assert buffered(redis_client) == before
+
+
+def test_sql_like_text_is_stored_verbatim(api, project: TestProject, redis_client) -> None:
+    nasty = "'); drop table trackhouse.events; -- <script>alert(1)</script> 💥 \u202e"
+    answer = api.post("/track", json={"type": "track", "payload": {
+        "name": nasty, "properties": {nasty: nasty}}}, headers=project.browser_headers())
+    assert answer.status_code == 200
+    row = last_event(redis_client)
+    assert row["name"] == nasty and row["properties"] == {nasty: nasty}
+
+
+def test_oversized_body_is_413(make_api, project: TestProject, redis_client) -> None:
+    api = make_api(collector_max_body_bytes=4096)
+    before = buffered(redis_client)
+    big = {"type": "track", "payload": {"name": "x", "properties": {
+        f"k{i}": "v" * 100 for i in range(60)}}}
+    answer = api.post("/track", json=big, headers=project.browser_headers())
+    assert answer.status_code == 413 and "larger than 4096" in answer.json()["error"]
+    assert buffered(redis_client) == before
+
+
+def test_rate_limits_per_ip_and_per_client(make_api, fresh_project: TestProject) -> None:
+    api = make_api(collector_rate_limit_ip="3/minute", collector_rate_limit_client="5/minute")
+    statuses = [api.post("/track", json=screen_view(), headers=fresh_project.browser_headers(
+        **{"x-forwarded-for": "81.2.69.142"})).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    limited = api.post("/track", json=screen_view(), headers=fresh_project.browser_headers(
+        **{"x-forwarded-for": "81.2.69.142"}))
+    assert limited.status_code == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert "rate limit" in limited.json()["error"]
+    # another visitor is not limited by the first one's IP, but the client's limit (5) is
+    # reached: 3 accepted + 1 more here; the 4th and 5th counted hits were refused above
+    other = [api.post("/track", json=screen_view(), headers=fresh_project.browser_headers(
+        **{"x-forwarded-for": f"8.8.8.{i}"})).status_code for i in range(3)]
+    assert other[-1] == 429
+
+
+def test_client_ip_only_from_trusted_proxies(make_api, project: TestProject,
+                                             redis_client) -> None:
+    untrusted = make_api(collector_trusted_proxies=["10.0.0.0/8"])
+    headers = project.browser_headers(**{"x-forwarded-for": "81.2.69.142"})
+    assert untrusted.post("/track", json=screen_view(), headers=headers).status_code == 200
+    assert last_event(redis_client)["country"] == ""  # forwarded IP ignored: peer is 127.0.0.1
+    trusted = make_api()
+    assert trusted.post("/track", json=screen_view(), headers=headers).status_code == 200
+    assert last_event(redis_client)["country"] == "GB"
+    # a server-side SDK with its secret forwards the visitor's IP and user agent
+    server = project.server_headers(**{"openpanel-client-ip": "8.8.8.8", "user-agent": UA_IPHONE})
+    assert untrusted.post("/track", json=screen_view(), headers=server).status_code == 200
+    row = last_event(redis_client)
+    assert (row["country"], row["os"]) == ("US", "iOS")
+
+
+def test_bots_flagged_but_secret_clients_never_bots(api, project: TestProject,
+                                                   redis_client) -> None:
+    api.post("/track", json=screen_view(), headers=project.browser_headers(
+        **{"user-agent": UA_GOOGLEBOT}))
+    row = last_event(redis_client)
+    assert row["is_bot"] is True and "Googlebot" in row["bot_name"]
+    api.post("/track", json=screen_view(), headers=project.server_headers(
+        **{"user-agent": "python-requests/2.31"}))
+    row = last_event(redis_client)
+    assert row["is_bot"] is False and row["bot_name"] == ""
+
+
+def test_reserved_properties_become_columns(api, project: TestProject, redis_client) -> None:
+    properties = {
+        "__path": f"{ORIGIN}/pricing?utm_source=news&utm_medium=email&utm_campaign=spring#plans",
+        "__title": "Pricing", "__referrer": "https://www.google.com/search?q=x",
+        "__revenue": 1999, "__screen": "390x844", "__language": "de-DE", "__os": "CustomOS",
+        "__timestamp": "2000-01-01T00:00:00Z", "plan": "pro",
+    }
+    api.post("/track", json={"type": "track", "payload": {"name": "purchase", "properties":
+                                                           properties, "profileId": 42}},
+             headers=project.browser_headers())
+    row = last_event(redis_client)
+    expected = {"origin": ORIGIN, "path": "/pricing", "hash": "plans", "title": "Pricing",
+                "referrer_name": "Google", "referrer_type": "search", "utm_source": "news",
+                "utm_medium": "email", "utm_campaign": "spring", "revenue": 1999,
+                "screen": "390x844", "language": "de-DE", "os": "CustomOS", "profile_id": "42",
+                "properties": {"plan": "pro"}, "imported_at": None}
+    assert {key: row[key] for key in expected} == expected
+    # a live event's time is clamped to at most 7 days in the past
+    received = datetime.fromisoformat(row["received_at"])
+    assert datetime.fromisoformat(row["created_at"]) == received - timedelta(days=7)
+
+
+def test_batch_json_and_ndjson_with_per_item_results(api, project: TestProject,
+                                                     redis_client) -> None:
+    items = [screen_view("/1"), {"type": "alias", "payload": {}},
+             {"type": "increment", "payload": {"profileId": "u1", "property": "logins"}}]
+    answer = api.post("/track/batch", json=items, headers=project.browser_headers())
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["accepted"], body["errors"]) == (2, 1)
+    assert [r["status"] for r in body["results"]] == ["accepted", "error", "accepted"]
+    assert "alias" in body["results"][1]["error"]
+    ndjson = b"\n".join(orjson.dumps(i) for i in (screen_view("/2"), screen_view("/3")))
+    answer = api.post("/track/batch", content=ndjson, headers={
+        **project.browser_headers(), "content-type": "application/x-ndjson"})
+    assert answer.json()["accepted"] == 2
+    broken = api.post("/track/batch", content=b'{"type": "track"}\n{oops',
+                      headers=project.browser_headers())
+    assert broken.status_code == 400 and "line 2" in broken.json()["error"]
+
+
+def test_import_keeps_timestamps_and_sets_imported_at(api, project: TestProject,
+                                                      redis_client) -> None:
+    item = screen_view("/old", __timestamp="2026-01-05T08:00:00Z")
+    api.post("/track/batch", json=[item], headers=project.server_headers())
+    row = last_event(redis_client)
+    assert row["created_at"] == "2026-01-05 08:00:00.000" and row["imported_at"]
+    # the browser client cannot import: its old timestamp is clamped to 7 days ago
+    browser_item = screen_view("/old-browser", __timestamp="2026-01-05T08:00:00Z")
+    api.post("/track/batch", json=[browser_item], headers=project.browser_headers())
+    row = last_event(redis_client)
+    assert row["path"] == "/old-browser"
+    assert row["imported_at"] is None and row["created_at"] > "2026-01-05 08:00:00.000"
+
+
+def test_same_event_twice_is_accepted_once(api, project: TestProject, redis_client) -> None:
+    headers = project.browser_headers()
+    cases = [
+        screen_view("/id", __eventId="evt-123"),  # own id
+        screen_view("/ts", __timestamp="2026-11-01T10:00:00Z"),  # content + client time
+        screen_view("/plain"),  # neither: same body, IP and UA within 10 s
+    ]
+    for message in cases:
+        before = buffered(redis_client)
+        first = api.post("/track", json=message, headers=headers)
+        second = api.post("/track", json=message, headers=headers)
+        assert first.status_code == second.status_code == 200
+        assert first.json() == second.json()
+        assert buffered(redis_client) == before + 1
+    batch = api.post("/track/batch", json=[cases[0], cases[0]], headers=headers).json()
+    assert [r["status"] for r in batch["results"]] == ["duplicate", "duplicate"]
+
+
+def test_backlog_past_its_bound_answers_503(make_api, project: TestProject,
+                                            redis_client) -> None:
+    api = make_api(collector_backlog_limit=1)
+    redis_client.rpush(Keys.buffer("profiles"), b"{}")  # at least one row waits
+    try:
+        answer = api.post("/track", json=screen_view(), headers=project.browser_headers())
+        assert answer.status_code == 503 and answer.headers["retry-after"]
+    finally:
+        redis_client.rpop(Keys.buffer("profiles"))
+
+
+def test_health_and_docs(api) -> None:
+    assert api.get("/health").json() == {"status": "ok"}
+    schema = api.get("/openapi.json").json()
+    assert {"/track", "/track/batch", "/health", "/ready"} <= set(schema["paths"])
+    assert api.get("/docs").status_code == 200
