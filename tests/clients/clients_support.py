@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
 import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 # The SDK is its own distribution (sdk/python, `pip install ./sdk/python`); import it in place.
@@ -138,3 +146,126 @@ def serve_site(vendor: dict[str, Path], placeholders: dict[str, dict[str, str]]
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --------------------------------------------------------------------------------------
+# the real stack: collector and worker subprocesses, projects, ClickHouse polling
+# --------------------------------------------------------------------------------------
+
+DESKTOP_CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/130.0.0.0 Safari/537.36"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ClientProject:
+    """A project with a browser client (Origin-checked) and a server client (secret)."""
+
+    project_id: str
+    browser_client: str
+    server_client: str
+    secret: str
+    plausible_domain: str
+    umami_website_id: str
+
+
+def make_client_project(origin: str, label: str) -> ClientProject:
+    from accounts import service
+    from accounts.db import session_scope
+
+    project_id = f"{label}-{uuid.uuid4().hex[:8]}"
+    plausible_domain = f"{project_id}.example.com"
+    umami_website_id = str(uuid.uuid4())
+    with session_scope() as session:
+        service.create_project(
+            session, name=project_id, project_id=project_id, domain=plausible_domain,
+            allowed_origins=[origin], plausible_domain=plausible_domain,
+            umami_website_id=umami_website_id, mirror=False,
+        )
+        browser, _ = service.create_client(session, project_id=project_id, with_secret=False)
+        server, secret = service.create_client(session, project_id=project_id)
+        ids = browser.id, server.id
+    assert secret is not None
+    return ClientProject(project_id, ids[0], ids[1], secret, plausible_domain, umami_website_id)
+
+
+class Stack:
+    """``trackhouse collector`` and ``trackhouse worker`` subprocesses on the test services."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from trackhouse.settings import PROJECT_ROOT
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        trackhouse = str(Path(sys.executable).parent / "trackhouse")
+        env = {**os.environ, "TRACKHOUSE_WORKER_FLUSH_INTERVAL_MS": "100"}
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.logs = {"collector": log_dir / "collector.log", "worker": log_dir / "worker.log"}
+        self.processes = [
+            subprocess.Popen(
+                [trackhouse, "collector", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env, cwd=PROJECT_ROOT, stdout=self.logs["collector"].open("ab"),
+                stderr=subprocess.STDOUT),
+            subprocess.Popen(
+                [trackhouse, "worker"], env=env, cwd=PROJECT_ROOT,
+                stdout=self.logs["worker"].open("ab"), stderr=subprocess.STDOUT),
+        ]
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for process, name in zip(self.processes, self.logs, strict=True):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{self.logs[name].read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"the collector did not answer within {timeout_s} s")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def query_rows(sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, read with the project's one warehouse client."""
+    from warehouse.client import warehouse
+
+    client = warehouse()
+    try:
+        result = client.query(sql, parameters=parameters)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+    finally:
+        client.close()
+
+
+def wait_for_rows(sql: str, parameters: dict[str, Any], count: int, timeout_s: float = 30.0,
+                  settle_s: float = 1.0) -> list[dict[str, Any]]:
+    """Poll until the query returns at least ``count`` rows, then once more after
+    ``settle_s`` so that rows which should NOT be there (duplicates) have had time to land."""
+    deadline = time.monotonic() + timeout_s
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        rows = query_rows(sql, parameters)
+        if len(rows) >= count:
+            time.sleep(settle_s)
+            return query_rows(sql, parameters)
+        time.sleep(0.2)
+    raise AssertionError(f"expected {count} rows, got {len(rows)} within {timeout_s} s: {rows}")

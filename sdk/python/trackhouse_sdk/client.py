@@ -175,11 +175,13 @@ class Trackhouse:
         event_id: str | None = None,
         device_id: str | None = None,
         ip: str | None = None,
+        user_agent: str | None = None,
     ) -> None:
         """Queue an event.
 
-        ``ip`` forwards the visitor's address (used for geo and the device id; honoured for
-        clients with a secret). ``device_id`` overrides the derived device id (<= 64 chars).
+        ``ip`` and ``user_agent`` forward the visitor's (geo, browser, device and the derived
+        device id; honoured for clients with a secret). ``device_id`` overrides the derived
+        device id (<= 64 chars).
         """
         if not isinstance(name, str) or not name.strip():
             raise ValueError("event name must be a non-empty string")
@@ -195,6 +197,8 @@ class Trackhouse:
             props["__deviceId"] = device_id
         if ip is not None:
             props["__ip"] = ip
+        if user_agent is not None:
+            props["__userAgent"] = user_agent
         payload: dict[str, Any] = {"name": name, "properties": props}
         if profile_id is not None:
             payload["profileId"] = profile_id
