@@ -37,6 +37,22 @@ def format_ratio(value: float) -> str:
     return f"{value:.2f}"
 
 
+# The overview's KPI cards: (label, Kpis field, format, delta colour: up is good or bad).
+KPI_CARDS = [
+    ("Visitors", "visitors", format_count, "normal"),
+    ("Sessions", "sessions", format_count, "normal"),
+    ("Page views", "pageviews", format_count, "normal"),
+    ("Bounce rate", "bounce_rate", format_rate, "inverse"),
+    ("Avg. session", "avg_session_duration_s", format_duration, "normal"),
+    ("Views / session", "views_per_session", format_ratio, "normal"),
+]
+
+
+def format_kpis(figures: dict[str, float]) -> list[str]:
+    """The card values of a dict of KPI figures, in card order."""
+    return [fmt(figures[field]) for _, field, fmt, _ in KPI_CARDS]
+
+
 def change(current: float, previous: float) -> str | None:
     """The change against the previous period as a signed percentage (None without a base)."""
     if not previous:

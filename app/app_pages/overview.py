@@ -15,14 +15,7 @@ previous_range = date_range.previous()
 current = q.kpis(project, date_range, filters)
 previous = q.kpis(project, previous_range, filters)
 
-cards = [
-    ("Visitors", "visitors", charts.format_count, "normal"),
-    ("Sessions", "sessions", charts.format_count, "normal"),
-    ("Page views", "pageviews", charts.format_count, "normal"),
-    ("Bounce rate", "bounce_rate", charts.format_rate, "inverse"),
-    ("Avg. session", "avg_session_duration_s", charts.format_duration, "normal"),
-    ("Views / session", "views_per_session", charts.format_ratio, "normal"),
-]
+cards = charts.KPI_CARDS
 for column, (label, field, fmt, colour) in zip(st.columns(len(cards)), cards, strict=True):
     now, before = getattr(current, field), getattr(previous, field)
     column.metric(label, fmt(now), delta=charts.change(now, before), delta_color=colour,
@@ -47,44 +40,40 @@ def breakdown_table(frame, label: str) -> None:
                  width="stretch", height=min(38 * (len(frame) + 1), 400))
 
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Pages")
-    pages, entry, exit_ = st.tabs(["Top pages", "Entry pages", "Exit pages"])
-    with pages:
-        breakdown_table(q.top_pages(project, date_range, filters), "Page")
-    with entry:
-        breakdown_table(q.session_breakdown(project, date_range, "entry_path", filters),
-                        "Entry page")
-    with exit_:
-        breakdown_table(q.session_breakdown(project, date_range, "exit_path", filters), "Exit page")
-with right:
-    st.subheader("Sources")
-    tabs = st.tabs(["Referrers", "Channels", "UTM source", "UTM medium", "UTM campaign"])
-    dimensions = ["referrer_name", "referrer_type", "utm_source", "utm_medium", "utm_campaign"]
-    labels = ["Referrer", "Channel", "Source", "Medium", "Campaign"]
-    for tab, dimension, label in zip(tabs, dimensions, labels, strict=True):
-        with tab:
-            breakdown_table(q.session_breakdown(project, date_range, dimension, filters), label)
+def tile(title: str, choices: dict[str, str], key: str) -> str:
+    """A tile's heading and its dimension picker; only the picked dimension is queried."""
+    st.subheader(title)
+    return st.segmented_control(title, list(choices), default=next(iter(choices)),
+                                format_func=choices.get, key=key,
+                                label_visibility="collapsed") or next(iter(choices))
+
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Locations")
-    world, countries, regions, cities = st.tabs(["Map", "Countries", "Regions", "Cities"])
-    country_frame = q.session_breakdown(project, date_range, "country", filters, limit=250)
-    with world:
-        st.plotly_chart(charts.world_map(country_frame), key="overview.map")
-    with countries:
-        breakdown_table(country_frame.head(10), "Country")
-    with regions:
-        breakdown_table(q.session_breakdown(project, date_range, "region", filters), "Region")
-    with cities:
-        breakdown_table(q.session_breakdown(project, date_range, "city", filters), "City")
+    choice = tile("Pages", {"path": "Top pages", "entry_path": "Entry pages",
+                            "exit_path": "Exit pages"}, "overview.pages")
+    if choice == "path":
+        breakdown_table(q.top_pages(project, date_range, filters), "Page")
+    else:
+        breakdown_table(q.session_breakdown(project, date_range, choice, filters), "Page")
+with right:
+    sources = {"referrer_name": "Referrers", "referrer_type": "Channels",
+               "utm_source": "UTM source", "utm_medium": "UTM medium",
+               "utm_campaign": "UTM campaign"}
+    choice = tile("Sources", sources, "overview.sources")
+    breakdown_table(q.session_breakdown(project, date_range, choice, filters), sources[choice])
+
+left, right = st.columns(2)
+with left:
+    places = {"map": "Map", "country": "Countries", "region": "Regions", "city": "Cities"}
+    choice = tile("Locations", places, "overview.places")
+    if choice == "map":
+        countries = q.session_breakdown(project, date_range, "country", filters, limit=250)
+        st.plotly_chart(charts.world_map(countries), key="overview.map")
+    else:
+        breakdown_table(q.session_breakdown(project, date_range, choice, filters), places[choice])
     st.caption("[IP Geolocation by DB-IP](https://db-ip.com)")
 with right:
-    st.subheader("Devices")
-    tabs = st.tabs(["Browsers", "Operating systems", "Devices"])
-    for tab, dimension, label in zip(tabs, ["browser", "os", "device"],
-                                     ["Browser", "OS", "Device"], strict=True):
-        with tab:
-            breakdown_table(q.session_breakdown(project, date_range, dimension, filters), label)
+    devices = {"browser": "Browsers", "os": "Operating systems", "device": "Devices"}
+    choice = tile("Devices", devices, "overview.devices")
+    breakdown_table(q.session_breakdown(project, date_range, choice, filters), devices[choice])

@@ -16,10 +16,6 @@ from app.periods import Preset, preset_range
 
 MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
 PAGES = ["overview", "realtime", "events", "funnels", "retention", "profiles", "admin"]
-KPI_FORMATS = [("visitors", charts.format_count), ("sessions", charts.format_count),
-               ("pageviews", charts.format_count), ("bounce_rate", charts.format_rate),
-               ("avg_session_duration_s", charts.format_duration),
-               ("views_per_session", charts.format_ratio)]
 
 
 def app_test(**query_params: str | list[str]) -> AppTest:
@@ -49,7 +45,7 @@ def expected_cards(data: DashboardData, project_id: str, preset: Preset, **filte
     date_range = preset_range(preset, tz)
     figures = fd.expected_kpis(data.events, project_id, date_range.start, date_range.end,
                                **filters)
-    return [fmt(figures[name]) for name, fmt in KPI_FORMATS]
+    return charts.format_kpis(figures)
 
 
 def test_nothing_is_reachable_without_logging_in(dashboard_data: DashboardData) -> None:

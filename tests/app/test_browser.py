@@ -1,0 +1,113 @@
+"""A real browser (Debian's chromium driven by Playwright) logs in, opens every page, reads the
+numbers a person sees and saves screenshots to tests/artifacts/."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dashboard_fixture as fd
+import httpx
+import pytest
+from dashboard_fixture import ADMIN, PASSWORD, DashboardData
+from playwright.sync_api import Page, expect, sync_playwright
+
+from app import charts
+from app.periods import Preset, preset_range
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+PAGES = ["Realtime", "Events", "Funnels", "Retention", "Profiles", "Admin"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"trackhouse app exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def dashboard_url(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("streamlit") / "app.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trackhouse"), "app", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
+    )
+    try:
+        _wait_until_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh (apt-get install chromium)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def metric_values(page: Page) -> list[str]:
+    values = page.locator('[data-testid="stMetricValue"]')
+    expect(values).to_have_count(6, timeout=30_000)
+    return [text.strip() for text in values.all_inner_texts()]
+
+
+def test_a_person_logs_in_and_sees_every_page(dashboard_url: str, page: Page,
+                                              dashboard_data: DashboardData) -> None:
+    page.goto(f"{dashboard_url}/?project={fd.SHOP}&range=30d")
+    page.get_by_label("E-mail").fill(ADMIN)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+
+    date_range = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
+    figures = fd.expected_kpis(dashboard_data.events, fd.SHOP, date_range.start, date_range.end)
+    assert metric_values(page) == charts.format_kpis(figures)
+    expect(page.get_by_text("IP Geolocation by DB-IP")).to_be_visible()
+    page.wait_for_timeout(1000)  # let the charts draw before the screenshot
+    page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
+
+    for title in PAGES:
+        page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+        expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=30_000)
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+        if title == "Realtime":
+            live = page.locator('[data-testid="stMetricValue"]').first
+            expect(live).to_be_visible(timeout=30_000)
+            assert live.inner_text().replace(",", "").strip().isdigit()
+        if title == "Events":
+            expect(page.get_by_text("signup").first).to_be_visible()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-{title.lower()}.png"), full_page=True)
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
