@@ -5,6 +5,7 @@ intermediate -> marts; the group of each dbt model is the folder it lives in.
 """
 
 
+import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC
 from typing import Any
@@ -12,7 +13,9 @@ from typing import Any
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
+    BetaWarning,
     Config,
     DataVersion,
     MetadataValue,
@@ -24,6 +27,7 @@ from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
+    DbtProject,
     dbt_assets,
     group_from_dbt_resource_props_fallback_to_directory,
 )
@@ -80,32 +84,45 @@ def is_transient_warehouse_error(message: str) -> bool:
     return any(marker in message for marker in TRANSIENT_WAREHOUSE_ERRORS)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=dbt_translator,
-    # One slot in the `dbt` pool (dagster.yaml): two builds never write the same tables at once.
-    pool="dbt",
-)
-def dbt_models(
-    context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
-) -> Iterator[Any]:
-    """``dbt build`` of the selected models: materializations, then their tests as checks."""
-    apply_dbt_env()
-    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
-    invocation = dbt.cli(args, context=context, raise_on_error=False)
-    yield from invocation.stream()
-    error = invocation.get_error()
-    if error is None:
-        return
-    if is_transient_warehouse_error(str(error)) and context.retry_number < MAX_TRANSIENT_RETRIES:
-        delay_s = config.retry_base_delay_s * 2**context.retry_number
-        context.log.warning(
-            f"warehouse unreachable or overloaded; dbt build retried in {delay_s:.0f} s "
-            f"(attempt {context.retry_number + 2} of {MAX_TRANSIENT_RETRIES + 1})"
-        )
-        raise RetryRequested(max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=delay_s) from error
-    raise error
+def build_dbt_models(project: DbtProject) -> AssetsDefinition:
+    """The ``@dbt_assets`` of ``project`` (the Trackhouse project below; tests build one over a
+    copy of it)."""
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=dbt_translator,
+        name="dbt_models",
+        # One slot in the `dbt` pool (dagster.yaml): two builds never write the same tables.
+        pool="dbt",
+    )
+    def dbt_models(
+        context: AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig
+    ) -> Iterator[Any]:
+        """``dbt build`` of the selected models: materializations, then their tests as checks."""
+        apply_dbt_env()
+        args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+        invocation = dbt.cli(args, context=context, raise_on_error=False)
+        yield from invocation.stream()
+        error = invocation.get_error()
+        if error is None:
+            return
+        if (is_transient_warehouse_error(str(error))
+                and context.retry_number < MAX_TRANSIENT_RETRIES):
+            delay_s = config.retry_base_delay_s * 2**context.retry_number
+            context.log.warning(
+                f"warehouse unreachable or overloaded; dbt build retried in {delay_s:.1f} s "
+                f"(attempt {context.retry_number + 2} of {MAX_TRANSIENT_RETRIES + 1})"
+            )
+            raise RetryRequested(
+                max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=delay_s
+            ) from error
+        raise error
+
+    return dbt_models
+
+
+dbt_models = build_dbt_models(dbt_project)
 
 
 def raw_source_specs(manifest: Mapping[str, Any]) -> list[AssetSpec]:
@@ -135,8 +152,7 @@ RAW_EVENTS_KEY: AssetKey = next(
 )
 
 
-@multi_observable_source_asset(specs=raw_specs, name="raw_tables")
-def raw_tables(warehouse: WarehouseResource) -> Iterator[ObserveResult]:
+def observe_raw_tables(warehouse: WarehouseResource) -> Iterator[ObserveResult]:
     """Observe each raw table: stored rows and the newest event (or update) time."""
     client = warehouse.client()
     try:
@@ -156,3 +172,12 @@ def raw_tables(warehouse: WarehouseResource) -> Iterator[ObserveResult]:
             )
     finally:
         client.close()
+
+
+# multi_observable_source_asset is beta in Dagster 1.13; it is used on purpose: one step
+# observes every raw table (a step per table would cost a step each in every run).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)
+    raw_tables = multi_observable_source_asset(specs=raw_specs, name="raw_tables")(
+        observe_raw_tables
+    )

@@ -67,9 +67,11 @@ def serve_dagster(
     except KeyboardInterrupt:
         pass
     finally:
+        # SIGINT, not SIGTERM: on an interrupt the webserver and the daemon also shut down the
+        # code servers they started.
         for process in processes.values():
             if process.poll() is None:
-                process.terminate()
+                process.send_signal(signal.SIGINT)
         for process in processes.values():
             try:
                 process.wait(30)
