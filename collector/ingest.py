@@ -213,9 +213,12 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
     if client.has_secret and properties.get("__ip"):
         ip = _valid_ip(properties["__ip"]) or ip
     user_agent = context.user_agent
+    # A client that proved its secret is never a bot itself; a visitor's user agent that it
+    # forwards per message (importers) is checked like any browser's.
+    bot_check = not client.has_secret
     if client.has_secret and isinstance(properties.get("__userAgent"), str):
-        # server-side senders and importers forward each visitor's user agent per message
         user_agent = properties["__userAgent"][:1000]
+        bot_check = True
 
     sdk_device = properties.get("__deviceId")
     if sdk_device is not None and (
@@ -273,7 +276,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
     utm = utm_from_query(page["query"])
     geo = context.services.geo.lookup(ip)
     agent = parse_agent(user_agent)
-    is_bot = agent.is_bot and not client.has_secret
+    is_bot = agent.is_bot and bot_check
     try:
         revenue = int(properties.get("__revenue") or 0)
         duration_ms = max(0, min(int(properties.get("__duration") or 0), 2**32 - 1))
