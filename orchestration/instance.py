@@ -55,5 +55,17 @@ def dagster_process_env(settings: Settings) -> dict[str, str]:
     PostgreSQL URL when one is configured (it may come from a .env file, not the environment)."""
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home(settings)), **NO_TELEMETRY_ENV}
     if settings.dagster_postgres_url is not None:
-        env[POSTGRES_URL_ENV] = settings.dagster_postgres_url.get_secret_value()
+        env[POSTGRES_URL_ENV] = psycopg2_url(settings.dagster_postgres_url.get_secret_value())
     return env
+
+
+def psycopg2_url(url: str) -> str:
+    """Name the psycopg2 driver in a bare ``postgresql://`` URL.
+
+    dagster-postgres is written for psycopg2, but SQLAlchemy 2.1 maps a bare ``postgresql://``
+    to psycopg 3, whose server-side parameters break Dagster's ``NOTIFY run_events, %s``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
