@@ -1,0 +1,695 @@
+"""The embedded warehouse: chdb served over ClickHouse's HTTP interface.
+
+One process owns the chdb data directory and answers the ClickHouse HTTP protocol, so
+clickhouse-connect, dbt-clickhouse and curl use it exactly like a ClickHouse server. A plain
+ASGI application on uvicorn keeps the per-request overhead small; every chdb call runs in a
+worker thread (chdb releases the GIL), so a long query blocks neither ``/ping`` nor other
+clients. Request bodies are decoded and fed to chdb's streaming insert as they arrive, and
+results are streamed back block by block, so neither is held whole in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import json
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from email.parser import BytesParser
+from email.policy import HTTP
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from warehouse import http_protocol
+from warehouse.http_protocol import (
+    PARAM_PREFIX,
+    TRANSPORT_PARAMETERS,
+    ClickHouseError,
+    NeedMoreData,
+    StreamDecoder,
+    StreamEncoder,
+    exception_block,
+    parse_insert_head,
+    trailing_format,
+)
+from warehouse.sessions import MAX_SESSION_TIMEOUT_S, Engine, EngineConnection, Session
+
+log = logging.getLogger("trackhouse.warehouse")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
+
+HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
+INSERT_BATCH_BYTES = 1 << 20  # data handed to chdb per append call
+DEFAULT_FORMAT = "TabSeparated"
+# Statements chdb can stream block by block (send_query); others run whole.
+STREAMABLE_KEYWORDS = frozenset({"SELECT", "WITH"})
+
+_CONTENT_TYPES = {
+    "tabseparated": "text/tab-separated-values; charset=UTF-8",
+    "tsv": "text/tab-separated-values; charset=UTF-8",
+    "csv": "text/csv; charset=UTF-8; header=absent",
+    "json": "application/json; charset=UTF-8",
+    "jsoncompact": "application/json; charset=UTF-8",
+    "jsoneachrow": "application/x-ndjson; charset=UTF-8",
+}
+
+
+class ClientGone(Exception):
+    """The client closed the connection before the answer was complete."""
+
+
+class BodyReader:
+    """The request body, decoded chunk by chunk, with the size limit enforced."""
+
+    def __init__(self, receive: Receive, encoding: str | None, max_bytes: int) -> None:
+        self._receive = receive
+        self._decoder = StreamDecoder(encoding)
+        self._max_bytes = max_bytes
+        self._received = 0
+        self._pending: list[bytes] = []
+        self.finished = False
+
+    def push_back(self, data: bytes) -> None:
+        if data:
+            self._pending.append(data)
+
+    async def read(self) -> bytes | None:
+        """The next decoded chunk; None once the body is exhausted."""
+        if self._pending:
+            return self._pending.pop(0)
+        while not self.finished:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            raw = message.get("body", b"")
+            self._received += len(raw)
+            if self._received > self._max_bytes:
+                raise too_large(self._max_bytes)
+            if not message.get("more_body", False):
+                self.finished = True
+                tail = self._decoder.decode(raw) + self._decoder.finish()
+                if tail:
+                    return tail
+                return None
+            decoded = self._decoder.decode(raw)
+            if decoded:
+                return decoded
+        return None
+
+    async def read_all(self) -> bytes:
+        chunks = []
+        while (chunk := await self.read()) is not None:
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def too_large(limit: int) -> ClickHouseError:
+    return ClickHouseError.named(
+        "QUERY_IS_TOO_LARGE",
+        f"Request body exceeds the limit of {limit} bytes (TRACKHOUSE_WAREHOUSE_MAX_BODY_BYTES)",
+    )
+
+
+class Responder:
+    """Writes one HTTP answer with the headers ClickHouse clients read."""
+
+    def __init__(
+        self, send: Send, query_id: str, timezone: str, encoder: StreamEncoder | None
+    ) -> None:
+        self._send = send
+        self.query_id = query_id
+        self.timezone = timezone
+        self.encoder = encoder
+        self.started = False
+        self.exception_tag = uuid.uuid4().hex[:16]
+
+    def _base_headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-clickhouse-query-id", self.query_id.encode()),
+            (b"x-clickhouse-timezone", self.timezone.encode()),
+            (b"x-clickhouse-server-display-name", DISPLAY_NAME),
+        ]
+
+    async def start(
+        self,
+        summary: dict[str, Any],
+        output_format: str | None,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = self._base_headers()
+        headers.append((b"x-clickhouse-summary", json.dumps(summary).encode()))
+        if output_format:
+            headers.append((b"x-clickhouse-format", output_format.encode()))
+            content_type = _CONTENT_TYPES.get(output_format.lower(), "application/octet-stream")
+            headers.append((b"x-clickhouse-exception-tag", self.exception_tag.encode()))
+        else:
+            content_type = "text/plain; charset=UTF-8"
+        headers.append((b"content-type", content_type.encode()))
+        if self.encoder is not None:
+            headers.append((b"content-encoding", self.encoder.encoding.encode()))
+        headers.extend(extra or [])
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        self.started = True
+
+    async def body(self, data: bytes, more: bool) -> None:
+        if self.encoder is not None:
+            data = self.encoder.encode(data) + (b"" if more else self.encoder.finish())
+        try:
+            await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        except OSError as error:  # uvicorn raises when the peer has gone
+            raise ClientGone from error
+
+    async def error(self, error: ClickHouseError) -> None:
+        if self.started:  # mid-stream: ClickHouse appends a tagged exception block
+            with contextlib.suppress(ClientGone):
+                await self.body(exception_block(error, self.exception_tag), more=False)
+            return
+        headers = self._base_headers() + [
+            (b"x-clickhouse-exception-code", str(error.code).encode()),
+            (b"content-type", b"text/plain; charset=UTF-8"),
+        ]
+        if error.http_status == 401:
+            headers.append((b"www-authenticate", b'Basic realm="ClickHouse server HTTP API"'))
+        await self._send(
+            {"type": "http.response.start", "status": error.http_status, "headers": headers}
+        )
+        await self._send({"type": "http.response.body", "body": error.body(), "more_body": False})
+        self.started = True
+
+
+DISPLAY_NAME = socket.gethostname().encode()
+
+
+def summary_of(
+    result: Any, elapsed_s: float, written: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """X-ClickHouse-Summary (ClickHouse sends every figure as a string)."""
+    read_rows = read_bytes = result_rows = result_bytes = 0
+    written_rows, written_bytes = written or (0, 0)
+    if result is not None:
+        with contextlib.suppress(Exception):
+            read_rows, read_bytes = result.storage_rows_read(), result.storage_bytes_read()
+            result_rows, result_bytes = result.rows_read(), result.bytes_read()
+            if written is None:
+                written_rows, written_bytes = result.rows_written(), result.bytes_written()
+    return {
+        "read_rows": str(read_rows),
+        "read_bytes": str(read_bytes),
+        "written_rows": str(written_rows),
+        "written_bytes": str(written_bytes),
+        "total_rows_to_read": str(read_rows),
+        "result_rows": str(result_rows),
+        "result_bytes": str(result_bytes),
+        "elapsed_ns": str(int(elapsed_s * 1e9)),
+    }
+
+
+class WarehouseApp:
+    """The ASGI application: ClickHouse's HTTP interface over one chdb engine."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        user: str = "default",
+        password: str = "",
+        max_body_bytes: int = 1 << 30,
+        max_workers: int = 64,
+    ) -> None:
+        self.engine = engine
+        self.user = user
+        self.password = password
+        self.max_body_bytes = max_body_bytes
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="chdb")
+        self._reaper: asyncio.Task | None = None
+        http_protocol.ENGINE_VERSION = engine.version
+
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, partial(function, *args)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        method = scope["method"]
+        if path in ("/ping", "/replicas_status") or (
+            path == "/" and method in ("GET", "HEAD") and not _has_query(scope)
+        ):
+            await _plain(send, 200, b"Ok.\n")
+            return
+        if path not in ("/", "/query"):
+            await _plain(send, 404, b"There is no handle " + path.encode() + b"\n")
+            return
+        await self.handle_query(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._reaper = asyncio.create_task(self._reap_forever())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._reaper:
+                    self._reaper.cancel()
+                await self.in_thread(self.engine.close)
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await self.in_thread(self.engine.reap)
+            except Exception:  # keep reaping whatever one round hit
+                log.exception("session reaper failed")
+
+    # --- one query request ----------------------------------------------------------------
+    async def handle_query(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = dict(
+            parse_qsl(scope["query_string"].decode("utf-8", "replace"), keep_blank_values=True)
+        )
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query_id = (
+            params.get("query_id") or headers.get("x-clickhouse-query-id") or str(uuid.uuid4())
+        )
+        encoder = None
+        if params.get("enable_http_compression") in ("1", "true"):
+            encoder = StreamEncoder.negotiate(headers.get("accept-encoding"))
+        responder = Responder(send, query_id, self.engine.timezone, encoder)
+        try:
+            self.authenticate(params, headers)
+            declared = headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise too_large(self.max_body_bytes)
+            body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes)
+            if headers.get("content-type", "").startswith("multipart/form-data"):
+                form = await body.read_all()
+                params.update(_form_fields(headers["content-type"], form))
+            await self.run_request(params, headers, body, responder)
+        except ClientGone:
+            return
+        except ClickHouseError as error:
+            await responder.error(error)
+        except Exception as error:  # an unexpected failure still answers like ClickHouse
+            log.exception("query %s failed", query_id)
+            await responder.error(ClickHouseError.from_engine(error))
+
+    def authenticate(self, params: dict[str, str], headers: dict[str, str]) -> None:
+        user = headers.get("x-clickhouse-user") or params.get("user")
+        password = headers.get("x-clickhouse-key") or params.get("password")
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("basic "):
+            with contextlib.suppress(ValueError):
+                decoded = base64.b64decode(authorization[6:].strip()).decode()
+                user, _, password = decoded.partition(":")
+        user = user or "default"
+        password = password or ""
+        if not (
+            hmac.compare_digest(user.encode(), self.user.encode())
+            and hmac.compare_digest(password.encode(), self.password.encode())
+        ):
+            raise ClickHouseError.named(
+                "AUTHENTICATION_FAILED",
+                f"{user}: Authentication failed: password is incorrect, or there is no user "
+                "with such name",
+            )
+
+    async def run_request(
+        self,
+        params: dict[str, str],
+        headers: dict[str, str],
+        body: BodyReader,
+        responder: Responder,
+    ) -> None:
+        settings = {
+            k: v
+            for k, v in params.items()
+            if k not in TRANSPORT_PARAMETERS and not k.startswith(PARAM_PREFIX)
+        }
+        query_params = {
+            k[len(PARAM_PREFIX) :]: v for k, v in params.items() if k.startswith(PARAM_PREFIX)
+        }
+        database = params.get("database") or headers.get("x-clickhouse-database") or ""
+        request = QueryRequest(
+            app=self,
+            params=params,
+            settings=settings,
+            query_params=query_params,
+            database=database,
+            body=body,
+            responder=responder,
+        )
+        session_id = params.get("session_id")
+        if not session_id:
+            connection = await self.in_thread(self.engine.acquire, database, settings)
+            reusable = False
+            try:
+                reusable = await request.execute(connection)
+            finally:
+                self.engine.release(connection, reusable)
+            return
+        session = await self.in_thread(
+            self.engine.lock_session,
+            session_id,
+            _session_timeout(params),
+            params.get("session_check") in ("1", "true"),
+        )
+        try:
+            await self.in_thread(_prepare_session, session, database, settings)
+            if await request.execute(session.connection) is False:
+                await self.in_thread(session.connection.refresh_database)
+        finally:
+            self.engine.unlock_session(session)
+
+
+def _prepare_session(session: Session, database: str, settings: dict[str, str]) -> None:
+    if database:
+        session.connection.use_database(database)
+    session.connection.apply_settings(settings)
+
+
+def _session_timeout(params: dict[str, str]) -> float | None:
+    raw = params.get("session_timeout")
+    if not raw:
+        return None
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = -1
+    if not 0 < timeout <= MAX_SESSION_TIMEOUT_S:
+        raise ClickHouseError.named(
+            "INVALID_SESSION_TIMEOUT",
+            f"Invalid session timeout: '{raw}', must be in (0, {MAX_SESSION_TIMEOUT_S}]",
+        )
+    return timeout
+
+
+class QueryRequest:
+    """Runs the statement of one request on one connection and writes the answer."""
+
+    def __init__(
+        self,
+        *,
+        app: WarehouseApp,
+        params: dict[str, str],
+        settings: dict[str, str],
+        query_params: dict[str, str],
+        database: str,
+        body: BodyReader,
+        responder: Responder,
+    ) -> None:
+        self.app = app
+        self.params = params
+        self.settings = settings
+        self.query_params = query_params
+        self.database = database
+        self.body = body
+        self.responder = responder
+        self.tag = f"/* trackhouse-query {uuid.uuid4().hex} */ "
+        self.started = time.monotonic()
+
+    async def execute(self, connection: EngineConnection) -> bool:
+        """Run the request; return whether the connection's state is unchanged (reusable)."""
+        query_text = self.params.get("query", "")
+        head = await self._read_head(query_text)
+        if head is not None:
+            statement, output_format, data = head
+            await self._insert(connection, statement, output_format, data)
+            return True
+        rest = await self.body.read_all()
+        sql = (
+            (query_text + "\n" + rest.decode("utf-8", "replace"))
+            if query_text and rest
+            else (query_text or rest.decode("utf-8", "replace"))
+        )
+        if not sql.strip():
+            raise ClickHouseError.named("EMPTY_QUERY", "Empty query")
+        return await self._statement(connection, sql)
+
+    async def _read_head(self, query_text: str) -> tuple[str, str, bytes] | None:
+        """If the request is ``INSERT ... FORMAT x`` + data: (statement, format, first data)."""
+        if query_text:
+            try:
+                head = parse_insert_head(query_text.encode(), complete=True)
+            except NeedMoreData:
+                head = None
+            if head is None:
+                return None
+            remainder = query_text.encode()[head.data_offset :]
+            return head.statement, head.format, remainder
+        buffered = b""
+        while True:
+            chunk = await self.body.read()
+            if chunk is None:
+                complete = True
+            else:
+                buffered += chunk
+                complete = False
+            try:
+                parsed = parse_insert_head(buffered, complete=complete)
+            except NeedMoreData:
+                if len(buffered) > HEAD_LIMIT:
+                    parsed = None
+                else:
+                    continue
+            if parsed is None:
+                self.body.push_back(buffered)
+                return None
+            return parsed.statement, parsed.format, buffered[parsed.data_offset :]
+
+    async def _insert(
+        self, connection: EngineConnection, statement: str, data_format: str, first: bytes
+    ) -> None:
+        engine_statement = self.tag + statement
+        native = connection.native
+        try:
+            handle = await self.app.in_thread(native.send_insert, engine_statement, data_format)
+        except RuntimeError as error:
+            raise ClickHouseError.from_engine(error) from None
+        pending: asyncio.Future | None = None
+        try:
+            batch = [first] if first else []
+            size = len(first)
+            while True:
+                chunk = await self.body.read()
+                if chunk is not None:
+                    batch.append(chunk)
+                    size += len(chunk)
+                if batch and (size >= INSERT_BATCH_BYTES or chunk is None):
+                    if pending is not None:
+                        await pending
+                    data = b"".join(batch)
+                    # Overlap: the engine parses this batch while the next one is received.
+                    pending = asyncio.ensure_future(
+                        self.app.in_thread(native.insert_append, handle, data)
+                    )
+                    batch, size = [], 0
+                if chunk is None:
+                    break
+            if pending is not None:
+                await pending
+                pending = None
+            result = await self.app.in_thread(native.insert_done, handle)
+        except BaseException as error:
+            if pending is not None:
+                with contextlib.suppress(BaseException):
+                    await pending
+            with contextlib.suppress(Exception):
+                await self.app.in_thread(native.insert_cancel, handle)
+            if isinstance(error, RuntimeError):
+                raise ClickHouseError.from_engine(error) from None
+            raise
+        summary = summary_of(
+            None, time.monotonic() - self.started, (result.rows_written(), result.bytes_written())
+        )
+        await self.responder.start(summary, None)
+        await self.responder.body(b"", more=False)
+
+    async def _statement(self, connection: EngineConnection, sql: str) -> bool:
+        default_format = self.params.get("default_format") or DEFAULT_FORMAT
+        classified = connection.native.classify_query(sql)
+        returns_rows = str(classified["query_class"]).endswith("READ_ONLY")
+        keyword = http_protocol.first_keyword(sql)
+        tagged = self.tag + sql
+        output_format = (trailing_format(sql) or default_format) if returns_rows else None
+        if returns_rows and (keyword in STREAMABLE_KEYWORDS or sql.lstrip().startswith("(")):
+            await self._stream(connection, tagged, default_format, output_format or DEFAULT_FORMAT)
+            return True
+        # DDL, SHOW, DESCRIBE, ...: small answers that chdb only runs as a whole.
+        result = await self._guarded(
+            partial(connection.run, tagged, default_format, self.query_params)
+        )
+        summary = summary_of(result, time.monotonic() - self.started)
+        await self.responder.start(summary, output_format)
+        await self.responder.body(bytes(result.bytes() or b""), more=False)
+        changes_state = keyword in ("SET", "USE") or (
+            keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200]
+        )
+        return not changes_state
+
+    async def _guarded(self, work: Callable[[], T]) -> T:
+        """Run engine work in a thread; cancel the statement if the client disconnects."""
+        future = asyncio.ensure_future(self.app.in_thread(work))
+        watcher = asyncio.ensure_future(self._wait_for_disconnect())
+        try:
+            done, _ = await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if future not in done:
+                await self.app.in_thread(self.app.engine.kill, self.tag.strip())
+                with contextlib.suppress(BaseException):
+                    await future
+                raise ClientGone
+            return future.result()
+        finally:
+            watcher.cancel()
+
+    async def _wait_for_disconnect(self) -> None:
+        if not self.body.finished:
+            return await asyncio.Event().wait()  # the body is still being read elsewhere
+        while True:
+            message = await self.body._receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    async def _stream(
+        self, connection: EngineConnection, sql: str, default_format: str, output_format: str
+    ) -> None:
+        native = connection.native
+        wait_end = self.params.get("wait_end_of_query") in ("1", "true")
+
+        def open_and_fetch() -> tuple[Any, Any]:
+            try:
+                handle = native.send_query(sql, default_format, params=self.query_params)
+                return handle, native.streaming_fetch_result(handle)
+            except RuntimeError as error:
+                raise ClickHouseError.from_engine(error) from None
+
+        def fetch(handle: Any) -> Any:
+            try:
+                return native.streaming_fetch_result(handle)
+            except RuntimeError as error:
+                raise ClickHouseError.from_engine(error) from None
+
+        handle, result = await self._guarded(open_and_fetch)
+        finished = False
+        try:
+            chunks: list[bytes] = []
+            last = result
+            while result is not None and (result.rows_read() or result.bytes()):
+                chunks.append(bytes(result.bytes()))
+                last = result
+                if not wait_end and sum(map(len, chunks)) >= INSERT_BATCH_BYTES:
+                    break
+                result = await self._guarded(partial(fetch, handle))
+            else:
+                finished = True
+            summary = summary_of(last, time.monotonic() - self.started)
+            await self.responder.start(summary, output_format)
+            await self.responder.body(b"".join(chunks), more=not finished)
+            while not finished:
+                try:
+                    result = await self._guarded(partial(fetch, handle))
+                except ClickHouseError as error:
+                    finished = True
+                    await self.responder.error(error)
+                    return
+                if result is None or not (result.rows_read() or result.bytes()):
+                    finished = True
+                    await self.responder.body(b"", more=False)
+                else:
+                    await self.responder.body(bytes(result.bytes()), more=True)
+        finally:
+            if not finished:
+                with contextlib.suppress(Exception):
+                    await self.app.in_thread(native.streaming_cancel_query, handle)
+
+
+def _has_query(scope: Scope) -> bool:
+    return b"query=" in scope.get("query_string", b"")
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=UTF-8")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    """Text fields of a multipart/form-data body (the query and bind parameters)."""
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not name:
+            continue
+        if part.get_filename():
+            raise ClickHouseError.named(
+                "NOT_IMPLEMENTED",
+                "External data (file parts) is not supported by the embedded warehouse",
+            )
+        payload = part.get_payload(decode=True) or b""
+        fields[str(name)] = payload.decode("utf-8", "replace")
+    return fields
+
+
+def serve(
+    host: str | None = None, port: int | None = None, data_dir: str | Path | None = None
+) -> None:
+    """Run the embedded warehouse until SIGTERM/SIGINT (then shut down cleanly)."""
+    import uvicorn
+
+    from trackhouse.settings import get_settings
+
+    settings = get_settings()
+    host = host or settings.warehouse_host
+    port = port or settings.warehouse_port
+    path = Path(data_dir) if data_dir else settings.effective_warehouse_data_dir
+    path.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    engine = Engine(str(path), session_timeout_s=settings.warehouse_session_timeout_s)
+    app = WarehouseApp(
+        engine,
+        user=settings.clickhouse_user,
+        password=settings.clickhouse_password.get_secret_value(),
+        max_body_bytes=settings.warehouse_max_body_bytes,
+    )
+    log.info("warehouse: chdb %s on %s, serving http://%s:%s", engine.version, path, host, port)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=15,
+        loop="auto",
+        http="auto",
+    )
+    uvicorn.Server(config).run()
+    log.info("warehouse stopped")

@@ -1,0 +1,245 @@
+"""chdb connections of the embedded warehouse: a keyed pool for plain requests, and sessions.
+
+chdb hosts one engine per process; any number of connections to its data directory may be
+open, each with its own current database and settings, and queries on different connections
+run in parallel (chdb releases the GIL). A connection runs one statement at a time.
+
+* Plain requests borrow a pooled connection whose database and settings already match the
+  request (clickhouse-connect sends the same settings on every call, so a match is the norm);
+  a miss opens a new connection (a few milliseconds). A statement that changes connection
+  state (``SET``, ``USE``, temporary tables) retires its connection instead of returning it,
+  because outside a session ClickHouse forgets such state after the query.
+* A ``session_id`` owns one connection for its lifetime; ``USE``, ``SET`` and temporary
+  tables persist across its requests. A second concurrent request on a busy session is
+  refused with SESSION_IS_LOCKED, as ClickHouse does; idle sessions are reaped after their
+  timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import chdb
+
+from warehouse.http_protocol import ClickHouseError
+
+log = logging.getLogger(__name__)
+
+SettingsKey = tuple[tuple[str, str], ...]
+MAX_SESSION_TIMEOUT_S = 3600  # ClickHouse's default max_session_timeout
+
+
+def quote_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+class EngineConnection:
+    """One chdb connection and the state this module put on it."""
+
+    def __init__(self, path: str) -> None:
+        # Keep the Python wrapper alive: dropping it closes the native connection.
+        self._wrapper = chdb.connect(path)
+        self.native: Any = self._wrapper._conn
+        self.database = "default"
+        self.settings: dict[str, str] = {}
+        self.last_used = time.monotonic()
+
+    def run(self, sql: str, output_format: str = "TabSeparated", params: dict | None = None) -> Any:
+        try:
+            return self.native.query(sql, output_format, params=params or {})
+        except RuntimeError as error:
+            raise ClickHouseError.from_engine(error) from None
+
+    def use_database(self, database: str) -> None:
+        if database and database != self.database:
+            self.run(f"USE {quote_identifier(database)}")
+            self.database = database
+
+    def apply_settings(self, settings: dict[str, str]) -> None:
+        for name, value in settings.items():
+            if self.settings.get(name) != value:
+                # A string literal converts to any setting type, like a URL parameter does.
+                self.run(f"SET {quote_identifier(name)} = {quote_string(value)}")
+                self.settings[name] = value
+
+    def refresh_database(self) -> None:
+        self.database = bytes(self.run("SELECT currentDatabase()").bytes()).decode().strip()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._wrapper.close()
+
+
+@dataclass
+class Session:
+    session_id: str
+    connection: EngineConnection
+    timeout_s: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+
+    def expired(self, now: float) -> bool:
+        return now - self.last_used > self.timeout_s
+
+
+class Engine:
+    """The chdb engine of one data directory, its connection pool and its sessions."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        *,
+        session_timeout_s: float = 60.0,
+        max_idle_connections: int = 32,
+        idle_connection_ttl_s: float = 120.0,
+    ) -> None:
+        self.path = data_dir
+        # The anchor keeps the engine open while pooled connections come and go, and runs
+        # KILL QUERY for cancelled requests.
+        self._anchor = EngineConnection(data_dir)
+        self._anchor_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, SettingsKey], list[EngineConnection]] = {}
+        self._idle_count = 0
+        self._sessions: dict[str, Session] = {}
+        self.session_timeout_s = session_timeout_s
+        self.max_idle_connections = max_idle_connections
+        self.idle_connection_ttl_s = idle_connection_ttl_s
+        self.timezone, self.version = (
+            bytes(self._anchor.run("SELECT timezone(), version()").bytes())
+            .decode()
+            .strip()
+            .split("\t")
+        )
+        self.closed = False
+
+    # --- plain requests -----------------------------------------------------------------
+    def acquire(self, database: str, settings: dict[str, str]) -> EngineConnection:
+        """A connection set to ``database`` and ``settings`` (opens one on a pool miss)."""
+        key = (database or "default", tuple(sorted(settings.items())))
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                self._idle_count -= 1
+                return idle.pop()
+        connection = EngineConnection(self.path)
+        try:
+            connection.use_database(key[0])
+            connection.apply_settings(settings)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def release(self, connection: EngineConnection, reusable: bool) -> None:
+        if not reusable or self.closed:
+            connection.close()
+            return
+        connection.last_used = time.monotonic()
+        key = (connection.database, tuple(sorted(connection.settings.items())))
+        with self._lock:
+            if self._idle_count < self.max_idle_connections:
+                self._idle.setdefault(key, []).append(connection)
+                self._idle_count += 1
+                return
+        connection.close()
+
+    @contextlib.contextmanager
+    def pooled(self, database: str, settings: dict[str, str]) -> Iterator[EngineConnection]:
+        connection = self.acquire(database, settings)
+        reusable = [True]
+        try:
+            yield connection
+        except BaseException:
+            reusable[0] = False
+            raise
+        finally:
+            self.release(connection, reusable[0])
+
+    # --- sessions -----------------------------------------------------------------------
+    def lock_session(self, session_id: str, timeout_s: float | None, must_exist: bool) -> Session:
+        """The session, locked for this request (created unless ``must_exist``)."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                if must_exist:
+                    raise ClickHouseError.named(
+                        "SESSION_NOT_FOUND", f"Session {session_id} not found"
+                    )
+                session = Session(
+                    session_id, EngineConnection(self.path), timeout_s or self.session_timeout_s
+                )
+                self._sessions[session_id] = session
+            if not session.lock.acquire(blocking=False):
+                raise ClickHouseError.named(
+                    "SESSION_IS_LOCKED", f"Session {session_id} is locked by a concurrent client"
+                )
+            if timeout_s:
+                session.timeout_s = timeout_s
+            session.last_used = time.monotonic()
+            return session
+
+    def unlock_session(self, session: Session) -> None:
+        session.last_used = time.monotonic()
+        session.lock.release()
+
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # --- housekeeping -------------------------------------------------------------------
+    def reap(self) -> int:
+        """Close expired idle sessions and long-idle pooled connections; return sessions closed."""
+        now = time.monotonic()
+        to_close: list[EngineConnection] = []
+        with self._lock:
+            for session_id, session in list(self._sessions.items()):
+                if session.expired(now) and session.lock.acquire(blocking=False):
+                    del self._sessions[session_id]
+                    to_close.append(session.connection)
+            reaped_sessions = len(to_close)
+            for key, idle in list(self._idle.items()):
+                keep = [c for c in idle if now - c.last_used <= self.idle_connection_ttl_s]
+                to_close.extend(c for c in idle if now - c.last_used > self.idle_connection_ttl_s)
+                self._idle_count -= len(idle) - len(keep)
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+        for connection in to_close:
+            connection.close()
+        if reaped_sessions:
+            log.info("reaped %d expired session(s)", reaped_sessions)
+        return reaped_sessions
+
+    def kill(self, tag: str) -> None:
+        """Cancel the running statement whose text carries ``tag`` (a client went away)."""
+        sql = (
+            "KILL QUERY WHERE position(query, {tag:String}) > 0 "
+            "AND position(query, 'KILL QUERY') = 0 ASYNC"
+        )
+        with self._anchor_lock, contextlib.suppress(ClickHouseError):
+            self._anchor.run(sql, params={"tag": tag})
+
+    def close(self) -> None:
+        """Close every connection; the engine shuts down with the last one (flushing data)."""
+        with self._lock:
+            self.closed = True
+            connections = [c for idle in self._idle.values() for c in idle]
+            connections += [s.connection for s in self._sessions.values()]
+            self._idle.clear()
+            self._sessions.clear()
+            self._idle_count = 0
+        for connection in connections:
+            connection.close()
+        self._anchor.close()
