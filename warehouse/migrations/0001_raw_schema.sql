@@ -19,7 +19,7 @@ create table if not exists {raw_database}.events
     device_id       String,
     profile_id      String,
     session_id      String,
-    -- event time: the client's timestamp clamped to [received_at - 7 days, received_at + 1 min];
+    -- event time: the client's timestamp clamped to [received_at - 7 days, received_at + 1 min],
     -- Delta + ZSTD because rows are sorted by time within a device, so deltas are small.
     created_at      DateTime64(3, 'UTC') codec(Delta, ZSTD(1)),
     received_at     DateTime64(3, 'UTC') codec(Delta, ZSTD(1)),
