@@ -1,0 +1,266 @@
+"""Benchmark of the dashboards at scale: p95 of every overview query and each page's render time.
+
+    .venv/bin/python bench/dashboard.py                 # 10 million events (generated once)
+    .venv/bin/python bench/dashboard.py --events 1000000 --runs 10
+
+Uses TRACKHOUSE_CLICKHOUSE_URL when set; otherwise starts its own embedded warehouse on a free
+port with a data directory under --data-dir, which is kept so later runs reuse the events and
+marts (delete it, or pass --regenerate, to start over). Events are generated inside ClickHouse
+(INSERT ... SELECT from numbers()), marts built by the real dbt project, pages rendered by
+Streamlit's AppTest against a metadata database in the same folder.
+
+Targets (issue 6): every overview query p95 <= 300 ms; every page <= 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PROJECT = "bench-shop"
+TIMEZONE = "Europe/Berlin"
+EMAIL, PASSWORD = "bench@trackhouse.local", "bench password 123"
+QUERY_TARGET_MS, PAGE_TARGET_S = 300, 1.5
+
+# Events in sessions of four: a quarter of the sessions are split into single-event visits
+# (bounces) by spreading their events hours apart. Attributes are per session, as a tracker
+# would send them.
+GENERATE_SQL = """
+insert into {raw}.events (id, project_id, name, device_id, profile_id, created_at, received_at,
+    path, referrer, referrer_name, referrer_type, utm_source, utm_medium, utm_campaign,
+    country, region, city, browser, os, device, properties)
+with
+    intDiv(number, 4) as visit,
+    number % 4 as step,
+    cityHash64(visit, 'bounce') % 4 = 0 as scattered,
+    now64(3) - toIntervalSecond(22200 + cityHash64(visit, 'time') % ({days} * 86400))
+        + toIntervalSecond(if(scattered, step * 7200, step * 40)) as moment,
+    ['/', '/pricing', '/docs', '/docs/install', '/docs/api', '/blog', '/blog/launch',
+     '/blog/clickhouse', '/about', '/signup', '/login', '/features', '/changelog',
+     '/careers', '/contact', '/integrations', '/customers', '/security', '/terms',
+     '/privacy'] as paths,
+    cityHash64(visit, 'source') % 6 as source,
+    cityHash64(visit, 'geo') % 8 as geo,
+    cityHash64(visit, 'ua') % 5 as ua
+select
+    generateUUIDv4(number),
+    '{project}',
+    if(step > 0 and cityHash64(number, 'custom') % 5 = 0,
+       ['signup', 'purchase', 'download', 'play_video'][1 + cityHash64(number, 'n') % 4],
+       'screen_view'),
+    concat('device-', toString(cityHash64(visit, 'device') % {devices})),
+    if(cityHash64(visit, 'device') % {devices} % 10 = 0,
+       concat('user-', toString(cityHash64(visit, 'device') % {devices})), ''),
+    moment,
+    moment,
+    paths[1 + cityHash64(number, 'path') % length(paths)],
+    ['', 'https://www.google.com/', 'https://news.ycombinator.com/', 'https://t.co/x',
+     '', 'https://duckduckgo.com/'][1 + source],
+    ['', 'Google', 'Hacker News', 'Twitter', '', 'DuckDuckGo'][1 + source],
+    ['', 'search', 'social', 'social', '', 'search'][1 + source],
+    if(source = 4, 'newsletter', ''), if(source = 4, 'email', ''),
+    if(source = 4, ['autumn', 'winter'][1 + cityHash64(visit, 'c') % 2], ''),
+    ['DE', 'US', 'FR', 'GB', 'BR', 'IN', 'JP', 'NL'][1 + geo],
+    ['Berlin', 'California', 'Île-de-France', 'England', 'São Paulo', 'Maharashtra', 'Tokyo',
+     'North Holland'][1 + geo],
+    ['Berlin', 'San Francisco', 'Paris', 'London', 'São Paulo', 'Mumbai', 'Tokyo',
+     'Amsterdam'][1 + geo],
+    ['Chrome', 'Safari', 'Firefox', 'Edge', 'Chrome'][1 + ua],
+    ['Windows', 'iOS', 'Linux', 'Windows', 'Android'][1 + ua],
+    ['desktop', 'mobile', 'desktop', 'desktop', 'mobile'][1 + ua],
+    if(step > 0 and cityHash64(number, 'custom') % 5 = 0,
+       map('plan', ['free', 'pro', 'team'][1 + cityHash64(number, 'plan') % 3]), map())
+from numbers({events})
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_warehouse(data_dir: Path) -> subprocess.Popen | None:
+    """Start an embedded warehouse unless TRACKHOUSE_CLICKHOUSE_URL names one already."""
+    if os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
+        return None
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trackhouse"), "warehouse", "--host", "127.0.0.1",
+         "--port", str(port), "--data-dir", str(data_dir / "clickhouse")],
+        stdout=(data_dir / "warehouse.log").open("ab"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = url
+    return process
+
+
+def prepare(events: int, regenerate: bool) -> None:
+    from accounts import service
+    from accounts.db import session_scope, upgrade
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+    from warehouse.migrate import migrate
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    migrate()
+    client = warehouse()
+    raw = settings.raw_database
+    present = int(client.command(
+        f"select count() from {raw}.events where project_id = '{PROJECT}'") or 0)
+    upgrade()
+    with session_scope() as session:
+        if not service.list_users(session):
+            service.create_project(session, name="Bench shop", domain="bench.example",
+                                   timezone=TIMEZONE, project_id=PROJECT)
+            service.create_user(session, email=EMAIL, password=PASSWORD, is_admin=True)
+    if present == events and not regenerate:
+        print(f"reusing {present:,} events of {PROJECT}")
+        return
+    client.command(f"alter table {raw}.events delete where project_id = '{PROJECT}'",
+                   settings={"mutations_sync": 2})
+    started = time.perf_counter()
+    client.command(GENERATE_SQL.format(raw=raw, project=PROJECT, events=events, days=95,
+                                       devices=max(events // 20, 1)),
+                   settings={"max_insert_block_size": 1_000_000})
+    client.command(f"optimize table {raw}.events final")
+    print(f"generated {events:,} events in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    from trackhouse.dbt import run_dbt
+
+    run_dbt(["build", "--full-refresh"])
+    print(f"built the marts in {time.perf_counter() - started:.1f} s")
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[18] if len(samples) > 1 \
+        else samples[0]
+
+
+def time_queries(runs: int) -> list[tuple[str, float, float]]:
+    """(name, median ms, p95 ms) of every query behind the overview, uncached."""
+    from app.filters import Filter, Op
+    from app.periods import Granularity, Preset, preset_range
+    from app.queries import overview as q
+
+    results = []
+    filtered = (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs"))
+    for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
+        current = preset_range(preset, TIMEZONE)
+        cases: list[tuple[str, Callable[[], object]]] = []
+        for label, date_range in (("", current), (" previous", current.previous())):
+            cases += [
+                (f"event_totals{label}", partial(q.event_totals.__wrapped__, PROJECT, date_range)),
+                (f"session_totals{label}", partial(q.session_totals.__wrapped__, PROJECT,
+                                                   date_range)),
+                (f"timeseries{label}", partial(q.timeseries.__wrapped__, PROJECT, date_range,
+                                               Granularity.DAY)),
+            ]
+        cases.append(("top_pages", partial(q.top_pages.__wrapped__, PROJECT, current)))
+        for dimension in q.SESSION_DIMENSIONS:
+            limit = 250 if dimension == "country" else 10
+            cases.append((f"breakdown {dimension}", partial(
+                q.session_breakdown.__wrapped__, PROJECT, current, dimension, (), limit)))
+        cases += [
+            ("event_totals filtered", partial(q.event_totals.__wrapped__, PROJECT, current,
+                                              filtered)),
+            ("session_totals filtered", partial(q.session_totals.__wrapped__, PROJECT, current,
+                                                filtered)),
+        ]
+        for name, call in cases:
+            call()  # warm the server's caches of the parts
+            samples = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                call()
+                samples.append((time.perf_counter() - started) * 1000)
+            results.append((f"{preset.value:>3} {name}", statistics.median(samples), p95(samples)))
+    return results
+
+
+def time_pages(runs: int) -> list[tuple[str, float, float]]:
+    """(page, cold s, warm s): render time in AppTest with empty and with filled query caches."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at.query_params = {"project": PROJECT, "range": "30d"}
+    at.run()
+    at.text_input(key="login.email").input(EMAIL)
+    at.text_input(key="login.password").input(PASSWORD)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    results = []
+    for page in ("overview", "realtime", "events", "funnels", "retention", "profiles", "admin"):
+        cold, warm = [], []
+        for _ in range(runs):
+            st.cache_data.clear()
+            started = time.perf_counter()
+            at.switch_page(f"app_pages/{page}.py").run()
+            cold.append(time.perf_counter() - started)
+            assert not at.exception, [e.value for e in at.exception]
+            started = time.perf_counter()
+            at.run()
+            warm.append(time.perf_counter() - started)
+        results.append((page, statistics.median(cold), statistics.median(warm)))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per query")
+    parser.add_argument("--page-runs", type=int, default=3, help="timed renders per page")
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/trackhouse-bench-dashboard"))
+    parser.add_argument("--regenerate", action="store_true")
+    args = parser.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TRACKHOUSE_DATA_DIR"] = str(args.data_dir)
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    process = start_warehouse(args.data_dir)
+    try:
+        prepare(args.events, args.regenerate)
+        print(f"\noverview queries ({args.runs} runs each, uncached; target p95 <= "
+              f"{QUERY_TARGET_MS} ms)")
+        print(f"{'query':<40} {'median ms':>10} {'p95 ms':>8}")
+        worst = 0.0
+        for name, median, high in time_queries(args.runs):
+            worst = max(worst, high)
+            print(f"{name:<40} {median:>10.1f} {high:>8.1f}"
+                  f"{'' if high <= QUERY_TARGET_MS else '  OVER TARGET'}")
+        print(f"\npages (AppTest, median of {args.page_runs}; target <= {PAGE_TARGET_S} s)")
+        print(f"{'page':<12} {'cold s':>8} {'warm s':>8}")
+        slowest = 0.0
+        for page, cold, warm in time_pages(args.page_runs):
+            slowest = max(slowest, cold)
+            print(f"{page:<12} {cold:>8.2f} {warm:>8.2f}"
+                  f"{'' if cold <= PAGE_TARGET_S else '  OVER TARGET'}")
+        print(f"\nworst query p95 {worst:.0f} ms; slowest cold page {slowest:.2f} s")
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+
+
+if __name__ == "__main__":
+    main()
