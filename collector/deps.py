@@ -21,7 +21,7 @@ class AppState:
     warehouse: WarehouseClient | None = None
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.collector
 
 

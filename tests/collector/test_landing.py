@@ -1,0 +1,151 @@
+"""End to end: every message type through the HTTP API, the Redis buffer and the RQ worker
+into ClickHouse; duplicates never land twice; bots are stored flagged."""
+
+from __future__ import annotations
+
+import uuid
+
+from collector_support import ORIGIN, UA_GOOGLEBOT, UA_IPHONE, TestProject, wait_until
+
+
+def count(ch, table: str, project_id: str) -> int:
+    return int(ch.query(f"select count() from trackhouse.{table} where project_id = {{p:String}}",
+                        parameters={"p": project_id}).result_rows[0][0])
+
+
+def test_every_message_type_lands(api, worker, fresh_project: TestProject, ch) -> None:
+    project = fresh_project
+    browser = project.browser_headers(**{"x-forwarded-for": "81.2.69.142",
+                                         "user-agent": UA_IPHONE, "openpanel-sdk-name": "web"})
+    server = project.server_headers()
+    page = {"type": "track", "payload": {"name": "screen_view", "properties": {
+        "__path": f"{ORIGIN}/pricing?utm_source=news&utm_campaign=spring",
+        "__referrer": "https://www.google.com/", "__title": "Pricing", "plan": "pro"}}}
+    messages = [
+        (browser, page),
+        (browser, {"type": "track", "payload": {"name": "purchase", "profileId": "u-1",
+                                                "groups": ["acme"], "properties": {
+                                                    "__revenue": 4900, "items": 2}}}),
+        (server, {"type": "identify", "payload": {"profileId": "u-1", "firstName": "Ada",
+                                                  "lastName": "Lovelace",
+                                                  "email": "ada@example.com",
+                                                  "avatar": "https://example.com/a.png",
+                                                  "properties": {"tier": "gold"}}}),
+        (server, {"type": "increment", "payload": {"profileId": "u-1", "property": "logins",
+                                                   "value": 3}}),
+        (server, {"type": "decrement", "payload": {"profileId": "u-1", "property": "logins"}}),
+        (server, {"type": "group", "payload": {"id": "acme", "type": "company",
+                                               "name": "Acme Inc"}}),
+        (server, {"type": "assign_group", "payload": {"profileId": "u-1",
+                                                      "groupIds": ["acme"]}}),
+        (browser | {"user-agent": UA_GOOGLEBOT}, page),
+    ]
+    for headers, message in messages:
+        answer = api.post("/track", json=message, headers=headers)
+        assert answer.status_code == 200, answer.text
+    imported = [{"type": "track", "payload": {"name": "signup_completed", "properties": {
+        "__timestamp": "2026-01-02T03:04:05.678Z", "__eventId": "imp-1"}}}]
+    assert api.post("/track/batch", json=imported, headers=server).json()["accepted"] == 1
+
+    wait_until(lambda: count(ch, "events", project.project_id) == 4
+               and count(ch, "profiles", project.project_id) == 5, message="all rows landed")
+    rows = ch.query(
+        "select name, country, city, os, device, browser, referrer_name, referrer_type, "
+        "utm_source, utm_campaign, path, title, properties, revenue, profile_id, groups, is_bot, "
+        "sdk_name, imported_at, toString(created_at), session_id != '' "
+        "from trackhouse.events where project_id = {p:String} order by name, is_bot",
+        parameters={"p": project.project_id}).named_results()
+    by_name = {(r["name"], r["is_bot"]): r for r in rows}
+    view = by_name[("screen_view", False)]
+    assert (view["country"], view["city"], view["os"], view["device"]) == (
+        "GB", "London", "iOS", "mobile")
+    assert (view["referrer_name"], view["referrer_type"], view["utm_source"],
+            view["utm_campaign"], view["path"], view["title"]) == (
+        "Google", "search", "news", "spring", "/pricing", "Pricing")
+    assert view["properties"] == {"plan": "pro"} and view["sdk_name"] == "web"
+    assert view["imported_at"] is None
+    purchase = by_name[("purchase", False)]
+    assert (purchase["revenue"], purchase["profile_id"], purchase["groups"]) == (
+        4900, "u-1", ["acme"])
+    assert purchase["properties"] == {"items": "2"}
+    bot = by_name[("screen_view", True)]
+    assert bot["device"] == "bot"
+    old = by_name[("signup_completed", False)]
+    assert old["toString(created_at)"] == "2026-01-02 03:04:05.678" and old["imported_at"]
+
+    profiles = ch.query(
+        "select kind, profile_id, first_name, email, property, delta, properties "
+        "from trackhouse.profiles where project_id = {p:String} order by kind",
+        parameters={"p": project.project_id}).result_rows
+    kinds = {row[0]: row for row in profiles}
+    assert set(kinds) == {"identify", "increment", "decrement", "group", "assign_group"}
+    assert kinds["identify"][2:4] == ("Ada", "ada@example.com")
+    assert kinds["identify"][6] == {"tier": "gold"}
+    total = sum(r[5] for r in profiles if r[0] in ("increment", "decrement"))
+    assert (kinds["increment"][4], total) == ("logins", 2.0)
+    assert kinds["group"][1] == "acme"
+
+
+def test_retries_never_count_twice(api, worker, fresh_project: TestProject, ch, redis_client):
+    project = fresh_project
+    headers = project.browser_headers()
+    accepted = 0
+    for n in range(30):
+        message = {"type": "track", "payload": {"name": "click", "properties": {
+            "__eventId": f"e-{n}", "n": n}}}
+        for _ in range(3):  # the SDK's retries
+            answer = api.post("/track", json=message, headers=headers)
+            assert answer.status_code == 200
+        accepted += 1
+    batch = [{"type": "track", "payload": {"name": "click", "properties": {
+        "__eventId": f"e-{n}", "n": n}}} for n in range(25, 40)]
+    body = api.post("/track/batch", json=batch, headers=headers).json()
+    assert (body["accepted"], body["duplicates"]) == (10, 5)
+    accepted += 10
+    wait_until(lambda: count(ch, "events", project.project_id) == accepted,
+               message="accepted events landed")
+    distinct = ch.query("select uniqExact(id) from trackhouse.events where project_id = "
+                        "{p:String}", parameters={"p": project.project_id}).result_rows[0][0]
+    assert distinct == accepted == count(ch, "events", project.project_id)
+
+
+def test_a_batch_landed_twice_is_stored_once(fresh_project: TestProject, ch, redis_client,
+                                             migrated) -> None:
+    """A retried insert after a lost acknowledgement: same deduplication token, one copy."""
+    from collector.worker import Lander
+    from trackhouse.settings import get_settings
+
+    rows = b"\n".join(
+        b'{"id": "%s", "project_id": "%s", "name": "x", "created_at": "2026-11-01 00:00:00",'
+        b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
+                                                     fresh_project.project_id.encode())
+        for _ in range(50))
+    lander = Lander(get_settings(), redis_client)
+    token = uuid.uuid4().hex
+    lander._insert("events", rows, token)
+    lander._insert("events", rows, token)
+    assert count(ch, "events", fresh_project.project_id) == 50
+
+
+def test_rejected_rows_go_to_dead_letters_and_the_rest_lands(fresh_project: TestProject, ch,
+                                                              redis_client, migrated) -> None:
+    import orjson
+
+    from collector.buffer import Keys
+    from collector.worker import Lander
+    from trackhouse.settings import get_settings
+
+    good = [b'{"id": "%s", "project_id": "%s", "name": "ok", "created_at": "2026-11-01 00:00:00",'
+            b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
+                                                         fresh_project.project_id.encode())
+            for _ in range(9)]
+    bad = b'{"id": "not-a-uuid", "project_id": "%s", "name": "bad"}' % (
+        fresh_project.project_id.encode())
+    batch_id = uuid.uuid4().hex
+    redis_client.set(Keys.batch(batch_id), b"\n".join(good[:4] + [bad] + good[4:]))
+    redis_client.delete(Keys.dead_letter("events"))
+    assert Lander(get_settings(), redis_client).land("events", batch_id) == "landed"
+    assert count(ch, "events", fresh_project.project_id) == 9
+    (entry,) = [orjson.loads(e) for e in redis_client.lrange(Keys.dead_letter("events"), 0, -1)]
+    assert "not-a-uuid" in entry["row"] and "UUID" in entry["reason"]
+    assert redis_client.get(Keys.batch(batch_id)) is None
