@@ -38,6 +38,7 @@ VERSION_TABLE = "trackhouse_alembic_version"
 _engines: dict[str, Engine] = {}
 _session_factories: dict[str, sessionmaker[Session]] = {}
 _engines_lock = threading.Lock()
+_upgrade_lock = threading.Lock()
 
 
 def normalize_url(url: str) -> str:
@@ -176,7 +177,9 @@ def upgrade(settings: Settings | None = None) -> None:
     if current_revisions(settings) == heads:
         return
     url = database_url(settings)
-    with _sqlite_file_lock(url), engine(settings).connect() as connection:
+    # Alembic keeps its running context in module globals, so one upgrade per process at a
+    # time; other processes are held off by the file lock (SQLite) or advisory lock (env.py).
+    with _upgrade_lock, _sqlite_file_lock(url), engine(settings).connect() as connection:
         config.attributes["connection"] = connection
         log.info("upgrading the metadata database to %s", ", ".join(sorted(heads)))
         command.upgrade(config, "head")

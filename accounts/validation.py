@@ -77,6 +77,8 @@ def _split_host_port(text: str, what: str, original: str) -> tuple[str, int | No
             port_text = ""
     elif ":" in text:
         host, port_text = text.rsplit(":", 1)
+        if not port_text:
+            raise InvalidInput(f"invalid {what} {original!r}: empty port after ':'")
     else:
         port_text = ""
     if port_text:
@@ -134,7 +136,7 @@ class OriginPattern:
 
 @lru_cache(maxsize=4096)
 def parse_origin_pattern(value: str) -> OriginPattern:
-    text = value.strip().lower().rstrip("/")
+    text = value.strip().lower()
     if text == "*":
         return OriginPattern(text="*", any_origin=True)
     if not text:
@@ -145,6 +147,9 @@ def parse_origin_pattern(value: str) -> OriginPattern:
         scheme, rest = text.split("://", 1)
         if not _SCHEME.match(scheme):
             raise InvalidInput(f"invalid origin {value!r}: bad scheme {scheme!r}")
+    # one trailing slash is a common copy-paste from the address bar
+    rest = rest[:-1] if rest.endswith("/") else rest
+    text = f"{scheme}://{rest}" if scheme else rest
     if any(ch in rest for ch in "/?#@ \t"):
         raise InvalidInput(
             f"invalid origin {value!r}: an origin is scheme://host[:port] with no path, "
