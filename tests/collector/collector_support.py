@@ -127,3 +127,40 @@ def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0, every_s
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not reached within {timeout_s} s")
         time.sleep(every_s)
+
+
+def root_fixtures():
+    """The shared test helpers of tests/conftest.py (EmbeddedWarehouse, free_port, ...).
+
+    Loaded by path: inside this folder the name ``conftest`` is this folder's conftest.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "trackhouse_root_conftest", PROJECT_ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    if spec.name in sys.modules:
+        return sys.modules[spec.name]
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+def launch_redis(port: int, data_dir: Path, *extra: str) -> subprocess.Popen:
+    """A private redis-server on ``port`` (to restart one on the port it had)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
+         "--save", "", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    wait_until(lambda: _pings(client), timeout_s=10, every_s=0.05, message="redis answers")
+    client.close()
+    return process
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
