@@ -134,6 +134,17 @@ class Responder:
         self.encoder = encoder
         self.started = False
         self.exception_tag = uuid.uuid4().hex[:16]
+        # Work that must happen before the client sees the end of the answer: returning the
+        # connection, unlocking the session (the client's next request may follow at once).
+        self._before_finish: list[Callable[[], Awaitable[None]]] = []
+        self.clean = True  # False when the request ended abnormally (client gone, bug)
+
+    def before_finish(self, work: Callable[[], Awaitable[None]]) -> None:
+        self._before_finish.append(work)
+
+    async def finish_work(self) -> None:
+        while self._before_finish:
+            await self._before_finish.pop()()
 
     def _base_headers(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -164,6 +175,8 @@ class Responder:
         self.started = True
 
     async def body(self, data: bytes, more: bool) -> None:
+        if not more:
+            await self.finish_work()
         if self.encoder is not None:
             data = self.encoder.encode(data) + (b"" if more else self.encoder.finish())
         try:
@@ -172,6 +185,7 @@ class Responder:
             raise ClientGone from error
 
     async def error(self, error: ClickHouseError) -> None:
+        await self.finish_work()
         if self.started:  # mid-stream: ClickHouse appends a tagged exception block
             with contextlib.suppress(ClientGone):
                 await self.body(exception_block(error, self.exception_tag), more=False)
@@ -305,12 +319,15 @@ class WarehouseApp:
                 params.update(_form_fields(headers["content-type"], form))
             await self.run_request(params, headers, body, responder)
         except ClientGone:
-            return
+            responder.clean = False
         except ClickHouseError as error:
             await responder.error(error)
         except Exception as error:  # an unexpected failure still answers like ClickHouse
             log.exception("query %s failed", query_id)
+            responder.clean = False
             await responder.error(ClickHouseError.from_engine(error))
+        finally:
+            await responder.finish_work()
 
     def authenticate(self, params: dict[str, str], headers: dict[str, str]) -> None:
         user = headers.get("x-clickhouse-user") or params.get("user")
@@ -360,11 +377,13 @@ class WarehouseApp:
         session_id = params.get("session_id")
         if not session_id:
             connection = await self.in_thread(self.engine.acquire, database, settings)
-            reusable = False
-            try:
-                reusable = await request.execute(connection)
-            finally:
-                self.engine.release(connection, reusable)
+
+            async def give_back() -> None:
+                reusable = request.keeps_state and responder.clean
+                await self.in_thread(self.engine.release, connection, reusable)
+
+            responder.before_finish(give_back)
+            await request.execute(connection)
             return
         session = await self.in_thread(
             self.engine.lock_session,
@@ -372,12 +391,17 @@ class WarehouseApp:
             _session_timeout(params),
             params.get("session_check") in ("1", "true"),
         )
-        try:
-            await self.in_thread(_prepare_session, session, database, settings)
-            if await request.execute(session.connection) is False:
-                await self.in_thread(session.connection.refresh_database)
-        finally:
-            self.engine.unlock_session(session)
+
+        async def unlock() -> None:
+            try:
+                if not request.keeps_state:  # USE may have moved the session elsewhere
+                    await self.in_thread(session.connection.refresh_database)
+            finally:
+                self.engine.unlock_session(session)
+
+        responder.before_finish(unlock)
+        await self.in_thread(_prepare_session, session, database, settings)
+        await request.execute(session.connection)
 
 
 def _prepare_session(session: Session, database: str, settings: dict[str, str]) -> None:
@@ -424,16 +448,17 @@ class QueryRequest:
         self.body = body
         self.responder = responder
         self.tag = f"/* trackhouse-query {uuid.uuid4().hex} */ "
+        self.keeps_state = True  # False after SET, USE or CREATE TEMPORARY TABLE
         self.started = time.monotonic()
 
-    async def execute(self, connection: EngineConnection) -> bool:
-        """Run the request; return whether the connection's state is unchanged (reusable)."""
+    async def execute(self, connection: EngineConnection) -> None:
+        """Run the request on ``connection`` and write the answer."""
         query_text = self.params.get("query", "")
         head = await self._read_head(query_text)
         if head is not None:
             statement, output_format, data = head
             await self._insert(connection, statement, output_format, data)
-            return True
+            return
         rest = await self.body.read_all()
         sql = (
             (query_text + "\n" + rest.decode("utf-8", "replace"))
@@ -442,7 +467,7 @@ class QueryRequest:
         )
         if not sql.strip():
             raise ClickHouseError.named("EMPTY_QUERY", "Empty query")
-        return await self._statement(connection, sql)
+        await self._statement(connection, sql)
 
     async def _read_head(self, query_text: str) -> tuple[str, str, bytes] | None:
         """If the request is ``INSERT ... FORMAT x`` + data: (statement, format, first data)."""
@@ -523,7 +548,7 @@ class QueryRequest:
         await self.responder.start(summary, None)
         await self.responder.body(b"", more=False)
 
-    async def _statement(self, connection: EngineConnection, sql: str) -> bool:
+    async def _statement(self, connection: EngineConnection, sql: str) -> None:
         default_format = self.params.get("default_format") or DEFAULT_FORMAT
         classified = connection.native.classify_query(sql)
         returns_rows = str(classified["query_class"]).endswith("READ_ONLY")
@@ -532,18 +557,17 @@ class QueryRequest:
         output_format = (trailing_format(sql) or default_format) if returns_rows else None
         if returns_rows and (keyword in STREAMABLE_KEYWORDS or sql.lstrip().startswith("(")):
             await self._stream(connection, tagged, default_format, output_format or DEFAULT_FORMAT)
-            return True
+            return
         # DDL, SHOW, DESCRIBE, ...: small answers that chdb only runs as a whole.
         result = await self._guarded(
             partial(connection.run, tagged, default_format, self.query_params)
         )
+        self.keeps_state = not (
+            keyword in ("SET", "USE") or (keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200])
+        )
         summary = summary_of(result, time.monotonic() - self.started)
         await self.responder.start(summary, output_format)
         await self.responder.body(bytes(result.bytes() or b""), more=False)
-        changes_state = keyword in ("SET", "USE") or (
-            keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200]
-        )
-        return not changes_state
 
     async def _guarded(self, work: Callable[[], T]) -> T:
         """Run engine work in a thread; cancel the statement if the client disconnects."""
@@ -607,7 +631,7 @@ class QueryRequest:
                 try:
                     result = await self._guarded(partial(fetch, handle))
                 except ClickHouseError as error:
-                    finished = True
+                    finished = True  # the failed stream is over; nothing left to cancel
                     await self.responder.error(error)
                     return
                 if result is None or not (result.rows_read() or result.bytes()):

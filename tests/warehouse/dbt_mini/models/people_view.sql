@@ -1,0 +1,2 @@
+{{ config(materialized='view') }}
+select id, batch, name, amount from {{ ref('people') }}

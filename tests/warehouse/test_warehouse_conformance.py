@@ -1,0 +1,219 @@
+"""Unmodified clickhouse-connect against the warehouse: what Trackhouse's processes rely on.
+
+Runs against the embedded endpoint or, with TRACKHOUSE_CLICKHOUSE_URL, a real ClickHouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+TABLE_DDL = """
+CREATE TABLE {db}.items (
+    id UInt32, name String, price Float64, at DateTime64(3, 'UTC'),
+    tags Array(String), attrs Map(String, String), note Nullable(String)
+) ENGINE = MergeTree ORDER BY id
+"""
+
+ROWS = [
+    [1, "apple", 1.5, dt.datetime(2024, 1, 1, 12, 0, tzinfo=dt.UTC), ["a", "b"], {"k": "v"}, None],
+    [2, "pear", 2.25, dt.datetime(2024, 1, 2, 13, 30, tzinfo=dt.UTC), [], {}, "ripe"],
+    [3, "plum", 0.75, dt.datetime(2024, 1, 3, 8, 15, tzinfo=dt.UTC), ["c"], {"x": "y"}, None],
+]
+COLUMNS = ["id", "name", "price", "at", "tags", "attrs", "note"]
+
+
+@pytest.fixture
+def items(ch: Client, scratch_db: str) -> str:
+    ch.command(TABLE_DDL.format(db=scratch_db))
+    ch.insert(f"{scratch_db}.items", ROWS, column_names=COLUMNS)
+    return f"{scratch_db}.items"
+
+
+def test_query_returns_typed_rows(ch: Client, items: str) -> None:
+    result = ch.query(f"SELECT id, name, price, at, tags, attrs, note FROM {items} ORDER BY id")
+    assert result.column_names == tuple(COLUMNS)
+    assert [r[0] for r in result.result_rows] == [1, 2, 3]
+    first = result.result_rows[0]
+    assert first[1:3] == ("apple", 1.5)
+    assert first[3].replace(tzinfo=dt.UTC) == ROWS[0][3]
+    assert first[4:] == (["a", "b"], {"k": "v"}, None)
+    assert result.summary.get("result_rows") == "3" or result.summary.get("read_rows")
+
+
+def test_query_df_and_arrow(ch: Client, items: str) -> None:
+    frame = ch.query_df(f"SELECT id, name, price FROM {items} ORDER BY id")
+    assert list(frame["name"]) == ["apple", "pear", "plum"]
+    assert frame["price"].sum() == pytest.approx(4.5)
+    table = ch.query_arrow(f"SELECT id, name FROM {items} ORDER BY id")
+    assert isinstance(table, pa.Table)
+    assert table.column("name").to_pylist() == ["apple", "pear", "plum"]
+
+
+def test_command_distinguishes_rows_from_statements(ch: Client, scratch_db: str) -> None:
+    assert ch.command("SELECT 41 + 1") == 42
+    assert ch.command("SELECT 'a', 2") == ["a", "2"]
+    summary = ch.command(f"CREATE TABLE {scratch_db}.t (x UInt8) ENGINE = Memory")
+    assert not isinstance(summary, (int, str, list))  # a QuerySummary, not parsed rows
+    written = ch.command(f"INSERT INTO {scratch_db}.t SELECT number FROM numbers(7)")
+    assert written.written_rows == 7
+    assert ch.command(f"SELECT count() FROM {scratch_db}.t") == 7
+    assert ch.command(f"EXISTS TABLE {scratch_db}.t") == 1
+
+
+def test_insert_dataframe_and_rows_summary(ch: Client, scratch_db: str) -> None:
+    ch.command(
+        f"CREATE TABLE {scratch_db}.df (id UInt32, name String, v Float64) "
+        "ENGINE = MergeTree ORDER BY id"
+    )
+    frame = pd.DataFrame({"id": [10, 11, 12], "name": ["x", "y", "z"], "v": [0.1, 0.2, 0.3]})
+    summary = ch.insert_df(f"{scratch_db}.df", frame)
+    assert summary.written_rows == 3
+    rows = ch.query(f"SELECT id, name FROM {scratch_db}.df ORDER BY id").result_rows
+    assert rows == [(10, "x"), (11, "y"), (12, "z")]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "payload"),
+    [
+        ("CSV", "4,kiwi,3.5\n5,lime,0.5\n"),
+        ("TSV", "4\tkiwi\t3.5\n5\tlime\t0.5\n"),
+        ("JSONEachRow", '{"id":4,"name":"kiwi","price":3.5}\n{"id":5,"name":"lime","price":0.5}\n'),
+    ],
+)
+def test_raw_insert_text_formats(ch: Client, items: str, fmt: str, payload: str) -> None:
+    ch.raw_insert(items, ["id", "name", "price"], payload, fmt=fmt)
+    rows = ch.query(f"SELECT id, name, price FROM {items} WHERE id > 3 ORDER BY id").result_rows
+    assert rows == [(4, "kiwi", 3.5), (5, "lime", 0.5)]
+
+
+def test_raw_insert_binary_formats(ch: Client, items: str) -> None:
+    native = ch.raw_query(f"SELECT id + 100 AS id, name, price FROM {items} FORMAT Native")
+    ch.raw_insert(items, ["id", "name", "price"], native, fmt="Native")
+    row_binary = ch.raw_query(
+        f"SELECT toUInt32(id + 200) AS id, name, price FROM {items} FORMAT RowBinary"
+    )
+    ch.raw_insert(items, ["id", "name", "price"], row_binary, fmt="RowBinary")
+    assert ch.command(f"SELECT count() FROM {items}") == 12  # 3 + 3 (Native) + 6 (RowBinary)
+    assert ch.command(f"SELECT name FROM {items} WHERE id = 202") == "pear"
+
+
+def test_client_and_server_side_parameters(ch: Client, items: str) -> None:
+    server_side = ch.query(
+        f"SELECT name FROM {items} WHERE price > {{p:Float64}} ORDER BY id", parameters={"p": 1.0}
+    )
+    assert server_side.result_rows == [("apple",), ("pear",)]
+    client_side = ch.query(f"SELECT name FROM {items} WHERE name = %(n)s", parameters={"n": "plum"})
+    assert client_side.result_rows == [("plum",)]
+    hostile = "x' OR 1=1 --"
+    assert ch.query(
+        f"SELECT count() FROM {items} WHERE name = {{n:String}}", parameters={"n": hostile}
+    ).result_rows == [(0,)]
+
+
+def test_long_parameters_use_multipart_form(make_client: Callable[..., Client], items: str) -> None:
+    client = make_client(form_encode_query_params=True)
+    names = ["apple", "plum"] + [f"filler-{i}" for i in range(3000)]
+    result = client.query(
+        f"SELECT name FROM {items} WHERE has({{names:Array(String)}}, name) ORDER BY id",
+        parameters={"names": names},
+    )
+    assert result.result_rows == [("apple",), ("plum",)]
+
+
+@pytest.mark.parametrize("compression", [False, "lz4", "zstd", "gzip"])
+def test_compression(
+    make_client: Callable[..., Client], scratch_db: str, compression: str | bool
+) -> None:
+    client = make_client(compress=compression)
+    client.command(
+        f"CREATE TABLE {scratch_db}.c (id UInt64, s String) ENGINE = MergeTree ORDER BY id"
+    )
+    rows = [[i, f"value-{i % 17}"] for i in range(20_000)]
+    client.insert(f"{scratch_db}.c", rows, column_names=["id", "s"])
+    result = client.query(f"SELECT id, s FROM {scratch_db}.c ORDER BY id")
+    assert len(result.result_rows) == 20_000
+    assert result.result_rows[12345] == (12345, "value-3")
+    assert client.query_df(f"SELECT sum(id) AS total FROM {scratch_db}.c")["total"][0] == sum(
+        range(20_000)
+    )
+
+
+def test_session_keeps_use_set_and_temporary_tables(
+    make_client: Callable[..., Client], scratch_db: str
+) -> None:
+    # database="" sends no `database` parameter, which would override the session's USE.
+    session = make_client(session_id=f"conformance-{uuid.uuid4().hex}", database="")
+    session.command(f"USE {scratch_db}")
+    session.command("SET max_threads = 3")
+    session.command("CREATE TEMPORARY TABLE scratch_tmp (x UInt32)")
+    session.command("INSERT INTO scratch_tmp VALUES (1), (2), (3)")
+    assert session.command("SELECT sum(x) FROM scratch_tmp") == 6
+    assert session.command("SELECT currentDatabase()") == scratch_db
+    assert session.command("SELECT getSetting('max_threads')") == 3
+    other = make_client(session_id=f"conformance-{uuid.uuid4().hex}")
+    with pytest.raises(DatabaseError) as failure:
+        other.command("SELECT sum(x) FROM scratch_tmp")
+    assert "UNKNOWN_TABLE" in str(failure.value) or "60" in str(failure.value)
+    plain = make_client()
+    assert plain.command("SELECT currentDatabase()") == "default"
+
+
+def test_settings_apply_per_request(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    client.set_client_setting("max_threads", 2)
+    assert client.command("SELECT getSetting('max_threads')") == 2
+    assert client.query(
+        "SELECT getSetting('max_block_size')", settings={"max_block_size": 1234}
+    ).result_rows == [(1234,)]
+    # Outside a session, neither the request setting nor a SET statement outlives its query.
+    client.command("SET max_block_size = 4321")
+    for _ in range(3):
+        assert client.command("SELECT getSetting('max_block_size')") not in (1234, 4321)
+    with pytest.raises(DatabaseError) as unknown:
+        client.query("SELECT 1", settings={"no_such_setting_at_all": 1})
+    assert "no_such_setting_at_all" in str(unknown.value)
+
+
+def test_streaming_large_result(ch: Client) -> None:
+    total = rows = blocks = 0
+    with ch.query_row_block_stream("SELECT number FROM numbers(2000000)") as stream:
+        for block in stream:
+            blocks += 1
+            rows += len(block)
+            total += sum(r[0] for r in block)
+    assert rows == 2_000_000
+    assert total == sum(range(2_000_000))
+    assert blocks > 1
+    with ch.query_df_stream("SELECT number FROM numbers(300000)") as frames:
+        assert sum(len(f) for f in frames) == 300_000
+
+
+def test_errors_are_clickhouse_errors(ch: Client) -> None:
+    with pytest.raises(DatabaseError) as syntax:
+        ch.query("SELEC 1")
+    assert "Code: 62" in str(syntax.value) and "SYNTAX_ERROR" in str(syntax.value)
+    with pytest.raises(DatabaseError) as missing:
+        ch.command("SELECT * FROM default.no_such_table_anywhere")
+    assert "Code: 60" in str(missing.value)
+    with pytest.raises(DatabaseError) as mid_stream:
+        ch.query(
+            "SELECT throwIf(number = 300000, 'boom') FROM numbers(1000000)",
+            settings={"max_block_size": 10000},
+        )
+    assert "boom" in str(mid_stream.value)
+    assert ch.command("SELECT 1") == 1  # the client and the endpoint carry on
+
+
+def test_query_id_and_summary_headers(ch: Client) -> None:
+    query_id = f"conformance-{uuid.uuid4()}"
+    result = ch.query("SELECT number FROM numbers(10)", settings={"query_id": query_id})
+    assert result.query_id == query_id
+    assert int(result.summary["read_rows"]) >= 10
