@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     auth_cache_max_entries: int = Field(
         default=10_000, ge=1, description="Bound on each authentication cache.",
     )
+    # argon2id cost of password and client-secret hashes (RFC 9106's second recommended
+    # option by default); existing hashes are upgraded at the next successful login.
+    secret_hash_time_cost: int = Field(default=3, ge=1, description="argon2 iterations.")
+    secret_hash_memory_kib: int = Field(default=65536, ge=1024, description="argon2 memory (KiB).")
 
     # --- collector: ingestion API, enrichment, buffer, worker -----------------------------
     collector_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
