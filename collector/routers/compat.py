@@ -79,6 +79,11 @@ async def _project_client(request: Request, kind: str, key: str) -> Authenticate
 
 async def _ingest(request: Request, state: AppState, client: AuthenticatedClient,
                   message: dict[str, Any], sdk_name: str, sdk_version: str) -> tuple[str, str]:
+    if message["type"] == "track":
+        # Neither tracker ever retries a request, so each one is a new event: without an id
+        # the collector would take a revisit of the same page within seconds (same body,
+        # e.g. the back button) for a retry and drop it.
+        message["payload"]["properties"]["__eventId"] = uuid.uuid4().hex
     settings = state.services.settings
     ip = client_ip(request, settings.collector_trusted_proxies, secret_client=False)
     await state.rate_limits.check(client.client_id, ip)

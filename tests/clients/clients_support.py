@@ -95,7 +95,7 @@ SITE_CLIENTS = ("ours", "openpanel", "plausible", "umami")
 
 
 @dataclass
-class TestSite:
+class SiteServer:
     """The small test site: /<client>/... serves <client>.html (an SPA: every route is the
     same page), /site/ its script, /vendor/ the npm clients."""
 
@@ -109,7 +109,7 @@ class TestSite:
 
 @contextmanager
 def serve_site(vendor: dict[str, Path], placeholders: dict[str, dict[str, str]]
-               ) -> Iterator[TestSite]:
+               ) -> Iterator[SiteServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             path = self.path.split("?")[0]
@@ -141,7 +141,7 @@ def serve_site(vendor: dict[str, Path], placeholders: dict[str, dict[str, str]]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield TestSite(url=f"http://127.0.0.1:{server.server_address[1]}",
+        yield SiteServer(url=f"http://127.0.0.1:{server.server_address[1]}",
                        placeholders=placeholders)
     finally:
         server.shutdown()

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from clients_support import (
     ScriptedEndpoint,
+    SiteServer,
     Stack,
-    TestSite,
     serve_scripted_endpoint,
     serve_site,
 )
@@ -54,7 +54,7 @@ def npm_clients() -> NpmClients:
 
 
 @pytest.fixture(scope="session")
-def site(npm_clients: NpmClients) -> Iterator[TestSite]:
+def site(npm_clients: NpmClients) -> Iterator[SiteServer]:
     vendor = {"openpanel-web.js": npm_clients.openpanel_web,
               "plausible.js": npm_clients.plausible, "umami.js": npm_clients.umami}
     with serve_site(vendor, {}) as running:

@@ -1,0 +1,146 @@
+"""Client benchmarks: the browser tracker's size, and the Python SDK's throughput.
+
+    .venv/bin/python bench/sdk.py [--events 200000] [--batch-size 500]
+
+1. Size of ``sdk/tracker/dist/tracker.min.js`` (what ``/tracker.js`` serves): raw and gzipped
+   (the budget is 3 KB gzipped), next to the source.
+2. Python SDK into a local collector's ``POST /track/batch``: a private redis-server and a
+   ``trackhouse collector`` subprocess on free ports with a temporary data directory (the
+   collector only buffers in Redis, so no warehouse or worker is needed). Events/s is
+   measured from the first ``track()`` call until the collector has acknowledged every
+   event (``flush()`` returned, zero failures); the rate of ``track()`` calls alone is
+   printed too. Rate limits are raised so the limiter is not what is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "sdk" / "python"))
+from trackhouse_sdk import Trackhouse  # noqa: E402
+
+TRACKER_SOURCE = ROOT / "sdk" / "tracker" / "tracker.js"
+TRACKER_BUILD = ROOT / "sdk" / "tracker" / "dist" / "tracker.min.js"
+USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/130.0.0.0 Safari/537.36")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def tracker_sizes() -> None:
+    for label, path in (("source", TRACKER_SOURCE), ("minified", TRACKER_BUILD)):
+        raw = path.read_bytes()
+        gzipped = len(gzip.compress(raw, 9))
+        print(f"tracker {label:<9} {len(raw):>6} bytes raw  {gzipped:>5} bytes gzipped"
+              f"  ({path.relative_to(ROOT)})")
+    gzipped = len(gzip.compress(TRACKER_BUILD.read_bytes(), 9))
+    print(f"tracker budget: {gzipped} / 3072 bytes gzipped -> "
+          f"{'OK' if gzipped <= 3072 else 'OVER BUDGET'}")
+
+
+def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the collector exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def sdk_throughput(events: int, batch_size: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-sdk-"))
+    redis_port, collector_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "TRACKHOUSE_DATA_DIR": str(workdir),
+        "TRACKHOUSE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "TRACKHOUSE_COLLECTOR_RATE_LIMIT_CLIENT": "10000000/second",
+        "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": "10000000/second",
+        "TRACKHOUSE_COLLECTOR_BACKLOG_LIMIT": str(events * 4),
+    }
+    os.environ.update(env)  # this process creates the project in the same metadata database
+    redis_server = shutil.which("redis-server") or "redis-server"
+    processes = [subprocess.Popen(
+        [redis_server, "--bind", "127.0.0.1", "--port", str(redis_port), "--dir", str(workdir),
+         "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)]
+    try:
+        from accounts import service
+        from accounts.db import session_scope, upgrade
+
+        upgrade()
+        with session_scope() as session:
+            service.create_project(session, name="bench", project_id="bench", mirror=False)
+            client_row, secret = service.create_client(session, project_id="bench")
+            client_id = client_row.id
+        log = (workdir / "collector.log").open("ab")
+        processes.append(subprocess.Popen(
+            [str(Path(sys.executable).parent / "trackhouse"), "collector", "--host", "127.0.0.1",
+             "--port", str(collector_port)], env=env, cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT))
+        api_url = f"http://127.0.0.1:{collector_port}"
+        wait_for(f"{api_url}/health", processes[-1])
+
+        sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
+                         max_queue_size=events + 1, flush_at_exit=False)
+        sdk.track("warmup", user_agent=USER_AGENT)  # authentication (argon2) is cached after
+        assert sdk.flush(60) and sdk.stats.failed == 0, "warm-up failed: see collector.log"
+
+        started = time.perf_counter()
+        for i in range(events):
+            sdk.track("order_paid", {"order": i, "amount": 4200, "currency": "EUR"},
+                      profile_id=f"user-{i % 5000}", user_agent=USER_AGENT)
+        queued = time.perf_counter() - started
+        assert sdk.flush(600)
+        elapsed = time.perf_counter() - started
+        sdk.close()
+        stats = sdk.stats
+        print(f"python sdk: {events} events, batch {batch_size}, {stats.requests - 1} requests, "
+              f"{stats.failed} failed, {stats.retries} retries")
+        print(f"python sdk: track() calls        {events / queued:>10,.0f} events/s")
+        print(f"python sdk: acknowledged by the collector {events / elapsed:>10,.0f} events/s "
+              f"({elapsed:.2f} s)")
+        target = 20_000
+        verdict = "OK" if events / elapsed >= target and stats.failed == 0 else "BELOW TARGET"
+        print(f"python sdk target: >= {target:,} events/s -> {verdict}")
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args()
+    tracker_sizes()
+    sdk_throughput(args.events, args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
