@@ -18,14 +18,13 @@ import argparse
 import gzip
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from ingest import free_port, wait_http  # bench/ingest.py: the collector benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
@@ -37,12 +36,6 @@ USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
               "Chrome/130.0.0.0 Safari/537.36")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tracker_sizes() -> None:
     for label, path in (("source", TRACKER_SOURCE), ("minified", TRACKER_BUILD)):
         raw = path.read_bytes()
@@ -52,20 +45,6 @@ def tracker_sizes() -> None:
     gzipped = len(gzip.compress(TRACKER_BUILD.read_bytes(), 9))
     print(f"tracker budget: {gzipped} / 3072 bytes gzipped -> "
           f"{'OK' if gzipped <= 3072 else 'OVER BUDGET'}")
-
-
-def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the collector exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 def sdk_throughput(events: int, batch_size: int) -> None:
@@ -99,7 +78,7 @@ def sdk_throughput(events: int, batch_size: int) -> None:
              "--port", str(collector_port)], env=env, cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT))
         api_url = f"http://127.0.0.1:{collector_port}"
-        wait_for(f"{api_url}/health", processes[-1])
+        wait_http(f"{api_url}/health", processes[-1])
 
         sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
                          max_queue_size=events + 1, flush_at_exit=False)
