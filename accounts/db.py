@@ -79,8 +79,7 @@ def database_url(settings: Settings | None = None) -> str:
     return normalize_url(settings.effective_database_url)
 
 
-def engine(settings: Settings | None = None) -> Engine:
-    """The engine for the configured database URL, created once per URL and process."""
+def _engine_and_factory(settings: Settings | None) -> tuple[Engine, sessionmaker[Session]]:
     url = database_url(settings)
     with _engines_lock:
         existing = _engines.get(url)
@@ -89,7 +88,17 @@ def engine(settings: Settings | None = None) -> Engine:
             # Objects stay readable after the session that loaded them is closed (the
             # dashboards and the CLI use results outside the ``with`` block).
             _session_factories[url] = sessionmaker(existing, expire_on_commit=False)
-        return existing
+        return existing, _session_factories[url]
+
+
+def engine(settings: Settings | None = None) -> Engine:
+    """The engine for the configured database URL, created once per URL and process."""
+    return _engine_and_factory(settings)[0]
+
+
+def safe_url(settings: Settings | None = None) -> str:
+    """The database URL with any password masked, for messages and logs."""
+    return make_url(database_url(settings)).render_as_string(hide_password=True)
 
 
 def dispose_engines() -> None:
@@ -104,9 +113,7 @@ def dispose_engines() -> None:
 @contextlib.contextmanager
 def session_scope(settings: Settings | None = None) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back when it raises."""
-    engine(settings)
-    factory = _session_factories[database_url(settings)]
-    session = factory()
+    session = _engine_and_factory(settings)[1]()
     try:
         yield session
         session.commit()

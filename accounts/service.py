@@ -17,6 +17,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from accounts.auth import forget_client
 from accounts.db import session_scope
 from accounts.errors import Conflict, InvalidInput, NotFound
 from accounts.hashing import burn_verify_time, hash_secret, needs_rehash, new_secret, verify_secret
@@ -321,8 +322,6 @@ def revoke_client(session: Session, client_id: str) -> Client:
     if client.revoked_at is None:
         client.revoked_at = utcnow()
         _flush(session, f"client {client_id!r}")
-    from accounts.auth import forget_client
-
     forget_client(client_id)
     return client
 

@@ -66,6 +66,9 @@ def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
     def use(url: str, **env: str) -> Settings:
         monkeypatch.setenv("TRACKHOUSE_DATABASE_URL", url)
+        # A cheaper argon2 keeps the suite fast; test_hashing checks the real defaults.
+        monkeypatch.setenv("TRACKHOUSE_SECRET_HASH_TIME_COST", "1")
+        monkeypatch.setenv("TRACKHOUSE_SECRET_HASH_MEMORY_KIB", "8192")
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()

@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
 @contextmanager
 def _accounts() -> Iterator[Any]:
     """Upgrade the database, open a session, and turn account errors into a clean exit."""
-    from accounts.db import session_scope, upgrade
+    from sqlalchemy.exc import OperationalError
+
+    from accounts.db import safe_url, session_scope, upgrade
     from accounts.errors import AccountsError
 
     try:
@@ -48,6 +50,10 @@ def _accounts() -> Iterator[Any]:
             yield session
     except AccountsError as exc:
         stderr.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except OperationalError as exc:
+        stderr.print(f"[red]error:[/red] cannot use the metadata database {safe_url()}: "
+                     f"{exc.orig}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -180,6 +186,22 @@ def project_list(as_json: bool = JSON_OPTION) -> None:
             for p in projects]
     _table("projects", ["id", "name", "domain", "time zone", "allowed origins",
                         "plausible domain", "umami website", "created"], rows)
+
+
+@project_app.command("delete")
+def project_delete(
+    project_id: str = typer.Argument(..., help="The project's id."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a project with its clients and access grants (its events stay stored)."""
+    from accounts.service import delete_project
+
+    if not yes:
+        typer.confirm(f"Delete project {project_id} and all its API clients?", abort=True)
+    with _accounts() as session:
+        # mirrored after the commit; a warehouse that is down gets a logged warning
+        delete_project(session, project_id)
+    console.print(f"deleted project [bold]{project_id}[/bold]", highlight=False)
 
 
 @project_app.command("sync")
