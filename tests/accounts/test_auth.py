@@ -14,8 +14,8 @@ import accounts.auth
 from accounts import service
 from accounts.auth import AuthError, ClientAuthenticator, authenticate_client, authenticator
 from accounts.db import session_scope
-from accounts.hashing import hash_secret
 from accounts.errors import InvalidInput
+from accounts.hashing import hash_secret
 from accounts.models import Client, Project, utcnow
 from trackhouse.settings import Settings
 
