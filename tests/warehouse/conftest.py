@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from trackhouse.settings import get_settings
+from trackhouse.settings import PROJECT_ROOT, get_settings
 from warehouse.client import warehouse
 
 
@@ -43,3 +47,33 @@ def scratch_db(ch: Client) -> Iterator[str]:
 def credentials() -> tuple[str, str]:
     settings = get_settings()
     return settings.clickhouse_user, settings.clickhouse_password.get_secret_value()
+
+
+@pytest.fixture
+def private_warehouse(tmp_path: Path, pytestconfig: pytest.Config) -> Iterator[Callable[..., Any]]:
+    """Start extra embedded warehouses (own port, data dir and settings) for one test."""
+    # tests/conftest.py is registered under its path; its helpers start the process.
+    root = pytestconfig.pluginmanager.get_plugin(str(PROJECT_ROOT / "tests" / "conftest.py"))
+    started: list[Any] = []
+
+    def start(data_dir: Path | None = None, **settings: str) -> Any:
+        env = {k: v for k, v in os.environ.items() if k != "TRACKHOUSE_CLICKHOUSE_URL"}
+        env.update({f"TRACKHOUSE_{k.upper()}": v for k, v in settings.items()})
+        instance = root.EmbeddedWarehouse(
+            host="127.0.0.1",
+            port=root.free_port(),
+            data_dir=data_dir or tmp_path / "data",
+            log_path=tmp_path / f"server-{len(started)}.log",
+            env=env,
+        )
+        instance.start()
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop(sig=signal.SIGKILL)
+
+
+def http_get(instance_url: str, sql: str, **params: str) -> httpx.Response:
+    return httpx.post(instance_url, params=params, content=sql.encode(), timeout=30)
