@@ -153,7 +153,7 @@ class TTLCache(Generic[K, V]):
                 value = self.get(key)
                 if value is _MISSING:
                     value = compute()
-                    self.set(key, value)  # type: ignore[arg-type]
+                    self.set(key, value)
                 return value  # type: ignore[return-value]
         finally:
             with self._lock:
