@@ -47,7 +47,7 @@ def tracker_sizes() -> None:
           f"{'OK' if gzipped <= 3072 else 'OVER BUDGET'}")
 
 
-def sdk_throughput(events: int, batch_size: int) -> None:
+def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-sdk-"))
     redis_port, collector_port = free_port(), free_port()
     env = {
@@ -75,13 +75,13 @@ def sdk_throughput(events: int, batch_size: int) -> None:
         log = (workdir / "collector.log").open("ab")
         processes.append(subprocess.Popen(
             [str(Path(sys.executable).parent / "trackhouse"), "collector", "--host", "127.0.0.1",
-             "--port", str(collector_port)], env=env, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT))
+             "--port", str(collector_port), "--workers", str(collector_workers)],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         api_url = f"http://127.0.0.1:{collector_port}"
         wait_http(f"{api_url}/health", processes[-1])
 
         sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
-                         max_queue_size=events + 1, flush_at_exit=False)
+                         senders=senders, max_queue_size=events + 1, flush_at_exit=False)
         sdk.track("warmup", user_agent=USER_AGENT)  # authentication (argon2) is cached after
         assert sdk.flush(60) and sdk.stats.failed == 0, "warm-up failed: see collector.log"
 
@@ -94,8 +94,9 @@ def sdk_throughput(events: int, batch_size: int) -> None:
         elapsed = time.perf_counter() - started
         sdk.close()
         stats = sdk.stats
-        print(f"python sdk: {events} events, batch {batch_size}, {stats.requests - 1} requests, "
-              f"{stats.failed} failed, {stats.retries} retries")
+        print(f"python sdk: {events} events, batch {batch_size}, {senders} sender thread(s), "
+              f"collector with {collector_workers} worker process(es): "
+              f"{stats.requests - 1} requests, {stats.failed} failed, {stats.retries} retries")
         print(f"python sdk: track() calls        {events / queued:>10,.0f} events/s")
         print(f"python sdk: acknowledged by the collector {events / elapsed:>10,.0f} events/s "
               f"({elapsed:.2f} s)")
@@ -116,9 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--senders", type=int, default=2, help="SDK sender threads")
+    parser.add_argument("--collector-workers", type=int, default=2)
     args = parser.parse_args()
     tracker_sizes()
-    sdk_throughput(args.events, args.batch_size)
+    sdk_throughput(args.events, args.batch_size, args.senders, args.collector_workers)
 
 
 if __name__ == "__main__":

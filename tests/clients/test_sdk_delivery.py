@@ -144,10 +144,11 @@ def test_network_errors_are_retried() -> None:
     assert client.stats.requests == 3 and client.stats.failed == 1 and len(errors) == 1
 
 
+@pytest.mark.parametrize("senders", [1, 3])
 def test_many_threads_deliver_every_event_exactly_once(
-    scripted_endpoint: ScriptedEndpoint,
+    scripted_endpoint: ScriptedEndpoint, senders: int
 ) -> None:
-    client = make_client(scripted_endpoint, batch_size=250)
+    client = make_client(scripted_endpoint, batch_size=250, senders=senders)
     threads_count, per_thread = 8, 500
 
     def produce(thread_no: int) -> None:

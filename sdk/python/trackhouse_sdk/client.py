@@ -1,11 +1,12 @@
-"""The Trackhouse client: queue events in memory, send them in batches from one thread.
+"""The Trackhouse client: queue events in memory, send them in batches from a thread.
 
 Calls like :meth:`Trackhouse.track` only validate, stamp and append to an in-memory buffer
-under a lock, so they are cheap and safe from any thread. One background thread sends the
-buffer to ``POST {api_url}/track/batch`` when it holds ``batch_size`` messages or when the
-oldest has waited ``flush_interval`` seconds. Failed requests are retried with exponential
-backoff; every track message carries its own ``__eventId``, so a retried batch never
-counts twice. The buffer is flushed when the interpreter exits.
+under a lock, so they are cheap and safe from any thread. A background thread (``senders``
+of them, to keep several requests in flight) sends the buffer to
+``POST {api_url}/track/batch`` when it holds ``batch_size`` messages or when the oldest has
+waited ``flush_interval`` seconds. Failed requests are retried with exponential backoff;
+every track message carries its own ``__eventId``, so a retried batch never counts twice.
+The buffer is flushed when the interpreter exits.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Trackhouse:
         *,
         batch_size: int = 500,
         flush_interval: float = 0.5,
+        senders: int = 1,
         max_queue_size: int = 100_000,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -123,12 +125,13 @@ class Trackhouse:
     ) -> None:
         if not client_id:
             raise ValueError("client_id is required")
-        if batch_size < 1 or max_queue_size < 1 or max_retries < 0 or flush_interval <= 0:
-            raise ValueError("batch_size, max_queue_size, flush_interval must be positive")
+        if min(batch_size, max_queue_size, senders) < 1 or max_retries < 0 or flush_interval <= 0:
+            raise ValueError("batch_size, max_queue_size, senders, flush_interval must be positive")
         self.client_id = client_id
         self.api_url = api_url.rstrip("/")
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.senders = senders
         self.max_queue_size = max_queue_size
         self.max_retries = max_retries
         self.backoff = backoff
@@ -157,7 +160,7 @@ class Trackhouse:
         self._flush_requested = False
         self._closed = False
         self._stopping = threading.Event()  # cuts retry sleeps short when the deadline passes
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._pid = os.getpid()
         if flush_at_exit:
             atexit.register(self.close)
@@ -271,8 +274,7 @@ class Trackhouse:
             self._closed = True
             self._cond.notify_all()
         self._stopping.set()
-        thread = self._thread
-        if thread is not None:
+        for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._http.close()
         if not flushed:
@@ -324,11 +326,14 @@ class Trackhouse:
 
     def _ensure_thread(self) -> None:
         # Called with the lock held. A forked child inherits no threads: start its own.
-        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
-            return
+        if self._threads and self._pid == os.getpid():
+            return  # the senders never exit before close (_run catches everything)
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._run, name="trackhouse-sdk", daemon=True)
-        self._thread.start()
+        self._threads = []
+        while len(self._threads) < self.senders:
+            thread = threading.Thread(target=self._run, name="trackhouse-sdk", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def _next_batch(self) -> list[Message] | None:
         """Wait for a full batch, a flush, or flush_interval after the first message."""
