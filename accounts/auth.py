@@ -5,7 +5,8 @@
   secret); the plaintext is never kept, and rotating the stored hash invalidates the entry.
 - Without a secret (browsers): the request's ``Origin`` must match the client's allowed
   origins (or, when the client has none, the project's): exact, ``*.example.com`` for
-  subdomains, or ``*``.
+  subdomains, or ``*``. Only ``write`` clients may authenticate this way: an Origin header
+  is easy to forge outside a browser, so reading and managing always need the secret.
 - Unknown or revoked clients get 401; a client whose type does not allow the action gets 403
   (``write`` ingests, ``read`` reads, ``root`` does everything).
 
@@ -270,6 +271,10 @@ class ClientAuthenticator:
 
     @staticmethod
     def _check_origin(record: ClientRecord, origin: str | None) -> None:
+        if record.type != "write":
+            # Any non-browser sender can forge an Origin header; that is an accepted risk for
+            # public event ingestion, never for reading data or managing projects.
+            raise AuthError(401, f"a {record.type} client must send its client secret")
         if not origin:
             raise AuthError(401, "missing Origin header: browser clients are checked against "
                                  "their allowed origins; server-side senders must send the "
@@ -342,11 +347,13 @@ _default_lock = threading.Lock()
 
 
 def authenticator() -> ClientAuthenticator:
-    """The process-wide authenticator, built from the settings on first use."""
+    """The process-wide authenticator, built from the settings on first use (and rebuilt when
+    the settings object is replaced, e.g. after ``get_settings.cache_clear()``)."""
     global _default
+    settings = get_settings()
     with _default_lock:
-        if _default is None:
-            _default = ClientAuthenticator(get_settings())
+        if _default is None or _default.settings is not settings:
+            _default = ClientAuthenticator(settings)
         return _default
 
 

@@ -8,7 +8,9 @@ changing the settings never locks anyone out.
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -17,6 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from trackhouse.settings import get_settings
 
 SECRET_BYTES = 32
+# Each argon2 run takes the configured memory (64 MiB by default) and one core's worth of
+# time; bounding concurrent runs keeps a flood of wrong secrets from exhausting memory.
+_KDF_SLOTS = threading.BoundedSemaphore(max(2, os.cpu_count() or 2))
 
 
 @lru_cache(maxsize=4)
@@ -30,13 +35,15 @@ def hasher() -> PasswordHasher:
 
 
 def hash_secret(plaintext: str) -> str:
-    return hasher().hash(plaintext)
+    with _KDF_SLOTS:
+        return hasher().hash(plaintext)
 
 
 def verify_secret(stored_hash: str, plaintext: str) -> bool:
     """True when ``plaintext`` matches ``stored_hash``; False for a mismatch or a corrupt hash."""
     try:
-        return hasher().verify(stored_hash, plaintext)
+        with _KDF_SLOTS:
+            return hasher().verify(stored_hash, plaintext)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -102,6 +102,11 @@ def test_auth_matrix(project: Project, unique) -> None:
         assert authenticate_client(root.id, root_secret, None, need=need).type == "root"
     # credentials are checked before permissions: a wrong secret is 401, not 403
     assert_denied(401, "wrong client secret", reader.id, "wrong", None)
+    # read and root clients never authenticate by Origin alone (it is forgeable)
+    assert_denied(401, "read client must send its client secret", reader.id, None,
+                  "https://shop.example", need="read")
+    assert_denied(401, "root client must send its client secret", root.id, None,
+                  "https://shop.example")
 
     # revoked clients are refused (at once in the process that revoked)
     with session_scope() as session:
