@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
 import socket
 import time
 import uuid
@@ -715,5 +716,13 @@ def serve(
         loop="auto",
         http="auto",
     )
+
+    def after_graceful_stop(signum: int, frame: Any) -> None:
+        """uvicorn handles SIGTERM/SIGINT while it serves (in-flight requests finish, every
+        chdb connection is closed) and then re-raises the signal; that second delivery lands
+        here so that a clean stop exits with status 0 instead of dying by the signal."""
+
+    signal.signal(signal.SIGTERM, after_graceful_stop)
+    signal.signal(signal.SIGINT, after_graceful_stop)
     uvicorn.Server(config).run()
     log.info("warehouse stopped")
