@@ -1,7 +1,7 @@
 """Alembic environment of the metadata database, driven from code (see ``accounts.db``).
 
 ``accounts.db.upgrade()`` passes an open connection in ``config.attributes["connection"]``;
-the ``alembic`` command line (``alembic -c accounts/alembic.ini ...``) uses the URL instead.
+the ``alembic`` command line (``alembic -c accounts/alembic.ini ...``) connects by itself.
 """
 
 from __future__ import annotations

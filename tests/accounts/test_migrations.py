@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from accounts.db import VERSION_TABLE, current_revisions, engine, upgrade
@@ -30,6 +32,12 @@ def test_upgrade_from_scratch_then_again(backend: str, tmp_path: Path, use_datab
         assert heads == {"0001"}
         upgrade()  # at head: a no-op, not an error
         assert current_revisions() == heads
+        # the migrations build exactly what the models describe (a model change without a
+        # migration fails here)
+        with engine().connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table": VERSION_TABLE, "compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
