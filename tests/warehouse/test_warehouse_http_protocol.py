@@ -1,0 +1,124 @@
+"""The ClickHouse HTTP rules of the endpoint, on their own (no server needed)."""
+
+from __future__ import annotations
+
+import gzip
+
+import lz4.frame
+import pytest
+import zstandard
+
+from warehouse.http_protocol import (
+    ClickHouseError,
+    NeedMoreData,
+    StreamDecoder,
+    StreamEncoder,
+    exception_block,
+    first_keyword,
+    parse_insert_head,
+    trailing_format,
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "statement", "fmt", "data"),
+    [
+        (b"INSERT INTO t FORMAT Native\n\x00\x01", "INSERT INTO t", "Native", b"\x00\x01"),
+        (
+            b"insert into db.t (a, b) format CSV  \r\n1,2\n",
+            "insert into db.t (a, b)",
+            "CSV",
+            b"1,2\n",
+        ),
+        # Only one line break is skipped: binary data may begin with whitespace bytes.
+        (b"INSERT INTO t FORMAT RowBinary\n\n\t", "INSERT INTO t", "RowBinary", b"\n\t"),
+        (b"INSERT INTO t FORMAT TSV 1\t2", "INSERT INTO t", "TSV", b"1\t2"),
+        (
+            b"/* c */ INSERT INTO `we ird` ('format x') SETTINGS async_insert=0 FORMAT JSONEachRow",
+            "/* c */ INSERT INTO `we ird` ('format x') SETTINGS async_insert=0",
+            "JSONEachRow",
+            b"",
+        ),
+    ],
+)
+def test_insert_head_splits_statement_and_data(
+    body: bytes, statement: str, fmt: str, data: bytes
+) -> None:
+    head = parse_insert_head(body, complete=True)
+    assert head is not None
+    assert (head.statement, head.format, body[head.data_offset :]) == (statement, fmt, data)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"SELECT 1 FORMAT Native",
+        b"INSERT INTO t SELECT * FROM s",
+        b"INSERT INTO t VALUES (1)",
+        b"CREATE TABLE t (x UInt8) ENGINE = Memory",
+        b"WITH 1 AS x SELECT x FORMAT CSV",
+    ],
+)
+def test_statements_without_inline_data(body: bytes) -> None:
+    assert parse_insert_head(body, complete=True) is None
+
+
+def test_incomplete_head_asks_for_more() -> None:
+    for prefix in (
+        b"INSERT INTO t FORM",
+        b"INSERT INTO t FORMAT Nat",
+        b"INSERT INTO 't",
+        b"INSERT INTO t FORMAT Native",
+    ):
+        with pytest.raises(NeedMoreData):
+            parse_insert_head(prefix, complete=False)
+
+
+def test_trailing_format_and_first_keyword() -> None:
+    assert trailing_format("SELECT 1\n FORMAT Native") == "Native"
+    assert trailing_format("SELECT 'FORMAT x' AS f") is None
+    assert first_keyword("-- hi\n/* there */ with 1 as x select x") == "WITH"
+    assert first_keyword("(SELECT 1)") == ""
+
+
+def test_engine_errors_keep_code_and_name() -> None:
+    error = ClickHouseError.from_engine(
+        RuntimeError("Code: 60. DB::Exception: Table default.t does not exist. (UNKNOWN_TABLE)")
+    )
+    assert (error.code, error.name, error.http_status) == (60, "UNKNOWN_TABLE", 404)
+    assert error.body().startswith(
+        b"Code: 60. DB::Exception: Table default.t does not exist. (UNKNOWN_TABLE) (version "
+    )
+    block = exception_block(error, "tag123")
+    assert block.startswith(b"__exception__\r\ntag123\r\nCode: 60.")
+    assert block.endswith(b" tag123\r\n__exception__\r\n")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
+def test_decoders_accept_chunked_multi_frame_bodies(encoding: str) -> None:
+    parts = [b"alpha " * 1000, b"beta " * 1000]
+    compress = {
+        "gzip": gzip.compress,
+        "zstd": zstandard.ZstdCompressor().compress,
+        "lz4": lz4.frame.compress,
+    }[encoding]
+    payload = (
+        b"".join(compress(p) for p in parts) if encoding != "gzip" else compress(b"".join(parts))
+    )
+    decoder = StreamDecoder(encoding)
+    out = b"".join(decoder.decode(payload[i : i + 333]) for i in range(0, len(payload), 333))
+    assert out + decoder.finish() == b"".join(parts)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4", "deflate"])
+def test_encoders_round_trip(encoding: str) -> None:
+    encoder = StreamEncoder(encoding)
+    encoded = encoder.encode(b"x" * 5000) + encoder.encode(b"y" * 10) + encoder.finish()
+    decoder = StreamDecoder(encoding)
+    assert decoder.decode(encoded) + decoder.finish() == b"x" * 5000 + b"y" * 10
+
+
+def test_unknown_encoding_is_a_clickhouse_error() -> None:
+    with pytest.raises(ClickHouseError) as failure:
+        StreamDecoder("snappy-ish")
+    assert failure.value.name == "UNKNOWN_COMPRESSION_METHOD"
