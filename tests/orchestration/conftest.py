@@ -6,14 +6,12 @@ they read the settings (warehouse URL, intervals) that the session fixtures set 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-PROJECT_ID = "orchestration-test"
+from orchestration_support import PROJECT_ID, sample_events
 
 
 @pytest.fixture(scope="session")
@@ -22,30 +20,6 @@ def manifest_ready(trackhouse_env: None) -> None:
     from orchestration.project import prepare_manifest
 
     prepare_manifest()
-
-
-def _event(device: str, name: str, at: datetime, path: str = "/") -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(), "project_id": PROJECT_ID, "name": name, "device_id": device,
-        "profile_id": "", "session_id": "", "created_at": at, "received_at": at,
-        "path": path, "origin": "https://example.test", "country": "DE", "browser": "Firefox",
-        "os": "Linux", "device": "desktop",
-    }
-
-
-def sample_events(now: datetime) -> list[dict[str, Any]]:
-    """Three visitors over two days: page views, a signup funnel, a returning visitor."""
-    yesterday = now - timedelta(days=1)
-    rows = [
-        _event("device-a", "screen_view", yesterday, "/"),
-        _event("device-a", "screen_view", yesterday + timedelta(minutes=1), "/pricing"),
-        _event("device-a", "signup", yesterday + timedelta(minutes=2)),
-        _event("device-a", "screen_view", now - timedelta(minutes=20), "/app"),
-        _event("device-b", "screen_view", yesterday + timedelta(hours=2), "/"),
-        _event("device-c", "screen_view", now - timedelta(minutes=10), "/blog"),
-        _event("device-c", "signup", now - timedelta(minutes=9)),
-    ]
-    return rows
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +58,7 @@ def dagster_resources(redis_server: Any, manifest_ready: None) -> dict[str, Any]
 def built_marts(redis_server: Any, raw_events: list[dict[str, Any]],
                 manifest_ready: None) -> Iterator[Any]:
     """Every dbt asset materialized once (with the raw observations and collector checks)."""
-    from dagster import materialize
+    from dagster import AssetSelection, materialize
 
     from orchestration.assets import dbt_models, raw_tables
     from orchestration.checks import collector_checks
@@ -93,6 +67,8 @@ def built_marts(redis_server: Any, raw_events: list[dict[str, Any]],
     result = materialize(
         [raw_tables, dbt_models, *collector_checks],
         resources={**build_resources(), "redis": RedisResource(url=redis_server.url)},
+        # the sources too: the raw tables are observed before dbt runs
+        selection=AssetSelection.all(include_sources=True),
         raise_on_error=False,
     )
     yield result

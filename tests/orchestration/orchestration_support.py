@@ -1,0 +1,33 @@
+"""Test data of the orchestration tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+PROJECT_ID = "orchestration-test"
+
+
+def _event(device: str, name: str, at: datetime, path: str = "/") -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(), "project_id": PROJECT_ID, "name": name, "device_id": device,
+        "profile_id": "", "session_id": "", "created_at": at, "received_at": at,
+        "path": path, "origin": "https://example.test", "country": "DE", "browser": "Firefox",
+        "os": "Linux", "device": "desktop",
+    }
+
+
+def sample_events(now: datetime) -> list[dict[str, Any]]:
+    """Three visitors over two days: page views, a signup funnel, a returning visitor."""
+    yesterday = now - timedelta(days=1)
+    rows = [
+        _event("device-a", "screen_view", yesterday, "/"),
+        _event("device-a", "screen_view", yesterday + timedelta(minutes=1), "/pricing"),
+        _event("device-a", "signup", yesterday + timedelta(minutes=2)),
+        _event("device-a", "screen_view", now - timedelta(minutes=20), "/app"),
+        _event("device-b", "screen_view", yesterday + timedelta(hours=2), "/"),
+        _event("device-c", "screen_view", now - timedelta(minutes=10), "/blog"),
+        _event("device-c", "signup", now - timedelta(minutes=9)),
+    ]
+    return rows
