@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
-    warehouse_host: str = Field(default="127.0.0.1", description="Bind address of the embedded warehouse.")
+    warehouse_host: str = Field(
+        default="127.0.0.1", description="Bind address of the embedded warehouse."
+    )
     warehouse_port: int = Field(default=8123, description="Port of the embedded warehouse.")
     warehouse_data_dir: Path | None = Field(
         default=None, description="chdb data directory; defaults to <data_dir>/clickhouse."
@@ -68,7 +70,9 @@ class Settings(BaseSettings):
         "cached per process; a revoke takes effect within this time.",
     )
     auth_secret_cache_ttl_s: float = Field(
-        default=60.0, ge=0, description="Seconds a client-secret verdict (argon2 verify) is cached.",
+        default=60.0,
+        ge=0,
+        description="Seconds a client-secret verdict (argon2 verify) is cached.",
     )
     auth_cache_max_entries: int = Field(
         default=10_000, ge=1, description="Bound on each authentication cache.",
@@ -129,7 +133,8 @@ class Settings(BaseSettings):
 
     # --- orchestration: Dagster instance, schedules, checks -------------------------------
     dagster_home: Path | None = Field(
-        default=None, description="DAGSTER_HOME of `trackhouse dagster`; defaults to <data_dir>/dagster."
+        default=None,
+        description="DAGSTER_HOME of `trackhouse dagster`; defaults to <data_dir>/dagster.",
     )
     dagster_postgres_url: SecretStr | None = Field(
         default=None, description="postgresql:// URL for Dagster's runs, events and schedules; "

@@ -59,6 +59,19 @@ def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
+def prepare_metadata() -> None:
+    """Migrate the metadata database and copy its projects into the warehouse (best effort:
+    `trackhouse project sync` repairs the copy later)."""
+    from accounts.db import upgrade
+    from accounts.service import mirror_projects
+
+    upgrade()
+    try:
+        mirror_projects()
+    except Exception as error:  # noqa: BLE001 - the stack must come up even if the copy lags
+        console.print(f"[yellow]projects not copied to the warehouse yet: {error}[/]")
+
+
 def up(
     detach: bool = typer.Option(
         False, "--detach", "-d", help="Start in the background (logs in <data_dir>/logs/stack.log)."
@@ -87,11 +100,13 @@ def up(
 
         for migration in migrate(settings=settings):
             console.print(f"applied {migration.version:04d}_{migration.name}")
+        prepare_metadata()
     except Exception:
         os.killpg(process.pid, signal.SIGTERM)
         raise
     if detach:
-        console.print(f"stack started ({', '.join(names)}); logs: {settings.logs_dir / 'stack.log'}")
+        log_path = settings.logs_dir / "stack.log"
+        console.print(f"stack started ({', '.join(names)}); logs: {log_path}")
         return
     try:
         raise typer.Exit(process.wait())

@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 def serve_warehouse(
     host: str = typer.Option(None, help="Bind address (default: TRACKHOUSE_WAREHOUSE_HOST)."),
     port: int = typer.Option(None, help="Port (default: TRACKHOUSE_WAREHOUSE_PORT, 8123)."),
-    data_dir: str = typer.Option(None, help="chdb data directory (default: <data_dir>/clickhouse)."),
+    data_dir: str = typer.Option(
+        None, help="chdb data directory (default: <data_dir>/clickhouse)."
+    ),
 ) -> None:
     """Serve the embedded ClickHouse (chdb) over ClickHouse's HTTP interface.
 
