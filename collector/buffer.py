@@ -2,10 +2,10 @@
 
 Every multi-step change is one Lua script, so it is atomic and costs one round trip:
 
-- ``touch_sessions``: per event, read and update the device's (session start, last seen) and
-  return the session start; a device id from yesterday's salt that is still live wins.
-- ``accept``: per row, ``SET dedup-key NX EX ttl`` and only then ``RPUSH`` the row to its
-  table's buffer; refuses everything when the backlog is past its bound.
+- ``accept`` (one call per request): refuses everything when the backlog is past its bound;
+  per row, reads and updates the device's live session (start, last seen; a device id from
+  yesterday's salt that is still live wins), then ``SET dedup-key NX EX ttl`` and only if
+  that succeeds ``RPUSH`` the row to its table's buffer.
 - ``claim``: move up to N buffered rows into one batch (a single JSONEachRow string) with a
   fresh id, registered in the table's pending set; the rows leave the buffer only here, and the
   batch leaves Redis only after ClickHouse acknowledged it (``finish``).
@@ -59,52 +59,63 @@ class Keys:
         return f"{PREFIX}seen:{kind}:{value}"
 
 
-# ARGV: idle_ms, then (key, previous-day key or '', event time ms) per event.
-# Returns (1 if the previous-day key was used else 0, session start ms) per event.
-TOUCH_SESSIONS = """
-local idle = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV, 3 do
-  local key, prev, ts = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local used_prev = 0
-  if prev ~= '' and redis.call('EXISTS', key) == 0 and redis.call('EXISTS', prev) == 1 then
-    key = prev
-    used_prev = 1
-  end
-  local value = redis.call('GET', key)
-  local start, last = ts, ts
-  if value then
-    local sep = string.find(value, ':', 1, true)
-    local s, l = tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))
-    if ts - l <= idle then
-      start = math.min(s, ts)
-      last = math.max(l, ts)
-    end
-  end
-  redis.call('SET', key, string.format('%d:%d', start, last), 'PX', 2 * idle)
-  out[#out + 1] = used_prev
-  out[#out + 1] = start
-end
-return out
-"""
-
+# One script per request: sessions, deduplication, the backlog bound and the buffer append.
 # KEYS: events buffer, profiles buffer, inflight counter.
-# ARGV: backlog limit, then (dedup key, ttl s, target 1|2, row) per row.
-# Returns -1 (backlog full) or, per row, 1 (accepted) / 0 (a duplicate, dropped).
+# ARGV: backlog limit, session idle ms, project id, then per row 7 values:
+#   dedup key, dedup ttl s, target (1 events | 2 profiles), row JSON, device id,
+#   previous-day device id ('' if none), event time ms ('' = no live session: the row
+#   already carries its device and session ids).
+# A live row's device id (today's, or yesterday's when that one has the live session) and
+# session id are decided here and appended to its JSON. The session id is a UUID laid out
+# from sha1("project:device:session start ms"); ``identity.session_id`` computes the same.
+# Returns {-1} when the backlog is full, else per row: 1 accepted / 0 duplicate, device id,
+# session id.
 ACCEPT = """
 local backlog = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
   + tonumber(redis.call('GET', KEYS[3]) or '0')
 if backlog >= tonumber(ARGV[1]) then
   return {-1}
 end
+local idle, project = tonumber(ARGV[2]), ARGV[3]
 local out = {}
-for i = 2, #ARGV, 4 do
-  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[i + 1]) then
-    redis.call('RPUSH', KEYS[tonumber(ARGV[i + 2])], ARGV[i + 3])
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+for i = 4, #ARGV, 7 do
+  local row, device, session = ARGV[i + 3], ARGV[i + 4], ''
+  if ARGV[i + 6] ~= '' then
+    local ts = tonumber(ARGV[i + 6])
+    local key = 's:' .. project .. ':' .. device
+    local prev = ARGV[i + 5]
+    if prev ~= '' and redis.call('EXISTS', 'th:' .. key) == 0
+        and redis.call('EXISTS', 'th:s:' .. project .. ':' .. prev) == 1 then
+      device = prev
+      key = 's:' .. project .. ':' .. prev
+    end
+    key = 'th:' .. key
+    local value = redis.call('GET', key)
+    local start, last = ts, ts
+    if value then
+      local sep = string.find(value, ':', 1, true)
+      local s, l = tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))
+      if ts - l <= idle then
+        start = math.min(s, ts)
+        last = math.max(l, ts)
+      end
+    end
+    redis.call('SET', key, string.format('%d:%d', start, last), 'PX', 2 * idle)
+    local h = redis.sha1hex(project .. ':' .. device .. ':' .. string.format('%d', start))
+    local variant = string.format('%x', 8 + (tonumber(string.sub(h, 17, 17), 16) % 4))
+    session = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5' .. string.sub(h, 14, 16)
+      .. '-' .. variant .. string.sub(h, 18, 20) .. '-' .. string.sub(h, 21, 32)
+    row = string.sub(row, 1, -2) .. ',"device_id":"' .. device .. '","session_id":"'
+      .. session .. '"}'
   end
+  local accepted = 0
+  if redis.call('SET', ARGV[i], '1', 'NX', 'EX', ARGV[i + 1]) then
+    redis.call('RPUSH', KEYS[tonumber(ARGV[i + 2])], row)
+    accepted = 1
+  end
+  out[#out + 1] = accepted
+  out[#out + 1] = device
+  out[#out + 1] = session
 end
 return out
 """

@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import ACCEPT, TOUCH_SESSIONS, Keys
+from collector.buffer import ACCEPT, Keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CLAMP_PAST = timedelta(days=7)
 CLAMP_FUTURE = timedelta(minutes=1)
 REQUEST_DEDUP_TTL_S = 10  # the SDK retries within 0.5 + 1 + 2 s
+SESSION_BUCKET_MS = 1_800_000
 MAX_CLIENT_ID = 64
 
 # Reserved properties that become columns (protocol.md); the rest stay in ``properties``.
@@ -73,7 +74,6 @@ class Services:
 
     def __post_init__(self) -> None:
         self.salts = identity.DailySalts(self.redis)
-        self.touch_sessions = self.redis.register_script(TOUCH_SESSIONS)
         self.accept = self.redis.register_script(ACCEPT)
 
 
@@ -286,9 +286,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         "id": event_id,
         "project_id": project,
         "name": name,
-        "device_id": device,
         "profile_id": _text(payload.profileId, 256),
-        "session_id": "",
         "created_at": created_text,
         "received_at": received_text,
         "imported_at": received_text if context.importing else None,
@@ -347,7 +345,8 @@ def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, st
 async def ingest_messages(messages: list[Any], context: IngestContext) -> list[ItemResult]:
     """Validate, enrich and buffer ``messages`` (decoded JSON values); one result each.
 
-    Raises ``BacklogFull`` when the buffer is past its bound (nothing is stored then).
+    One Redis round trip for the whole request (sessions, deduplication and the append are
+    one script). Raises ``BacklogFull`` when the buffer is past its bound (nothing stored).
     """
     services = context.services
     results: list[ItemResult | None] = [None] * len(messages)
@@ -360,50 +359,40 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
         except MessageError as error:
             results[index] = ItemResult(status="error", error=str(error))
     if prepared:
-        await _assign_sessions(prepared, context)
         await _buffer(prepared, context, results)
     return [r or ItemResult(status="error", error="not processed") for r in results]
 
 
-async def _assign_sessions(prepared: list[_Prepared], context: IngestContext) -> None:
-    services = context.services
-    project = context.client.project_id
-    live = [p for p in prepared if p.live_session]
-    if live:
-        args: list[Any] = [services.settings.collector_session_idle_s * 1000]
-        for item in live:
-            previous = (Keys.session(project, item.previous_device_id)
-                        if item.previous_device_id else "")
-            args += [Keys.session(project, item.device_id), previous, item.event_ms]
-        answer = await services.touch_sessions(args=args)
-        for position, item in enumerate(live):
-            if int(answer[2 * position]):
-                item.device_id = item.previous_device_id
-            start_ms = int(answer[2 * position + 1])
-            item.row["device_id"] = item.device_id
-            item.row["session_id"] = identity.session_id(project, item.device_id, start_ms)
-    for item in prepared:
-        if item.table == "events" and not item.live_session:
-            # imports: one id per device and half hour; dbt recomputes sessions from events
-            bucket = item.event_ms // (1_800_000)
-            item.row["session_id"] = identity.session_id(project, item.device_id, bucket)
-
-
 async def _buffer(prepared: list[_Prepared], context: IngestContext,
                   results: list[ItemResult | None]) -> None:
-    args: list[Any] = [context.services.settings.collector_backlog_limit]
+    settings = context.services.settings
+    project = context.client.project_id
+    args: list[Any] = [settings.collector_backlog_limit, settings.collector_session_idle_s * 1000,
+                       project]
     for item in prepared:
-        args += [item.dedup_key, item.dedup_ttl, 1 if item.table == "events" else 2,
-                 orjson.dumps(item.row)]
+        if item.live_session:
+            row = orjson.dumps(item.row)  # the script appends device_id and session_id
+            event_ms: int | str = item.event_ms
+        else:
+            if item.table == "events":
+                item.row["device_id"] = item.device_id
+                # imports: one id per device and half hour; dbt recomputes sessions anyway
+                bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
+                item.row["session_id"] = identity.session_id(project, item.device_id,
+                                                             bucket_start)
+            row, event_ms = orjson.dumps(item.row), ""
+        args += [item.dedup_key, item.dedup_ttl, 1 if item.table == "events" else 2, row,
+                 item.device_id, item.previous_device_id, event_ms]
     keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight]
     answer = await context.services.accept(keys=keys, args=args)
     if answer and int(answer[0]) == -1:
         raise BacklogFull()
-    for item, accepted in zip(prepared, answer, strict=True):
-        session = item.row.get("session_id", "")
+    for position, item in enumerate(prepared):
+        accepted, device, session = answer[3 * position: 3 * position + 3]
         results[item.index] = ItemResult(
             status="accepted" if int(accepted) else "duplicate",
-            device_id=item.device_id, session_id=session)
+            device_id=device.decode(),
+            session_id=session.decode() or item.row.get("session_id", ""))
 
 
 def now_ms() -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -21,9 +22,13 @@ class RateLimits:
         self.per_ip = parse(per_ip)
 
     async def check(self, client_id: str, ip: str, cost: int = 1) -> None:
-        """Count ``cost`` hits for the client and the IP; raise ApiError(429) when over."""
-        for scope, item, key in (("client", self.per_client, client_id), ("IP", self.per_ip, ip)):
-            if not await self.limiter.hit(item, scope, key, cost=cost):
+        """Count ``cost`` hits for the client and the IP (both at once: one round trip of
+        waiting); raise ApiError(429) with Retry-After when either is over its limit."""
+        scopes = (("client", self.per_client, client_id), ("IP", self.per_ip, ip))
+        allowed = await asyncio.gather(*(self.limiter.hit(item, scope, key, cost=cost)
+                                         for scope, item, key in scopes))
+        for (scope, item, key), ok in zip(scopes, allowed, strict=True):
+            if not ok:
                 stats = await self.limiter.get_window_stats(item, scope, key)
                 retry = max(1, math.ceil(stats.reset_time - time.time()))
                 raise ApiError(429, f"rate limit exceeded for this {scope} ({item}); retry later",

@@ -9,7 +9,6 @@ country) follows the database's declared type, so a Country database works as we
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,17 +64,11 @@ class GeoLocator:
     def _lookup(self, ip: str) -> Geo:
         assert self._reader is not None
         try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return NO_GEO
-        if not address.is_global:
-            return NO_GEO
-        try:
             if not self._has_city:
                 country = self._reader.country(ip)
                 return Geo(country=country.country.iso_code or "")
             found = self._reader.city(ip)
-        except (geoip2.errors.AddressNotFoundError, ValueError):
+        except (geoip2.errors.AddressNotFoundError, ValueError):  # private, unknown, not an IP
             return NO_GEO
         return Geo(
             country=found.country.iso_code or "",

@@ -3,11 +3,18 @@ matrix, CORS, rate limits, proxies, and bad input (4xx saying what is wrong, not
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from collector_support import ORIGIN, UA_GOOGLEBOT, UA_IPHONE, TestProject, buffered
+from collector_support import (
+    ORIGIN,
+    UA_CHROME_WINDOWS,
+    UA_GOOGLEBOT,
+    UA_IPHONE,
+    TestProject,
+    buffered,
+)
 
 from collector.buffer import Keys
 
@@ -332,3 +339,39 @@ def test_health_and_docs(api) -> None:
     schema = api.get("/openapi.json").json()
     assert {"/track", "/track/batch", "/health", "/ready"} <= set(schema["paths"])
     assert api.get("/docs").status_code == 200
+
+
+def test_live_sessions_split_after_30_idle_minutes(api, fresh_project: TestProject) -> None:
+    headers = fresh_project.browser_headers(**{"x-forwarded-for": "92.40.1.1"})
+    now = datetime.now(UTC)
+
+    def at(moment: datetime, path: str) -> dict:
+        return api.post("/track", json=screen_view(path, __timestamp=moment.isoformat()),
+                        headers=headers).json()
+
+    early = at(now - timedelta(minutes=45), "/1")
+    later = at(now - timedelta(minutes=10), "/2")  # 35 idle minutes: a new session
+    soon = at(now - timedelta(minutes=9), "/3")
+    assert early["deviceId"] == later["deviceId"] == soon["deviceId"]
+    assert early["sessionId"] != later["sessionId"] == soon["sessionId"]
+
+
+def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
+                                              redis_client) -> None:
+    from collector import identity
+
+    headers = fresh_project.browser_headers(**{"x-forwarded-for": "86.128.1.1"})
+    api.post("/track", json=screen_view("/warm"), headers=headers)  # creates today's salts
+    today = datetime.now(UTC).date()
+    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    other_ip = "86.128.1.2"
+    yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
+                                           fresh_project.project_id)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    redis_client.set(Keys.session(fresh_project.project_id, yesterdays_device),
+                     f"{now_ms - 60_000}:{now_ms - 60_000}", px=3_600_000)
+    answer = api.post("/track", json=screen_view("/after-midnight"),
+                      headers={**headers, "x-forwarded-for": other_ip}).json()
+    assert answer["deviceId"] == yesterdays_device
+    assert answer["sessionId"] == identity.session_id(fresh_project.project_id,
+                                                      yesterdays_device, now_ms - 60_000)

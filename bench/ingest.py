@@ -1,0 +1,386 @@
+"""Ingestion benchmark: the collector, its worker, Redis and the warehouse on this machine.
+
+    .venv/bin/python bench/ingest.py [--duration 15] [--collector-workers 2] [--workers 1]
+
+Everything runs on this machine in one go, on free ports with a temporary data directory: a
+private redis-server (AOF, fsync every second), the embedded warehouse (or the ClickHouse
+named by TRACKHOUSE_CLICKHOUSE_URL), ``trackhouse collector`` (uvicorn, uvloop, httptools)
+and ``trackhouse worker``. Load comes from ``wrk`` (Debian package; C, one thread, so the
+load generator takes little of the two cores) with Lua scripts that make every event unique
+(own ``__eventId``, visitor IPs spread over a /16).
+
+Phases and figures, all from the same run:
+1. HTTP floor: a bare FastAPI endpoint answering the same JSON, same uvicorn settings.
+2. ``/track`` at full speed: accepted events/s, p50/p99, and landed events/s (from the start
+   of the load until ``count()`` in ClickHouse reached the accepted events).
+3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
+   sent during the load; the time from the collector's 200 to the row being visible).
+4. ``/track/batch`` with 500 events per request (an importer with its secret): accepted and
+   landed events/s.
+5. Database floor: raw clickhouse-connect inserts (JSONEachRow, 20,000 rows each) of the same
+   rows the collector produced, into a scratch copy of the events table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36")
+ORIGIN = "https://bench.example.com"
+BATCH_ITEMS = 500
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: process exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def floor_app():  # noqa: ANN201 (uvicorn factory)
+    """The HTTP floor: FastAPI reading a JSON body and answering like /track does."""
+    app = FastAPI()
+
+    @app.post("/track")
+    async def track(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        answer = {"deviceId": "0" * 32, "sessionId": str(body.get("type"))}
+        return Response(orjson.dumps(answer), media_type="application/json")
+
+    return app
+
+
+TRACK_LUA = """
+local counter = 0
+local tid = 0
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+end
+function init(args)
+  prefix = "%(run)s-" .. tid .. "-"
+end
+%(delay)s
+request = function()
+  counter = counter + 1
+  local ip = "81.2." .. (counter %% 250) .. "." .. (math.floor(counter / 250) %% 250 + 1)
+  local body = '{"type":"track","payload":{"name":"screen_view","properties":{"__eventId":"'
+    .. prefix .. counter .. '","__path":"%(origin)s/p/' .. (counter %% 50)
+    .. '?utm_source=news","__referrer":"https://www.google.com/","__title":"Page"}}}'
+  local headers = {}
+  headers["content-type"] = "application/json"
+  headers["openpanel-client-id"] = "%(client)s"
+  headers["origin"] = "%(origin)s"
+  headers["x-forwarded-for"] = ip
+  headers["user-agent"] = "%(ua)s"
+  return wrk.format("POST", "/track", headers, body)
+end
+"""
+
+BATCH_LUA = """
+local counter = 0
+local tid = 0
+function setup(thread)
+  tid = tid + 1
+  thread:set("tid", tid)
+end
+function init(args)
+  prefix = "%(run)s-b" .. tid .. "-"
+end
+request = function()
+  local items = {}
+  for i = 1, %(items)d do
+    counter = counter + 1
+    items[i] = '{"type":"track","payload":{"name":"screen_view","properties":{"__eventId":"'
+      .. prefix .. counter .. '","__ip":"81.2.' .. (counter %% 250) .. '.'
+      .. (math.floor(counter / 250) %% 250 + 1) .. '","__path":"%(origin)s/p/'
+      .. (counter %% 50) .. '","__timestamp":"2026-01-01T00:00:00Z"}}}'
+  end
+  local headers = {}
+  headers["content-type"] = "application/json"
+  headers["openpanel-client-id"] = "%(client)s"
+  headers["openpanel-client-secret"] = "%(secret)s"
+  headers["user-agent"] = "%(ua)s"
+  return wrk.format("POST", "/track/batch", headers, "[" .. table.concat(items, ",") .. "]")
+end
+"""
+
+
+def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True).stdout
+
+    def millis(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not match:
+            return float("nan")
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    seconds = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    failed = int(errors.group(1)) if errors else 0
+    return {"ok_per_s": (requests - failed) / seconds, "requests": requests, "failed": failed,
+            "seconds": seconds, "p50": millis("50"), "p99": millis("99")}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="trackhouse-bench-ingest-"))
+        self.processes: list[subprocess.Popen] = []
+        self.run_id = uuid.uuid4().hex[:8]
+
+    def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = (self.tmp / f"{name}.log").open("ab")
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def setup(self) -> None:
+        args = self.args
+        redis_port = free_port()
+        redis_dir = self.tmp / "redis"
+        redis_dir.mkdir()
+        self.spawn("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                             "--dir", str(redis_dir), "--save", "", "--appendonly", "yes",
+                             "--appendfsync", "everysec"], dict(os.environ))
+        env = {**os.environ, "TRACKHOUSE_DATA_DIR": str(self.tmp / "data"),
+               "TRACKHOUSE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_CLIENT": "1000000/second",
+               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": "1000000/second"}
+        if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
+            port = free_port()
+            house = self.spawn("warehouse", [str(BIN / "trackhouse"), "warehouse", "--port",
+                                             str(port), "--data-dir", str(self.tmp / "ch")], env)
+            env["TRACKHOUSE_CLICKHOUSE_URL"] = f"http://127.0.0.1:{port}"
+            wait_http(f"http://127.0.0.1:{port}/ping", house)
+        os.environ.update(env)
+        self.env = env
+
+        from accounts import service
+        from accounts.db import session_scope, upgrade
+        from trackhouse.settings import get_settings
+        from warehouse.client import warehouse
+        from warehouse.migrate import migrate
+
+        get_settings.cache_clear()
+        migrate()
+        upgrade()
+        self.project = f"bench-{self.run_id}"
+        with session_scope() as session:
+            service.create_project(session, name=self.project, project_id=self.project,
+                                   allowed_origins=[ORIGIN], mirror=False)
+            browser, _ = service.create_client(session, project_id=self.project,
+                                               with_secret=False)
+            server, secret = service.create_client(session, project_id=self.project)
+            self.browser_client, self.server_client, self.secret = browser.id, server.id, secret
+        self.ch = warehouse()
+        self.collector_url = f"http://127.0.0.1:{free_port()}"
+        collector = self.spawn("collector", [
+            str(BIN / "trackhouse"), "collector", "--port", self.collector_url.rsplit(":", 1)[1],
+            "--workers", str(args.collector_workers)], env)
+        for n in range(args.workers):
+            self.spawn(f"worker{n}", [str(BIN / "trackhouse"), "worker"], env)
+        self.floor_url = f"http://127.0.0.1:{free_port()}"
+        floor = self.spawn("floor", [
+            str(BIN / "python"), "-m", "uvicorn", "ingest:floor_app", "--factory",
+            "--app-dir", str(ROOT / "bench"), "--port", self.floor_url.rsplit(":", 1)[1],
+            "--workers", str(args.collector_workers), "--loop", "uvloop", "--http",
+            "httptools", "--no-access-log", "--log-level", "warning"], env)
+        wait_http(f"{self.collector_url}/health", collector)
+        wait_http(f"{self.floor_url}/docs", floor)
+
+    def script(self, name: str, template: str, **extra: object) -> Path:
+        values = {"run": f"{self.run_id}-{name}", "client": self.browser_client,
+                  "secret": self.secret, "origin": ORIGIN, "ua": UA, "items": BATCH_ITEMS,
+                  "delay": "", **extra}
+        path = self.tmp / f"{name}.lua"
+        path.write_text(template % values)
+        return path
+
+    def landed(self) -> int:
+        rows = self.ch.query("select count() from trackhouse.events where project_id = "
+                             "{p:String}", parameters={"p": self.project}).result_rows
+        return int(rows[0][0])
+
+    def wait_landed(self, expected: int, timeout_s: float = 300) -> float:
+        deadline = time.monotonic() + timeout_s
+        while self.landed() < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.landed()} of {expected} events landed")
+            time.sleep(0.05)
+        return time.monotonic()
+
+    def probe(self, stop: threading.Event, latencies: list[float]) -> None:
+        """Send a probe event every 0.2 s; measure 200-answer -> row visible in ClickHouse."""
+        from collector.identity import event_id_from_client
+        from warehouse.client import warehouse
+
+        client = warehouse()
+        with httpx.Client(base_url=self.collector_url) as http:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                event = f"probe-{self.run_id}-{n}"
+                answer = http.post("/track", json={"type": "track", "payload": {
+                    "name": "probe", "properties": {"__eventId": event}}}, headers={
+                    "openpanel-client-id": self.browser_client, "origin": ORIGIN,
+                    "user-agent": UA})
+                sent = time.monotonic()
+                if answer.status_code != 200:
+                    continue
+                row_id = event_id_from_client(self.project, event)
+                while time.monotonic() - sent < 30:
+                    seen = client.query("select count() from trackhouse.events where id = "
+                                        "{i:UUID}", parameters={"i": row_id}).result_rows[0][0]
+                    if seen:
+                        latencies.append(time.monotonic() - sent)
+                        break
+                    time.sleep(0.02)
+                stop.wait(0.2)
+        client.close()
+
+    def database_floor(self) -> float:
+        """Raw inserts of the collector's own rows into a scratch copy of the events table."""
+        scratch = f"trackhouse.bench_events_{self.run_id}"
+        self.ch.command(f"create table {scratch} as trackhouse.events")
+        try:
+            data = self.ch.raw_query(
+                "select * from trackhouse.events where project_id = {p:String} limit 200000 "
+                "format JSONEachRow", parameters={"p": self.project})
+            lines = data.rstrip(b"\n").split(b"\n")
+            chunks = [b"\n".join(lines[i:i + 20_000]) for i in range(0, len(lines), 20_000)]
+            started = time.monotonic()
+            for n, chunk in enumerate(chunks):
+                self.ch.raw_insert(scratch, insert_block=chunk, fmt="JSONEachRow",
+                                   settings={"insert_deduplication_token": f"floor-{n}"})
+            return len(lines) / (time.monotonic() - started)
+        finally:
+            self.ch.command(f"drop table {scratch}")
+
+    def run(self) -> None:
+        args = self.args
+        duration = args.duration
+        track_lua = self.script("track", TRACK_LUA)
+        floor = run_wrk(self.floor_url, track_lua, duration, args.connections)
+
+        base = self.landed()
+        started = time.monotonic()
+        track = run_wrk(self.collector_url, self.script("track2", TRACK_LUA), duration,
+                        args.connections)
+        expected = base + track["requests"] - track["failed"]
+        track_landed_rate = (expected - base) / (self.wait_landed(expected) - started)
+
+        # ~1,000 requests/s: 25 connections, each waiting 25 ms between requests
+        latencies: list[float] = []
+        stop = threading.Event()
+        prober = threading.Thread(target=self.probe, args=(stop, latencies))
+        prober.start()
+        paced = run_wrk(self.collector_url, self.script(
+            "paced", TRACK_LUA, delay="function delay() return 25 end"), duration, 25)
+        stop.set()
+        prober.join()
+
+        base = self.landed()
+        started = time.monotonic()
+        self.browser_client = self.server_client  # importer: the secret client
+        batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration, 4)
+        batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
+        batch_landed_rate = batch_events / (self.wait_landed(base + batch_events) - started)
+        db_floor = self.database_floor()
+
+        p95 = (statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 20
+               else float("nan"))
+        print(f"\nmachine: {os.cpu_count()} cores; collector workers {args.collector_workers}, "
+              f"landing workers {args.workers}, wrk 1 thread, {duration} s per phase")
+        rows = [
+            ("HTTP floor (bare FastAPI)", f"{floor['ok_per_s']:,.0f} req/s",
+             f"p50 {floor['p50']:.1f} ms  p99 {floor['p99']:.1f} ms", ""),
+            ("/track full speed", f"{track['ok_per_s']:,.0f} ev/s accepted",
+             f"p50 {track['p50']:.1f} ms  p99 {track['p99']:.1f} ms",
+             f"landed {track_landed_rate:,.0f} ev/s; "
+             f"{track['ok_per_s'] / floor['ok_per_s']:.0%} of the HTTP floor"),
+            ("/track paced (~1,000 req/s)", f"{paced['ok_per_s']:,.0f} ev/s accepted",
+             f"p50 {paced['p50']:.1f} ms  p99 {paced['p99']:.1f} ms",
+             f"event-to-queryable p95 {p95:.2f} s (n={len(latencies)})"),
+            (f"/track/batch ({BATCH_ITEMS}/request)", f"{batch_events / batch['seconds']:,.0f} "
+             "ev/s accepted", f"p50 {batch['p50']:.1f} ms  p99 {batch['p99']:.1f} ms",
+             f"landed {batch_landed_rate:,.0f} ev/s"),
+            ("database floor (raw insert)", f"{db_floor:,.0f} rows/s", "", ""),
+        ]
+        for name, rate, latency, note in rows:
+            print(f"{name:<30} {rate:>24}  {latency:<26} {note}")
+        failures = track["failed"] + paced["failed"] + batch["failed"] + floor["failed"]
+        if failures:
+            print(f"non-2xx answers: {failures} (see {self.tmp})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--collector-workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="landing worker processes")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk")
+    sys.path.insert(0, str(ROOT))
+    bench = Bench(args)
+    try:
+        bench.setup()
+        bench.run()
+    finally:
+        bench.close()
+
+
+if __name__ == "__main__":
+    main()
