@@ -166,25 +166,22 @@ def time_queries(runs: int) -> list[tuple[str, float, float]]:
     filtered = (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs"))
     for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
         current = preset_range(preset, TIMEZONE)
-        cases: list[tuple[str, Callable[[], object]]] = []
-        for label, date_range in (("", current), (" previous", current.previous())):
-            cases += [
-                (f"event_totals{label}", partial(q.event_totals.__wrapped__, PROJECT, date_range)),
-                (f"session_totals{label}", partial(q.session_totals.__wrapped__, PROJECT,
-                                                   date_range)),
-                (f"timeseries{label}", partial(q.timeseries.__wrapped__, PROJECT, date_range,
-                                               Granularity.DAY)),
-            ]
+        cases: list[tuple[str, Callable[[], object]]] = [
+            ("event_figures (KPIs + series, both periods)", partial(
+                q.event_figures.__wrapped__, PROJECT, current, Granularity.DAY)),
+            ("session_figures (both periods)", partial(
+                q.session_figures.__wrapped__, PROJECT, current)),
+        ]
         cases.append(("top_pages", partial(q.top_pages.__wrapped__, PROJECT, current)))
         for dimension in q.SESSION_DIMENSIONS:
             limit = 250 if dimension == "country" else 10
             cases.append((f"breakdown {dimension}", partial(
                 q.session_breakdown.__wrapped__, PROJECT, current, dimension, (), limit)))
         cases += [
-            ("event_totals filtered", partial(q.event_totals.__wrapped__, PROJECT, current,
-                                              filtered)),
-            ("session_totals filtered", partial(q.session_totals.__wrapped__, PROJECT, current,
-                                                filtered)),
+            ("event_figures filtered", partial(q.event_figures.__wrapped__, PROJECT, current,
+                                               Granularity.DAY, filtered)),
+            ("session_figures filtered", partial(q.session_figures.__wrapped__, PROJECT,
+                                                 current, filtered)),
         ]
         for name, call in cases:
             call()  # warm the server's caches of the parts

@@ -12,8 +12,7 @@ view = analytics_page("Overview")
 project, date_range, filters = view.project.id, view.date_range, view.filters
 previous_range = date_range.previous()
 
-current = q.kpis(project, date_range, filters)
-previous = q.kpis(project, previous_range, filters)
+current, previous = q.kpis(project, date_range, view.granularity, filters)
 
 cards = charts.KPI_CARDS
 for column, (label, field, fmt, colour) in zip(st.columns(len(cards)), cards, strict=True):
@@ -25,8 +24,7 @@ for column, (label, field, fmt, colour) in zip(st.columns(len(cards)), cards, st
 metric = st.segmented_control("Chart", ["visitors", "pageviews"], default="visitors",
                               format_func=lambda m: "Visitors" if m == "visitors" else "Page views",
                               key="overview.metric") or "visitors"
-series = q.timeseries(project, date_range, view.granularity, filters)
-previous_series = q.timeseries(project, previous_range, view.granularity, filters)
+series, previous_series = q.timeseries(project, date_range, view.granularity, filters)
 st.plotly_chart(charts.timeseries(series, previous_series, metric,
                                   "Visitors" if metric == "visitors" else "Page views",
                                   view.granularity), key="overview.series")

@@ -28,6 +28,10 @@ REALTIME_TTL_S = 5
 # events are not Trackhouse events (metrics.md).
 COUNTED_EVENT = "not is_bot and name not in ('session_start', 'session_end')"
 PAGE_VIEW = "screen_view"
+# Distinct visitors: an exact distinct count of 64-bit hashes of the device id (ClickHouse
+# hashes strings for uniqExact anyway; fixed-width keys halve the CPU of the hash sets). Two
+# devices collide with probability ~n^2/2^65: below 1e-7 at a million devices a range.
+DISTINCT_DEVICES = "uniqExact(cityHash64(device_id))"
 
 
 @st.cache_resource

@@ -8,6 +8,7 @@ import streamlit as st
 from app.filters import Filter
 from app.periods import BUCKET_SQL, DateRange, Granularity
 from app.queries.base import (
+    DISTINCT_DEVICES,
     EVENTS_IN_RANGE,
     PAGE_VIEW,
     RAW_TTL_S,
@@ -25,7 +26,7 @@ def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) 
     """Every event name except page views: occurrences and distinct visitors."""
     where = event_filter_sql(filters)
     return run(
-        f"""select name, count() as events, uniqExact(device_id) as visitors
+        f"""select name, count() as events, {DISTINCT_DEVICES} as visitors
         from {raw_table('events')}
         where {EVENTS_IN_RANGE} and name != '{PAGE_VIEW}' and {where.sql}
         group by name order by events desc, name""",
@@ -58,7 +59,7 @@ def event_properties(project_id: str, date_range: DateRange, name: str,
     """The property keys and values of one event, by occurrences."""
     where = event_filter_sql(filters)
     return run(
-        f"""select key, value, count() as events, uniqExact(device_id) as visitors
+        f"""select key, value, count() as events, {DISTINCT_DEVICES} as visitors
         from {raw_table('events')}
         array join mapKeys(properties) as key, mapValues(properties) as value
         where {EVENTS_IN_RANGE} and name = {{name:String}} and {where.sql}

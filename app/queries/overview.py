@@ -16,6 +16,7 @@ import streamlit as st
 from app.filters import Filter
 from app.periods import BUCKET_SQL, DateRange, Granularity
 from app.queries.base import (
+    DISTINCT_DEVICES,
     EVENTS_IN_RANGE,
     MART_TTL_S,
     PAGE_VIEW,
@@ -63,72 +64,101 @@ class Kpis:
     views_per_session: float
 
 
+def _span_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
+    """Parameters of one scan over the previous period and the range together; rows at or
+    after ``current_start`` (``current_day``) belong to the range."""
+    span = DateRange(date_range.previous().start, date_range.end, date_range.tz)
+    current_start, _ = date_range.utc_bounds()
+    return {**range_params(project_id, span), "current_start": current_start,
+            "current_day": date_range.start}
+
+
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
-def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) -> dict[str, int]:
-    """Distinct visitors and page views of the range (raw events)."""
+def event_figures(project_id: str, date_range: DateRange, granularity: Granularity,
+                  filters: Filters = ()) -> pd.DataFrame:
+    """Distinct visitors and page views of the range and of the previous period, in total and
+    per bucket: one scan of raw events (GROUPING SETS), so a range's visitors are the distinct
+    devices of the whole range, never a sum of buckets.
+
+    Rows: (current: 1 for the range, 0 for the previous period; bucket: '' for the totals).
+    """
     where = event_filter_sql(filters)
-    frame = run(
-        f"""select uniqExact(device_id) as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
+    bucket = BUCKET_SQL[granularity].format(column="created_at")
+    return run(
+        f"""select created_at >= {{current_start:DateTime64(3, 'UTC')}} as current,
+               toString({bucket}) as bucket,
+               {DISTINCT_DEVICES} as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
         from {raw_table('events')}
-        where {EVENTS_IN_RANGE} and {where.sql}""",
-        {**range_params(project_id, date_range), **where.params},
+        where {EVENTS_IN_RANGE} and {where.sql}
+        group by grouping sets ((current), (current, bucket))
+        order by current, bucket""",
+        {**_span_params(project_id, date_range), **where.params},
+        columns=("current", "bucket", "visitors", "pageviews"),
     )
-    return {"visitors": int(frame.visitors[0]), "pageviews": int(frame.pageviews[0])}
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
-def session_totals(project_id: str, date_range: DateRange,
-                   filters: Filters = ()) -> dict[str, float]:
-    """Sessions started in the range, their bounces and total duration (sessions mart)."""
+def session_figures(project_id: str, date_range: DateRange,
+                    filters: Filters = ()) -> pd.DataFrame:
+    """Sessions started in the range and in the previous period, their bounces and total
+    duration (sessions mart, one scan). Rows: (current, sessions, bounces, duration_s)."""
     where = session_filter_sql(filters)
-    frame = run(
-        f"""select count() as sessions, countIf(is_bounce) as bounces,
-               sum(toFloat64(duration_s)) as duration_s
+    return run(
+        f"""select day >= {{current_day:Date}} as current, count() as sessions,
+               countIf(is_bounce) as bounces, sum(toFloat64(duration_s)) as duration_s
         from {mart('sessions')}
-        where {SESSIONS_IN_RANGE} and {where.sql}""",
-        {**range_params(project_id, date_range), **where.params},
+        where {SESSIONS_IN_RANGE} and {where.sql}
+        group by current order by current""",
+        {**_span_params(project_id, date_range), **where.params},
+        columns=("current", "sessions", "bounces", "duration_s"),
     )
-    return {"sessions": int(frame.sessions[0]), "bounces": int(frame.bounces[0]),
-            "duration_s": float(frame.duration_s[0])}
 
 
 def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def kpis(project_id: str, date_range: DateRange, filters: Filters = ()) -> Kpis:
-    events = event_totals(project_id, date_range, filters)
-    sessions = session_totals(project_id, date_range, filters)
-    count = int(sessions["sessions"])
-    return Kpis(
-        visitors=events["visitors"],
-        sessions=count,
-        pageviews=events["pageviews"],
-        bounce_rate=_ratio(sessions["bounces"], count),
-        avg_session_duration_s=_ratio(sessions["duration_s"], count),
-        views_per_session=_ratio(events["pageviews"], count),
-    )
+def _row(frame: pd.DataFrame, current: bool) -> dict[str, Any]:
+    rows = frame[frame["current"].astype(bool) == current]
+    return {} if rows.empty else rows.iloc[0].to_dict()
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def kpis(project_id: str, date_range: DateRange, granularity: Granularity = Granularity.DAY,
+         filters: Filters = ()) -> tuple[Kpis, Kpis]:
+    """The KPIs of the range and of the previous period."""
+    events = event_figures(project_id, date_range, granularity, filters)
+    totals = events[events["bucket"] == ""]
+    sessions = session_figures(project_id, date_range, filters)
+    result = []
+    for current in (True, False):
+        event_row, session_row = _row(totals, current), _row(sessions, current)
+        count = int(session_row.get("sessions", 0))
+        pageviews = int(event_row.get("pageviews", 0))
+        result.append(Kpis(
+            visitors=int(event_row.get("visitors", 0)),
+            sessions=count,
+            pageviews=pageviews,
+            bounce_rate=_ratio(session_row.get("bounces", 0), count),
+            avg_session_duration_s=_ratio(session_row.get("duration_s", 0.0), count),
+            views_per_session=_ratio(pageviews, count),
+        ))
+    return result[0], result[1]
+
+
 def timeseries(project_id: str, date_range: DateRange, granularity: Granularity,
-               filters: Filters = ()) -> pd.DataFrame:
-    """Visitors and page views per bucket, every bucket of the range present (zeros filled)."""
-    where = event_filter_sql(filters)
-    bucket = BUCKET_SQL[granularity].format(column="created_at")
-    frame = run(
-        f"""select toString({bucket}) as bucket, uniqExact(device_id) as visitors,
-               countIf(name = '{PAGE_VIEW}') as pageviews
-        from {raw_table('events')}
-        where {EVENTS_IN_RANGE} and {where.sql}
-        group by bucket order by bucket""",
-        {**range_params(project_id, date_range), **where.params},
-        columns=("bucket", "visitors", "pageviews"),
-    )
-    frame["bucket"] = pd.to_datetime(frame["bucket"])
-    full = pd.DataFrame({"bucket": date_range.buckets(granularity)})
-    merged = full.merge(frame, on="bucket", how="left").fillna(0)
-    return merged.astype({"visitors": "int64", "pageviews": "int64"})
+               filters: Filters = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Visitors and page views per bucket of the range and of the previous period, every
+    bucket present (zeros filled)."""
+    events = event_figures(project_id, date_range, granularity, filters)
+    series = []
+    for current, period in ((True, date_range), (False, date_range.previous())):
+        rows = events[(events["bucket"] != "") & (events["current"].astype(bool) == current)]
+        frame = rows[["bucket", "visitors", "pageviews"]].assign(
+            bucket=pd.to_datetime(rows["bucket"]))
+        full = pd.DataFrame({"bucket": period.buckets(granularity)})
+        merged = full.merge(frame, on="bucket", how="left").fillna(0)
+        series.append(merged.astype({"visitors": "int64", "pageviews": "int64"}))
+    return series[0], series[1]
 
 
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
@@ -137,7 +167,7 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
     """Paths by page views, with their distinct visitors."""
     where = event_filter_sql(filters)
     return run(
-        f"""select path, uniqExact(device_id) as visitors, count() as pageviews
+        f"""select path, {DISTINCT_DEVICES} as visitors, count() as pageviews
         from {raw_table('events')}
         where {EVENTS_IN_RANGE} and name = '{PAGE_VIEW}' and {where.sql}
         group by path order by pageviews desc, path limit {{limit:UInt32}}""",
@@ -156,7 +186,7 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
     params: dict[str, Any] = {**range_params(project_id, date_range), **where.params,
                               "limit": limit}
     return run(
-        f"""select {expression} as value, uniqExact(device_id) as visitors, count() as sessions,
+        f"""select {expression} as value, {DISTINCT_DEVICES} as visitors, count() as sessions,
                round(avg(is_bounce), 4) as bounce_rate
         from {mart('sessions')}
         where {SESSIONS_IN_RANGE} {skip_empty} and {where.sql}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.queries.base import COUNTED_EVENT, REALTIME_TTL_S, raw_table, run
+from app.queries.base import COUNTED_EVENT, DISTINCT_DEVICES, REALTIME_TTL_S, raw_table, run
 
 RECENT = "project_id = {project:String} and " + COUNTED_EVENT
 
@@ -14,7 +14,7 @@ RECENT = "project_id = {project:String} and " + COUNTED_EVENT
 def live_visitors(project_id: str, minutes: int = 5) -> int:
     """Distinct devices with an event in the last ``minutes`` minutes."""
     frame = run(
-        f"""select uniqExact(device_id) as visitors from {raw_table('events')}
+        f"""select {DISTINCT_DEVICES} as visitors from {raw_table('events')}
         where {RECENT} and created_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})""",
         {"project": project_id, "minutes": minutes},
     )
@@ -60,7 +60,7 @@ def live_sources(project_id: str, minutes: int = 30) -> pd.DataFrame:
     return run(
         f"""select if(referrer_name != '', referrer_name,
                       if(referrer = '', '(direct)', domain(referrer))) as source,
-               uniqExact(device_id) as visitors
+               {DISTINCT_DEVICES} as visitors
         from {raw_table('events')}
         where {RECENT} and created_at >= now64(3) - toIntervalMinute({{minutes:UInt32}})
         group by source order by visitors desc, source limit 10""",
