@@ -56,7 +56,6 @@ TRANSIENT_WAREHOUSE_ERRORS = (
     "SOCKET_TIMEOUT",
     "Service Unavailable",
 )
-MAX_TRANSIENT_RETRIES = 3
 
 
 class TrackhouseDbtTranslator(DagsterDbtTranslator):
@@ -77,6 +76,8 @@ class DbtBuildConfig(Config):
     """Run configuration of a dbt build (the full-refresh schedule sets ``full_refresh``)."""
 
     full_refresh: bool = False
+    # transient warehouse errors: retried this many times, after 15 s, 30 s, 60 s, ...
+    transient_retries: int = 3
     retry_base_delay_s: float = 15.0
 
 
@@ -108,14 +109,14 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
         if error is None:
             return
         if (is_transient_warehouse_error(str(error))
-                and context.retry_number < MAX_TRANSIENT_RETRIES):
+                and context.retry_number < config.transient_retries):
             delay_s = config.retry_base_delay_s * 2**context.retry_number
             context.log.warning(
                 f"warehouse unreachable or overloaded; dbt build retried in {delay_s:.1f} s "
-                f"(attempt {context.retry_number + 2} of {MAX_TRANSIENT_RETRIES + 1})"
+                f"(attempt {context.retry_number + 2} of {config.transient_retries + 1})"
             )
             raise RetryRequested(
-                max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=delay_s
+                max_retries=config.transient_retries, seconds_to_wait=delay_s
             ) from error
         raise error
 

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from clickhouse_connect.driver.client import Client
 from dagster import ConfigurableResource
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
 
 from orchestration.project import DBT_EXECUTABLE, dbt_project
@@ -59,11 +59,13 @@ class TrackhouseDbtCliResource(DbtCliResource):
         return None
 
 
+def dbt_resource(project: DbtProject = dbt_project) -> TrackhouseDbtCliResource:
+    return TrackhouseDbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE))
+
+
 def build_resources() -> dict[str, Any]:
     return {
-        "dbt": TrackhouseDbtCliResource(
-            project_dir=dbt_project, dbt_executable=str(DBT_EXECUTABLE)
-        ),
+        "dbt": dbt_resource(),
         "warehouse": WarehouseResource(),
         "redis": RedisResource(),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,3 +32,10 @@ def sample_events(now: datetime) -> list[dict[str, Any]]:
         _event("device-c", "signup", now - timedelta(minutes=9)),
     ]
     return rows
+
+
+def unused_port() -> int:
+    """A local port nothing listens on (for an unreachable warehouse)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,0 +1,77 @@
+"""Failures as a person sees them in Dagster: a failing dbt test is a failed asset check; a
+warehouse outage is retried with backoff, a real failure is not."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import AssetKey, DagsterEventType, materialize
+from orchestration_support import unused_port
+
+FAILING_TEST = "orchestration_sessions_are_empty"
+
+
+def test_a_failing_dbt_test_is_a_failed_asset_check(
+    tmp_path: Path, built_marts: Any, manifest_ready: None
+) -> None:
+    """A copy of the dbt project with one extra singular test that fails whenever `sessions`
+    has rows (it has: the test events)."""
+    from dagster_dbt import DbtProject
+
+    from orchestration.assets import build_dbt_models
+    from orchestration.project import DBT_PROJECT_DIR, apply_dbt_env
+    from orchestration.resources import dbt_resource
+
+    copy = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, copy, ignore=shutil.ignore_patterns("target", "logs"))
+    (copy / "tests").mkdir(exist_ok=True)
+    (copy / "tests" / f"{FAILING_TEST}.sql").write_text(
+        "-- fails whenever sessions has a row\nselect * from {{ ref('sessions') }}\n"
+    )
+    project = DbtProject(project_dir=copy, profiles_dir=copy)
+    apply_dbt_env()
+    project.preparer.prepare(project)
+    models = build_dbt_models(project)
+
+    result = materialize(
+        [models], resources={"dbt": dbt_resource(project)},
+        selection=[AssetKey("sessions")], raise_on_error=False,
+    )
+    assert not result.success  # dbt build exits non-zero: the run fails, visibly
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks[FAILING_TEST].passed
+    assert checks[FAILING_TEST].asset_key == AssetKey("sessions")
+    assert all(e.passed for name, e in checks.items() if name != FAILING_TEST)
+    # a failing test is no transient error: no retry
+    assert not [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    [failure] = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert "dbt build" in failure.step_failure_data.error.message
+
+
+def test_an_unreachable_warehouse_is_retried_with_backoff(
+    manifest_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestration.assets import dbt_models
+    from orchestration.resources import dbt_resource
+    from trackhouse.settings import get_settings
+
+    monkeypatch.setenv("TRACKHOUSE_CLICKHOUSE_URL", f"http://127.0.0.1:{unused_port()}")
+    get_settings.cache_clear()
+    try:
+        result = materialize(
+            [dbt_models], resources={"dbt": dbt_resource()},
+            selection=[AssetKey("stg_events")], raise_on_error=False,
+            run_config={"ops": {"dbt_models": {"config": {
+                "transient_retries": 2, "retry_base_delay_s": 0.2,
+            }}}},
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert not result.success
+    retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    waits = [e.event_specific_data.seconds_to_wait for e in retries]
+    assert waits == [0.2, 0.4]  # two retries, exponential backoff, then the failure stands
