@@ -324,7 +324,7 @@ class StreamDecoder:
         encoding = (encoding or "").strip().lower()
         self._finish: Callable[[], bytes] = lambda: b""
         if encoding in ("", "identity", "none"):
-            self._decode: Codec = bytes
+            self._decode: Codec = _identity
         elif encoding in ("gzip", "x-gzip", "deflate"):
             inflater = zlib.decompressobj(47)  # 32 + 15: accept a gzip or zlib header
             self._decode = inflater.decompress
@@ -412,3 +412,7 @@ class StreamEncoder:
             if encoding in offered:
                 return cls(encoding)
         return None
+
+
+def _identity(chunk: bytes) -> bytes:
+    return chunk

@@ -52,7 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 
 HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
-INSERT_BATCH_BYTES = 1 << 20  # data handed to chdb per append call
+BATCH_BYTES = 1 << 20  # data handed to chdb per append call
 DEFAULT_FORMAT = "TabSeparated"
 # Statements chdb can stream block by block (send_query); others run whole.
 STREAMABLE_KEYWORDS = frozenset({"SELECT", "WITH"})
@@ -207,18 +207,16 @@ class Responder:
 DISPLAY_NAME = socket.gethostname().encode()
 
 
-def summary_of(
-    result: Any, elapsed_s: float, written: tuple[int, int] | None = None
+def summary_figures(
+    read_rows: int,
+    read_bytes: int,
+    written_rows: int,
+    written_bytes: int,
+    result_rows: int,
+    result_bytes: int,
+    elapsed_s: float,
 ) -> dict[str, str]:
     """X-ClickHouse-Summary (ClickHouse sends every figure as a string)."""
-    read_rows = read_bytes = result_rows = result_bytes = 0
-    written_rows, written_bytes = written or (0, 0)
-    if result is not None:
-        with contextlib.suppress(Exception):
-            read_rows, read_bytes = result.storage_rows_read(), result.storage_bytes_read()
-            result_rows, result_bytes = result.rows_read(), result.bytes_read()
-            if written is None:
-                written_rows, written_bytes = result.rows_written(), result.bytes_written()
     return {
         "read_rows": str(read_rows),
         "read_bytes": str(read_bytes),
@@ -229,6 +227,19 @@ def summary_of(
         "result_bytes": str(result_bytes),
         "elapsed_ns": str(int(elapsed_s * 1e9)),
     }
+
+
+def summary_of(result: Any, elapsed_s: float) -> dict[str, str]:
+    """The summary of a statement chdb ran whole."""
+    return summary_figures(
+        result.storage_rows_read(),
+        result.storage_bytes_read(),
+        result.rows_written(),
+        result.bytes_written(),
+        result.rows_read(),
+        result.bytes_read(),
+        elapsed_s,
+    )
 
 
 class WarehouseApp:
@@ -377,11 +388,15 @@ class WarehouseApp:
         )
         session_id = params.get("session_id")
         if not session_id:
-            connection = await self.in_thread(self.engine.acquire, database, settings)
+            # The pool hit is a dictionary lookup; only opening a connection needs a thread.
+            connection = self.engine.take_idle(database, settings) or await self.in_thread(
+                self.engine.acquire, database, settings
+            )
 
             async def give_back() -> None:
                 reusable = request.keeps_state and responder.clean
-                await self.in_thread(self.engine.release, connection, reusable)
+                if not (reusable and self.engine.give_back(connection)):
+                    await self.in_thread(connection.close)
 
             responder.before_finish(give_back)
             await request.execute(connection)
@@ -519,7 +534,7 @@ class QueryRequest:
                 if chunk is not None:
                     batch.append(chunk)
                     size += len(chunk)
-                if batch and (size >= INSERT_BATCH_BYTES or chunk is None):
+                if batch and (size >= BATCH_BYTES or chunk is None):
                     if pending is not None:
                         await pending
                     data = b"".join(batch)
@@ -543,8 +558,9 @@ class QueryRequest:
             if isinstance(error, RuntimeError):
                 raise ClickHouseError.from_engine(error) from None
             raise
-        summary = summary_of(
-            None, time.monotonic() - self.started, (result.rows_written(), result.bytes_written())
+        elapsed = time.monotonic() - self.started
+        summary = summary_figures(
+            0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed
         )
         await self.responder.start(summary, None)
         await self.responder.body(b"", more=False)
@@ -596,54 +612,69 @@ class QueryRequest:
     async def _stream(
         self, connection: EngineConnection, sql: str, default_format: str, output_format: str
     ) -> None:
+        """Answer a SELECT block by block; with wait_end_of_query, only once it has finished."""
         native = connection.native
-        wait_end = self.params.get("wait_end_of_query") in ("1", "true")
+        batch_limit = 0 if self.params.get("wait_end_of_query") in ("1", "true") else BATCH_BYTES
+        progress = Progress()
+        handle: list[Any] = []
 
-        def open_and_fetch() -> tuple[Any, Any]:
+        def pull() -> tuple[list[bytes], bool]:
+            """Blocks until ``batch_limit`` bytes or the end (one thread hop, not one per block)."""
+            chunks: list[bytes] = []
+            size = 0
             try:
-                handle = native.send_query(sql, default_format, params=self.query_params)
-                return handle, native.streaming_fetch_result(handle)
+                if not handle:
+                    handle.append(native.send_query(sql, default_format, params=self.query_params))
+                while True:
+                    result = native.streaming_fetch_result(handle[0])
+                    if result is None or not (result.rows_read() or result.bytes()):
+                        return chunks, True
+                    data = bytes(result.bytes())
+                    progress.add(result, len(data))
+                    chunks.append(data)
+                    size += len(data)
+                    if batch_limit and size >= batch_limit:
+                        return chunks, False
             except RuntimeError as error:
                 raise ClickHouseError.from_engine(error) from None
 
-        def fetch(handle: Any) -> Any:
-            try:
-                return native.streaming_fetch_result(handle)
-            except RuntimeError as error:
-                raise ClickHouseError.from_engine(error) from None
-
-        handle, result = await self._guarded(open_and_fetch)
         finished = False
         try:
-            chunks: list[bytes] = []
-            last = result
-            while result is not None and (result.rows_read() or result.bytes()):
-                chunks.append(bytes(result.bytes()))
-                last = result
-                if not wait_end and sum(map(len, chunks)) >= INSERT_BATCH_BYTES:
-                    break
-                result = await self._guarded(partial(fetch, handle))
-            else:
-                finished = True
-            summary = summary_of(last, time.monotonic() - self.started)
+            chunks, finished = await self._guarded(pull)
+            summary = progress.summary(time.monotonic() - self.started)
             await self.responder.start(summary, output_format)
             await self.responder.body(b"".join(chunks), more=not finished)
             while not finished:
                 try:
-                    result = await self._guarded(partial(fetch, handle))
+                    chunks, done = await self._guarded(pull)
                 except ClickHouseError as error:
                     finished = True  # the failed stream is over; nothing left to cancel
                     await self.responder.error(error)
                     return
-                if result is None or not (result.rows_read() or result.bytes()):
-                    finished = True
-                    await self.responder.body(b"", more=False)
-                else:
-                    await self.responder.body(bytes(result.bytes()), more=True)
+                finished = done
+                await self.responder.body(b"".join(chunks), more=not finished)
         finally:
-            if not finished:
+            if not finished and handle:
                 with contextlib.suppress(Exception):
-                    await self.app.in_thread(native.streaming_cancel_query, handle)
+                    await self.app.in_thread(native.streaming_cancel_query, handle[0])
+
+
+class Progress:
+    """Figures of a streamed result, summed over its blocks (for X-ClickHouse-Summary)."""
+
+    def __init__(self) -> None:
+        self.read_rows = self.read_bytes = self.result_rows = self.result_bytes = 0
+
+    def add(self, block: Any, size: int) -> None:
+        self.read_rows += block.storage_rows_read()
+        self.read_bytes += block.storage_bytes_read()
+        self.result_rows += block.rows_read()
+        self.result_bytes += size
+
+    def summary(self, elapsed_s: float) -> dict[str, str]:
+        return summary_figures(
+            self.read_rows, self.read_bytes, 0, 0, self.result_rows, self.result_bytes, elapsed_s
+        )
 
 
 def _has_query(scope: Scope) -> bool:

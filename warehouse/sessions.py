@@ -21,7 +21,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,47 +123,42 @@ class Engine:
         self.closed = False
 
     # --- plain requests -----------------------------------------------------------------
-    def acquire(self, database: str, settings: dict[str, str]) -> EngineConnection:
-        """A connection set to ``database`` and ``settings`` (opens one on a pool miss)."""
+    def take_idle(self, database: str, settings: dict[str, str]) -> EngineConnection | None:
+        """An idle pooled connection already set to ``database`` and ``settings`` (no I/O)."""
         key = (database or "default", tuple(sorted(settings.items())))
         with self._lock:
             idle = self._idle.get(key)
             if idle:
                 self._idle_count -= 1
                 return idle.pop()
+        return None
+
+    def acquire(self, database: str, settings: dict[str, str]) -> EngineConnection:
+        """A connection set to ``database`` and ``settings`` (opens one on a pool miss)."""
+        connection = self.take_idle(database, settings)
+        if connection is not None:
+            return connection
         connection = EngineConnection(self.path)
         try:
-            connection.use_database(key[0])
+            connection.use_database(database or "default")
             connection.apply_settings(settings)
         except BaseException:
             connection.close()
             raise
         return connection
 
-    def release(self, connection: EngineConnection, reusable: bool) -> None:
-        if not reusable or self.closed:
-            connection.close()
-            return
+    def give_back(self, connection: EngineConnection) -> bool:
+        """Pool a connection whose state is unchanged; False when the pool is full (close it)."""
+        if self.closed:
+            return False
         connection.last_used = time.monotonic()
         key = (connection.database, tuple(sorted(connection.settings.items())))
         with self._lock:
-            if self._idle_count < self.max_idle_connections:
-                self._idle.setdefault(key, []).append(connection)
-                self._idle_count += 1
-                return
-        connection.close()
-
-    @contextlib.contextmanager
-    def pooled(self, database: str, settings: dict[str, str]) -> Iterator[EngineConnection]:
-        connection = self.acquire(database, settings)
-        reusable = [True]
-        try:
-            yield connection
-        except BaseException:
-            reusable[0] = False
-            raise
-        finally:
-            self.release(connection, reusable[0])
+            if self._idle_count >= self.max_idle_connections:
+                return False
+            self._idle.setdefault(key, []).append(connection)
+            self._idle_count += 1
+            return True
 
     # --- sessions -----------------------------------------------------------------------
     def lock_session(self, session_id: str, timeout_s: float | None, must_exist: bool) -> Session:

@@ -1,0 +1,228 @@
+"""Benchmark of the embedded warehouse endpoint against in-process chdb.
+
+Prints, from one run:
+* Native insert rows/s through the endpoint vs in-process chdb (and the ratio);
+* clickhouse-connect row insert rows/s through the endpoint;
+* p50/p99 latency of a small aggregate query through the endpoint vs in-process.
+
+Usage: ``.venv/bin/python bench/warehouse.py [--rows 2000000] [--queries 400]``. The endpoint
+runs as its own ``trackhouse warehouse`` process on a free port with a temporary data
+directory; the in-process baseline is chdb (raw connection and clickhouse-connect's
+``interface='chdb'``) on another temporary directory. Phases run one after the other so the
+two engines never compete for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import chdb
+import clickhouse_connect
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE_DDL = (
+    "CREATE TABLE {table} (id UInt64, name String, at DateTime64(3, 'UTC'), v Float64) "
+    "ENGINE = MergeTree ORDER BY id"
+)
+DATA_SQL = (
+    "SELECT number AS id, concat('name-', toString(number % 1000)) AS name, "
+    "toDateTime64('2024-01-01 00:00:00', 3, 'UTC') + number AS at, number * 0.5 AS v "
+    "FROM numbers({rows}) FORMAT Native"
+)
+AGGREGATE_SQL = "SELECT count(), avg(v), max(name) FROM bench.t WHERE id BETWEEN 1000 AND 20000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_endpoint(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TRACKHOUSE_CLICKHOUSE_URL"}
+    env["TRACKHOUSE_DATA_DIR"] = str(data_dir)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "trackhouse"),
+            "warehouse",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir / "clickhouse"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the warehouse endpoint did not start")
+
+
+def best_of(runs: int, setup: Callable[[], None], work: Callable[[], None]) -> float:
+    """The fastest of ``runs`` timed calls of ``work`` (``setup`` untimed before each)."""
+    timings = []
+    for _ in range(runs):
+        setup()
+        started = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+
+
+def latency(run: Callable[[], object], count: int) -> tuple[float, float]:
+    for _ in range(20):  # warm up connections and caches
+        run()
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000, help="rows per Native insert")
+    parser.add_argument("--row-insert-rows", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=400, help="queries per latency sample")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per insert figure")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as scratch:
+        scratch_dir = Path(scratch)
+        process, url = start_endpoint(scratch_dir / "endpoint")
+        try:
+            local = chdb.connect(str(scratch_dir / "inprocess"))
+            native = bytes(local.query(DATA_SQL.format(rows=args.rows), "Native").bytes())
+            for sql in ("CREATE DATABASE IF NOT EXISTS bench", TABLE_DDL.format(table="bench.t")):
+                local.query(sql)
+            web = httpx.Client(base_url=url, timeout=300)
+            for sql in ("CREATE DATABASE IF NOT EXISTS bench", TABLE_DDL.format(table="bench.t")):
+                web.post("/", content=sql.encode()).raise_for_status()
+
+            # --- Native insert -------------------------------------------------------------
+            def insert_local() -> None:
+                with local.send_insert("INSERT INTO bench.t", "Native") as inserter:
+                    inserter.append(native)
+                    inserter.finish()
+
+            host, port = url.removeprefix("http://").split(":")
+            raw_http = http.client.HTTPConnection(host, int(port), timeout=300)
+
+            def insert_endpoint() -> None:
+                # http.client hands the body to one sendall(): the client's own cost stays
+                # out of the figure (httpx would slice it into many small writes).
+                raw_http.request(
+                    "POST", "/?query=INSERT%20INTO%20bench.t%20FORMAT%20Native", body=native
+                )
+                response = raw_http.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"insert failed: {response.status}")
+
+            # Alternate the two so that load from elsewhere on the machine hits both alike.
+            local_s = endpoint_s = float("inf")
+            for _ in range(args.runs):
+                local_s = min(
+                    local_s, best_of(1, lambda: local.query("TRUNCATE TABLE bench.t"), insert_local)
+                )
+                endpoint_s = min(
+                    endpoint_s,
+                    best_of(
+                        1,
+                        lambda: web.post("/", content=b"TRUNCATE TABLE bench.t").raise_for_status(),
+                        insert_endpoint,
+                    ),
+                )
+            local_rate, endpoint_rate = args.rows / local_s, args.rows / endpoint_s
+
+            # --- clickhouse-connect row insert ------------------------------------------------
+            client = clickhouse_connect.get_client(
+                host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), autogenerate_session_id=False
+            )
+            client.command(
+                "CREATE TABLE bench.rows (id UInt64, name String, v Float64) "
+                "ENGINE = MergeTree ORDER BY id"
+            )
+            rows = [[i, f"name-{i % 1000}", i * 0.5] for i in range(args.row_insert_rows)]
+            rows_s = best_of(
+                args.runs,
+                lambda: client.command("TRUNCATE TABLE bench.rows"),
+                lambda: client.insert("bench.rows", rows, column_names=["id", "name", "v"]),
+            )
+
+            # --- small aggregate query latency -------------------------------------------------
+            local.query("INSERT INTO bench.t SELECT * FROM bench.t LIMIT 0")
+            endpoint_http = latency(
+                lambda: web.post("/", content=AGGREGATE_SQL.encode()).raise_for_status(),
+                args.queries,
+            )
+            endpoint_cc = latency(lambda: client.query(AGGREGATE_SQL), args.queries)
+            local_raw = latency(lambda: local.query(AGGREGATE_SQL, "TabSeparated"), args.queries)
+            in_process_cc = clickhouse_connect.get_client(
+                interface="chdb", path=str(scratch_dir / "inprocess")
+            )
+            local_cc = latency(lambda: in_process_cc.query(AGGREGATE_SQL), args.queries)
+            client.close()
+            in_process_cc.close()
+            web.close()
+            raw_http.close()
+            local.close()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+
+    print(f"Native insert, {args.rows:,} rows ({len(native) / 1e6:.0f} MB), best of {args.runs}:")
+    print(f"  in-process chdb      {local_rate:>14,.0f} rows/s")
+    print(
+        f"  through the endpoint {endpoint_rate:>14,.0f} rows/s   "
+        f"ratio {endpoint_rate / local_rate:.0%} of in-process"
+    )
+    print(
+        f"clickhouse-connect row insert, {args.row_insert_rows:,} rows: "
+        f"{args.row_insert_rows / rows_s:,.0f} rows/s (through the endpoint)"
+    )
+    print(f"small aggregate query, {args.queries} runs, p50 / p99 ms:")
+    print(f"  in-process chdb (raw)           {local_raw[0]:6.2f} / {local_raw[1]:6.2f}")
+    print(f"  in-process clickhouse-connect   {local_cc[0]:6.2f} / {local_cc[1]:6.2f}")
+    print(
+        f"  endpoint, plain HTTP (httpx)    {endpoint_http[0]:6.2f} / {endpoint_http[1]:6.2f}"
+        f"   overhead p50 {endpoint_http[0] - local_raw[0]:+.2f} ms"
+    )
+    print(
+        f"  endpoint, clickhouse-connect    {endpoint_cc[0]:6.2f} / {endpoint_cc[1]:6.2f}"
+        f"   overhead p50 {endpoint_cc[0] - local_cc[0]:+.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
