@@ -7,6 +7,7 @@ from functools import cache
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import streamlit as st
 
 from app.periods import Granularity
 
@@ -58,6 +59,15 @@ def change(current: float, previous: float) -> str | None:
     if not previous:
         return None if not current else "new"
     return f"{(current - previous) / previous * 100:+.1f}%"
+
+
+# Column headings of breakdown tables.
+BREAKDOWN_COLUMNS = {
+    "visitors": "Visitors",
+    "pageviews": "Page views",
+    "sessions": "Sessions",
+    "bounce_rate": st.column_config.NumberColumn("Bounce rate", format="percent"),
+}
 
 
 # --- figures -----------------------------------------------------------------------------

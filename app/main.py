@@ -24,23 +24,25 @@ from app.queries.base import TableMissing  # noqa: E402
 
 PAGES = Path(__file__).parent / "app_pages"
 
-st.set_page_config(page_title="Trackhouse", page_icon="📊", layout="wide")
+st.set_page_config(page_title="Trackhouse", page_icon=":material/analytics:", layout="wide")
 
 user = auth.current_user()
 if user is None:
     navigation = st.navigation([st.Page(auth.login_page, title="Log in", url_path="login")])
 else:
     analytics = [
-        st.Page(PAGES / "overview.py", title="Overview", icon="📈", default=True),
-        st.Page(PAGES / "realtime.py", title="Realtime", icon="⚡"),
-        st.Page(PAGES / "events.py", title="Events", icon="🎯"),
-        st.Page(PAGES / "funnels.py", title="Funnels", icon="🔻"),
-        st.Page(PAGES / "retention.py", title="Retention", icon="🔁"),
-        st.Page(PAGES / "profiles.py", title="Profiles", icon="👤"),
+        st.Page(PAGES / "overview.py", title="Overview", icon=":material/monitoring:",
+                default=True),
+        st.Page(PAGES / "realtime.py", title="Realtime", icon=":material/bolt:"),
+        st.Page(PAGES / "events.py", title="Events", icon=":material/ads_click:"),
+        st.Page(PAGES / "funnels.py", title="Funnels", icon=":material/filter_alt:"),
+        st.Page(PAGES / "retention.py", title="Retention", icon=":material/replay:"),
+        st.Page(PAGES / "profiles.py", title="Profiles", icon=":material/person_search:"),
     ]
     sections = {"Analytics": analytics}
     if user.is_admin:
-        sections["Settings"] = [st.Page(PAGES / "admin.py", title="Admin", icon="⚙️")]
+        sections["Settings"] = [st.Page(PAGES / "admin.py", title="Admin",
+                                        icon=":material/admin_panel_settings:")]
     navigation = st.navigation(sections)
     # The picker lives in the entry script so its state survives page changes.
     st.session_state[PROJECT_KEY] = pick_project(auth.visible_projects(user))

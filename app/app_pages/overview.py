@@ -35,7 +35,8 @@ def breakdown_table(frame, label: str) -> None:
         st.caption("No data for this range.")
         return
     st.dataframe(frame.rename(columns={"value": label, "path": label}), hide_index=True,
-                 width="stretch", height=min(38 * (len(frame) + 1), 400))
+                 width="stretch", height=min(38 * (len(frame) + 1), 400),
+                 column_config=charts.BREAKDOWN_COLUMNS)
 
 
 def tile(title: str, choices: dict[str, str], key: str) -> str:

@@ -84,8 +84,8 @@ def metric_values(page: Page) -> list[str]:
 def test_a_person_logs_in_and_sees_every_page(dashboard_url: str, page: Page,
                                               dashboard_data: DashboardData) -> None:
     page.goto(f"{dashboard_url}/?project={fd.SHOP}&range=30d")
-    page.get_by_label("E-mail").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("textbox", name="E-mail").fill(ADMIN)
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
 
