@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,31 +43,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import free_port, wait_for_http  # noqa: E402  (the test suite's helpers)
+
 BIN = Path(sys.executable).parent
 UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36")
 ORIGIN = "https://bench.example.com"
 BATCH_ITEMS = 500
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 def floor_app():  # noqa: ANN201 (uvicorn factory)
@@ -84,7 +66,7 @@ def floor_app():  # noqa: ANN201 (uvicorn factory)
     return app
 
 
-TRACK_LUA = """
+LUA_PROLOGUE = """
 local counter = 0
 local tid = 0
 function setup(thread)
@@ -94,10 +76,15 @@ end
 function init(args)
   prefix = "%(run)s-" .. tid .. "-"
 end
+"""
+
+TRACK_LUA = LUA_PROLOGUE + """
 %(delay)s
 request = function()
   counter = counter + 1
-  local ip = "81.2." .. (counter %% 250) .. "." .. (math.floor(counter / 250) %% 250 + 1)
+  -- 5,000 visitors (IPs), each sending several events, as on a real site
+  local visitor = counter %% 5000
+  local ip = "81.2." .. (visitor %% 250) .. "." .. (math.floor(visitor / 250) + 1)
   local body = '{"type":"track","payload":{"name":"screen_view","properties":{"__eventId":"'
     .. prefix .. counter .. '","__path":"%(origin)s/p/' .. (counter %% 50)
     .. '?utm_source=news","__referrer":"https://www.google.com/","__title":"Page"}}}'
@@ -111,23 +98,14 @@ request = function()
 end
 """
 
-BATCH_LUA = """
-local counter = 0
-local tid = 0
-function setup(thread)
-  tid = tid + 1
-  thread:set("tid", tid)
-end
-function init(args)
-  prefix = "%(run)s-b" .. tid .. "-"
-end
+BATCH_LUA = LUA_PROLOGUE + """
 request = function()
   local items = {}
   for i = 1, %(items)d do
     counter = counter + 1
     items[i] = '{"type":"track","payload":{"name":"screen_view","properties":{"__eventId":"'
       .. prefix .. counter .. '","__ip":"81.2.' .. (counter %% 250) .. '.'
-      .. (math.floor(counter / 250) %% 250 + 1) .. '","__path":"%(origin)s/p/'
+      .. (math.floor(counter / 250) %% 20 + 1) .. '","__path":"%(origin)s/p/'
       .. (counter %% 50) .. '","__timestamp":"2026-01-01T00:00:00Z"}}}'
   end
   local headers = {}
@@ -202,7 +180,7 @@ class Bench:
             house = self.spawn("warehouse", [str(BIN / "trackhouse"), "warehouse", "--port",
                                              str(port), "--data-dir", str(self.tmp / "ch")], env)
             env["TRACKHOUSE_CLICKHOUSE_URL"] = f"http://127.0.0.1:{port}"
-            wait_http(f"http://127.0.0.1:{port}/ping", house)
+            wait_for_http(f"http://127.0.0.1:{port}/ping", 60, house)
         os.environ.update(env)
         self.env = env
 
@@ -236,8 +214,8 @@ class Bench:
             "--app-dir", str(ROOT / "bench"), "--port", self.floor_url.rsplit(":", 1)[1],
             "--workers", str(args.collector_workers), "--loop", "uvloop", "--http",
             "httptools", "--no-access-log", "--log-level", "warning"], env)
-        wait_http(f"{self.collector_url}/health", collector)
-        wait_http(f"{self.floor_url}/docs", floor)
+        wait_for_http(f"{self.collector_url}/health", 60, collector)
+        wait_for_http(f"{self.floor_url}/docs", 60, floor)
 
     def script(self, name: str, template: str, **extra: object) -> Path:
         values = {"run": f"{self.run_id}-{name}", "client": self.browser_client,
