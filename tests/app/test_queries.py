@@ -1,0 +1,92 @@
+"""The query layer against fixture figures computed in Python: exact range visitors (not sums
+of buckets), events and properties, the ad-hoc funnel's windowFunnel semantics."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import timedelta
+
+import dashboard_fixture as fd
+from dashboard_fixture import DashboardData
+
+from app.filters import Filter, Op
+from app.periods import Granularity, Preset, preset_range
+from app.queries import events as event_queries
+from app.queries import funnels, overview
+
+RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
+
+
+def in_range(data: DashboardData) -> list[fd.Event]:
+    first, after = fd.bounds(RANGE.start, RANGE.end, RANGE.tz)
+    return [e for e in fd.counted(data.events, fd.SHOP) if first <= e.created_at < after]
+
+
+def test_range_visitors_are_distinct_over_the_range_not_a_sum_of_days(
+        dashboard_data: DashboardData) -> None:
+    current, previous = overview.kpis(fd.SHOP, RANGE, Granularity.DAY)
+    series, previous_series = overview.timeseries(fd.SHOP, RANGE, Granularity.DAY)
+    events = in_range(dashboard_data)
+    assert current.visitors == len({e.device_id for e in events})
+    assert series.visitors.sum() > current.visitors  # devices come back on several days
+    assert series.pageviews.sum() == current.pageviews
+    assert len(series) == RANGE.days and len(previous_series) == RANGE.days
+    daily = Counter(e.created_at.astimezone(fd.ZoneInfo(RANGE.tz)).date() for e in events
+                    if e.name == "screen_view")
+    assert {b.date(): n for b, n in zip(series.bucket, series.pageviews, strict=True) if n} \
+        == dict(daily)
+
+
+def test_event_counts_and_properties(dashboard_data: DashboardData) -> None:
+    events = [e for e in in_range(dashboard_data) if e.name != "screen_view"]
+    counts = event_queries.event_counts(fd.SHOP, RANGE)
+    assert dict(zip(counts.name, counts.events, strict=True)) == Counter(e.name for e in events)
+    properties = event_queries.event_properties(fd.SHOP, RANGE, "signup")
+    expected = Counter((k, v) for e in events if e.name == "signup"
+                       for k, v in e.properties.items())
+    assert dict(zip(zip(properties.key, properties.value, strict=True), properties.events,
+                    strict=True)) == expected
+
+
+def python_funnel(events: list[fd.Event], steps: list[str], window: timedelta) -> list[int]:
+    """Devices reaching each step: steps in order, each strictly later, all within the window
+    after one step-1 event (greedy earliest match is optimal for a chain)."""
+    by_device: dict[str, list[fd.Event]] = defaultdict(list)
+    for event in events:
+        if event.name in steps:
+            by_device[event.device_id].append(event)
+    levels = []
+    for device_events in by_device.values():
+        device_events.sort(key=lambda e: e.created_at)
+        best = 0
+        for start in (e for e in device_events if e.name == steps[0]):
+            level, last = 1, start.created_at
+            for step in steps[1:]:
+                nxt = next((e for e in device_events if e.name == step and e.created_at > last
+                            and e.created_at <= start.created_at + window), None)
+                if nxt is None:
+                    break
+                level, last = level + 1, nxt.created_at
+            best = max(best, level)
+        levels.append(best)
+    return [sum(level >= k for level in levels) for k in range(1, len(steps) + 1)]
+
+
+def test_adhoc_funnel_matches_window_funnel_semantics(dashboard_data: DashboardData) -> None:
+    steps = ["screen_view", "signup", "purchase"]
+    for window in (timedelta(minutes=10), timedelta(days=1)):
+        frame = funnels.adhoc_funnel(fd.SHOP, RANGE, tuple(steps), int(window.total_seconds()))
+        expected = python_funnel(in_range(dashboard_data), steps, window)
+        assert frame.visitors.tolist() == expected
+        assert frame.conversion.iloc[0] == 1.0
+        assert frame.drop_off.tolist() == [0, expected[0] - expected[1], expected[1] - expected[2]]
+
+
+def test_event_filters_keep_sessions_with_a_matching_event(dashboard_data: DashboardData) -> None:
+    filters = (Filter("event", Op.IS, "purchase"),)
+    current, _ = overview.kpis(fd.SHOP, RANGE, Granularity.DAY, filters)
+    expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, RANGE.start, RANGE.end,
+                                event_match=lambda e: e.name == "purchase")
+    assert current.sessions == expected["sessions"] > 0
+    assert current.visitors == expected["visitors"]
+    assert current.pageviews == 0  # page views are events too: none is named "purchase"
