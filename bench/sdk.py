@@ -10,6 +10,8 @@
    measured from the first ``track()`` call until the collector has acknowledged every
    event (``flush()`` returned, zero failures); the rate of ``track()`` calls alone is
    printed too. Rate limits are raised so the limiter is not what is measured.
+3. The SDK's own ceiling, for comparison: the same run into a null endpoint (uvicorn, parses
+   the batch and answers), so what the SDK costs is told apart from what the collector costs.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ingest import free_port, wait_http  # bench/ingest.py: the collector benchmark
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
+from conftest import free_port, wait_for_http  # noqa: E402  (the test suite's helpers)
 from trackhouse_sdk import Trackhouse  # noqa: E402
 
 TRACKER_SOURCE = ROOT / "sdk" / "tracker" / "tracker.js"
@@ -47,9 +49,54 @@ def tracker_sizes() -> None:
           f"{'OK' if gzipped <= 3072 else 'OVER BUDGET'}")
 
 
+NULL_ENDPOINT = """
+import orjson, sys, uvicorn
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    answer = orjson.dumps({"accepted": len(orjson.loads(body) if body else [])})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": answer})
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            loop="uvloop", http="httptools")
+"""
+
+
+def run_sdk(label: str, api_url: str, client_id: str, secret: str | None, events: int,
+            batch_size: int, senders: int) -> float:
+    """Send ``events`` through the SDK; print and return acknowledged events/s."""
+    sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
+                     senders=senders, max_queue_size=events + 1, flush_at_exit=False)
+    sdk.track("warmup", user_agent=USER_AGENT)  # authentication (argon2) is cached after
+    assert sdk.flush(60) and sdk.stats.failed == 0, f"{label}: warm-up failed"
+    started = time.perf_counter()
+    for i in range(events):
+        sdk.track("order_paid", {"order": i, "amount": 4200, "currency": "EUR"},
+                  profile_id=f"user-{i % 5000}", user_agent=USER_AGENT)
+    queued = time.perf_counter() - started
+    assert sdk.flush(600)
+    elapsed = time.perf_counter() - started
+    sdk.close()
+    stats = sdk.stats
+    rate = events / elapsed
+    print(f"{label}: {events} events in {stats.requests - 1} requests of {batch_size}, "
+          f"{senders} sender thread(s), {stats.failed} failed, {stats.retries} retries")
+    print(f"{label}: track() calls {events / queued:>10,.0f} events/s; acknowledged "
+          f"{rate:>10,.0f} events/s ({elapsed:.2f} s)")
+    return rate if stats.failed == 0 else 0.0
+
+
 def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-sdk-"))
-    redis_port, collector_port = free_port(), free_port()
+    redis_port, collector_port, null_port = free_port(), free_port(), free_port()
     env = {
         **os.environ,
         "TRACKHOUSE_DATA_DIR": str(workdir),
@@ -64,6 +111,14 @@ def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers
         [redis_server, "--bind", "127.0.0.1", "--port", str(redis_port), "--dir", str(workdir),
          "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)]
     try:
+        # 1. the SDK's own ceiling: an endpoint that only parses the batch and answers
+        processes.append(subprocess.Popen([sys.executable, "-c", NULL_ENDPOINT, str(null_port)]))
+        wait_for_http(f"http://127.0.0.1:{null_port}/", process=processes[-1])
+        run_sdk("python sdk -> null endpoint", f"http://127.0.0.1:{null_port}", "bench", None,
+                events, batch_size, senders)
+        processes.pop().terminate()
+
+        # 2. into the collector
         from accounts import service
         from accounts.db import session_scope, upgrade
 
@@ -78,31 +133,12 @@ def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers
              "--port", str(collector_port), "--workers", str(collector_workers)],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         api_url = f"http://127.0.0.1:{collector_port}"
-        wait_http(f"{api_url}/health", processes[-1])
-
-        sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
-                         senders=senders, max_queue_size=events + 1, flush_at_exit=False)
-        sdk.track("warmup", user_agent=USER_AGENT)  # authentication (argon2) is cached after
-        assert sdk.flush(60) and sdk.stats.failed == 0, "warm-up failed: see collector.log"
-
-        started = time.perf_counter()
-        for i in range(events):
-            sdk.track("order_paid", {"order": i, "amount": 4200, "currency": "EUR"},
-                      profile_id=f"user-{i % 5000}", user_agent=USER_AGENT)
-        queued = time.perf_counter() - started
-        assert sdk.flush(600)
-        elapsed = time.perf_counter() - started
-        sdk.close()
-        stats = sdk.stats
-        print(f"python sdk: {events} events, batch {batch_size}, {senders} sender thread(s), "
-              f"collector with {collector_workers} worker process(es): "
-              f"{stats.requests - 1} requests, {stats.failed} failed, {stats.retries} retries")
-        print(f"python sdk: track() calls        {events / queued:>10,.0f} events/s")
-        print(f"python sdk: acknowledged by the collector {events / elapsed:>10,.0f} events/s "
-              f"({elapsed:.2f} s)")
+        wait_for_http(f"{api_url}/health", process=processes[-1])
+        rate = run_sdk(f"python sdk -> collector ({collector_workers} worker processes)",
+                       api_url, client_id, secret, events, batch_size, senders)
         target = 20_000
-        verdict = "OK" if events / elapsed >= target and stats.failed == 0 else "BELOW TARGET"
-        print(f"python sdk target: >= {target:,} events/s -> {verdict}")
+        print(f"python sdk target: >= {target:,} events/s into the collector -> "
+              f"{'OK' if rate >= target else 'BELOW TARGET'}")
     finally:
         for process in reversed(processes):
             process.terminate()
