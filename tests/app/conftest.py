@@ -18,10 +18,9 @@ from dashboard_fixture import ADMIN, PASSWORD, VIEWER, DashboardData  # noqa: E4
 
 @pytest.fixture(scope="session")
 def dashboard_data(migrated: None) -> Iterator[DashboardData]:
-    from trackhouse.dbt import run_dbt
-
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from trackhouse.dbt import run_dbt
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 
@@ -40,6 +39,10 @@ def dashboard_data(migrated: None) -> Iterator[DashboardData]:
         service.create_user(session, email=ADMIN, password=PASSWORD, name="Ada", is_admin=True)
         service.create_user(session, email=VIEWER, password=PASSWORD, name="Vic",
                             project_ids=[fd.BLOG])
-    run_dbt(["build"])
+    result = run_dbt(["build"])
+    if not result.success:
+        failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
+                  if str(r.status) in ("error", "fail")]
+        pytest.fail(f"dbt build failed: {result.exception or failed}")
     client.close()
     yield DashboardData(now, events)
