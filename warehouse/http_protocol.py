@@ -72,6 +72,7 @@ ERROR_CODES = {
     "EMPTY_QUERY": 211,
     "UNKNOWN_TYPE_OF_QUERY": 78,
     "TIMEOUT_EXCEEDED": 159,
+    "READONLY": 164,
 }
 
 # Status codes as ClickHouse's HTTPHandler assigns them (by error name). Everything else is
@@ -136,6 +137,7 @@ _STATUS_BY_NAME: dict[str, int] = {
     "WRONG_PASSWORD": 401,
     "UNKNOWN_USER": 401,
     "ACCESS_DENIED": 403,
+    "READONLY": 403,
     "QUERY_IS_TOO_LARGE": 413,
     "NOT_IMPLEMENTED": 501,
 }

@@ -110,16 +110,35 @@ class BodyReader:
         return None
 
     async def read_all(self) -> bytes:
-        chunks = []
+        """The whole (decoded) body; the size limit applies after decompression too."""
+        chunks, size = [], 0
         while (chunk := await self.read()) is not None:
             chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise too_large(self._max_bytes)
         return b"".join(chunks)
+
+    async def wait_for_disconnect(self) -> None:
+        """Return when the client goes away (only once the body has been read)."""
+        if not self.finished:
+            await asyncio.Event().wait()  # the body is still being read elsewhere
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
 
 
 def too_large(limit: int) -> ClickHouseError:
     return ClickHouseError.named(
         "QUERY_IS_TOO_LARGE",
         f"Request body exceeds the limit of {limit} bytes (TRACKHOUSE_WAREHOUSE_MAX_BODY_BYTES)",
+    )
+
+
+def readonly_error() -> ClickHouseError:
+    return ClickHouseError.named(
+        "READONLY",
+        "Cannot execute query in readonly mode. For queries over HTTP, method GET implies "
+        "readonly. You should use method POST for modifying queries",
     )
 
 
@@ -329,7 +348,8 @@ class WarehouseApp:
             if headers.get("content-type", "").startswith("multipart/form-data"):
                 form = await body.read_all()
                 params.update(_form_fields(headers["content-type"], form))
-            await self.run_request(params, headers, body, responder)
+            read_only = scope["method"] in ("GET", "HEAD")  # as in ClickHouse: GET is readonly
+            await self.run_request(params, headers, body, responder, read_only)
         except ClientGone:
             responder.clean = False
         except ClickHouseError as error:
@@ -367,6 +387,7 @@ class WarehouseApp:
         headers: dict[str, str],
         body: BodyReader,
         responder: Responder,
+        read_only: bool,
     ) -> None:
         settings = {
             k: v
@@ -385,6 +406,7 @@ class WarehouseApp:
             database=database,
             body=body,
             responder=responder,
+            read_only=read_only,
         )
         session_id = params.get("session_id")
         if not session_id:
@@ -395,8 +417,9 @@ class WarehouseApp:
 
             async def give_back() -> None:
                 reusable = request.keeps_state and responder.clean
-                if not (reusable and self.engine.give_back(connection)):
-                    await self.in_thread(connection.close)
+                retired = self.engine.give_back(connection) if reusable else connection
+                if retired is not None:
+                    await self.in_thread(retired.close)
 
             responder.before_finish(give_back)
             await request.execute(connection)
@@ -455,8 +478,10 @@ class QueryRequest:
         database: str,
         body: BodyReader,
         responder: Responder,
+        read_only: bool,
     ) -> None:
         self.app = app
+        self.read_only = read_only
         self.params = params
         self.settings = settings
         self.query_params = query_params
@@ -473,6 +498,8 @@ class QueryRequest:
         head = await self._read_head(query_text)
         if head is not None:
             statement, output_format, data = head
+            if self.read_only:
+                raise readonly_error()
             await self._insert(connection, statement, output_format, data)
             return
         rest = await self.body.read_all()
@@ -568,7 +595,11 @@ class QueryRequest:
     async def _statement(self, connection: EngineConnection, sql: str) -> None:
         default_format = self.params.get("default_format") or DEFAULT_FORMAT
         classified = connection.native.classify_query(sql)
+        if classified["statement_count"] > 1:
+            raise ClickHouseError.named("SYNTAX_ERROR", "Multi-statements are not allowed")
         returns_rows = str(classified["query_class"]).endswith("READ_ONLY")
+        if self.read_only and not returns_rows and http_protocol.first_keyword(sql) != "SET":
+            raise readonly_error()
         keyword = http_protocol.first_keyword(sql)
         tagged = self.tag + sql
         output_format = (trailing_format(sql) or default_format) if returns_rows else None
@@ -589,7 +620,7 @@ class QueryRequest:
     async def _guarded(self, work: Callable[[], T]) -> T:
         """Run engine work in a thread; cancel the statement if the client disconnects."""
         future = asyncio.ensure_future(self.app.in_thread(work))
-        watcher = asyncio.ensure_future(self._wait_for_disconnect())
+        watcher = asyncio.ensure_future(self.body.wait_for_disconnect())
         try:
             done, _ = await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if future not in done:
@@ -600,14 +631,6 @@ class QueryRequest:
             return future.result()
         finally:
             watcher.cancel()
-
-    async def _wait_for_disconnect(self) -> None:
-        if not self.body.finished:
-            return await asyncio.Event().wait()  # the body is still being read elsewhere
-        while True:
-            message = await self.body._receive()
-            if message["type"] == "http.disconnect":
-                return
 
     async def _stream(
         self, connection: EngineConnection, sql: str, default_format: str, output_format: str

@@ -4,11 +4,13 @@ chdb hosts one engine per process; any number of connections to its data directo
 open, each with its own current database and settings, and queries on different connections
 run in parallel (chdb releases the GIL). A connection runs one statement at a time.
 
-* Plain requests borrow a pooled connection whose database and settings already match the
-  request (clickhouse-connect sends the same settings on every call, so a match is the norm);
-  a miss opens a new connection (a few milliseconds). A statement that changes connection
-  state (``SET``, ``USE``, temporary tables) retires its connection instead of returning it,
-  because outside a session ClickHouse forgets such state after the query.
+* Plain requests borrow a pooled connection, preferably one whose database and settings
+  already match (clickhouse-connect sends the same settings on every call, so a match is the
+  norm); otherwise an idle one is adjusted with ``USE``/``SET`` (a fraction of a millisecond)
+  or, with none idle, a new one is opened (a few milliseconds). A statement that changes
+  connection state behind our back (``SET``, ``USE``, temporary tables) retires its
+  connection instead of returning it, because outside a session ClickHouse forgets such
+  state after the query.
 * A ``session_id`` owns one connection for its lifetime; ``USE``, ``SET`` and temporary
   tables persist across its requests. A second concurrent request on a busy session is
   refused with SESSION_IS_LOCKED, as ClickHouse does; idle sessions are reaped after their
@@ -30,7 +32,6 @@ from warehouse.http_protocol import ClickHouseError
 
 log = logging.getLogger(__name__)
 
-SettingsKey = tuple[tuple[str, str], ...]
 MAX_SESSION_TIMEOUT_S = 3600  # ClickHouse's default max_session_timeout
 
 
@@ -65,6 +66,10 @@ class EngineConnection:
             self.database = database
 
     def apply_settings(self, settings: dict[str, str]) -> None:
+        """Make the request's settings the connection's: SET what differs, reset the rest."""
+        for name in [n for n in self.settings if n not in settings]:
+            self.run(f"SET {quote_identifier(name)} = DEFAULT")
+            del self.settings[name]
         for name, value in settings.items():
             if self.settings.get(name) != value:
                 # A string literal converts to any setting type, like a URL parameter does.
@@ -108,8 +113,7 @@ class Engine:
         self._anchor = EngineConnection(data_dir)
         self._anchor_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._idle: dict[tuple[str, SettingsKey], list[EngineConnection]] = {}
-        self._idle_count = 0
+        self._idle: list[EngineConnection] = []  # least recently used first
         self._sessions: dict[str, Session] = {}
         self.session_timeout_s = session_timeout_s
         self.max_idle_connections = max_idle_connections
@@ -124,21 +128,24 @@ class Engine:
 
     # --- plain requests -----------------------------------------------------------------
     def take_idle(self, database: str, settings: dict[str, str]) -> EngineConnection | None:
-        """An idle pooled connection already set to ``database`` and ``settings`` (no I/O)."""
-        key = (database or "default", tuple(sorted(settings.items())))
+        """An idle connection already set to ``database`` and ``settings`` (no engine call)."""
+        database = database or "default"
         with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                self._idle_count -= 1
-                return idle.pop()
+            for index in range(len(self._idle) - 1, -1, -1):
+                candidate = self._idle[index]
+                if candidate.database == database and candidate.settings == settings:
+                    return self._idle.pop(index)
         return None
 
     def acquire(self, database: str, settings: dict[str, str]) -> EngineConnection:
-        """A connection set to ``database`` and ``settings`` (opens one on a pool miss)."""
+        """A connection set to ``database`` and ``settings``: an idle one adjusted with a few
+        cheap SETs, or a new one (a few milliseconds)."""
         connection = self.take_idle(database, settings)
         if connection is not None:
             return connection
-        connection = EngineConnection(self.path)
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        connection = connection or EngineConnection(self.path)
         try:
             connection.use_database(database or "default")
             connection.apply_settings(settings)
@@ -147,18 +154,17 @@ class Engine:
             raise
         return connection
 
-    def give_back(self, connection: EngineConnection) -> bool:
-        """Pool a connection whose state is unchanged; False when the pool is full (close it)."""
+    def give_back(self, connection: EngineConnection) -> EngineConnection | None:
+        """Pool a connection whose state is as this module left it; return the connection
+        to close (the least recently used one when the pool is full)."""
         if self.closed:
-            return False
+            return connection
         connection.last_used = time.monotonic()
-        key = (connection.database, tuple(sorted(connection.settings.items())))
         with self._lock:
-            if self._idle_count >= self.max_idle_connections:
-                return False
-            self._idle.setdefault(key, []).append(connection)
-            self._idle_count += 1
-            return True
+            self._idle.append(connection)
+            if len(self._idle) > self.max_idle_connections:
+                return self._idle.pop(0)
+        return None
 
     # --- sessions -----------------------------------------------------------------------
     def lock_session(self, session_id: str, timeout_s: float | None, must_exist: bool) -> Session:
@@ -202,14 +208,9 @@ class Engine:
                     del self._sessions[session_id]
                     to_close.append(session.connection)
             reaped_sessions = len(to_close)
-            for key, idle in list(self._idle.items()):
-                keep = [c for c in idle if now - c.last_used <= self.idle_connection_ttl_s]
-                to_close.extend(c for c in idle if now - c.last_used > self.idle_connection_ttl_s)
-                self._idle_count -= len(idle) - len(keep)
-                if keep:
-                    self._idle[key] = keep
-                else:
-                    del self._idle[key]
+            fresh = [c for c in self._idle if now - c.last_used <= self.idle_connection_ttl_s]
+            to_close.extend(c for c in self._idle if now - c.last_used > self.idle_connection_ttl_s)
+            self._idle = fresh
         for connection in to_close:
             connection.close()
         if reaped_sessions:
@@ -229,11 +230,9 @@ class Engine:
         """Close every connection; the engine shuts down with the last one (flushing data)."""
         with self._lock:
             self.closed = True
-            connections = [c for idle in self._idle.values() for c in idle]
-            connections += [s.connection for s in self._sessions.values()]
-            self._idle.clear()
+            connections = self._idle + [s.connection for s in self._sessions.values()]
+            self._idle = []
             self._sessions.clear()
-            self._idle_count = 0
         for connection in connections:
             connection.close()
         self._anchor.close()

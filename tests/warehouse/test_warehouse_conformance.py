@@ -217,3 +217,22 @@ def test_query_id_and_summary_headers(ch: Client) -> None:
     result = ch.query("SELECT number FROM numbers(10)", settings={"query_id": query_id})
     assert result.query_id == query_id
     assert int(result.summary["read_rows"]) >= 10
+
+
+def test_retried_insert_with_deduplication_token_counts_once(ch: Client, scratch_db: str) -> None:
+    """The collector's retry safety: the same batch and token a second time is dropped."""
+    ch.command(
+        f"CREATE TABLE {scratch_db}.d (id UInt64) ENGINE = MergeTree ORDER BY id "
+        "SETTINGS non_replicated_deduplication_window = 100"
+    )
+    batch = [[i] for i in range(50)]
+    for token in ("batch-1", "batch-1", "batch-2"):
+        ch.insert(
+            f"{scratch_db}.d",
+            batch,
+            column_names=["id"],
+            settings={"insert_deduplication_token": token},
+        )
+    assert ch.command(f"SELECT count() FROM {scratch_db}.d") == 100
+    # Settings of one request never leak into the next one on a pooled connection.
+    assert ch.command("SELECT getSetting('insert_deduplication_token')") == ""
