@@ -14,6 +14,7 @@ from trackhouse.commands import (
     accounts,
     collector,
     dashboards,
+    models,
     orchestration,
     stack,
     warehouse,
@@ -26,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (stack, warehouse, accounts, dashboards, orchestration, collector):
+for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 
 

@@ -1,0 +1,66 @@
+"""Run the dbt project (``dbt_project/``) against the Trackhouse warehouse.
+
+``dbt_project/profiles.yml`` reads its connection from environment variables; ``dbt_env``
+derives them from the one settings object, so the CLI, Dagster and the tests all point dbt at
+the warehouse the rest of Trackhouse uses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from urllib.parse import urlparse
+
+from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
+
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def dbt_env(settings: Settings | None = None) -> dict[str, str]:
+    """The environment variables ``profiles.yml`` and the sources read, from the settings."""
+    settings = settings or get_settings()
+    url = urlparse(settings.effective_clickhouse_url)
+    secure = url.scheme == "https"
+    return {
+        "TRACKHOUSE_DBT_HOST": url.hostname or "127.0.0.1",
+        "TRACKHOUSE_DBT_PORT": str(url.port or (8443 if secure else 8123)),
+        "TRACKHOUSE_DBT_SECURE": "true" if secure else "false",
+        "TRACKHOUSE_DBT_USER": settings.clickhouse_user,
+        "TRACKHOUSE_DBT_PASSWORD": settings.clickhouse_password.get_secret_value(),
+        "TRACKHOUSE_RAW_DATABASE": settings.raw_database,
+        "TRACKHOUSE_ANALYTICS_DATABASE": settings.analytics_database,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_dbt(args: Sequence[str], settings: Settings | None = None):  # -> dbtRunnerResult
+    """Invoke dbt in-process (``dbtRunner``) on the project, e.g. ``run_dbt(["build"])``.
+
+    ``--project-dir`` / ``--profiles-dir`` default to ``dbt_project/``; the connection comes
+    from ``dbt_env(settings)``. Returns dbt's ``dbtRunnerResult`` (``.success``, ``.result``).
+    """
+    from dbt.cli.main import dbtRunner
+
+    args = list(args)
+    is_subcommand = bool(args) and not args[0].startswith("-")  # not `--help` / `--version`
+    for option in ("--project-dir", "--profiles-dir"):
+        if is_subcommand and option not in args:
+            args += [option, str(DBT_PROJECT_DIR)]
+    with _environment(dbt_env(settings)):
+        return dbtRunner().invoke(args)
