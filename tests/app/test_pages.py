@@ -175,3 +175,27 @@ def test_admin_creates_a_client_and_sees_its_secret_once(dashboard_data: Dashboa
         assert len(created) == 1 and created[0].secret_hash and secret not in created[0].secret_hash
     at.run()
     assert not [c for c in at.code if "client secret" in c.value]  # shown only once
+
+
+def test_a_filter_added_in_the_sidebar_lands_in_the_url(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="30d"), ADMIN)
+    at.selectbox(key="filter.field").select("browser")
+    at.selectbox(key="filter.op").select("is")
+    at.text_input(key="filter.value").input("Safari")
+    at.button(key="FormSubmitter:filter.add-Add filter").click().run()
+    assert_no_exception(at)
+    assert at.query_params["f"] == "browser|is|Safari"
+    assert kpi_values(at) == expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS,
+                                            session_match=lambda e: e.browser == "Safari")
+    at.button(key="filter.remove.0").click().run()
+    assert "f" not in at.query_params
+    assert kpi_values(at) == expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS)
+
+
+def test_custom_range_and_granularity(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="custom", **{"from": "2000-01-01",
+                                                              "to": "2000-01-03"}, g="hour"),
+                ADMIN)
+    assert_no_exception(at)
+    assert kpi_values(at) == ["0", "0", "0", "0.0%", "0m 00s", "0.00"]
+    assert at.query_params["from"] == "2000-01-01" and at.query_params["g"] == "hour"
