@@ -14,9 +14,16 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from collector.http import ApiError
 
 
+def limits_uri(redis_url: str) -> str:
+    """The ``limits`` storage URI of a redis-py URL (``redis://``, ``rediss://``, ``unix://``)."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    return f"async+{redis_url}"
+
+
 class RateLimits:
     def __init__(self, redis_url: str, per_client: str, per_ip: str) -> None:
-        self.storage = RedisStorage(f"async+{redis_url}", implementation="redispy")
+        self.storage = RedisStorage(limits_uri(redis_url), implementation="redispy")
         self.limiter = FixedWindowRateLimiter(self.storage)
         self.per_client = parse(per_client)
         self.per_ip = parse(per_ip)
