@@ -18,6 +18,13 @@
  *
  * Methods: init, track, screenView, identify, increment, decrement, revenue,
  * setGlobalProperties, clear, ready.
+ *
+ * init options: clientId (required), apiUrl (default: where this script came from),
+ * trackScreenViews (page views, SPA route changes included), trackHashChanges (hash routes
+ * count as pages), trackOutgoingLinks (link_out events), trackAttributes (clicks on
+ * [data-track="name"] elements, their other data-* attributes as properties),
+ * respectPrivacySignals (send nothing when the browser says Do Not Track or Global Privacy
+ * Control), disabled (hold events until op('ready'), for consent banners), filter(message).
  */
 (function (win, doc) {
   'use strict';
@@ -34,7 +41,9 @@
   var thisScript = doc.currentScript; // only set while this file first runs
 
   var options = null; // set by init
-  var disabled = false;
+  var blocked = false; // the visitor asked not to be tracked (DNT / GPC): never send
+  var held = null; // init({disabled: true}): messages wait here until ready()
+  var MAX_HELD = 100;
   var globals = {};
   var profileId;
   var lastScreenViewUrl;
@@ -103,9 +112,13 @@
   }
 
   function send(type, payload) {
-    if (!options || disabled) return;
+    if (!options || blocked) return;
     var message = { type: type, payload: payload };
     if (options.filter && !options.filter(message)) return;
+    if (held) {
+      if (held.length < MAX_HELD) held.push(JSON.stringify(message));
+      return;
+    }
     post(JSON.stringify(message), 0);
   }
 
@@ -215,7 +228,8 @@
       : win.location.origin;
     options = assign({}, opts);
     options.apiUrl = String(options.apiUrl || defaultApi).replace(/\/+$/, '');
-    disabled = !!options.disabled || (!!options.respectPrivacySignals && privacySignal());
+    blocked = !!options.respectPrivacySignals && privacySignal();
+    held = options.disabled ? [] : null;
     if (options.trackScreenViews) {
       watchHistory();
       screenView();
@@ -243,9 +257,12 @@
       profileId = undefined;
       globals = {};
     },
-    // OpenPanel's consent flow: init with disabled: true, call ready() once allowed.
+    // OpenPanel's consent flow: init with disabled: true (events wait, the page view too),
+    // call ready() once the visitor agrees and they are sent.
     ready: function () {
-      if (options) disabled = !!options.respectPrivacySignals && privacySignal();
+      var waiting = held || [];
+      held = null;
+      waiting.forEach(function (body) { post(body, 0); });
     },
   };
 

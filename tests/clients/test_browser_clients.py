@@ -12,8 +12,10 @@ and one session across pages, profiles, no duplicates.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from clients_support import (
@@ -27,7 +29,7 @@ from clients_support import (
 )
 
 EVENTS_SQL = """
-select name, path, query, title, referrer, referrer_name, referrer_type, utm_source,
+select name, path, query, hash, title, referrer, referrer_name, referrer_type, utm_source,
        utm_medium, utm_campaign, browser, os, device, device_id, session_id, profile_id,
        sdk_name, properties, is_bot, created_at, received_at
 from trackhouse.events
@@ -302,3 +304,35 @@ def test_tracker_retry_after_a_lost_answer_counts_once(
     assert len(deliveries) == 2 and deliveries[0] == deliveries[1]
     rows = wait_for_rows(EVENTS_SQL, {"project": project.project_id}, 2)
     assert [r["name"] for r in rows].count("retry_probe") == 1
+
+
+def test_tracker_holds_events_until_consent_and_tracks_hash_routes(
+    browser: Any, site: SiteServer, stack: Stack
+) -> None:
+    """init({disabled: true}) holds everything (the landing page view too) until
+    op('ready'); trackHashChanges makes a hash route a page view."""
+    project = make_client_project(site.origin, "e2e-consent")
+    site.placeholders["ours"] = CASES[0].placeholders(stack, project)
+    options = quote(json.dumps({"disabled": True, "trackHashChanges": True}))
+    sent: list[str] = []
+    context = browser.new_context(user_agent=DESKTOP_CHROME_UA)
+    context.on("request", lambda request: sent.append(request.url)
+               if request.url == f"{stack.url}/track" else None)
+    try:
+        page = context.new_page()
+        page.goto(f"{site.url}/ours/?tracker={options}")
+        page.wait_for_function(CASES[0].ready_js)
+        page.evaluate("op('track', 'before_consent')")
+        page.wait_for_timeout(300)
+        assert sent == []  # nothing leaves the page before consent
+        page.evaluate("op('ready')")
+        page.wait_for_timeout(200)
+        page.evaluate("location.hash = '#/faq'")
+        page.wait_for_timeout(SPA_SETTLE_MS)
+    finally:
+        context.close()
+    rows = wait_for_rows(EVENTS_SQL, {"project": project.project_id}, 4)
+    assert sorted(r["name"] for r in rows) == [
+        "before_consent", "queued_before_init", "screen_view", "screen_view"]
+    views = [r for r in rows if r["name"] == "screen_view"]
+    assert [(v["path"], v["hash"]) for v in views] == [("/ours/", ""), ("/ours/", "/faq")]
