@@ -36,6 +36,7 @@ from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
 from orchestration.resources import WarehouseResource
 
 RAW_GROUP = "raw"
+SEED_GROUP = "seeds"
 # The column that says how recent each raw table is (warehouse/migrations/0001_raw_schema.sql):
 # the event time for events, the update time for the versioned profile and project rows.
 NEWEST_TIME_COLUMN = {"events": "created_at", "profiles": "updated_at", "projects": "updated_at"}
@@ -59,11 +60,15 @@ TRANSIENT_WAREHOUSE_ERRORS = (
 
 
 class TrackhouseDbtTranslator(DagsterDbtTranslator):
-    """dbt models are grouped by their folder: staging, intermediate, marts."""
+    """dbt models are grouped by their folder (staging, intermediate, marts), seeds (the
+    analysts' funnel definitions) in a group of their own."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        if dbt_resource_props["resource_type"] == "source":
+        resource_type = dbt_resource_props["resource_type"]
+        if resource_type == "source":
             return RAW_GROUP
+        if resource_type == "seed":
+            return SEED_GROUP
         return group_from_dbt_resource_props_fallback_to_directory(dbt_resource_props)
 
 

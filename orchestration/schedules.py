@@ -2,7 +2,8 @@
 
 - ``incremental_marts`` every ``TRACKHOUSE_MARTS_INTERVAL_MINUTES`` (default 5): observe the raw
   tables (and check the collector's buffer), then ``dbt build`` everything except the slow marts;
-- ``funnels_and_retention`` every ``TRACKHOUSE_FUNNELS_INTERVAL_MINUTES`` (default 60);
+- ``funnels_and_retention`` every ``TRACKHOUSE_FUNNELS_INTERVAL_MINUTES`` (default 60), with the
+  seeds (the funnel definitions in ``seeds/funnels.csv``) they read;
 - ``full_refresh``: ``dbt build --full-refresh`` of every model on ``TRACKHOUSE_FULL_REFRESH_CRON``.
 
 Every dbt job carries the ``trackhouse/dbt`` tag, limited to one run in progress by
@@ -39,6 +40,7 @@ from orchestration.project import dbt_manifest
 from trackhouse.settings import get_settings
 
 DBT_RUN_TAG = "trackhouse/dbt"
+SLOW_SELECTION = " ".join([*SLOW_MARTS, "resource_type:seed"])
 # in_process: the whole job runs inside its run worker; a process per step would add seconds of
 # start-up to every tick for nothing (dbt itself is one step).
 _job_options = {"tags": {DBT_RUN_TAG: "build"}, "executor_def": in_process_executor}
@@ -47,15 +49,15 @@ incremental_marts_job = define_asset_job(
     "incremental_marts",
     selection=AssetSelection.assets(raw_tables)
     | AssetSelection.checks(*collector_checks)
-    | build_dbt_asset_selection([dbt_models], dbt_exclude=" ".join(SLOW_MARTS)),
+    | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION),
     description="Observe the raw tables, then dbt build every model except the slow marts.",
     **_job_options,
 )
 funnels_and_retention_job = define_asset_job(
     "funnels_and_retention",
-    selection=build_dbt_asset_selection([dbt_models], dbt_select=" ".join(SLOW_MARTS)),
-    description="dbt build of funnel_steps and retention (their inputs are kept fresh by "
-    "incremental_marts).",
+    selection=build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION),
+    description="dbt build of the seeds, funnel_steps and retention (their other inputs are "
+    "kept fresh by incremental_marts).",
     **_job_options,
 )
 full_refresh_job = define_asset_job(

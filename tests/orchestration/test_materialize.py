@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import AssetKey, DagsterEventType
+from dagster import DagsterEventType
 from orchestration_support import PROJECT_ID
 
 MART_CONTRACT = {"sessions", "daily_metrics", "funnel_steps", "retention", "profiles"}
@@ -120,9 +120,10 @@ def test_buffer_key_names_match_the_collector() -> None:
 
 
 def test_freshness_checks_cover_every_mart(manifest_ready: None) -> None:
+    from orchestration.assets import dbt_translator
     from orchestration.checks import freshness_checks, mart_models
     from orchestration.project import dbt_manifest
 
     checked = {key.asset_key for checks in freshness_checks for key in checks.check_keys}
-    marts = {AssetKey(node["name"]) for node in mart_models(dbt_manifest())}
+    marts = {dbt_translator.get_asset_key(node) for node in mart_models(dbt_manifest())}
     assert marts and checked == marts

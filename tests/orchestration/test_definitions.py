@@ -1,0 +1,88 @@
+"""The one Definitions object loads, and its asset graph reads raw -> staging -> intermediate ->
+marts, with dbt tests, freshness and collector checks attached where a person looks for them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from dagster import AssetKey, Definitions
+
+LAYERS = ("raw", "staging", "intermediate", "marts")
+MART_CONTRACT = {"sessions", "daily_metrics", "funnel_steps", "retention", "profiles"}
+
+
+def test_definitions_load_with_the_layered_asset_graph(manifest_ready: None) -> None:
+    from orchestration.definitions import defs
+
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    by_group: dict[str, set[AssetKey]] = defaultdict(set)
+    for key in graph.get_all_asset_keys():
+        by_group[graph.get(key).group_name].add(key)
+    assert set(LAYERS) <= set(by_group)
+    assert {key.path[-1] for key in by_group["raw"]} == {"events", "profiles", "projects"}
+    assert MART_CONTRACT <= {key.path[-1] for key in by_group["marts"]}
+
+    def layer(key: AssetKey) -> str:
+        return graph.get(key).group_name
+
+    # each model reads only its own layer or the ones before it; staging alone reads raw
+    for key in graph.get_all_asset_keys():
+        if layer(key) not in LAYERS:
+            continue
+        for parent in graph.get(key).parent_keys:
+            if layer(parent) not in LAYERS:
+                continue  # the seeds (funnel definitions)
+            assert LAYERS.index(layer(parent)) <= LAYERS.index(layer(key)), (key, parent)
+            if layer(parent) == "raw":
+                assert layer(key) == "staging", f"{key} reads a raw table directly"
+
+    # and the sessions mart is built from the raw events through every layer
+    def layers_to_raw(key: AssetKey) -> list[list[str]]:
+        if layer(key) == "raw":
+            return [["raw"]]
+        paths = [path + [layer(key)] for parent in graph.get(key).parent_keys
+                 if layer(parent) in LAYERS for path in layers_to_raw(parent)]
+        return [[name for n, name in enumerate(p) if n == 0 or p[n - 1] != name] for p in paths]
+
+    assert list(LAYERS) in layers_to_raw(AssetKey("sessions"))
+
+
+def test_checks_are_attached_where_they_belong(manifest_ready: None) -> None:
+    from orchestration.assets import RAW_EVENTS_KEY
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    checks: dict[AssetKey, set[str]] = defaultdict(set)
+    for check_key in graph.asset_check_keys:
+        checks[check_key.asset_key].add(check_key.name)
+    # dbt tests are asset checks of the models they test
+    dbt_tests = {(key, name) for key, names in checks.items() for name in names
+                 if name not in ("freshness_check", "collector_buffer_backlog",
+                                 "dead_letter_store_empty")}
+    assert dbt_tests, "no dbt test became an asset check"
+    for mart in MART_CONTRACT:
+        assert "freshness_check" in checks[AssetKey(mart)], mart
+    assert {"collector_buffer_backlog", "dead_letter_store_empty"} <= checks[RAW_EVENTS_KEY]
+
+
+def test_jobs_split_the_models_between_the_cadences(manifest_ready: None) -> None:
+    from orchestration.assets import dbt_models, raw_specs
+    from orchestration.definitions import defs
+
+    def selected(job_name: str) -> set[AssetKey]:
+        return set(defs.resolve_job_def(job_name).asset_layer.selected_asset_keys)
+
+    raw = {spec.key for spec in raw_specs}
+    all_models = set(dbt_models.keys)
+    incremental, slow, full = (
+        selected("incremental_marts"), selected("funnels_and_retention"), selected("full_refresh")
+    )
+    graph = defs.resolve_asset_graph()
+    assert {key for key in slow if graph.get(key).group_name == "marts"} == {
+        AssetKey("funnel_steps"), AssetKey("retention")}
+    assert {graph.get(key).group_name for key in slow} <= {"marts", "seeds"}
+    assert incremental & slow == set()
+    assert raw <= incremental  # the raw tables are observed on every tick
+    assert (incremental - raw) | slow == all_models
+    assert full == all_models
