@@ -149,3 +149,25 @@ def test_rejected_rows_go_to_dead_letters_and_the_rest_lands(fresh_project: Test
     (entry,) = [orjson.loads(e) for e in redis_client.lrange(Keys.dead_letter("events"), 0, -1)]
     assert "not-a-uuid" in entry["row"] and "UUID" in entry["reason"]
     assert redis_client.get(Keys.batch(batch_id)) is None
+
+
+def test_concurrent_increments_are_exact(api, worker, fresh_project: TestProject, ch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = fresh_project.server_headers()
+
+    def increment(n: int) -> int:
+        kind = "decrement" if n % 5 == 0 else "increment"
+        return api.post("/track", json={"type": kind, "payload": {
+            "profileId": "u-9", "property": "credits", "value": n,
+            "properties": {"__eventId": f"inc-{n}"}}}, headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(increment, range(1, 41))) == {200}
+    expected = sum(-n if n % 5 == 0 else n for n in range(1, 41))
+    wait_until(lambda: count(ch, "profiles", fresh_project.project_id) == 40,
+               message="all increments landed")
+    total = ch.query("select sum(delta) from trackhouse.profiles where project_id = {p:String} "
+                     "and profile_id = 'u-9' and property = 'credits'",
+                     parameters={"p": fresh_project.project_id}).result_rows[0][0]
+    assert total == expected
