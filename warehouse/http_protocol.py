@@ -290,7 +290,9 @@ def parse_insert_head(head: bytes, complete: bool) -> InsertHead | None:
     raise NeedMoreData
 
 
-_FORMAT_CLAUSE = re.compile(rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*;?\s*$", re.I)
+_FORMAT_CLAUSE = re.compile(
+    rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)(?:\s+SETTINGS\s+[^;()]*)?\s*;?\s*$", re.I
+)
 
 
 def trailing_format(sql: str) -> str | None:

@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -52,10 +53,39 @@ Send = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 
 HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
-BATCH_BYTES = 1 << 20  # data handed to chdb per append call
+BATCH_BYTES = 1 << 20  # data handed to chdb per append, and result bytes per send
+SPOOL_MEMORY_BYTES = 16 << 20  # a wait_end_of_query result beyond this waits on disk
 DEFAULT_FORMAT = "TabSeparated"
 # Statements chdb can stream block by block (send_query); others run whole.
 STREAMABLE_KEYWORDS = frozenset({"SELECT", "WITH"})
+# chdb encodes each streamed block as a complete document of the output format, so only
+# formats without a global header or footer may be streamed (a JSON or Arrow answer, or
+# CSVWithNames' header, would repeat per block); the others are produced whole.
+STREAM_SAFE_FORMATS = frozenset(
+    name.lower()
+    for name in (
+        "Native",
+        "TabSeparated",
+        "TSV",
+        "TabSeparatedRaw",
+        "TSVRaw",
+        "CSV",
+        "RowBinary",
+        "JSONEachRow",
+        "JSONCompactEachRow",
+        "JSONStringsEachRow",
+        "JSONCompactStringsEachRow",
+        "JSONLines",
+        "NDJSON",
+        "LineAsString",
+        "Values",
+    )
+)
+
+
+def stream_safe(output_format: str) -> bool:
+    return output_format.lower() in STREAM_SAFE_FORMATS
+
 
 _CONTENT_TYPES = {
     "tabseparated": "text/tab-separated-values; charset=UTF-8",
@@ -585,7 +615,7 @@ class QueryRequest:
             if isinstance(error, RuntimeError):
                 raise ClickHouseError.from_engine(error) from None
             raise
-        elapsed = time.monotonic() - self.started
+        elapsed = self.elapsed()
         summary = summary_figures(
             0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed
         )
@@ -603,7 +633,8 @@ class QueryRequest:
         keyword = http_protocol.first_keyword(sql)
         tagged = self.tag + sql
         output_format = (trailing_format(sql) or default_format) if returns_rows else None
-        if returns_rows and (keyword in STREAMABLE_KEYWORDS or sql.lstrip().startswith("(")):
+        streamable = keyword in STREAMABLE_KEYWORDS or sql.lstrip().startswith("(")
+        if returns_rows and streamable and stream_safe(output_format or DEFAULT_FORMAT):
             await self._stream(connection, tagged, default_format, output_format or DEFAULT_FORMAT)
             return
         # DDL, SHOW, DESCRIBE, ...: small answers that chdb only runs as a whole.
@@ -613,7 +644,7 @@ class QueryRequest:
         self.keeps_state = not (
             keyword in ("SET", "USE") or (keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200])
         )
-        summary = summary_of(result, time.monotonic() - self.started)
+        summary = summary_of(result, self.elapsed())
         await self.responder.start(summary, output_format)
         await self.responder.body(bytes(result.bytes() or b""), more=False)
 
@@ -635,14 +666,22 @@ class QueryRequest:
     async def _stream(
         self, connection: EngineConnection, sql: str, default_format: str, output_format: str
     ) -> None:
-        """Answer a SELECT block by block; with wait_end_of_query, only once it has finished."""
+        """Answer a SELECT block by block as the engine produces it.
+
+        With ``wait_end_of_query=1`` (clickhouse-connect's default for query()) the answer
+        starts only once the query has finished, so that a late error still gets an error
+        status; the result waits in a spooled temporary file (memory up to a bound, then
+        disk), as ClickHouse buffers it, rather than whole in memory.
+        """
         native = connection.native
-        batch_limit = 0 if self.params.get("wait_end_of_query") in ("1", "true") else BATCH_BYTES
+        spool = None
+        if self.params.get("wait_end_of_query") in ("1", "true"):
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
         progress = Progress()
         handle: list[Any] = []
 
         def pull() -> tuple[list[bytes], bool]:
-            """Blocks until ``batch_limit`` bytes or the end (one thread hop, not one per block)."""
+            """Blocks until BATCH_BYTES or the end (one thread hop, not one per block)."""
             chunks: list[bytes] = []
             size = 0
             try:
@@ -654,9 +693,12 @@ class QueryRequest:
                         return chunks, True
                     data = bytes(result.bytes())
                     progress.add(result, len(data))
-                    chunks.append(data)
                     size += len(data)
-                    if batch_limit and size >= batch_limit:
+                    if spool is not None:
+                        spool.write(data)
+                    else:
+                        chunks.append(data)
+                    if size >= BATCH_BYTES:
                         return chunks, False
             except RuntimeError as error:
                 raise ClickHouseError.from_engine(error) from None
@@ -664,8 +706,16 @@ class QueryRequest:
         finished = False
         try:
             chunks, finished = await self._guarded(pull)
-            summary = progress.summary(time.monotonic() - self.started)
-            await self.responder.start(summary, output_format)
+            if spool is not None:
+                while not finished:
+                    chunks, finished = await self._guarded(pull)
+                spool.seek(0)
+                await self.responder.start(progress.summary(self.elapsed()), output_format)
+                while piece := await self.app.in_thread(spool.read, BATCH_BYTES):
+                    await self.responder.body(piece, more=True)
+                await self.responder.body(b"", more=False)
+                return
+            await self.responder.start(progress.summary(self.elapsed()), output_format)
             await self.responder.body(b"".join(chunks), more=not finished)
             while not finished:
                 try:
@@ -680,6 +730,11 @@ class QueryRequest:
             if not finished and handle:
                 with contextlib.suppress(Exception):
                     await self.app.in_thread(native.streaming_cancel_query, handle[0])
+            if spool is not None:
+                spool.close()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
 
 class Progress:

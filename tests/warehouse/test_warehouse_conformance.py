@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from collections.abc import Callable
 
+import httpx
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -194,6 +195,10 @@ def test_streaming_large_result(ch: Client) -> None:
     assert blocks > 1
     with ch.query_df_stream("SELECT number FROM numbers(300000)") as frames:
         assert sum(len(f) for f in frames) == 300_000
+    # A whole-result query larger than the endpoint keeps in memory (it spools to disk).
+    big = ch.query_arrow("SELECT number, repeat('x', 20) AS s FROM numbers(1500000)")
+    assert big.num_rows == 1_500_000
+    assert big.column("number").to_pylist()[-1] == 1_499_999
 
 
 def test_errors_are_clickhouse_errors(ch: Client) -> None:
@@ -236,3 +241,30 @@ def test_retried_insert_with_deduplication_token_counts_once(ch: Client, scratch
     assert ch.command(f"SELECT count() FROM {scratch_db}.d") == 100
     # Settings of one request never leak into the next one on a pooled connection.
     assert ch.command("SELECT getSetting('insert_deduplication_token')") == ""
+
+
+@pytest.mark.parametrize("wait_end_of_query", ["0", "1"])
+def test_whole_document_formats_over_many_blocks(
+    warehouse_url: str, credentials: tuple[str, str], wait_end_of_query: str
+) -> None:
+    """Formats with a header or footer come out as one document, however many blocks."""
+    sql = "SELECT number AS n FROM numbers(100000) SETTINGS max_block_size = 1000 FORMAT {}"
+    params = {"wait_end_of_query": wait_end_of_query}
+
+    def fetch(fmt: str) -> httpx.Response:
+        response = httpx.post(
+            warehouse_url,
+            params=params,
+            content=sql.format(fmt).encode(),
+            auth=credentials,
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["X-ClickHouse-Format"] == fmt
+        return response
+
+    document = fetch("JSON").json()
+    assert document["rows"] == 100_000 and int(document["data"][-1]["n"]) == 99_999
+    lines = fetch("CSVWithNames").text.splitlines()
+    assert lines[0] == '"n"' and len(lines) == 100_001
+    assert fetch("TSV").text.splitlines()[-1] == "99999"
