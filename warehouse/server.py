@@ -56,6 +56,9 @@ HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit i
 BATCH_BYTES = 1 << 20  # data handed to chdb per append, and result bytes per send
 SPOOL_MEMORY_BYTES = 16 << 20  # a wait_end_of_query result beyond this waits on disk
 DEFAULT_FORMAT = "TabSeparated"
+# Every statement starts with a comment naming its request, so that KILL QUERY can find it
+# when the client goes away (chdb does not take a query_id from its caller).
+QUERY_TAG_PREFIX = "/* trackhouse-query "
 # Statements chdb can stream block by block (send_query); others run whole.
 STREAMABLE_KEYWORDS = frozenset({"SELECT", "WITH"})
 # chdb encodes each streamed block as a complete document of the output format, so only
@@ -78,7 +81,6 @@ STREAM_SAFE_FORMATS = frozenset(
         "JSONLines",
         "NDJSON",
         "LineAsString",
-        "Values",
     )
 )
 
@@ -343,6 +345,9 @@ class WarehouseApp:
             elif message["type"] == "lifespan.shutdown":
                 if self._reaper:
                     self._reaper.cancel()
+                # uvicorn has let in-flight requests finish (or given up on them); a query
+                # still running in a worker thread is stopped before its connection closes.
+                await self.in_thread(self.engine.kill, QUERY_TAG_PREFIX)
                 await self.in_thread(self.engine.close)
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -518,7 +523,7 @@ class QueryRequest:
         self.database = database
         self.body = body
         self.responder = responder
-        self.tag = f"/* trackhouse-query {uuid.uuid4().hex} */ "
+        self.tag = f"{QUERY_TAG_PREFIX}{uuid.uuid4().hex} */ "
         self.keeps_state = True  # False after SET, USE or CREATE TEMPORARY TABLE
         self.started = time.monotonic()
 

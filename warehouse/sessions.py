@@ -218,11 +218,8 @@ class Engine:
         return reaped_sessions
 
     def kill(self, tag: str) -> None:
-        """Cancel the running statement whose text carries ``tag`` (a client went away)."""
-        sql = (
-            "KILL QUERY WHERE position(query, {tag:String}) > 0 "
-            "AND position(query, 'KILL QUERY') = 0 ASYNC"
-        )
+        """Cancel the running statements whose text starts with ``tag`` (and wait for them)."""
+        sql = "KILL QUERY WHERE startsWith(query, {tag:String}) SYNC"
         with self._anchor_lock, contextlib.suppress(ClickHouseError):
             self._anchor.run(sql, params={"tag": tag})
 
