@@ -27,6 +27,7 @@ from collector.buffer import ACCEPT, Keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
+from collector.pipeline import ScriptPipeline
 from collector.schemas import (
     MAX_VALUE,
     IdentifyMessage,
@@ -74,7 +75,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.salts = identity.DailySalts(self.redis)
-        self.accept = self.redis.register_script(ACCEPT)
+        self.accept = ScriptPipeline(self.redis, ACCEPT)
 
 
 @dataclass

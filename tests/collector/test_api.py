@@ -375,3 +375,13 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
     assert answer["deviceId"] == yesterdays_device
     assert answer["sessionId"] == identity.session_id(fresh_project.project_id,
                                                       yesterdays_device, now_ms - 60_000)
+
+
+def test_survives_redis_forgetting_its_scripts(api, project: TestProject, redis_client) -> None:
+    assert api.post("/track", json=screen_view("/s1"), headers=project.browser_headers()
+                    ).status_code == 200
+    redis_client.script_flush()  # as after a Redis restart without persistence of scripts
+    before = buffered(redis_client)
+    assert api.post("/track", json=screen_view("/s2"), headers=project.browser_headers()
+                    ).status_code == 200
+    assert buffered(redis_client) == before + 1
