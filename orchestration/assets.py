@@ -166,7 +166,9 @@ def observe_raw_tables(warehouse: WarehouseResource) -> Iterator[ObserveResult]:
             table = f"`{spec.metadata['database']}`.`{spec.metadata['table']}`"
             time_column = spec.metadata["newest_time_column"]
             newest_sql = f"max(`{time_column}`)" if time_column else "null"
-            rows, newest = client.query(f"select count(), {newest_sql} from {table}").first_row
+            [(rows, newest)] = client.query(
+                f"select count(), {newest_sql} from {table}"
+            ).result_rows
             metadata: dict[str, Any] = {"row_count": MetadataValue.int(rows)}
             if newest is not None and rows:
                 newest_utc = newest if newest.tzinfo else newest.replace(tzinfo=UTC)

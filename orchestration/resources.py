@@ -60,7 +60,10 @@ class TrackhouseDbtCliResource(DbtCliResource):
 
 
 def dbt_resource(project: DbtProject = dbt_project) -> TrackhouseDbtCliResource:
-    return TrackhouseDbtCliResource(project_dir=project, dbt_executable=str(DBT_EXECUTABLE))
+    return TrackhouseDbtCliResource(
+        project_dir=str(project.project_dir), profiles_dir=str(project.profiles_dir),
+        dbt_executable=str(DBT_EXECUTABLE),
+    )
 
 
 def build_resources() -> dict[str, Any]:

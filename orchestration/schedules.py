@@ -14,6 +14,7 @@ the queue is skipped (that queued run will read the newest raw data anyway).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from dagster import (
     AssetSelection,
@@ -39,33 +40,45 @@ from orchestration.checks import SLOW_MARTS, collector_checks, mart_keys
 from orchestration.project import dbt_manifest
 from trackhouse.settings import get_settings
 
+if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster itself
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
 DBT_RUN_TAG = "trackhouse/dbt"
 SLOW_SELECTION = " ".join([*SLOW_MARTS, "resource_type:seed"])
-# in_process: the whole job runs inside its run worker; a process per step would add seconds of
-# start-up to every tick for nothing (dbt itself is one step).
-_job_options = {"tags": {DBT_RUN_TAG: "build"}, "executor_def": in_process_executor}
 
-incremental_marts_job = define_asset_job(
+
+def dbt_job(name: str, selection: AssetSelection, description: str,
+            config: RunConfig | None = None) -> UnresolvedAssetJobDefinition:
+    """An asset job carrying the tag dagster.yaml limits to one run at a time."""
+    return define_asset_job(
+        name, selection=selection, description=description, config=config,
+        tags={DBT_RUN_TAG: "build"},
+        # in process: the job runs inside its run worker; a process per step would add seconds
+        # of start-up to every tick for nothing (dbt itself is one step)
+        executor_def=in_process_executor,
+    )
+
+
+incremental_marts_job = dbt_job(
     "incremental_marts",
-    selection=AssetSelection.assets(raw_tables)
+    AssetSelection.assets(raw_tables)
     | AssetSelection.checks(*collector_checks)
     | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION),
-    description="Observe the raw tables, then dbt build every model except the slow marts.",
-    **_job_options,
+    "Observe the raw tables, then dbt build every model except the slow marts.",
 )
-funnels_and_retention_job = define_asset_job(
+funnels_and_retention_job = dbt_job(
     "funnels_and_retention",
-    selection=build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION),
-    description="dbt build of the seeds, funnel_steps and retention (their other inputs are "
-    "kept fresh by incremental_marts).",
-    **_job_options,
+    build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION),
+    "dbt build of the seeds, funnel_steps and retention (their other inputs are kept fresh by "
+    "incremental_marts).",
 )
-full_refresh_job = define_asset_job(
+full_refresh_job = dbt_job(
     "full_refresh",
-    selection=AssetSelection.assets(dbt_models),
+    AssetSelection.assets(dbt_models),
+    "dbt build --full-refresh of every model: rebuilds incremental marts from raw.",
     config=RunConfig(ops={dbt_models.op.name: DbtBuildConfig(full_refresh=True)}),
-    description="dbt build --full-refresh of every model: rebuilds incremental marts from raw.",
-    **_job_options,
 )
 
 
@@ -90,7 +103,9 @@ def _pending_run_reason(context: ScheduleEvaluationContext | SensorEvaluationCon
     return None
 
 
-def _schedule_for(job, cron: str, name: str, description: str) -> ScheduleDefinition:
+def _schedule_for(
+    job: UnresolvedAssetJobDefinition, cron: str, name: str, description: str
+) -> ScheduleDefinition:
     @schedule(
         name=name, job=job, cron_schedule=cron, execution_timezone="UTC",
         default_status=DefaultScheduleStatus.RUNNING, description=description,
