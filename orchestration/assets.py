@@ -5,9 +5,11 @@ intermediate -> marts; the group of each dbt model is the folder it lives in.
 """
 
 
+import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -35,6 +37,7 @@ from dagster_dbt import (
 from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
 from orchestration.resources import WarehouseResource
 
+KEEP_INVOCATION_DIRS = 20  # dbt target folders of past invocations kept for their logs
 RAW_GROUP = "raw"
 SEED_GROUP = "seeds"
 # The column that says how recent each raw table is (warehouse/migrations/0001_raw_schema.sql):
@@ -86,6 +89,18 @@ class DbtBuildConfig(Config):
     retry_base_delay_s: float = 15.0
 
 
+def prune_invocation_dirs(target: Path, op_name: str, keep: int) -> None:
+    """Delete all but the ``keep`` newest per-invocation dbt target folders of ``op_name``.
+
+    dagster-dbt gives every invocation its own ``target/<op>-<run>-<id>/`` (manifest, run
+    results, dbt.log); a 5-minute schedule would otherwise add hundreds a day. The newest stay
+    for reading the dbt log of a recent failure.
+    """
+    folders = sorted(target.glob(f"{op_name}-*"), key=lambda path: path.stat().st_mtime)
+    for folder in folders[:-keep] if keep else folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def is_transient_warehouse_error(message: str) -> bool:
     return any(marker in message for marker in TRANSIENT_WAREHOUSE_ERRORS)
 
@@ -107,6 +122,10 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
     ) -> Iterator[Any]:
         """``dbt build`` of the selected models: materializations, then their tests as checks."""
         apply_dbt_env()
+        prune_invocation_dirs(
+            Path(project.project_dir) / project.target_path, context.op_def.name,
+            keep=KEEP_INVOCATION_DIRS - 1,
+        )
         args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         yield from invocation.stream()

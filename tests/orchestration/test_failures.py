@@ -75,3 +75,19 @@ def test_an_unreachable_warehouse_is_retried_with_backoff(
     retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     waits = [e.event_specific_data.seconds_to_wait for e in retries]
     assert waits == [0.2, 0.4]  # two retries, exponential backoff, then the failure stands
+
+
+def test_old_dbt_invocation_folders_are_pruned(tmp_path: Path) -> None:
+    import os
+
+    from orchestration.assets import prune_invocation_dirs
+
+    for age in range(5):
+        folder = tmp_path / f"dbt_models-run{age}"
+        folder.mkdir()
+        (folder / "dbt.log").write_text("log")
+        os.utime(folder, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / "manifest.json").write_text("{}")
+    prune_invocation_dirs(tmp_path, "dbt_models", keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dbt_models-run0", "dbt_models-run1", "manifest.json"]
