@@ -43,6 +43,7 @@ from warehouse.http_protocol import (
     trailing_format,
 )
 from warehouse.sessions import MAX_SESSION_TIMEOUT_S, Engine, EngineConnection, Session
+from warehouse.streaming_insert import StreamingInsert
 
 log = logging.getLogger("trackhouse.warehouse")
 
@@ -53,7 +54,7 @@ Send = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 
 HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
-BATCH_BYTES = 1 << 20  # data handed to chdb per append, and result bytes per send
+BATCH_BYTES = 1 << 20  # result bytes per send
 SPOOL_MEMORY_BYTES = 16 << 20  # a wait_end_of_query result beyond this waits on disk
 DEFAULT_FORMAT = "TabSeparated"
 # Every statement starts with a comment naming its request, so that KILL QUERY can find it
@@ -587,36 +588,16 @@ class QueryRequest:
             handle = await self.app.in_thread(native.send_insert, engine_statement, data_format)
         except RuntimeError as error:
             raise ClickHouseError.from_engine(error) from None
-        pending: asyncio.Future | None = None
+        feed = StreamingInsert(native, handle, asyncio.get_running_loop(), self.app.executor)
         try:
-            batch = [first] if first else []
-            size = len(first)
-            while True:
-                chunk = await self.body.read()
-                if chunk is not None:
-                    batch.append(chunk)
-                    size += len(chunk)
-                if batch and (size >= BATCH_BYTES or chunk is None):
-                    if pending is not None:
-                        await pending
-                    data = b"".join(batch)
-                    # Overlap: the engine parses this batch while the next one is received.
-                    pending = asyncio.ensure_future(
-                        self.app.in_thread(native.insert_append, handle, data)
-                    )
-                    batch, size = [], 0
-                if chunk is None:
-                    break
-            if pending is not None:
-                await pending
-                pending = None
-            result = await self.app.in_thread(native.insert_done, handle)
+            if first:
+                await feed.append(first)
+            while (chunk := await self.body.read()) is not None:
+                await feed.append(chunk)
+            result = await feed.finish()
         except BaseException as error:
-            if pending is not None:
-                with contextlib.suppress(BaseException):
-                    await pending
             with contextlib.suppress(Exception):
-                await self.app.in_thread(native.insert_cancel, handle)
+                await feed.cancel()
             if isinstance(error, RuntimeError):
                 raise ClickHouseError.from_engine(error) from None
             raise
