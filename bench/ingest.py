@@ -53,6 +53,33 @@ ORIGIN = "https://bench.example.com"
 BATCH_ITEMS = 500
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user+system CPU seconds) of one process from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by a process and its live descendants (uvicorn workers)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(int(entry.name))):
+            parents[int(entry.name)], cpu[int(entry.name)] = found
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
 def floor_app():  # noqa: ANN201 (uvicorn factory)
     """The HTTP floor: FastAPI reading a JSON body and answering like /track does."""
     app = FastAPI()
@@ -143,6 +170,7 @@ class Bench:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="trackhouse-bench-ingest-"))
         self.processes: list[subprocess.Popen] = []
+        self.named: dict[str, subprocess.Popen] = {}
         self.run_id = uuid.uuid4().hex[:8]
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -150,6 +178,7 @@ class Bench:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
+        self.named[name] = process
         return process
 
     def close(self) -> None:
@@ -173,8 +202,8 @@ class Bench:
                              "--appendfsync", "everysec"], dict(os.environ))
         env = {**os.environ, "TRACKHOUSE_DATA_DIR": str(self.tmp / "data"),
                "TRACKHOUSE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_CLIENT": "1000000/second",
-               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": "1000000/second"}
+               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_CLIENT": args.rate_limit_client,
+               "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": args.rate_limit_ip}
         if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
             port = free_port()
             house = self.spawn("warehouse", [str(BIN / "trackhouse"), "warehouse", "--port",
@@ -285,35 +314,58 @@ class Bench:
         finally:
             self.ch.command(f"drop table {scratch}")
 
+    def cpu(self) -> dict[str, float]:
+        names = ("collector", "worker0", "redis", "warehouse", "floor")
+        return {name: tree_cpu_seconds(self.named[name].pid) for name in names
+                if name in self.named}
+
+    def cpu_report(self, label: str, before: dict[str, float], seconds: float) -> str:
+        after = self.cpu()
+        shares = ", ".join(f"{name} {(after[name] - before[name]) / seconds:.2f}"
+                           for name in after if after[name] - before[name] > 0.01)
+        return f"  {label}: cores busy on average: {shares}"
+
     def run(self) -> None:
         args = self.args
         duration = args.duration
         track_lua = self.script("track", TRACK_LUA)
+        before = self.cpu()
         floor = run_wrk(self.floor_url, track_lua, duration, args.connections)
+        floor_cpu = self.cpu()["floor"] - before["floor"]
 
+        cpu_notes = []
         base = self.landed()
+        before = self.cpu()
         started = time.monotonic()
         track = run_wrk(self.collector_url, self.script("track2", TRACK_LUA), duration,
                         args.connections)
         expected = base + track["requests"] - track["failed"]
-        track_landed_rate = (expected - base) / (self.wait_landed(expected) - started)
+        track_cpu = self.cpu()["collector"] - before["collector"]
+        track_done = self.wait_landed(expected)
+        track_landed_rate = (expected - base) / (track_done - started)
+        cpu_notes.append(self.cpu_report("/track full speed until landed", before,
+                                         track_done - started))
 
-        # ~1,000 requests/s: 25 connections, each waiting 25 ms between requests
+        # ~1,000 requests/s: 40 connections, each waiting 25 ms between requests
         latencies: list[float] = []
         stop = threading.Event()
         prober = threading.Thread(target=self.probe, args=(stop, latencies))
         prober.start()
         paced = run_wrk(self.collector_url, self.script(
-            "paced", TRACK_LUA, delay="function delay() return 25 end"), duration, 25)
+            "paced", TRACK_LUA, delay="function delay() return 25 end"), duration, 40)
         stop.set()
         prober.join()
 
         base = self.landed()
+        before = self.cpu()
         started = time.monotonic()
         self.browser_client = self.server_client  # importer: the secret client
         batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration, 4)
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
-        batch_landed_rate = batch_events / (self.wait_landed(base + batch_events) - started)
+        batch_done = self.wait_landed(base + batch_events)
+        batch_landed_rate = batch_events / (batch_done - started)
+        cpu_notes.append(self.cpu_report("/track/batch until landed", before,
+                                         batch_done - started))
         db_floor = self.database_floor()
 
         p95 = (statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 20
@@ -337,6 +389,12 @@ class Bench:
         ]
         for name, rate, latency, note in rows:
             print(f"{name:<30} {rate:>24}  {latency:<26} {note}")
+        print("\n".join(cpu_notes))
+        floor_per_cpu = (floor["requests"] - floor["failed"]) / max(floor_cpu, 1e-9)
+        track_per_cpu = (track["requests"] - track["failed"]) / max(track_cpu, 1e-9)
+        print(f"  per CPU-second of the serving processes (independent of what else runs): "
+              f"HTTP floor {floor_per_cpu:,.0f} req, /track {track_per_cpu:,.0f} events "
+              f"({track_per_cpu / floor_per_cpu:.0%} of the floor)")
         failures = track["failed"] + paced["failed"] + batch["failed"] + floor["failed"]
         if failures:
             print(f"non-2xx answers: {failures} (see {self.tmp})")
@@ -348,6 +406,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--collector-workers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="landing worker processes")
+    parser.add_argument("--rate-limit-client", default="1000000/second",
+                        help="collector's per-client limit ('' switches it off)")
+    parser.add_argument("--rate-limit-ip", default="1000000/second",
+                        help="collector's per-IP limit ('' switches it off)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")

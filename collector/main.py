@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState(
             services=services,
             rate_limits=RateLimits(settings.redis_url, settings.collector_rate_limit_client,
-                                   settings.collector_rate_limit_ip),
+                                   settings.collector_rate_limit_ip, redis=redis),
             known_origins=KnownOrigins(),
         )
         app.state.collector = state

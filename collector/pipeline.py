@@ -63,11 +63,16 @@ class ScriptPipeline:
         if not self._loaded:
             await self._load()
         try:
-            return await self._pipeline(batch)
+            results = await self._pipeline(batch)
+            if not any(isinstance(result, NoScriptError) for result in results):
+                return results
         except NoScriptError:
-            # Redis restarted (or flushed its scripts): load the script and send again
-            await self._load()
-            return await self._pipeline(batch)
+            pass
+        # Redis restarted (or flushed its scripts): load the script and send again. The
+        # calls that failed with NOSCRIPT did nothing, so sending them again is safe; those
+        # that ran were atomic and idempotent (their dedup keys now answer "duplicate").
+        await self._load()
+        return await self._pipeline(batch)
 
     async def _load(self) -> None:
         self.script.sha = await self.redis.script_load(self.script.script)

@@ -10,8 +10,10 @@ import time
 from limits import parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
+from redis.asyncio import Redis
 
 from collector.http import ApiError
+from collector.pipeline import ScriptPipeline
 
 
 def limits_uri(redis_url: str) -> str:
@@ -21,17 +23,35 @@ def limits_uri(redis_url: str) -> str:
     return f"async+{redis_url}"
 
 
+class CoalescedRedisStorage(RedisStorage):
+    """limits' own Redis storage, whose counter increments (its ``incr_expire`` script) from
+    concurrent requests travel in one pipeline: same keys, same script, same semantics as
+    the stock storage, a fraction of the system calls under load."""
+
+    def __init__(self, uri: str, redis: Redis) -> None:
+        super().__init__(uri, implementation="redispy")
+        self._incr = ScriptPipeline(redis, self.bridge.SCRIPT_INCR_EXPIRE)
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return int(await self._incr([self.bridge.prefixed_key(key)], [expiry, amount]))
+
+
 class RateLimits:
-    def __init__(self, redis_url: str, per_client: str, per_ip: str) -> None:
-        self.storage = RedisStorage(limits_uri(redis_url), implementation="redispy")
+    def __init__(self, redis_url: str, per_client: str, per_ip: str,
+                 redis: Redis | None = None) -> None:
+        uri = limits_uri(redis_url)
+        self.storage = (CoalescedRedisStorage(uri, redis) if redis is not None
+                        else RedisStorage(uri, implementation="redispy"))
         self.limiter = FixedWindowRateLimiter(self.storage)
-        self.per_client = parse(per_client)
-        self.per_ip = parse(per_ip)
+        # an empty setting switches that limit off
+        self.per_client = parse(per_client) if per_client else None
+        self.per_ip = parse(per_ip) if per_ip else None
 
     async def check(self, client_id: str, ip: str, cost: int = 1) -> None:
         """Count ``cost`` hits for the client and the IP (both at once: one round trip of
         waiting); raise ApiError(429) with Retry-After when either is over its limit."""
-        scopes = (("client", self.per_client, client_id), ("IP", self.per_ip, ip))
+        scopes = [(scope, item, key) for scope, item, key in (
+            ("client", self.per_client, client_id), ("IP", self.per_ip, ip)) if item is not None]
         allowed = await asyncio.gather(*(self.limiter.hit(item, scope, key, cost=cost)
                                          for scope, item, key in scopes))
         for (scope, item, key), ok in zip(scopes, allowed, strict=True):
