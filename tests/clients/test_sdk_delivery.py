@@ -225,3 +225,23 @@ def test_pending_events_are_sent_when_the_interpreter_exits(
     assert sorted(m["payload"]["properties"]["i"] for m in scripted_endpoint.messages()) == list(
         range(7)
     )
+
+
+def test_global_properties_revenue_and_disabled(scripted_endpoint: ScriptedEndpoint) -> None:
+    client = make_client(scripted_endpoint, global_properties={"app": "shop"})
+    client.set_global_properties({"region": "eu"})
+    client.track("viewed", {"region": "us"})  # the event's own value wins
+    client.revenue(1999, {"sku": "A1"}, profile_id="u1")
+    assert client.flush(10)
+    client.close()
+    viewed, revenue = (m["payload"] for m in scripted_endpoint.messages())
+    assert {k: viewed["properties"][k] for k in ("app", "region")} == {
+        "app": "shop", "region": "us"}
+    assert revenue["name"] == "revenue" and revenue["profileId"] == "u1"
+    assert {k: revenue["properties"][k] for k in ("__revenue", "sku", "app")} == {
+        "__revenue": 1999, "sku": "A1", "app": "shop"}
+
+    muted = make_client(scripted_endpoint, disabled=True)
+    muted.track("never")
+    assert muted.flush(1) and muted.close()
+    assert len(scripted_endpoint.requests) == 1
