@@ -391,7 +391,7 @@ class StreamEncoder:
             self.finish: Callable[[], bytes] = compressor.flush
         elif encoding == "lz4":
             lz4_compressor = lz4.frame.LZ4FrameCompressor()
-            started = []
+            started: list[bool] = []
 
             def encode_lz4(chunk: bytes) -> bytes:
                 prefix = b"" if started else lz4_compressor.begin()

@@ -42,7 +42,15 @@ from warehouse.http_protocol import (
     parse_insert_head,
     trailing_format,
 )
-from warehouse.sessions import MAX_SESSION_TIMEOUT_S, Engine, EngineConnection, Session
+from warehouse.sessions import (
+    MAX_SESSION_TIMEOUT_S,
+    Engine,
+    EngineConnection,
+    ExternalTable,
+    Session,
+    drop_external_tables,
+    load_external_tables,
+)
 from warehouse.streaming_insert import StreamingInsert
 
 log = logging.getLogger("trackhouse.warehouse")
@@ -381,11 +389,13 @@ class WarehouseApp:
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise too_large(self.max_body_bytes)
             body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes)
+            external: list[ExternalTable] = []
             if headers.get("content-type", "").startswith("multipart/form-data"):
-                form = await body.read_all()
-                params.update(_form_fields(headers["content-type"], form))
+                fields, files = _form_parts(headers["content-type"], await body.read_all())
+                params.update(fields)
+                external = [ExternalTable.from_request(n, d, params) for n, d in files.items()]
             read_only = scope["method"] in ("GET", "HEAD")  # as in ClickHouse: GET is readonly
-            await self.run_request(params, headers, body, responder, read_only)
+            await self.run_request(params, headers, body, responder, read_only, external)
         except ClientGone:
             responder.clean = False
         except ClickHouseError as error:
@@ -424,6 +434,7 @@ class WarehouseApp:
         body: BodyReader,
         responder: Responder,
         read_only: bool,
+        external: list[ExternalTable],
     ) -> None:
         settings = {
             k: v
@@ -443,13 +454,15 @@ class WarehouseApp:
             body=body,
             responder=responder,
             read_only=read_only,
+            external=external,
         )
         session_id = params.get("session_id")
         if not session_id:
             # The pool hit is a dictionary lookup; only opening a connection needs a thread.
-            connection = self.engine.take_idle(database, settings) or await self.in_thread(
-                self.engine.acquire, database, settings
-            )
+            pooled = self.engine.take_idle(database, settings)
+            if pooled is None:
+                pooled = await self.in_thread(self.engine.acquire, database, settings)
+            connection: EngineConnection = pooled
 
             async def give_back() -> None:
                 reusable = request.keeps_state and responder.clean
@@ -469,6 +482,8 @@ class WarehouseApp:
 
         async def unlock() -> None:
             try:
+                if external:
+                    await self.in_thread(drop_external_tables, session.connection, external)
                 if not request.keeps_state:  # USE may have moved the session elsewhere
                     await self.in_thread(session.connection.refresh_database)
             finally:
@@ -515,9 +530,11 @@ class QueryRequest:
         body: BodyReader,
         responder: Responder,
         read_only: bool,
+        external: list[ExternalTable],
     ) -> None:
         self.app = app
         self.read_only = read_only
+        self.external = external
         self.params = params
         self.settings = settings
         self.query_params = query_params
@@ -531,6 +548,11 @@ class QueryRequest:
     async def execute(self, connection: EngineConnection) -> None:
         """Run the request on ``connection`` and write the answer."""
         query_text = self.params.get("query", "")
+        if self.external:
+            # External tables live for this query only: a pooled connection is retired
+            # afterwards, a session drops them before it is unlocked.
+            self.keeps_state = False
+            await self.app.in_thread(load_external_tables, connection, self.external)
         head = await self._read_head(query_text)
         if head is not None:
             statement, output_format, data = head
@@ -627,7 +649,7 @@ class QueryRequest:
         result = await self._guarded(
             partial(connection.run, tagged, default_format, self.query_params)
         )
-        self.keeps_state = not (
+        self.keeps_state = self.keeps_state and not (
             keyword in ("SET", "USE") or (keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200])
         )
         summary = summary_of(result, self.elapsed())
@@ -756,24 +778,25 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
-    """Text fields of a multipart/form-data body (the query and bind parameters)."""
+def _form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart/form-data body: text fields (the query, bind parameters) and file parts
+    (external tables)."""
     message = BytesParser(policy=HTTP).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
     )
     fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         if part.get_filename():
-            raise ClickHouseError.named(
-                "NOT_IMPLEMENTED",
-                "External data (file parts) is not supported by the embedded warehouse",
-            )
-        payload = part.get_payload(decode=True) or b""
-        fields[str(name)] = payload.decode("utf-8", "replace")
-    return fields
+            files[str(name)] = data
+        else:
+            fields[str(name)] = data.decode("utf-8", "replace")
+    return fields, files
 
 
 def serve(

@@ -84,6 +84,67 @@ class EngineConnection:
             self._wrapper.close()
 
 
+@dataclass(frozen=True)
+class ExternalTable:
+    """A file part of a multipart request: a temporary table for the query to read."""
+
+    name: str
+    data: bytes
+    data_format: str
+    structure: str
+
+    @classmethod
+    def from_request(cls, name: str, data: bytes, params: dict[str, str]) -> ExternalTable:
+        """Take ``<name>_format``, ``<name>_structure`` or ``<name>_types`` out of ``params``
+        (they describe the table; they are not settings)."""
+        data_format = params.pop(f"{name}_format", "TabSeparated")
+        structure = params.pop(f"{name}_structure", "")
+        types = params.pop(f"{name}_types", "")
+        if not structure and types:
+            structure = ", ".join(
+                f"_{i} {t.strip()}" for i, t in enumerate(split_top_level(types), 1)
+            )
+        if not structure:
+            raise ClickHouseError.named(
+                "BAD_ARGUMENTS", f"Neither structure nor types were given for external table {name}"
+            )
+        return cls(name, data, data_format, structure)
+
+
+def split_top_level(text: str) -> list[str]:
+    """Split at commas outside parentheses (``Tuple(a, b),String`` is two types)."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p for p in parts if p.strip()]
+
+
+def load_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+    for table in tables:
+        name = quote_identifier(table.name)
+        connection.run(f"CREATE TEMPORARY TABLE {name} ({table.structure}) ENGINE = Memory")
+        try:
+            handle = connection.native.send_insert(f"INSERT INTO {name}", table.data_format)
+            connection.native.insert_append(handle, table.data)
+            connection.native.insert_done(handle)
+        except RuntimeError as error:
+            raise ClickHouseError.from_engine(error) from None
+
+
+def drop_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+    for table in tables:
+        with contextlib.suppress(ClickHouseError):
+            connection.run(f"DROP TEMPORARY TABLE IF EXISTS {quote_identifier(table.name)}")
+
+
 @dataclass
 class Session:
     session_id: str

@@ -268,3 +268,20 @@ def test_whole_document_formats_over_many_blocks(
     lines = fetch("CSVWithNames").text.splitlines()
     assert lines[0] == '"n"' and len(lines) == 100_001
     assert fetch("TSV").text.splitlines()[-1] == "99999"
+
+
+def test_external_data_tables(make_client: Callable[..., Client], items: str) -> None:
+    from clickhouse_connect.driver.external import ExternalData
+
+    wanted = ExternalData(
+        file_name="wanted.csv", data=b"apple\nplum\n", fmt="CSV", structure=["name String"]
+    )
+    result = make_client().query(
+        f"SELECT id FROM {items} WHERE name IN (SELECT name FROM wanted) ORDER BY id",
+        external_data=wanted,
+    )
+    assert result.result_rows == [(1,), (3,)]
+    typed = ExternalData(file_name="pairs", data=b"1\ta\n2\tb\n", types="UInt8,String")
+    assert make_client().query(
+        "SELECT sum(_1), max(_2) FROM pairs", external_data=typed
+    ).result_rows == [(3, "b")]
