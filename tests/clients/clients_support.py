@@ -1,4 +1,6 @@
-"""Support for the client tests: the Python SDK on the path, a scripted HTTP endpoint."""
+"""Support for the client tests: the Python SDK on the path, a scripted HTTP endpoint for
+the SDK's delivery logic, the test site's server, and the real stack (collector and worker
+subprocesses, projects with clients, ClickHouse polling)."""
 
 from __future__ import annotations
 
