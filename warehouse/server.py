@@ -831,6 +831,9 @@ def serve(
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=15,
+        # Pooled client connections idle between queries; closing them sooner than this
+        # only makes clients reconnect (or race a closing socket) more often.
+        timeout_keep_alive=30,
         loop="auto",
         http="auto",
     )
