@@ -347,6 +347,11 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
     settings = settings or get_settings()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     base = (url or f"http://{settings.collector_host}:{settings.collector_port}").rstrip("/")
+    try:
+        httpx.get(f"{base}/health", timeout=5).raise_for_status()
+    except httpx.HTTPError as error:
+        raise SystemExit(f"the collector at {base} does not answer ({error}); start the stack "
+                         "with `trackhouse up` (or pass --url)") from None
     credentials = ensure_projects(settings)
     now = datetime.now(UTC)
     models = [TrafficModel(demo, seed, devices, days, now) for demo in DEMO_PROJECTS]

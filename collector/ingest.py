@@ -30,8 +30,10 @@ from collector.enrich.useragent import parse_agent
 from collector.pipeline import ScriptPipeline
 from collector.schemas import (
     MAX_VALUE,
-    IdentifyMessage,
-    IncrementMessage,
+    AssignGroupPayload,
+    GroupPayload,
+    IdentifyPayload,
+    IncrementPayload,
     Message,
     MessageError,
     TrackMessage,
@@ -245,7 +247,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         raise MessageError("properties.__eventId must be a string of 1-64 characters")
 
     page_url = _text(properties.get("__path"))
-    name = payload.name if isinstance(message, TrackMessage) else message.type
+    name: str = message.payload.name if isinstance(message, TrackMessage) else message.type
     flat = flatten_properties({k: v for k, v in properties.items() if k not in _CONSUMED})
     if client_event_id is not None:
         event_id = identity.event_id_from_client(project, str(client_event_id))
@@ -267,8 +269,10 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
     created_text = format_time(created)
 
     if not isinstance(message, TrackMessage):
-        row = _profile_row(message, event_id, project, flat, created_text, received_text)
-        return _Prepared(table="profiles", row=row, live_session=False, **common)
+        profile_row = _profile_row(message, event_id, project, flat, created_text,
+                                   received_text)
+        return _Prepared(table="profiles", row=profile_row, live_session=False, **common)
+    track = message.payload
 
     page = _page_fields(page_url)
     referrer_url = _text(properties.get("__referrer"))
@@ -287,7 +291,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         "id": event_id,
         "project_id": project,
         "name": name,
-        "profile_id": _text(payload.profileId, 256),
+        "profile_id": _text(track.profileId, 256),
         "created_at": created_text,
         "received_at": received_text,
         "imported_at": received_text if context.importing else None,
@@ -306,7 +310,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         "device": agent.device, "brand": agent.brand, "model": agent.model,
         "language": "", "screen": "",
         "properties": flat,
-        "groups": [str(g)[:200] for g in (payload.groups or [])],
+        "groups": [str(g)[:200] for g in (track.groups or [])],
         "revenue": revenue,
         "duration_ms": duration_ms,
         "is_bot": is_bot,
@@ -328,17 +332,17 @@ def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, st
         "properties": flat, "property": "", "delta": 0.0,
         "updated_at": created, "received_at": received,
     }
-    if isinstance(message, IdentifyMessage):
+    if isinstance(payload, IdentifyPayload):
         row.update(first_name=payload.firstName, last_name=payload.lastName,
                    email=payload.email, avatar=payload.avatar)
-    elif isinstance(message, IncrementMessage) or message.type == "decrement":
+    elif isinstance(payload, IncrementPayload):  # increment or decrement
         sign = -1.0 if message.type == "decrement" else 1.0
         row.update(property=payload.property, delta=sign * float(payload.value))
-    elif message.type == "group":
+    elif isinstance(payload, GroupPayload):
         # groups: kept as profile rows of kind 'group' keyed by the group id
         row.update(profile_id=payload.id, properties={
             **flat, "$type": payload.type or "", "$name": payload.name or ""})
-    else:  # assign_group
+    elif isinstance(payload, AssignGroupPayload):
         row.update(properties={**flat, "$groupIds": orjson.dumps(payload.groupIds).decode()})
     return row
 

@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await redis.aclose()
+            await redis.aclose()  # type: ignore[attr-defined]  # (types-redis predates it)
             if state.warehouse is not None:
                 state.warehouse.close()
 

@@ -17,9 +17,10 @@ from redis.exceptions import NoScriptError
 
 
 class ScriptPipeline:
-    def __init__(self, redis: Redis, script: str, max_batch: int = 256) -> None:
+    def __init__(self, redis: Redis, script: str | bytes, max_batch: int = 256) -> None:
         self.redis = redis
-        self.script = redis.register_script(script)
+        self.source = script
+        self.sha = ""
         self.max_batch = max_batch
         self._pending: list[tuple[list[Any], list[Any], asyncio.Future]] = []
         self._flushing = False
@@ -75,12 +76,12 @@ class ScriptPipeline:
         return await self._pipeline(batch)
 
     async def _load(self) -> None:
-        self.script.sha = await self.redis.script_load(self.script.script)
+        self.sha = await self.redis.script_load(self.source)
         self._loaded = True
 
     async def _pipeline(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]
                         ) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for keys, args, _ in batch:
-            pipe.evalsha(self.script.sha, len(keys), *keys, *args)
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
         return await pipe.execute(raise_on_error=False)

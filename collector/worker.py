@@ -54,7 +54,7 @@ def is_data_error(error: Exception) -> bool:
     if isinstance(error, OperationalError):
         return False
     match = _CODE.search(str(error))
-    return bool(match) and int(match.group(1)) in DATA_ERROR_CODES
+    return match is not None and int(match.group(1)) in DATA_ERROR_CODES
 
 
 class TransientError(Exception):

@@ -53,7 +53,7 @@ class _AcceleratedParser:
 
 
 # user_agents.parsers looks ``user_agent_parser.Parse`` up at call time: route it.
-user_agents.parsers.user_agent_parser = _AcceleratedParser  # type: ignore[assignment]
+user_agents.parsers.user_agent_parser = _AcceleratedParser
 
 # One alternation per chunk, as crawler-user-agents does itself, but keeping which pattern hit.
 _CRAWLER_PATTERNS = [
