@@ -61,9 +61,12 @@ def site(npm_clients: NpmClients) -> Iterator[SiteServer]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, driven by Playwright (never a downloaded browser)."""
+    """Debian's chromium, headless, driven by Playwright (never a downloaded browser).
+
+    Module scope: Playwright's sync API allows one instance per thread at a time, and other
+    test modules (the dashboards' browser tests) start their own."""
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium") or "/usr/bin/chromium"
