@@ -86,6 +86,16 @@ def test_long_query_blocks_neither_ping_nor_other_clients(
     assert "159" in str(outcome[0]) or "TIMEOUT_EXCEEDED" in str(outcome[0])
 
 
+def test_memory_limit_applies(ch: Client) -> None:
+    with pytest.raises(DatabaseError) as failure:
+        ch.query(
+            "SELECT number % 1000000 AS k, groupArray(number) FROM numbers(5000000) GROUP BY k",
+            settings={"max_memory_usage": 20_000_000, "max_threads": 1},
+        )
+    assert "241" in str(failure.value) or "MEMORY_LIMIT_EXCEEDED" in str(failure.value)
+    assert ch.command("SELECT 1") == 1
+
+
 def test_concurrent_use_of_one_session_is_refused(
     make_client: Callable[..., Client], warehouse_url: str, credentials: tuple[str, str]
 ) -> None:
