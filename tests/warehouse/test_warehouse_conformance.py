@@ -6,8 +6,9 @@ Runs against the embedded endpoint or, with TRACKHOUSE_CLICKHOUSE_URL, a real Cl
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pandas as pd
@@ -285,3 +286,44 @@ def test_external_data_tables(make_client: Callable[..., Client], items: str) ->
     assert make_client().query(
         "SELECT sum(_1), max(_2) FROM pairs", external_data=typed
     ).result_rows == [(3, "b")]
+
+
+@pytest.mark.parametrize("encoding", [None, "zstd"])
+def test_large_chunked_insert_body_is_streamed(
+    warehouse_url: str,
+    credentials: tuple[str, str],
+    ch: Client,
+    scratch_db: str,
+    encoding: str | None,
+) -> None:
+    """A body of unknown length (chunked), optionally compressed, goes in as it arrives."""
+    import zstandard
+
+    ch.command(
+        f"CREATE TABLE {scratch_db}.big (id UInt64, s String) ENGINE = MergeTree ORDER BY id"
+    )
+    blocks, rows_per_block = 40, 25_000
+
+    def body() -> Iterator[bytes]:
+        compressor = zstandard.ZstdCompressor().compressobj() if encoding else None
+        for block in range(blocks):
+            start = block * rows_per_block
+            data = "".join(f"{i},row-{i}\n" for i in range(start, start + rows_per_block)).encode()
+            yield compressor.compress(data) if compressor else data
+        if compressor:
+            yield compressor.flush()
+
+    headers = {"Content-Encoding": encoding} if encoding else {}
+    response = httpx.post(
+        warehouse_url,
+        params={"query": f"INSERT INTO {scratch_db}.big FORMAT CSV"},
+        content=body(),
+        headers=headers,
+        auth=credentials,
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    assert int(json.loads(response.headers["X-ClickHouse-Summary"])["written_rows"]) == 1_000_000
+    assert ch.query(f"SELECT count(), sum(id), max(s) FROM {scratch_db}.big").result_rows == [
+        (1_000_000, sum(range(1_000_000)), "row-999999")
+    ]
