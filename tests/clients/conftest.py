@@ -33,10 +33,11 @@ def scripted_endpoint() -> Iterator[ScriptedEndpoint]:
         yield endpoint
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(redis_server: Any, migrated: None, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[Stack]:
-    """The collector and the worker, started once for the client tests."""
+    """The collector and the worker, per module: a worker left running would land events
+    that later test modules (the collector's) expect to stay in the buffer."""
     from accounts.db import upgrade
 
     upgrade()
