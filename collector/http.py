@@ -48,24 +48,30 @@ def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress._BaseNetwork, ...]:
     return tuple(ipaddress.ip_network(net, strict=False) for net in trusted)
 
 
-def _is_trusted(ip: str, trusted: Iterable[str]) -> bool:
+@lru_cache(maxsize=65_536)
+def _is_trusted(ip: str, trusted: tuple[str, ...]) -> bool:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in net for net in _networks(tuple(trusted)))
+    return any(address in net for net in _networks(trusted))
 
 
-def _first_valid(value: str | None) -> str | None:
-    if not value:
-        return None
+@lru_cache(maxsize=65_536)
+def _valid_ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
         return None
 
 
-def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client: bool) -> str:
+def _first_valid(value: str | None) -> str | None:
+    # ipaddress parsing costs more than the rest of the lookup: visitors repeat, so cache
+    return _valid_ip(value) if value else None
+
+
+def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client: bool,
+              headers: Mapping[str, str] | None = None) -> str:
     """The visitor's IP.
 
     ``openpanel-client-ip`` comes from server-side SDKs: believed when the sender proved its
@@ -74,9 +80,10 @@ def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client
     rightmost address that is not itself a trusted proxy is the visitor.
     """
     peer = request.client.host if request.client else ""
-    trusted = list(trusted_proxies)
+    trusted = tuple(trusted_proxies)
     from_proxy = _is_trusted(peer, trusted)
-    headers = request.headers
+    if headers is None:
+        headers = request.headers
     if secret_client or from_proxy:
         found = _first_valid(headers.get("openpanel-client-ip"))
         if found:

@@ -386,8 +386,9 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
                 item.row["session_id"] = identity.session_id(project, item.device_id,
                                                              bucket_start)
             row, event_ms = orjson.dumps(item.row), ""
-        args += [item.dedup_key, item.dedup_ttl, 1 if item.table == "events" else 2, row,
-                 item.device_id, item.previous_device_id, event_ms]
+        fields = (item.dedup_key, str(item.dedup_ttl), "1" if item.table == "events" else "2",
+                  item.device_id, item.previous_device_id, str(event_ms))
+        args.append("\0".join(fields).encode() + b"\0" + row)
     keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight]
     answer = await context.services.accept(keys=keys, args=args)
     if answer and int(answer[0]) == -1:

@@ -33,9 +33,13 @@ _BATCH_BODY = {"requestBody": {"required": True, "content": {
                                         "description": "one message per line"}}}}}
 
 
-async def _authenticate(request: Request, body_client_id: Any, body_secret: Any
+def _headers(request: Request) -> dict[str, str]:
+    """The request headers as a plain dict (one pass; Starlette's Headers scans per lookup)."""
+    return dict(request.headers.items())
+
+
+async def _authenticate(headers: dict[str, str], body_client_id: Any, body_secret: Any
                         ) -> AuthenticatedClient:
-    headers = request.headers
     client_id = headers.get("openpanel-client-id") or (
         body_client_id if isinstance(body_client_id, str) else None)
     secret = headers.get("openpanel-client-secret") or (
@@ -46,12 +50,12 @@ async def _authenticate(request: Request, body_client_id: Any, body_secret: Any
         raise ApiError(error.status_code, error.message) from None
 
 
-async def _context(request: Request, state: AppState, client: AuthenticatedClient, *,
-                   importing: bool) -> IngestContext:
+async def _context(request: Request, headers: dict[str, str], state: AppState,
+                   client: AuthenticatedClient, *, importing: bool) -> IngestContext:
     settings = state.services.settings
-    ip = client_ip(request, settings.collector_trusted_proxies, secret_client=client.has_secret)
+    ip = client_ip(request, settings.collector_trusted_proxies, secret_client=client.has_secret,
+                   headers=headers)
     await state.rate_limits.check(client.client_id, ip)
-    headers = request.headers
     return IngestContext(
         services=state.services, client=client, ip=ip,
         user_agent=headers.get("user-agent", "")[:1000],
@@ -61,8 +65,8 @@ async def _context(request: Request, state: AppState, client: AuthenticatedClien
     )
 
 
-def _readable_by(request: Request, client: AuthenticatedClient) -> dict[str, str]:
-    origin = request.headers.get("origin")
+def _readable_by(headers: dict[str, str], client: AuthenticatedClient) -> dict[str, str]:
+    origin = headers.get("origin")
     return cors_headers(origin, origin_allowed(origin, client.allowed_origins))
 
 
@@ -71,15 +75,18 @@ def _backlog_full() -> ApiError:
 
 
 @router.post("/track", openapi_extra=_TRACK_BODY, summary="Ingest one OpenPanel message")
-async def track(request: Request, state: StateDep) -> Response:
+async def track(request: Request) -> Response:
     """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
     ``assign_group``); answers ``{"deviceId", "sessionId"}``."""
+    # the hot path: no dependency injection, one pass over the headers
+    state: AppState = request.app.state.collector
+    headers = _headers(request)
     limit = state.services.settings.collector_max_body_bytes
     message = decode_json(await read_body(request, limit))
     if not isinstance(message, dict):
         raise ApiError(400, "the body must be a JSON object with 'type' and 'payload'")
-    client = await _authenticate(request, message.get("clientId"), message.get("clientSecret"))
-    context = await _context(request, state, client, importing=False)
+    client = await _authenticate(headers, message.get("clientId"), message.get("clientSecret"))
+    context = await _context(request, headers, state, client, importing=False)
     try:
         (result,) = await ingest_messages([message], context)
     except BacklogFull:
@@ -87,7 +94,7 @@ async def track(request: Request, state: StateDep) -> Response:
     if result.status == "error":
         raise ApiError(400, result.error)
     return JSON({"deviceId": result.device_id, "sessionId": result.session_id},
-                          headers=_readable_by(request, client))
+                headers=_readable_by(headers, client))
 
 
 @router.post("/track/batch", openapi_extra=_BATCH_BODY,
@@ -107,8 +114,9 @@ async def track_batch(request: Request, state: StateDep) -> Response:
     if len(messages) > settings.collector_max_batch_items:
         raise ApiError(413, f"at most {settings.collector_max_batch_items} messages per batch")
     first = messages[0] if isinstance(messages[0], dict) else {}
-    client = await _authenticate(request, first.get("clientId"), first.get("clientSecret"))
-    context = await _context(request, state, client, importing=client.has_secret)
+    headers = _headers(request)
+    client = await _authenticate(headers, first.get("clientId"), first.get("clientSecret"))
+    context = await _context(request, headers, state, client, importing=client.has_secret)
     try:
         results = await ingest_messages(messages, context)
     except BacklogFull:
@@ -119,7 +127,7 @@ async def track_batch(request: Request, state: StateDep) -> Response:
     return JSON(
         {"accepted": counts["accepted"], "duplicates": counts["duplicate"],
          "errors": counts["error"], "results": [r.as_json() for r in results]},
-        headers=_readable_by(request, client))
+        headers=_readable_by(headers, client))
 
 
 @router.options("/track", include_in_schema=False)
