@@ -83,7 +83,9 @@ class Settings(BaseSettings):
     secret_hash_memory_kib: int = Field(default=65536, ge=1024, description="argon2 memory (KiB).")
 
     # --- collector: ingestion API, enrichment, buffer, worker -----------------------------
-    collector_workers: int = Field(default=1, ge=1, description="uvicorn worker processes.")
+    collector_workers: int = Field(
+        default=2, ge=1, description="uvicorn worker processes (one per core is a good start)."
+    )
     collector_max_body_bytes: int = Field(
         default=1 << 20, ge=1024, description="Largest request body /track accepts (413 above)."
     )
