@@ -12,53 +12,106 @@ with
 session_events as (
 
     select * from {{ ref('int_events_sessionized') }}
-    {% if is_incremental() %}
+    {%- if is_incremental() %}
     -- every device with events received since the last run gets all its sessions recomputed:
     -- a late event can merge, extend or start sessions anywhere in its history
     where (project_id, device_id) in (
         select project_id, device_id from {{ ref('int_events_localized') }}
         where received_at > {{ incremental_watermark() }}
     )
-    {% endif %}
+    {%- endif %}
 
 ),
 
-sessions as (
+session_figures as (
 
     select
-        project_id,
         session_id,
-        device_id,
+        any(project_id) as project_id,
+        any(device_id) as device_id,
         -- the first profile id the session carries (a visitor may log in mid-session)
-        argMinIf(profile_id, (created_at, event_id), profile_id != '') as profile_id,
+        argMinIf(profile_id, created_at, profile_id != '') as profile_id,
         min(created_at) as started_at,
         max(created_at) as ended_at,
         toDecimal64(dateDiff('millisecond', started_at, ended_at), 3) / 1000 as duration_s,
         countIf(is_pageview) as pageviews,
         count() as events,
         cast(pageviews = 1 and events = 1, 'Bool') as is_bounce,
-        argMinIf(path, (created_at, event_id), is_pageview) as entry_path,
-        argMaxIf(path, (created_at, event_id), is_pageview) as exit_path,
-        -- acquisition, geo and device: those of the first event
-        argMin(referrer, (created_at, event_id)) as referrer,
-        argMin(referrer_name, (created_at, event_id)) as referrer_name,
-        argMin(referrer_type, (created_at, event_id)) as referrer_type,
-        argMin(utm_source, (created_at, event_id)) as utm_source,
-        argMin(utm_medium, (created_at, event_id)) as utm_medium,
-        argMin(utm_campaign, (created_at, event_id)) as utm_campaign,
-        argMin(country, (created_at, event_id)) as country,
-        argMin(region, (created_at, event_id)) as region,
-        argMin(city, (created_at, event_id)) as city,
-        argMin(browser, (created_at, event_id)) as browser,
-        argMin(os, (created_at, event_id)) as os,
-        argMin(device, (created_at, event_id)) as device,
+        argMinIf(path, created_at, is_pageview) as entry_path,
+        argMaxIf(path, created_at, is_pageview) as exit_path,
+        anyIf(event_id, starts_session) as first_event_id,
         min(session_events.day) as day,
-        argMin(session_events.hour, (created_at, event_id)) as hour,
         max(session_events.day) as end_day,
         max(received_at) as last_received_at
-
     from session_events
-    group by project_id, device_id, session_id
+    group by session_id
+
+),
+
+-- Acquisition, geo and device fields are those of the session's first event. Joining them
+-- back by event id is several times cheaper than carrying a dozen strings through the
+-- aggregation above.
+first_events as (
+
+    select
+        event_id,
+        referrer,
+        referrer_name,
+        referrer_type,
+        utm_source,
+        utm_medium,
+        utm_campaign,
+        country,
+        region,
+        city,
+        browser,
+        os,
+        device,
+        hour
+    from {{ ref('int_events_localized') }}
+    {%- if is_incremental() %}
+    where (project_id, device_id) in (
+        select project_id, device_id from {{ ref('int_events_localized') }}
+        where received_at > {{ incremental_watermark() }}
+    )
+    {%- endif %}
+
+),
+
+sessions as (
+
+    select
+        session_figures.project_id as project_id,
+        session_figures.session_id as session_id,
+        session_figures.device_id as device_id,
+        session_figures.profile_id as profile_id,
+        session_figures.started_at as started_at,
+        session_figures.ended_at as ended_at,
+        session_figures.duration_s as duration_s,
+        session_figures.pageviews as pageviews,
+        session_figures.events as events,
+        session_figures.is_bounce as is_bounce,
+        session_figures.entry_path as entry_path,
+        session_figures.exit_path as exit_path,
+        first_events.referrer as referrer,
+        first_events.referrer_name as referrer_name,
+        first_events.referrer_type as referrer_type,
+        first_events.utm_source as utm_source,
+        first_events.utm_medium as utm_medium,
+        first_events.utm_campaign as utm_campaign,
+        first_events.country as country,
+        first_events.region as region,
+        first_events.city as city,
+        first_events.browser as browser,
+        first_events.os as os,
+        first_events.device as device,
+        session_figures.day as day,
+        first_events.hour as hour,
+        session_figures.end_day as end_day,
+        session_figures.last_received_at as last_received_at
+    -- the big side streams, the sessions are the hash table
+    from first_events
+    inner join session_figures on first_events.event_id = session_figures.first_event_id
 
 )
 

@@ -1,0 +1,248 @@
+"""Benchmark of the dbt project: a full build over ~10 million raw events, then an incremental
+run after one more hour of events. Prints the wall times and per-model timings.
+
+    .venv/bin/python bench/models.py [--events 10000000] [--days 30]
+
+The events are generated inside ClickHouse (INSERT ... SELECT from numbers()) with skewed,
+realistic distributions: returning visitors, sessions of a few events minutes apart, page
+views mostly, a few custom events, 1 % retried duplicates, 2 % bots, three projects in three
+time zones. The benchmark starts its own embedded warehouse on a free port with a temporary
+data directory, or uses TRACKHOUSE_CLICKHOUSE_URL when set (with private databases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+EVENTS_PER_SESSION = 4.4  # mean of the session-length distribution below
+
+# One row per event of `{sessions}` sessions starting within `{seconds}` seconds before `{end}`.
+GENERATE_EVENTS = """
+insert into {raw}.events
+    (id, project_id, name, device_id, profile_id, session_id, created_at, received_at,
+     origin, path, query, referrer, referrer_name, referrer_type, utm_source, utm_medium,
+     utm_campaign, country, region, city, os, browser, device, properties, is_bot)
+with sessions as (
+    select
+        number + {first_session} as s,
+        sipHash64(s, 1) as h1,
+        sipHash64(s, 2) as h2,
+        sipHash64(s, 3) as h3,
+        multiIf(h1 % 10 < 6, 'demo', h1 % 10 < 9, 'shop', 'blog') as project_id,
+        -- returning visitors: a skewed pick from the device pool
+        toUInt64(pow((h2 % 1000003) / 1000003, 2.5) * {devices}) as device_no,
+        toDateTime64('{end}', 3, 'UTC') - toIntervalMillisecond(h3 % ({seconds} * 1000)) as started_at,
+        -- geometric-ish session length, mean ~4.4 events
+        1 + toUInt8(floor(-log(1 - (h1 % 9973 + 1) / 9975) * 3.4)) as event_count
+    from numbers({sessions})
+)
+select
+    generateUUIDv4(s * 64 + i) as id,
+    project_id,
+    if(i = 0 or h1 % 7 != i % 7, 'screen_view',
+       ['click', 'add_to_cart', 'checkout', 'purchase', 'link_out', 'signup'][1 + (h2 + i) % 6]) as name,
+    lower(hex(sipHash64(project_id, device_no))) as device_id,
+    if(device_no % 5 = 0, concat('user-', toString(device_no)), '') as profile_id,
+    toString(s) as session_id,
+    started_at + toIntervalMillisecond(i * (20000 + (h3 + i * 7919) % 100000)) as created_at,
+    created_at + toIntervalMillisecond(50 + h2 % 2000) as received_at,
+    concat('https://', project_id, '.example.com') as origin,
+    ['/', '/pricing', '/docs', '/blog', '/about', '/signup', '/docs/start', '/blog/post-1',
+     '/blog/post-2', '/contact'][1 + toUInt64(pow(((h3 + i * 104729) % 1009) / 1009, 2) * 10)] as path,
+    if(h1 % 13 = 0, '?ref=x', '') as query,
+    ['', 'https://www.google.com/', 'https://news.ycombinator.com/', 'https://twitter.com/',
+     'https://github.com/'][1 + h2 % 5] as referrer,
+    ['', 'Google', 'Hacker News', 'Twitter', 'GitHub'][1 + h2 % 5] as referrer_name,
+    ['direct', 'search', 'link', 'social', 'link'][1 + h2 % 5] as referrer_type,
+    if(h3 % 11 = 0, 'newsletter', '') as utm_source,
+    if(h3 % 11 = 0, 'email', '') as utm_medium,
+    if(h3 % 11 = 0, 'launch', '') as utm_campaign,
+    ['US', 'DE', 'FR', 'GB', 'IN', 'BR'][1 + device_no % 6] as country,
+    ['CA', 'BE', 'IDF', 'ENG', 'KA', 'SP'][1 + device_no % 6] as region,
+    ['San Francisco', 'Berlin', 'Paris', 'London', 'Bangalore', 'Sao Paulo'][1 + device_no % 6] as city,
+    ['Windows', 'Mac OS', 'iOS', 'Android', 'Linux'][1 + device_no % 5] as os,
+    ['Chrome', 'Safari', 'Firefox', 'Edge'][1 + device_no % 4] as browser,
+    ['desktop', 'mobile', 'tablet'][1 + device_no % 3] as device,
+    map('plan', ['free', 'pro'][1 + h1 % 2]) as properties,
+    h1 % 50 = 0 as is_bot
+from sessions
+array join range(event_count) as i
+"""
+
+# Retried deliveries that slipped through the collector: a copy received a few seconds later.
+DUPLICATE_EVENTS = """
+insert into {raw}.events
+select * replace (received_at + toIntervalSecond(3) as received_at)
+from {raw}.events
+where received_at > '{since}' and cityHash64(id) % 100 = 0
+"""
+
+# Events queued offline by their SDK: happened up to 7 days ago, received now.
+LATE_EVENTS = """
+insert into {raw}.events
+select * replace (
+    generateUUIDv4(cityHash64(id, 'late')) as id,
+    created_at - toIntervalSecond(cityHash64(id) % (7 * 86400)) as created_at
+)
+from {raw}.events
+where received_at > '{since}' and cityHash64(id) % 1000 < {late_per_mille}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_warehouse(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trackhouse"), "warehouse", "--host", "127.0.0.1",
+         "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the embedded warehouse did not start")
+
+
+def model_timings(target: Path) -> list[tuple[str, str, float]]:
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    rows = [(r["unique_id"], r["status"], float(r["execution_time"])) for r in results]
+    return sorted(rows, key=lambda row: -row[2])
+
+
+def print_timings(title: str, seconds: float, target: Path, top: int) -> None:
+    timings = model_timings(target)
+    models = [t for t in timings if t[0].startswith(("model.", "seed."))]
+    tests = [t for t in timings if t[0].startswith(("test.", "unit_test."))]
+    print(f"\n== {title}: {seconds:.1f} s wall "
+          f"({len(models)} models/seeds in {sum(t[2] for t in models):.1f} s, "
+          f"{len(tests)} tests in {sum(t[2] for t in tests):.1f} s)")
+    for unique_id, status, took in models[:top]:
+        print(f"  {took:7.2f} s  {status:8s} {unique_id.split('.')[-1]}")
+    if tests:
+        slowest = tests[0]
+        print(f"  slowest test: {slowest[0].split('.')[-1]} {slowest[2]:.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--late-per-mille", type=int, default=5,
+                        help="share of the new hour's events that are late arrivals (per mille)")
+    parser.add_argument("--top", type=int, default=30, help="models to list per run")
+    args = parser.parse_args()
+
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-models-"))
+    process = None
+    if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
+        process, url = start_warehouse(workdir / "warehouse")
+        os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = url
+
+    from trackhouse.dbt import run_dbt
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+    from warehouse.migrate import migrate
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = get_settings().model_copy(update={
+        "raw_database": f"bench_raw_{suffix}", "analytics_database": f"bench_analytics_{suffix}",
+    })
+    raw = settings.raw_database
+    client = warehouse(settings, send_receive_timeout=1800)
+    target = workdir / "target"
+
+    def dbt(*dbt_args: str) -> float:
+        started = time.perf_counter()
+        result = run_dbt([*dbt_args, "--target-path", str(target), "--quiet"], settings)
+        took = time.perf_counter() - started
+        if not result.success:
+            raise SystemExit(f"dbt {' '.join(dbt_args)} failed: {result.exception or ''}")
+        return took
+
+    try:
+        migrate(client, settings)
+        client.command(
+            f"insert into {raw}.projects (id, name, domain, timezone, created_at, updated_at) "
+            "values ('demo', 'Demo', 'demo.example.com', 'UTC', now64(3), now64(3)), "
+            "('shop', 'Shop', 'shop.example.com', 'Europe/Berlin', now64(3), now64(3)), "
+            "('blog', 'Blog', 'blog.example.com', 'America/New_York', now64(3), now64(3))"
+        )
+        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+        sessions = int(args.events / EVENTS_PER_SESSION / 1.01)  # 1 % duplicates come on top
+        devices = max(sessions // 2, 1)
+        started = time.perf_counter()
+        client.command(GENERATE_EVENTS.format(
+            raw=raw, first_session=0, sessions=sessions, devices=devices,
+            end=end.strftime("%Y-%m-%d %H:%M:%S"), seconds=args.days * 86400,
+        ))
+        client.command(DUPLICATE_EVENTS.format(raw=raw, since="1970-01-01 00:00:00"))
+        generated = time.perf_counter() - started
+        total = client.query(f"select count() from {raw}.events").first_row[0]
+        print(f"generated {total:,} raw events over {args.days} days in {generated:.1f} s")
+
+        full = dbt("build")
+        print_timings("full dbt build (models, seeds, unit and data tests)", full, target, args.top)
+
+        hour_sessions = int(sessions / (args.days * 24))
+        since = client.query(f"select max(received_at) from {raw}.events").first_row[0]
+        client.command(GENERATE_EVENTS.format(
+            raw=raw, first_session=sessions, sessions=hour_sessions, devices=devices,
+            end=(end + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"), seconds=3600,
+        ))
+        since_text = since.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        client.command(DUPLICATE_EVENTS.format(raw=raw, since=since_text))
+        client.command(LATE_EVENTS.format(raw=raw, since=since_text,
+                                          late_per_mille=args.late_per_mille))
+        new = client.query(
+            f"select count() from {raw}.events where received_at > '{since_text}'"
+        ).first_row[0]
+        print(f"\nadded one more hour: {new:,} raw events "
+              f"({args.late_per_mille / 10:.1f} % of them late, up to 7 days old)")
+
+        incremental = dbt("run")
+        print_timings("incremental dbt run (models only)", incremental, target, args.top)
+        tests = dbt("test")
+        print(f"\n== dbt test after the incremental run: {tests:.1f} s wall")
+        print(f"\nsummary: full build {full:.1f} s (target <= 120 s); "
+              f"incremental run {incremental:.1f} s (target <= 15 s); "
+              f"incremental run + tests {incremental + tests:.1f} s")
+    finally:
+        for database in (raw, *(f"{settings.analytics_database}{layer}"
+                                for layer in ("", "_staging", "_intermediate"))):
+            client.command(f"drop database if exists {database} sync")
+        client.close()
+        if process is not None:
+            process.terminate()
+            process.wait(30)
+
+
+if __name__ == "__main__":
+    main()
