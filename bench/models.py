@@ -44,7 +44,8 @@ with sessions as (
         multiIf(h1 % 10 < 6, 'demo', h1 % 10 < 9, 'shop', 'blog') as project_id,
         -- returning visitors: a skewed pick from the device pool
         toUInt64(pow((h2 % 1000003) / 1000003, 2.5) * {devices}) as device_no,
-        toDateTime64('{end}', 3, 'UTC') - toIntervalMillisecond(h3 % ({seconds} * 1000)) as started_at,
+        toDateTime64('{end}', 3, 'UTC')
+            - toIntervalMillisecond(h3 % ({seconds} * 1000)) as started_at,
         -- geometric-ish session length, mean ~4.4 events
         1 + toUInt8(floor(-log(1 - (h1 % 9973 + 1) / 9975) * 3.4)) as event_count
     from numbers({sessions})
@@ -53,7 +54,8 @@ select
     generateUUIDv4(s * 64 + i) as id,
     project_id,
     if(i = 0 or h1 % 7 != i % 7, 'screen_view',
-       ['click', 'add_to_cart', 'checkout', 'purchase', 'link_out', 'signup'][1 + (h2 + i) % 6]) as name,
+       ['click', 'add_to_cart', 'checkout', 'purchase', 'link_out', 'signup'][1 + (h2 + i) % 6]
+    ) as name,
     lower(hex(sipHash64(project_id, device_no))) as device_id,
     if(device_no % 5 = 0, concat('user-', toString(device_no)), '') as profile_id,
     toString(s) as session_id,
@@ -61,7 +63,8 @@ select
     created_at + toIntervalMillisecond(50 + h2 % 2000) as received_at,
     concat('https://', project_id, '.example.com') as origin,
     ['/', '/pricing', '/docs', '/blog', '/about', '/signup', '/docs/start', '/blog/post-1',
-     '/blog/post-2', '/contact'][1 + toUInt64(pow(((h3 + i * 104729) % 1009) / 1009, 2) * 10)] as path,
+     '/blog/post-2', '/contact'
+    ][1 + toUInt64(pow(((h3 + i * 104729) % 1009) / 1009, 2) * 10)] as path,
     if(h1 % 13 = 0, '?ref=x', '') as query,
     ['', 'https://www.google.com/', 'https://news.ycombinator.com/', 'https://twitter.com/',
      'https://github.com/'][1 + h2 % 5] as referrer,
@@ -72,7 +75,8 @@ select
     if(h3 % 11 = 0, 'launch', '') as utm_campaign,
     ['US', 'DE', 'FR', 'GB', 'IN', 'BR'][1 + device_no % 6] as country,
     ['CA', 'BE', 'IDF', 'ENG', 'KA', 'SP'][1 + device_no % 6] as region,
-    ['San Francisco', 'Berlin', 'Paris', 'London', 'Bangalore', 'Sao Paulo'][1 + device_no % 6] as city,
+    ['San Francisco', 'Berlin', 'Paris', 'London', 'Bangalore', 'Sao Paulo'][1 + device_no % 6]
+        as city,
     ['Windows', 'Mac OS', 'iOS', 'Android', 'Linux'][1 + device_no % 5] as os,
     ['Chrome', 'Safari', 'Firefox', 'Edge'][1 + device_no % 4] as browser,
     ['desktop', 'mobile', 'tablet'][1 + device_no % 3] as device,
