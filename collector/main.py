@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
+from starlette.routing import Route
 
 from collector.deps import AppState
 from collector.enrich.geo import GeoLocator
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
         return error_response(error.status_code, error.message, headers)
 
+    app.router.routes[0:0] = [Route(path, handler, methods=["POST"])
+                              for path, handler in track.FAST_ROUTES]
     app.include_router(track.router)
     app.include_router(health.router)
     app.include_router(compat.router)
