@@ -14,6 +14,18 @@ if ! .venv/bin/python -c "import redis,sys; redis.Redis.from_url('$redis_url').p
     --appendonly yes --save "" --logfile "$PWD/.data/redis/redis.log"
 fi
 
-.venv/bin/trackhouse down >/dev/null 2>&1 || true
-.venv/bin/trackhouse up --detach
-.venv/bin/trackhouse status
+th=.venv/bin/trackhouse
+$th down >/dev/null 2>&1 || true
+$th up --detach                  # warehouse, collector, worker, Dagster, dashboards (honcho)
+$th admin bootstrap              # the first dashboard admin; its password is printed once
+echo "==> sending demo traffic through the collector"
+$th demo
+echo "==> building the marts (a Dagster run; the schedules keep them fresh from now on)"
+$th refresh
+$th status
+cat <<MSG
+
+Trackhouse is running. Dashboards: http://127.0.0.1:8501 (log in with the admin above)
+Dagster: http://127.0.0.1:3000   Collector: http://127.0.0.1:8000/docs
+Stop it with: .venv/bin/trackhouse down
+MSG

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import typer
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("down")(down)
     app.command("status")(status)
+    app.command("refresh")(refresh)
 
 
 def procfile_processes(settings: Settings) -> list[str]:
@@ -153,3 +155,43 @@ def status() -> None:
         except httpx.HTTPError:
             ok = False
         console.print(f"{name:<11} {'[green]up[/]' if ok else '[red]down[/]'}  {url}")
+
+
+def refresh(
+    jobs: Annotated[list[str] | None, typer.Argument(
+        help="Dagster jobs to run (default: incremental_marts, funnels_and_retention)."
+    )] = None,
+    timeout_s: float = typer.Option(900, help="Give up waiting after this many seconds."),
+) -> None:
+    """Queue marts refreshes in the running Dagster and wait for them to finish.
+
+    The runs go through Dagster's run queue, so they never overlap a scheduled dbt run.
+    """
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    settings = get_settings()
+    client = DagsterGraphQLClient(settings.dagster_host, port_number=settings.dagster_port)
+    deadline = time.monotonic() + timeout_s
+    while True:  # the webserver may still be loading the code location
+        try:
+            run_ids = [(job, client.submit_job_execution(job))
+                       for job in (jobs or ["incremental_marts", "funnels_and_retention"])]
+            break
+        except (DagsterGraphQLClientError, httpx.HTTPError, ConnectionError) as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Dagster did not accept the runs: {error}") from error
+            time.sleep(2)
+    failed = False
+    for job, run_id in run_ids:
+        with console.status(f"{job}: running (run {run_id[:8]}, watch it at "
+                            f"http://{settings.dagster_host}:{settings.dagster_port}/runs/{run_id})"):
+            while (state := client.get_run_status(run_id).value) not in (
+                "SUCCESS", "FAILURE", "CANCELED"
+            ):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{job} still {state} after {timeout_s:.0f} s")
+                time.sleep(2)
+        console.print(f"{job}: {state}")
+        failed |= state != "SUCCESS"
+    if failed:
+        raise typer.Exit(1)
