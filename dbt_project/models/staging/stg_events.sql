@@ -11,6 +11,7 @@
 {{
     config(
         materialized='incremental',
+        incremental_strategy='delete+insert',
         unique_key='event_id',
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toYYYYMM(created_at)',
