@@ -133,22 +133,33 @@ def prepare(events: int, regenerate: bool) -> None:
             service.create_project(session, name="Bench shop", domain="bench.example",
                                    timezone=TIMEZONE, project_id=PROJECT)
             service.create_user(session, email=EMAIL, password=PASSWORD, is_admin=True)
-    if present == events and not regenerate:
+    if present != events or regenerate:
+        client.command(f"alter table {raw}.events delete where project_id = '{PROJECT}'",
+                       settings={"mutations_sync": 2})
+        started = time.perf_counter()
+        client.command(GENERATE_SQL.format(raw=raw, project=PROJECT, events=events, days=95,
+                                           devices=max(events // 20, 1)),
+                       settings={"max_insert_block_size": 1_000_000})
+        client.command(f"optimize table {raw}.events final")
+        print(f"generated {events:,} events in {time.perf_counter() - started:.1f} s")
+    else:
         print(f"reusing {present:,} events of {PROJECT}")
-        return
-    client.command(f"alter table {raw}.events delete where project_id = '{PROJECT}'",
-                   settings={"mutations_sync": 2})
-    started = time.perf_counter()
-    client.command(GENERATE_SQL.format(raw=raw, project=PROJECT, events=events, days=95,
-                                       devices=max(events // 20, 1)),
-                   settings={"max_insert_block_size": 1_000_000})
-    client.command(f"optimize table {raw}.events final")
-    print(f"generated {events:,} events in {time.perf_counter() - started:.1f} s")
-    started = time.perf_counter()
-    from trackhouse.dbt import run_dbt
+    if present != events or regenerate or not marts_built(client, settings.analytics_database):
+        started = time.perf_counter()
+        from trackhouse.dbt import run_dbt
 
-    run_dbt(["build", "--full-refresh"])
-    print(f"built the marts in {time.perf_counter() - started:.1f} s")
+        result = run_dbt(["build", "--full-refresh"])
+        if not result.success:
+            raise SystemExit(f"dbt build failed: {result.exception or 'see dbt_project/logs'}")
+        print(f"built the marts in {time.perf_counter() - started:.1f} s")
+
+
+def marts_built(client, analytics: str) -> bool:
+    try:
+        return int(client.command(
+            f"select count() from {analytics}.sessions where project_id = '{PROJECT}'")) > 0
+    except Exception:  # noqa: BLE001 - the mart does not exist yet
+        return False
 
 
 def p95(samples: list[float]) -> float:
@@ -167,8 +178,10 @@ def time_queries(runs: int) -> list[tuple[str, float, float]]:
     for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
         current = preset_range(preset, TIMEZONE)
         cases: list[tuple[str, Callable[[], object]]] = [
-            ("event_figures (KPIs + series, both periods)", partial(
-                q.event_figures.__wrapped__, PROJECT, current, Granularity.DAY)),
+            ("event_totals (both periods)", partial(
+                q.event_totals.__wrapped__, PROJECT, current)),
+            ("event_series by day (both periods)", partial(
+                q.event_series.__wrapped__, PROJECT, current, Granularity.DAY)),
             ("session_figures (both periods)", partial(
                 q.session_figures.__wrapped__, PROJECT, current)),
         ]
@@ -178,8 +191,10 @@ def time_queries(runs: int) -> list[tuple[str, float, float]]:
             cases.append((f"breakdown {dimension}", partial(
                 q.session_breakdown.__wrapped__, PROJECT, current, dimension, (), limit)))
         cases += [
-            ("event_figures filtered", partial(q.event_figures.__wrapped__, PROJECT, current,
-                                               Granularity.DAY, filtered)),
+            ("event_totals filtered", partial(q.event_totals.__wrapped__, PROJECT, current,
+                                              filtered)),
+            ("event_series filtered", partial(q.event_series.__wrapped__, PROJECT, current,
+                                              Granularity.DAY, filtered)),
             ("session_figures filtered", partial(q.session_figures.__wrapped__, PROJECT,
                                                  current, filtered)),
         ]

@@ -12,7 +12,7 @@ view = analytics_page("Overview")
 project, date_range, filters = view.project.id, view.date_range, view.filters
 previous_range = date_range.previous()
 
-current, previous = q.kpis(project, date_range, view.granularity, filters)
+current, previous = q.kpis(project, date_range, filters)
 
 cards = charts.KPI_CARDS
 for column, (label, field, fmt, colour) in zip(st.columns(len(cards)), cards, strict=True):

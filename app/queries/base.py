@@ -105,18 +105,22 @@ def session_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
     if not event_level:
         return direct
     matching = compile_filters(event_level, prefix="sef")
+    # the same session conditions inside, so the join only sees the sessions that can match
+    inner = compile_filters(session_level, prefix="sf", alias="s.")
     semi_join = f"""session_id in (
         select s.session_id
         from {mart('sessions')} as s
         inner join (
             select device_id, created_at from {raw_table('events')}
-            -- no upper bound: sessions do not split at the range's end
             where project_id = {{project:String}}
               and created_at >= {{start:DateTime64(3, 'UTC')}}
+              -- sessions do not split at the range's end: up to the last one's end
+              and created_at <= (select max(ended_at) from {mart('sessions')}
+                                 where {SESSIONS_IN_RANGE})
               and {COUNTED_EVENT} and {matching.sql}
         ) as e on s.device_id = e.device_id
         where s.project_id = {{project:String}}
-          and s.day between {{start_day:Date}} and {{end_day:Date}}
+          and s.day between {{start_day:Date}} and {{end_day:Date}} and {inner.sql}
           and e.created_at between s.started_at and s.ended_at
     )"""
     return SqlFragment(f"{direct.sql} and {semi_join}", {**direct.params, **matching.params})

@@ -8,13 +8,14 @@ durations are session figures and come from the ``sessions`` mart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from app.filters import Filter
-from app.periods import BUCKET_SQL, DateRange, Granularity
+from app.periods import BUCKET_SQL, DateRange, Granularity, today_in
 from app.queries.base import (
     DISTINCT_DEVICES,
     EVENTS_IN_RANGE,
@@ -74,14 +75,27 @@ def _span_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
 
 
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
-def event_figures(project_id: str, date_range: DateRange, granularity: Granularity,
-                  filters: Filters = ()) -> pd.DataFrame:
-    """Distinct visitors and page views of the range and of the previous period, in total and
-    per bucket: one scan of raw events (GROUPING SETS), so a range's visitors are the distinct
-    devices of the whole range, never a sum of buckets.
+def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
+    """Distinct visitors and page views of the range and of the previous period, from one scan
+    of raw events: a range's visitors are the distinct devices of the whole range (exact and
+    current), never a sum of days. Rows: (current: 1 for the range, 0 before, visitors,
+    pageviews)."""
+    where = event_filter_sql(filters)
+    return run(
+        f"""select created_at >= {{current_start:DateTime64(3, 'UTC')}} as current,
+               {DISTINCT_DEVICES} as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
+        from {raw_table('events')}
+        where {EVENTS_IN_RANGE} and {where.sql}
+        group by current order by current""",
+        {**_span_params(project_id, date_range), **where.params},
+        columns=("current", "visitors", "pageviews"),
+    )
 
-    Rows: (current: 1 for the range, 0 for the previous period; bucket: '' for the totals).
-    """
+
+def _raw_series(project_id: str, date_range: DateRange, granularity: Granularity,
+                filters: Filters, split: DateRange) -> pd.DataFrame:
+    """Visitors and page views per bucket of ``date_range`` from raw events; ``current`` says
+    whether a row lies in ``split`` (the range the user chose)."""
     where = event_filter_sql(filters)
     bucket = BUCKET_SQL[granularity].format(column="created_at")
     return run(
@@ -90,11 +104,53 @@ def event_figures(project_id: str, date_range: DateRange, granularity: Granulari
                {DISTINCT_DEVICES} as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
         from {raw_table('events')}
         where {EVENTS_IN_RANGE} and {where.sql}
-        group by grouping sets ((current), (current, bucket))
-        order by current, bucket""",
-        {**_span_params(project_id, date_range), **where.params},
+        group by current, bucket order by current, bucket""",
+        {**range_params(project_id, date_range), **where.params,
+         "current_start": split.utc_bounds()[0]},
         columns=("current", "bucket", "visitors", "pageviews"),
     )
+
+
+def _mart_series(project_id: str, date_range: DateRange, granularity: Granularity,
+                 split: DateRange) -> pd.DataFrame:
+    """The same figures from the daily / hourly metrics marts (complete project days)."""
+    if granularity is Granularity.HOUR:
+        source, bucket = mart("hourly_metrics"), "toDateTime(day, 'UTC') + toIntervalHour(hour)"
+    else:
+        source, bucket = mart("daily_metrics"), "toDateTime(day, 'UTC')"
+    return run(
+        f"""select day >= {{current_day:Date}} as current, toString({bucket}) as bucket,
+               visitors, pageviews
+        from {source}
+        where {SESSIONS_IN_RANGE} order by current, bucket""",
+        {**range_params(project_id, date_range), "current_day": split.start},
+        columns=("current", "bucket", "visitors", "pageviews"),
+    )
+
+
+@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+def event_series(project_id: str, date_range: DateRange, granularity: Granularity,
+                 filters: Filters = ()) -> pd.DataFrame:
+    """Visitors and page views per bucket of the range and of the previous period.
+
+    Table decider: visitors per day (or hour) are exact in the daily / hourly metrics marts,
+    so without filters the project days before today come from there (a few hundred rows)
+    and only today, which the marts may not have caught up with, from raw events. Filters,
+    weeks and months (whose distinct visitors no daily row can give) read raw events.
+    Rows: (current, bucket as local wall-clock text, visitors, pageviews).
+    """
+    span = DateRange(date_range.previous().start, date_range.end, date_range.tz)
+    if filters or granularity not in (Granularity.HOUR, Granularity.DAY):
+        return _raw_series(project_id, span, granularity, filters, date_range)
+    today = today_in(date_range.tz)
+    parts = []
+    if span.start < today:
+        closed = DateRange(span.start, min(span.end, today - timedelta(days=1)), span.tz)
+        parts.append(_mart_series(project_id, closed, granularity, date_range))
+    if span.end >= today:
+        open_days = DateRange(max(span.start, today), span.end, span.tz)
+        parts.append(_raw_series(project_id, open_days, granularity, (), date_range))
+    return pd.concat(parts, ignore_index=True)
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
@@ -123,11 +179,9 @@ def _row(frame: pd.DataFrame, current: bool) -> dict[str, Any]:
     return {} if rows.empty else rows.iloc[0].to_dict()
 
 
-def kpis(project_id: str, date_range: DateRange, granularity: Granularity = Granularity.DAY,
-         filters: Filters = ()) -> tuple[Kpis, Kpis]:
+def kpis(project_id: str, date_range: DateRange, filters: Filters = ()) -> tuple[Kpis, Kpis]:
     """The KPIs of the range and of the previous period."""
-    events = event_figures(project_id, date_range, granularity, filters)
-    totals = events[events["bucket"] == ""]
+    totals = event_totals(project_id, date_range, filters)
     sessions = session_figures(project_id, date_range, filters)
     result = []
     for current in (True, False):
@@ -149,10 +203,10 @@ def timeseries(project_id: str, date_range: DateRange, granularity: Granularity,
                filters: Filters = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Visitors and page views per bucket of the range and of the previous period, every
     bucket present (zeros filled)."""
-    events = event_figures(project_id, date_range, granularity, filters)
+    events = event_series(project_id, date_range, granularity, filters)
     series = []
     for current, period in ((True, date_range), (False, date_range.previous())):
-        rows = events[(events["bucket"] != "") & (events["current"].astype(bool) == current)]
+        rows = events[events["current"].astype(bool) == current]
         frame = rows[["bucket", "visitors", "pageviews"]].assign(
             bucket=pd.to_datetime(rows["bucket"]))
         full = pd.DataFrame({"bucket": period.buckets(granularity)})

@@ -24,7 +24,7 @@ def in_range(data: DashboardData) -> list[fd.Event]:
 
 def test_range_visitors_are_distinct_over_the_range_not_a_sum_of_days(
         dashboard_data: DashboardData) -> None:
-    current, previous = overview.kpis(fd.SHOP, RANGE, Granularity.DAY)
+    current, previous = overview.kpis(fd.SHOP, RANGE)
     series, previous_series = overview.timeseries(fd.SHOP, RANGE, Granularity.DAY)
     events = in_range(dashboard_data)
     assert current.visitors == len({e.device_id for e in events})
@@ -84,9 +84,31 @@ def test_adhoc_funnel_matches_window_funnel_semantics(dashboard_data: DashboardD
 
 def test_event_filters_keep_sessions_with_a_matching_event(dashboard_data: DashboardData) -> None:
     filters = (Filter("event", Op.IS, "purchase"),)
-    current, _ = overview.kpis(fd.SHOP, RANGE, Granularity.DAY, filters)
+    current, _ = overview.kpis(fd.SHOP, RANGE, filters)
     expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, RANGE.start, RANGE.end,
                                 event_match=lambda e: e.name == "purchase")
     assert current.sessions == expected["sessions"] > 0
     assert current.visitors == expected["visitors"]
     assert current.pageviews == 0  # page views are events too: none is named "purchase"
+
+
+def test_hourly_and_daily_series_equal_the_fixture(dashboard_data: DashboardData) -> None:
+    """Closed days come from the metrics marts, today from raw events; both must agree with
+    the events themselves, and a filtered series (always raw) too."""
+    zone = fd.ZoneInfo(RANGE.tz)
+    events = in_range(dashboard_data)
+    for granularity, key in ((Granularity.DAY, "%Y-%m-%d 00"), (Granularity.HOUR, "%Y-%m-%d %H")):
+        series, _ = overview.timeseries(fd.SHOP, RANGE, granularity)
+        got = {f"{b:{key}}": (v, p) for b, v, p in zip(
+            series.bucket, series.visitors, series.pageviews, strict=True) if v}
+        devices: dict[str, set[str]] = defaultdict(set)
+        views: Counter[str] = Counter()
+        for event in events:
+            bucket = f"{event.created_at.astimezone(zone):{key}}"
+            devices[bucket].add(event.device_id)
+            views[bucket] += event.name == "screen_view"
+        assert got == {b: (len(d), views[b]) for b, d in devices.items()}
+    filtered, _ = overview.timeseries(fd.SHOP, RANGE, Granularity.DAY,
+                                      (Filter("browser", Op.IS, "Safari"),))
+    assert filtered.pageviews.sum() == sum(e.name == "screen_view" and e.browser == "Safari"
+                                           for e in events)
