@@ -12,6 +12,10 @@
    printed too. Rate limits are raised so the limiter is not what is measured.
 3. The SDK's own ceiling, for comparison: the same run into a null endpoint (uvicorn, parses
    the batch and answers), so what the SDK costs is told apart from what the collector costs.
+
+Wall-clock rates depend on what else the machine runs, so each run also prints CPU time per
+event (SDK process; server side = collector processes + Redis, read from /proc) and the rate
+those imply with both cores free.
 """
 
 from __future__ import annotations
@@ -70,13 +74,38 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 """
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time (user + system) of a process and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, grew = {root}, True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in tree} - tree
+        grew = bool(children)
+        tree |= children
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def run_sdk(label: str, api_url: str, client_id: str, secret: str | None, events: int,
-            batch_size: int, senders: int) -> float:
+            batch_size: int, senders: int, server_pids: list[int]) -> float:
     """Send ``events`` through the SDK; print and return acknowledged events/s."""
     sdk = Trackhouse(client_id, secret, api_url=api_url, batch_size=batch_size,
                      senders=senders, max_queue_size=events + 1, flush_at_exit=False)
     sdk.track("warmup", user_agent=USER_AGENT)  # authentication (argon2) is cached after
     assert sdk.flush(60) and sdk.stats.failed == 0, f"{label}: warm-up failed"
+    def server_cpu_now() -> float:
+        return sum(tree_cpu_seconds(pid) for pid in server_pids)
+
+    server_cpu, sdk_cpu = server_cpu_now(), time.process_time()
     started = time.perf_counter()
     for i in range(events):
         sdk.track("order_paid", {"order": i, "amount": 4200, "currency": "EUR"},
@@ -84,6 +113,8 @@ def run_sdk(label: str, api_url: str, client_id: str, secret: str | None, events
     queued = time.perf_counter() - started
     assert sdk.flush(600)
     elapsed = time.perf_counter() - started
+    server_cpu = server_cpu_now() - server_cpu
+    sdk_cpu = time.process_time() - sdk_cpu
     sdk.close()
     stats = sdk.stats
     rate = events / elapsed
@@ -91,6 +122,12 @@ def run_sdk(label: str, api_url: str, client_id: str, secret: str | None, events
           f"{senders} sender thread(s), {stats.failed} failed, {stats.retries} retries")
     print(f"{label}: track() calls {events / queued:>10,.0f} events/s; acknowledged "
           f"{rate:>10,.0f} events/s ({elapsed:.2f} s)")
+    # CPU time per event does not depend on what else the machine is running: with both
+    # cores free, sender and server in parallel reach about 2 / (cpu per event) events/s.
+    print(f"{label}: CPU per event: server side {server_cpu / events * 1e6:.1f} us, SDK "
+          f"process {sdk_cpu / events * 1e6:.1f} us -> both on 2 free cores: about "
+          f"{2 * events / (server_cpu + sdk_cpu):,.0f} events/s; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return rate if stats.failed == 0 else 0.0
 
 
@@ -115,7 +152,7 @@ def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers
         processes.append(subprocess.Popen([sys.executable, "-c", NULL_ENDPOINT, str(null_port)]))
         wait_for_http(f"http://127.0.0.1:{null_port}/", process=processes[-1])
         run_sdk("python sdk -> null endpoint", f"http://127.0.0.1:{null_port}", "bench", None,
-                events, batch_size, senders)
+                events, batch_size, senders, [processes[-1].pid])
         processes.pop().terminate()
 
         # 2. into the collector
@@ -135,7 +172,8 @@ def sdk_throughput(events: int, batch_size: int, senders: int, collector_workers
         api_url = f"http://127.0.0.1:{collector_port}"
         wait_for_http(f"{api_url}/health", process=processes[-1])
         rate = run_sdk(f"python sdk -> collector ({collector_workers} worker processes)",
-                       api_url, client_id, secret, events, batch_size, senders)
+                       api_url, client_id, secret, events, batch_size, senders,
+                       [processes[0].pid, processes[-1].pid])  # Redis and the collector
         target = 20_000
         print(f"python sdk target: >= {target:,} events/s into the collector -> "
               f"{'OK' if rate >= target else 'BELOW TARGET'}")
