@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ def request_fingerprint(project_id: str, item: Any, ip: str, user_agent: str) ->
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=65_536)
 def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
     """Cookieless device id: keyed hash of (user agent, IP, project) under the day's salt."""
     digest = hashlib.blake2b(key=salt.encode()[:64], digest_size=16)

@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,6 +96,10 @@ class IngestContext:
     importing: bool = False
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @cached_property
+    def received_text(self) -> str:
+        return format_time(self.received_at)
+
 
 @dataclass
 class ItemResult:
@@ -113,7 +118,7 @@ class ItemResult:
 
 def format_time(moment: datetime) -> str:
     """DateTime64(3) text for JSONEachRow (UTC, milliseconds)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return moment.astimezone(UTC).isoformat(sep=" ", timespec="milliseconds")[:23]
 
 
 def parse_client_time(value: Any) -> datetime | None:
@@ -170,9 +175,12 @@ def _text(value: Any, limit: int = 2_000) -> str:
     return str(value)[:limit]
 
 
-def _valid_ip(value: Any) -> str | None:
+@lru_cache(maxsize=65_536)
+def _valid_ip(value: str) -> str | None:
+    """The normalised IP, or None; cached because ``ipaddress`` parsing is slow and visitors'
+    addresses repeat."""
     try:
-        return str(ipaddress.ip_address(str(value)))
+        return str(ipaddress.ip_address(value))
     except ValueError:
         return None
 
@@ -192,16 +200,21 @@ class _Prepared:
     event_ms: int
 
 
-def _page_fields(url: str) -> dict[str, str]:
+@lru_cache(maxsize=20_000)
+def _page_fields(url: str) -> tuple[dict[str, str], str]:
+    """(origin/path/query/hash columns, page host) of a page URL; pages repeat, so cached
+    (callers only read the dict)."""
     if not url:
-        return {"origin": "", "path": "", "query": "", "hash": ""}
+        return {"origin": "", "path": "", "query": "", "hash": ""}, ""
     try:
         parts = urlsplit(url)
+        host = parts.hostname or ""
     except ValueError:
-        return {"origin": "", "path": _text(url), "query": "", "hash": ""}
+        return {"origin": "", "path": _text(url), "query": "", "hash": ""}, ""
     origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-    return {"origin": origin[:500], "path": _text(parts.path or ("/" if origin else "")),
-            "query": _text(parts.query), "hash": _text(parts.fragment)}
+    columns = {"origin": origin[:500], "path": _text(parts.path or ("/" if origin else "")),
+               "query": _text(parts.query), "hash": _text(parts.fragment)}
+    return columns, host if origin else ""
 
 
 def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
@@ -214,7 +227,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
 
     ip = context.ip
     if client.has_secret and properties.get("__ip"):
-        ip = _valid_ip(properties["__ip"]) or ip
+        ip = _valid_ip(str(properties["__ip"])) or ip
     user_agent = context.user_agent
     # A client that proved its secret is never a bot itself; a visitor's user agent that it
     # forwards per message (importers) is checked like any browser's.
@@ -265,7 +278,7 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         "index": index, "dedup_key": dedup[0], "dedup_ttl": dedup[1], "device_id": device,
         "previous_device_id": previous_device, "event_ms": int(created.timestamp() * 1000),
     }
-    received_text = format_time(received)
+    received_text = context.received_text
     created_text = format_time(created)
 
     if not isinstance(message, TrackMessage):
@@ -274,9 +287,8 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         return _Prepared(table="profiles", row=profile_row, live_session=False, **common)
     track = message.payload
 
-    page = _page_fields(page_url)
+    page, page_host = _page_fields(page_url)
     referrer_url = _text(properties.get("__referrer"))
-    page_host = (urlsplit(page_url).hostname or "") if page["origin"] else ""
     referrer = classify_referrer(referrer_url, page_host)
     utm = utm_from_query(page["query"])
     geo = context.services.geo.lookup(ip)

@@ -89,9 +89,11 @@ def classify_referrer(referrer: str, page_host: str) -> Referrer:
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 
 
+@lru_cache(maxsize=20_000)
 def utm_from_query(query: str) -> dict[str, str]:
     """UTM fields of a page URL's query string; ``ref`` (and ``source``) stand in for
-    ``utm_source`` when it is absent, as Plausible and Umami do."""
+    ``utm_source`` when it is absent, as Plausible and Umami do. Cached: callers only read
+    the dict."""
     values = {}
     for key, value in parse_qsl(query, keep_blank_values=False):
         key = key.lower()
