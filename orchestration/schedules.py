@@ -67,6 +67,8 @@ incremental_marts_job = dbt_job(
     | AssetSelection.checks(*collector_checks)
     | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION),
     "Observe the raw tables, then dbt build every model except the slow marts.",
+    # tests relating these models to funnel_steps / retention run with those (eager there)
+    config=RunConfig(ops={dbt_models.op.name: DbtBuildConfig(indirect_selection="cautious")}),
 )
 funnels_and_retention_job = dbt_job(
     "funnels_and_retention",

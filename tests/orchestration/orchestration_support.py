@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import socket
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-PROJECT_ID = "orchestration-test"
+# one project per test session: a real ClickHouse (TRACKHOUSE_CLICKHOUSE_URL) keeps earlier
+# sessions' events
+PROJECT_ID = f"orchestration-test-{uuid.uuid4().hex[:8]}"
 
 
 def _event(device: str, name: str, at: datetime, path: str = "/") -> dict[str, Any]:
     return {
         "id": uuid.uuid4(), "project_id": PROJECT_ID, "name": name, "device_id": device,
-        "profile_id": "", "session_id": "", "created_at": at, "received_at": at,
+        # received now (as the collector stamps it), happened at `at` (at most 7 days earlier)
+        "profile_id": "", "session_id": "", "created_at": at,
+        "received_at": datetime.now(UTC).replace(microsecond=0),
         "path": path, "origin": "https://example.test", "country": "DE", "browser": "Firefox",
         "os": "Linux", "device": "desktop",
     }
 
 
-def sample_events(now: datetime) -> list[dict[str, Any]]:
-    """Three visitors over two days: page views, a signup funnel, a returning visitor."""
+def sample_events(now: datetime, device: str = "") -> list[dict[str, Any]]:
+    """Three visitors over two days: page views, a signup funnel, a returning visitor (or, with
+    ``device``, that one device's page view now)."""
+    if device:
+        return [_event(device, "screen_view", now, "/daemon")]
     yesterday = now - timedelta(days=1)
     rows = [
         _event("device-a", "screen_view", yesterday, "/"),
