@@ -58,48 +58,31 @@ events as (
 
 ),
 
-step_one_days as (
+funnel_events as (
 
-    -- (device, D) pairs: the device performed the funnel's first step on day D
-    select distinct
+    -- each event once per funnel of its project that has its name as a step, repeated for
+    -- every project day D whose chains it may belong to: a step-1 event starts chains on its
+    -- own day only, a later step continues chains started up to the window before
+    select
         events.project_id as project_id,
         funnels.funnel as funnel,
         events.device_id as device_id,
-        events.day as day
-    from events
-    inner join funnels
-        on events.project_id = funnels.project_id
-        and events.event_name = funnels.steps[1]
-    {%- if is_incremental() %}
-    where (project_id, funnel, day) in (select project_id, funnel, day from affected_days)
-    {%- endif %}
-
-),
-
-candidate_events as (
-
-    -- the device's events from D on, up to the window after D's last moment
-    select
-        step_one_days.project_id as project_id,
-        step_one_days.funnel as funnel,
-        step_one_days.device_id as device_id,
-        step_one_days.day as day,
         funnels.steps as steps,
         funnels.window_seconds as window_seconds,
         events.event_name as event_name,
         events.created_at as created_at,
         events.day as event_day,
-        events.received_at as received_at
-    from step_one_days
-    inner join funnels
-        on step_one_days.project_id = funnels.project_id
-        and step_one_days.funnel = funnels.funnel
-    inner join events
-        on step_one_days.project_id = events.project_id
-        and step_one_days.device_id = events.device_id
-    where events.day >= step_one_days.day
-        and events.day <= step_one_days.day + {{ window_days }}
-        and has(funnels.steps, events.event_name)
+        events.received_at as received_at,
+        arrayJoin(
+            if(
+                has(arrayPopFront(funnels.steps), events.event_name),
+                arrayMap(offset -> events.day - offset, range({{ window_days + 1 }})),
+                [events.day]
+            )
+        ) as day
+    from events
+    inner join funnels on events.project_id = funnels.project_id
+    where has(funnels.steps, events.event_name)
 
 ),
 
@@ -111,19 +94,24 @@ levels as (
         funnel,
         device_id,
         day,
-        any(candidate_events.steps) as steps,
+        any(funnel_events.steps) as steps,
         windowFunnel({{ window_seconds * 1000 }}, 'strict_increase')(
             toUInt64(toUnixTimestamp64Milli(created_at)),
             -- only step-1 events of day D start a chain
-            event_name = candidate_events.steps[1] and event_day = candidate_events.day
+            event_name = funnel_events.steps[1] and event_day = funnel_events.day
             {%- for step in range(2, shape['max_steps'] + 1) %},
-            event_name = candidate_events.steps[{{ step }}]
+            event_name = funnel_events.steps[{{ step }}]
             {%- endfor %}
         ) as level,
         max(received_at) as last_received_at
-    from candidate_events
+    from funnel_events
     where window_seconds = {{ window_seconds }}
+    {%- if is_incremental() %}
+        and (project_id, funnel, day) in (select project_id, funnel, day from affected_days)
+    {%- endif %}
     group by project_id, funnel, device_id, day
+    -- (device, D) pairs without a step-1 event on D
+    having level > 0
     {%- if not loop.last %}
 
     union all
