@@ -26,8 +26,9 @@ def _event(device: str, name: str, at: datetime, path: str = "/") -> dict[str, A
 def sample_events(now: datetime, device: str = "") -> list[dict[str, Any]]:
     """Three visitors over two days: page views, a signup funnel, a returning visitor (or, with
     ``device``, that one device's page view now)."""
-    if device:
-        return [_event(device, "screen_view", now, "/daemon")]
+    if device:  # in a project of its own, so the test project's figures stay as they are
+        return [{**_event(device, "screen_view", now, "/daemon"),
+                 "project_id": f"{PROJECT_ID}-daemon"}]
     yesterday = now - timedelta(days=1)
     rows = [
         _event("device-a", "screen_view", yesterday, "/"),
