@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.routing import Route
 
 from collector.deps import AppState
@@ -19,6 +21,8 @@ from collector.origins import KnownOrigins
 from collector.ratelimit import RateLimits
 from collector.routers import compat, health, track, tracker
 from trackhouse.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -59,6 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if origin:
             headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
         return error_response(error.status_code, error.message, headers)
+
+    @app.exception_handler(RedisError)
+    async def buffer_unavailable(request: Request, error: RedisError) -> Response:
+        # the SDKs retry a 503; the answer stays JSON as they require
+        log.warning("Redis unavailable: %s", error)
+        return error_response(503, "the ingestion buffer is unavailable; retry later",
+                              {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal error")
 
     app.router.routes[0:0] = [Route(path, handler, methods=["POST"])
                               for path, handler in track.FAST_ROUTES]

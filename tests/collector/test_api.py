@@ -385,3 +385,12 @@ def test_survives_redis_forgetting_its_scripts(api, project: TestProject, redis_
     assert api.post("/track", json=screen_view("/s2"), headers=project.browser_headers()
                     ).status_code == 200
     assert buffered(redis_client) == before + 1
+
+
+def test_redis_down_is_a_json_503(make_api, project: TestProject) -> None:
+    from collector_support import root_fixtures
+
+    api = make_api(redis_url=f"redis://127.0.0.1:{root_fixtures().free_port()}/0")
+    answer = api.post("/track", json=screen_view(), headers=project.browser_headers())
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert "unavailable" in answer.json()["error"]
