@@ -27,12 +27,17 @@ class ScriptPipeline:
         self._loaded = False
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        return await self.submit(keys, args)
+
+    def submit(self, keys: list[Any], args: list[Any]) -> asyncio.Future:
+        """Queue one call; the future resolves with its result (call from the event loop)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
         self._pending.append((keys, args, future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
+            loop.create_task(self._flush())
+        return future
 
     async def _flush(self) -> None:
         try:

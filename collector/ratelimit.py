@@ -32,30 +32,43 @@ class CoalescedRedisStorage(RedisStorage):
         super().__init__(uri, implementation="redispy")
         self._incr = ScriptPipeline(redis, self.bridge.SCRIPT_INCR_EXPIRE)
 
+    def submit_incr(self, key: str, expiry: int, amount: int = 1) -> asyncio.Future:
+        return self._incr.submit([self.bridge.prefixed_key(key)], [expiry, amount])
+
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return int(await self._incr([self.bridge.prefixed_key(key)], [expiry, amount]))
+        return int(await self.submit_incr(key, expiry, amount))
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class RateLimits:
-    def __init__(self, redis_url: str, per_client: str, per_ip: str,
-                 redis: Redis | None = None) -> None:
-        uri = limits_uri(redis_url)
-        self.storage = (CoalescedRedisStorage(uri, redis) if redis is not None
-                        else RedisStorage(uri, implementation="redispy"))
+    def __init__(self, redis_url: str, per_client: str, per_ip: str, redis: Redis) -> None:
+        self.storage = CoalescedRedisStorage(limits_uri(redis_url), redis)
+        # for the window statistics behind Retry-After (and any other strategy use)
         self.limiter = FixedWindowRateLimiter(self.storage)
         # an empty setting switches that limit off
         self.per_client = parse(per_client) if per_client else None
         self.per_ip = parse(per_ip) if per_ip else None
 
     async def check(self, client_id: str, ip: str, cost: int = 1) -> None:
-        """Count ``cost`` hits for the client and the IP (both at once: one round trip of
-        waiting); raise ApiError(429) with Retry-After when either is over its limit."""
+        """Count ``cost`` hits for the client and for the IP; raise ApiError(429) with
+        Retry-After when either is over its limit.
+
+        This is ``FixedWindowRateLimiter.hit`` (increment the item's window counter, allowed
+        while it stays within the item's amount) for both limits at once: both increments
+        are queued before waiting, so they share one pipeline and no task is created.
+        """
         scopes = [(scope, item, key) for scope, item, key in (
             ("client", self.per_client, client_id), ("IP", self.per_ip, ip)) if item is not None]
-        allowed = await asyncio.gather(*(self.limiter.hit(item, scope, key, cost=cost)
-                                         for scope, item, key in scopes))
-        for (scope, item, key), ok in zip(scopes, allowed, strict=True):
-            if not ok:
+        pending = [self.storage.submit_incr(item.key_for(scope, key), item.get_expiry(), cost)
+                   for scope, item, key in scopes]
+        for future in pending:  # a failure is raised by the first await; don't log it twice
+            future.add_done_callback(_retrieve)
+        for (scope, item, key), counted in zip(scopes, pending, strict=True):
+            if int(await counted) > item.amount:
                 stats = await self.limiter.get_window_stats(item, scope, key)
                 retry = max(1, math.ceil(stats.reset_time - time.time()))
                 raise ApiError(429, f"rate limit exceeded for this {scope} ({item}); retry later",
