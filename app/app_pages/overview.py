@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
 import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
 from app.queries import overview as q
+from app.queries.base import prefetch
+
+# The breakdown tiles: key -> (title, {dimension: tab label}); the first dimension is the
+# default. "path" is top pages (raw events), "map" the country map; the rest are dimensions
+# of the sessions mart.
+TILES = {
+    "overview.pages": ("Pages", {"path": "Top pages", "entry_path": "Entry pages",
+                                 "exit_path": "Exit pages"}),
+    "overview.sources": ("Sources", {"referrer_name": "Referrers", "referrer_type": "Channels",
+                                     "utm_source": "UTM source", "utm_medium": "UTM medium",
+                                     "utm_campaign": "UTM campaign"}),
+    "overview.places": ("Locations", {"map": "Map", "country": "Countries", "region": "Regions",
+                                      "city": "Cities"}),
+    "overview.devices": ("Devices", {"browser": "Browsers", "os": "Operating systems",
+                                     "device": "Devices"}),
+}
+MAP_COUNTRIES = 250
 
 view = analytics_page("Overview")
 project, date_range, filters = view.project.id, view.date_range, view.filters
 previous_range = date_range.previous()
 
-current, previous = q.kpis(project, date_range, filters)
 
+def picked(key: str) -> str:
+    """The dimension a tile shows (its picker's value from the last run, else the default)."""
+    choices = TILES[key][1]
+    value = st.session_state.get(key)
+    return value if value in choices else next(iter(choices))
+
+
+def tile_query(dimension: str) -> tuple[Callable[..., pd.DataFrame], tuple[Any, ...]]:
+    if dimension == "path":
+        return q.top_pages, (project, date_range, filters)
+    if dimension == "map":
+        return q.session_breakdown, (project, date_range, "country", filters, MAP_COUNTRIES)
+    return q.session_breakdown, (project, date_range, dimension, filters)
+
+
+# Ask every question of the page at once; the code below then reads the cache.
+prefetch([
+    (q.event_totals, (project, date_range, filters)),
+    (q.session_figures, (project, date_range, filters)),
+    (q.event_series, (project, date_range, view.granularity, filters)),
+    *(tile_query(picked(key)) for key in TILES),
+])
+
+current, previous = q.kpis(project, date_range, filters)
 cards = charts.KPI_CARDS
 for column, (label, field, fmt, colour) in zip(st.columns(len(cards)), cards, strict=True):
     now, before = getattr(current, field), getattr(previous, field)
@@ -30,49 +74,29 @@ st.plotly_chart(charts.timeseries(series, previous_series, metric,
                                   view.granularity), key="overview.series")
 
 
-def breakdown_table(frame, label: str) -> None:
-    if frame.empty:
-        st.caption("No data for this range.")
-        return
-    st.dataframe(frame.rename(columns={"value": label, "path": label}), hide_index=True,
-                 width="stretch", height=min(38 * (len(frame) + 1), 400),
-                 column_config=charts.BREAKDOWN_COLUMNS)
-
-
-def tile(title: str, choices: dict[str, str], key: str) -> str:
-    """A tile's heading and its dimension picker; only the picked dimension is queried."""
+def show_tile(key: str) -> None:
+    """A tile's heading, its dimension picker, and the picked dimension's table or map."""
+    title, choices = TILES[key]
     st.subheader(title)
-    return st.segmented_control(title, list(choices), default=next(iter(choices)),
-                                format_func=choices.get, key=key,
-                                label_visibility="collapsed") or next(iter(choices))
-
-
-left, right = st.columns(2)
-with left:
-    choice = tile("Pages", {"path": "Top pages", "entry_path": "Entry pages",
-                            "exit_path": "Exit pages"}, "overview.pages")
-    if choice == "path":
-        breakdown_table(q.top_pages(project, date_range, filters), "Page")
+    dimension = st.segmented_control(title, list(choices), default=picked(key),
+                                     format_func=choices.get, key=key,
+                                     label_visibility="collapsed") or next(iter(choices))
+    function, args = tile_query(dimension)
+    frame = function(*args)
+    if dimension == "map":
+        st.plotly_chart(charts.world_map(frame), key="overview.map")
+    elif frame.empty:
+        st.caption("No data for this range.")
     else:
-        breakdown_table(q.session_breakdown(project, date_range, choice, filters), "Page")
-with right:
-    sources = {"referrer_name": "Referrers", "referrer_type": "Channels",
-               "utm_source": "UTM source", "utm_medium": "UTM medium",
-               "utm_campaign": "UTM campaign"}
-    choice = tile("Sources", sources, "overview.sources")
-    breakdown_table(q.session_breakdown(project, date_range, choice, filters), sources[choice])
+        label = choices[dimension].removesuffix("s")
+        st.dataframe(frame.rename(columns={"value": label, "path": label}), hide_index=True,
+                     width="stretch", height=min(38 * (len(frame) + 1), 400),
+                     column_config=charts.BREAKDOWN_COLUMNS)
+    if key == "overview.places":
+        st.caption("[IP Geolocation by DB-IP](https://db-ip.com)")
 
-left, right = st.columns(2)
-with left:
-    places = {"map": "Map", "country": "Countries", "region": "Regions", "city": "Cities"}
-    choice = tile("Locations", places, "overview.places")
-    if choice == "map":
-        countries = q.session_breakdown(project, date_range, "country", filters, limit=250)
-        st.plotly_chart(charts.world_map(countries), key="overview.map")
-    else:
-        breakdown_table(q.session_breakdown(project, date_range, choice, filters), places[choice])
-    st.caption("[IP Geolocation by DB-IP](https://db-ip.com)")
-with right:
-    devices = {"browser": "Browsers", "os": "Operating systems", "device": "Devices"}
-    choice = tile("Devices", devices, "overview.devices")
-    breakdown_table(q.session_breakdown(project, date_range, choice, filters), devices[choice])
+
+for row in (("overview.pages", "overview.sources"), ("overview.places", "overview.devices")):
+    for column, key in zip(st.columns(2), row, strict=True):
+        with column:
+            show_tile(key)
