@@ -54,6 +54,10 @@ def serve_dagster(
     signal.signal(signal.SIGTERM, stop)
     processes: dict[str, subprocess.Popen] = {}
     exit_code = 0
+    # On a fresh instance the webserver and the daemon would both create the storage tables at
+    # once and collide (sqlite: UNIQUE constraint failed: alembic_version); create them first.
+    subprocess.run([str(bin_dir / "dagster"), "instance", "migrate"], env=env, cwd=PROJECT_ROOT,
+                   check=True, stdout=subprocess.DEVNULL)
     try:
         for name, command in commands.items():
             processes[name] = subprocess.Popen(command, env=env, cwd=PROJECT_ROOT)
