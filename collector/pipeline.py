@@ -1,9 +1,10 @@
 """Coalesce the accept-script calls of concurrent requests into one Redis pipeline.
 
-Under load many requests are in flight on one event loop; each one's single Redis call is
-queued here and every queue is sent as one pipelined write and read (EVALSHA x k), so the
-system calls per request fall as concurrency rises. A request alone still goes out at once
-(the flush runs on the next loop iteration, no timer). Each call keeps its own result and
+Under load many requests are in flight on one event loop; each one's Redis call is queued
+here and the calls queued during one loop turn are sent as one pipelined write and read
+(EVALSHA x k), so the system calls per request fall as concurrency rises. A request alone
+still goes out at once (the flush runs at the end of the current loop turn, no timer), and
+a pipeline never waits for an earlier one to come back. Each call keeps its own result and
 its own error; the script is atomic per call, exactly as when called alone.
 """
 
@@ -36,17 +37,17 @@ class ScriptPipeline:
         self._pending.append((keys, args, future))
         if not self._flushing:
             self._flushing = True
-            loop.create_task(self._flush())
+            loop.call_soon(self._flush)
         return future
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._send(batch)
-        finally:
-            self._flushing = False
+    def _flush(self) -> None:
+        """Send what this loop turn queued as one pipeline; pipelines of later turns do not
+        wait for it (each takes its own pooled connection)."""
+        self._flushing = False
+        batch, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(batch), self.max_batch):
+            loop.create_task(self._send(batch[start:start + self.max_batch]))
 
     async def _send(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]) -> None:
         try:
