@@ -136,6 +136,16 @@ class Lander:
         self.redis.rpush(Keys.dead_letter(table), orjson.dumps(entry))
 
 
+def dead_letters(connection: redis.Redis, limit: int = 20) -> dict[str, tuple[int, list[dict]]]:
+    """Per table: how many rows ClickHouse rejected, and the latest ``limit`` of them."""
+    found = {}
+    for table in TABLES:
+        key = Keys.dead_letter(table)
+        entries = [orjson.loads(raw) for raw in connection.lrange(key, -limit, -1)]
+        found[table] = (int(connection.llen(key)), entries)
+    return found
+
+
 _lander: Lander | None = None
 
 

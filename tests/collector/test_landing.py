@@ -171,3 +171,22 @@ def test_concurrent_increments_are_exact(api, worker, fresh_project: TestProject
                      "and profile_id = 'u-9' and property = 'credits'",
                      parameters={"p": fresh_project.project_id}).result_rows[0][0]
     assert total == expected
+
+
+def test_deadletters_command_lists_rejected_rows(redis_client) -> None:
+    import orjson
+    from typer.testing import CliRunner
+
+    from collector.buffer import Keys
+    from trackhouse.cli import app
+
+    redis_client.rpush(Keys.dead_letter("profiles"), orjson.dumps({
+        "table": "profiles", "batch": "b-1", "reason": "Code: 376. Cannot parse uuid",
+        "at": "2026-11-27T10:00:00+00:00", "row": '{"id": "nope"}'}))
+    try:
+        result = CliRunner().invoke(app, ["deadletters", "--limit", "5"])
+        assert result.exit_code == 0, result.output
+        assert "profiles: 1 rejected rows" in result.output
+        assert "Cannot parse uuid" in result.output and '{"id": "nope"}' in result.output
+    finally:
+        redis_client.delete(Keys.dead_letter("profiles"))

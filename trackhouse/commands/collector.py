@@ -9,6 +9,7 @@ def register(app: typer.Typer) -> None:
     app.command("collector")(serve_collector)
     app.command("worker")(run_worker)
     app.command("demo")(demo)
+    app.command("deadletters")(deadletters)
 
 
 def serve_collector(
@@ -52,3 +53,22 @@ def demo(
     from collector.demo import run_demo
 
     run_demo(url=url, devices=devices, days=days, seed=seed)
+
+
+def deadletters(
+    limit: int = typer.Option(10, help="How many of the latest rejected rows to show."),
+) -> None:
+    """Show the rows ClickHouse rejected (kept in Redis with the reason), per table."""
+    import redis
+    from rich.console import Console
+
+    from collector.worker import dead_letters
+    from trackhouse.settings import get_settings
+
+    console = Console()
+    for table, (count, entries) in dead_letters(
+            redis.Redis.from_url(get_settings().redis_url), limit).items():
+        console.print(f"[bold]{table}[/]: {count} rejected rows")
+        for entry in entries:
+            console.print(f"  {entry['at']}  batch {entry['batch']}: {entry['reason'][:200]}")
+            console.print(f"    {entry['row'][:300]}", markup=False)
