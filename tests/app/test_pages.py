@@ -202,3 +202,27 @@ def test_custom_range_and_granularity(dashboard_data: DashboardData) -> None:
     assert_no_exception(at)
     assert kpi_values(at) == ["0", "0", "0", "0.0%", "0m 00s", "0.00"]
     assert at.query_params["from"] == "2000-01-01" and at.query_params["g"] == "hour"
+
+
+def test_profiles_search_traits_and_timeline(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP), ADMIN)
+    at.switch_page("app_pages/profiles.py").run()
+    at.text_input(key="profiles.search").input("user-15").run()
+    assert_no_exception(at)
+    assert at.selectbox(key="profiles.chosen").options[0].startswith("user-15")
+    timeline = at.dataframe[1].value
+    expected = [e for e in fd.counted(dashboard_data.events, fd.SHOP) if e.profile_id == "user-15"]
+    assert len(timeline) == len(expected) > 0
+    assert sorted(timeline["name"]) == sorted(e.name for e in expected)
+
+
+def test_admin_creates_a_viewer_with_access_to_one_project(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(), ADMIN)
+    at.switch_page("app_pages/admin.py").run()
+    at.text_input(key="admin.user.email").input("new.viewer@dash.test")
+    at.text_input(key="admin.user.password").input("a long enough password")
+    at.multiselect(key="admin.user.projects").select(fd.SHOP)
+    at.button(key="FormSubmitter:admin.user.create-Create user").click().run()
+    assert_no_exception(at)
+    viewer = log_in(app_test(), "new.viewer@dash.test", "a long enough password")
+    assert viewer.selectbox(key="view.project").options == ["Dash shop (shop.example)"]
