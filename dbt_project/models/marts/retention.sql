@@ -1,7 +1,7 @@
 {#-
     metrics.md, "Retention". Rebuilt on each run rather than updated: one late event can move a
     device into an earlier cohort, which changes that cohort's size and every period after it.
-    The rebuild reads only (project, device, day) of the events, so it stays cheap.
+    The rebuild reads the compact int_device_days (one row per device and active day).
 -#}
 {{
     config(
@@ -12,10 +12,10 @@
 
 with
 
-events as (
+device_days as (
 
     select project_id, device_id, day
-    from {{ ref('int_events_localized') }}
+    from {{ ref('int_device_days') }}
 
 ),
 
@@ -27,7 +27,7 @@ devices as (
         device_id,
         min(day) as first_day,
         groupUniqArray(day) as active_days
-    from events
+    from device_days
     group by project_id, device_id
 
 ),
