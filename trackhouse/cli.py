@@ -37,3 +37,5 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug 
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # one line per HTTP request is noise at INFO (readiness polls, Dagster's GraphQL client)
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
