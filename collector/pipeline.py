@@ -1,4 +1,5 @@
-"""Coalesce the accept-script calls of concurrent requests into one Redis pipeline.
+"""Coalesce the Lua-script calls of concurrent requests (the accept script, the rate-limit
+counters) into one Redis pipeline.
 
 Under load many requests are in flight on one event loop; each one's Redis call is queued
 here and the calls queued during one loop turn are sent as one pipelined write and read
@@ -26,6 +27,7 @@ class ScriptPipeline:
         self._pending: list[tuple[list[Any], list[Any], asyncio.Future]] = []
         self._flushing = False
         self._loaded = False
+        self._sending: set[asyncio.Task] = set()  # the loop keeps only weak references
 
     async def __call__(self, keys: list[Any], args: list[Any]) -> Any:
         return await self.submit(keys, args)
@@ -47,7 +49,9 @@ class ScriptPipeline:
         batch, self._pending = self._pending, []
         loop = asyncio.get_running_loop()
         for start in range(0, len(batch), self.max_batch):
-            loop.create_task(self._send(batch[start:start + self.max_batch]))
+            task = loop.create_task(self._send(batch[start:start + self.max_batch]))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]) -> None:
         try:
