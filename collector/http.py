@@ -17,7 +17,8 @@ ALLOWED_HEADERS = (
     "openpanel-client-secret, x-client-ip"
 )
 # Forwarding headers believed only from trusted proxies, in order of preference.
-PROXY_IP_HEADERS = ("x-client-ip", "cf-connecting-ip", "true-client-ip")
+SDK_IP_HEADERS = ("openpanel-client-ip", "x-client-ip")
+PROXY_IP_HEADERS = ("cf-connecting-ip", "true-client-ip")
 
 
 class JSON(JSONResponse):
@@ -74,10 +75,11 @@ def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client
               headers: Mapping[str, str] | None = None) -> str:
     """The visitor's IP.
 
-    ``openpanel-client-ip`` comes from server-side SDKs: believed when the sender proved its
-    secret or is a trusted proxy. ``x-client-ip``, ``cf-connecting-ip``, ``true-client-ip`` and
-    ``x-forwarded-for`` are believed only from trusted proxies; in ``x-forwarded-for`` the
-    rightmost address that is not itself a trusted proxy is the visitor.
+    ``openpanel-client-ip`` (or ``x-client-ip``) comes from server-side SDKs: believed when
+    the sender proved its secret or is a trusted proxy. ``cf-connecting-ip``,
+    ``true-client-ip`` and ``x-forwarded-for`` are believed only from trusted proxies; in
+    ``x-forwarded-for`` the rightmost address that is not itself a trusted proxy is the
+    visitor.
     """
     peer = request.client.host if request.client else ""
     trusted = tuple(trusted_proxies)
@@ -85,9 +87,11 @@ def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client
     if headers is None:
         headers = request.headers
     if secret_client or from_proxy:
-        found = _first_valid(headers.get("openpanel-client-ip"))
-        if found:
-            return found
+        # server-side SDKs forward the visitor's IP in these two
+        for name in SDK_IP_HEADERS:
+            found = _first_valid(headers.get(name))
+            if found:
+                return found
     if from_proxy:
         for name in PROXY_IP_HEADERS:
             found = _first_valid(headers.get(name))
