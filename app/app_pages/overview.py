@@ -11,7 +11,6 @@ import streamlit as st
 from app import charts
 from app.page_context import analytics_page
 from app.queries import overview as q
-from app.queries.base import prefetch
 
 # The breakdown tiles: key -> (title, {dimension: tab label}); the first dimension is the
 # default. "path" is top pages (raw events), "map" the country map; the rest are dimensions
@@ -48,14 +47,6 @@ def tile_query(dimension: str) -> tuple[Callable[..., pd.DataFrame], tuple[Any, 
         return q.session_breakdown, (project, date_range, "country", filters, MAP_COUNTRIES)
     return q.session_breakdown, (project, date_range, dimension, filters)
 
-
-# Ask every question of the page at once; the code below then reads the cache.
-prefetch([
-    (q.event_totals, (project, date_range, filters)),
-    (q.session_figures, (project, date_range, filters)),
-    (q.event_series, (project, date_range, view.granularity, filters)),
-    *(tile_query(picked(key)) for key in TILES),
-])
 
 current, previous = q.kpis(project, date_range, filters)
 cards = charts.KPI_CARDS

@@ -7,16 +7,12 @@ server-side parameters (``{name:Type}``) and never formats user input into the t
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
-from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
 
 from app.filters import Filter, SqlFragment, compile_filters, split_by_level
 from app.periods import DateRange
@@ -129,21 +125,3 @@ def session_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
     )"""
     return SqlFragment(f"{direct.sql} and {semi_join}", {**direct.params, **matching.params})
 
-
-def prefetch(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
-             workers: int = 4) -> None:
-    """Run cached query functions concurrently so a page's later calls hit the cache.
-
-    A page asks its questions one after another; the warehouse answers several at once, so
-    the slowest question, not the sum of all, sets a cold page's time. Errors surface when
-    the page makes the same call itself.
-    """
-    context = get_script_run_ctx()
-
-    def attach() -> None:  # st.cache_data wants the page's script context in its threads
-        if context is not None:
-            add_script_run_ctx(threading.current_thread(), context)
-
-    with ThreadPoolExecutor(max_workers=workers, initializer=attach) as pool:
-        for future in [pool.submit(function, *args) for function, args in calls]:
-            future.exception()  # wait; the page call re-raises
