@@ -233,15 +233,25 @@ class Flusher(threading.Thread):
 
 
 def run_worker(settings: Settings | None = None, *, burst: bool = False) -> None:
-    """Run the flusher and an RQ SimpleWorker in this process (until stopped)."""
+    """Run the flusher and an RQ SimpleWorker in this process (until stopped).
+
+    ``burst``: land everything buffered now (and batches due for a retry), then return.
+    """
     settings = settings or get_settings()
     connection = redis.Redis.from_url(settings.redis_url)
     queue = Queue(QUEUE_NAME, connection=connection)
     flusher = Flusher(settings, connection, queue)
-    flusher.start()
     worker = SimpleWorker([queue], connection=connection)
+    if burst:
+        while True:
+            claimed = sum(flusher.flush(table) for table in TABLES)
+            flusher.recover()
+            worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
+            if not claimed:
+                return
+    flusher.start()
     try:
-        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+        worker.work(logging_level="WARNING", with_scheduler=False)
     finally:
         flusher.stopping.set()
         flusher.join(5)

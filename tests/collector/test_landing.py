@@ -190,3 +190,19 @@ def test_deadletters_command_lists_rejected_rows(redis_client) -> None:
         assert "Cannot parse uuid" in result.output and '{"id": "nope"}' in result.output
     finally:
         redis_client.delete(Keys.dead_letter("profiles"))
+
+
+def test_worker_burst_lands_the_buffer_and_exits(api, fresh_project: TestProject, ch,
+                                                 migrated) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    items = [{"type": "track", "payload": {"name": "burst", "properties": {
+        "__eventId": f"burst-{n}"}}} for n in range(120)]
+    assert api.post("/track/batch", json=items, headers=fresh_project.browser_headers()
+                    ).json()["accepted"] == 120
+    done = subprocess.run([str(Path(sys.executable).parent / "trackhouse"), "worker", "--burst"],
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert count(ch, "events", fresh_project.project_id) == 120
