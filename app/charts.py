@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any, Literal
 
 import pandas as pd
 import plotly.express as px
@@ -39,7 +41,7 @@ def format_ratio(value: float) -> str:
 
 
 # The overview's KPI cards: (label, Kpis field, format, delta colour: up is good or bad).
-KPI_CARDS = [
+KPI_CARDS: list[tuple[str, str, Callable[[float], str], Literal["normal", "inverse"]]] = [
     ("Visitors", "visitors", format_count, "normal"),
     ("Sessions", "sessions", format_count, "normal"),
     ("Page views", "pageviews", format_count, "normal"),
@@ -62,7 +64,7 @@ def change(current: float, previous: float) -> str | None:
 
 
 # Column headings of breakdown tables.
-BREAKDOWN_COLUMNS = {
+BREAKDOWN_COLUMNS: dict[str, Any] = {
     "visitors": "Visitors",
     "pageviews": "Page views",
     "sessions": "Sessions",

@@ -103,10 +103,11 @@ def pick_project(projects: list[ProjectInfo]) -> ProjectInfo | None:
 def _pick_range(tz: str) -> DateRange:
     state = _state()
     presets = list(Preset)
-    preset = Preset(state["preset"]) if state["preset"] in Preset._value2member_map_ \
+    remembered = Preset(state["preset"]) if state["preset"] in Preset._value2member_map_ \
         else DEFAULT_PRESET
-    preset = st.sidebar.selectbox("Date range", presets, index=presets.index(preset),
-                                  format_func=PRESET_LABELS.get, key="view.preset")
+    preset = st.sidebar.selectbox("Date range", presets, index=presets.index(remembered),
+                                  format_func=lambda p: PRESET_LABELS[p],
+                                  key="view.preset") or remembered
     state["preset"] = preset.value
     if preset is not Preset.CUSTOM:
         return preset_range(preset, tz)
@@ -150,7 +151,8 @@ def _filters_ui() -> tuple[Filter, ...]:
                                  format_func=lambda f: FIELDS[f].label if f in FIELDS else f,
                                  key="filter.field")
             key = st.text_input("Property key (for event properties)", key="filter.key")
-            op = st.selectbox("Operator", list(Op), format_func=OP_LABELS.get, key="filter.op")
+            op = st.selectbox("Operator", list(Op), format_func=lambda o: OP_LABELS[o],
+                              key="filter.op") or Op.IS
             value = st.text_input("Value", key="filter.value")
             if st.form_submit_button("Add filter"):
                 name = f"{PROPERTY_PREFIX}{key.strip()}" if field == PROPERTY_CHOICE else field

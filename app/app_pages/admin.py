@@ -102,13 +102,13 @@ with clients_tab:
                 else:
                     st.session_state[SECRET_KEY] = (client_id, plain or "(none: origin-only)")
                     st.rerun()
-    active = [c["id"] for c in clients if c["revoked_at"] is None]
+    active = {str(c["id"]): f"{c['name']} ({c['project']}, {c['id']})" for c in clients
+              if c["revoked_at"] is None}
     if active:
         with st.form("admin.client.revoke"):
-            cid = st.selectbox("Client to revoke", active, key="admin.client.revoke_id",
-                               format_func=lambda c: next(f"{x['name']} ({x['project']}, {c})"
-                                                          for x in clients if x["id"] == c))
-            if st.form_submit_button("Revoke"):
+            cid = st.selectbox("Client to revoke", list(active), key="admin.client.revoke_id",
+                               format_func=lambda c: active[c])
+            if st.form_submit_button("Revoke") and cid is not None:
                 attempt(lambda s: service.revoke_client(s, cid), "client revoked")
 
 with users_tab:
@@ -127,12 +127,14 @@ with users_tab:
     if users and project_ids:
         with st.form("admin.user.access"):
             st.markdown("**Project access**")
-            emails = {u["id"]: u["email"] for u in users}
+            emails = {int(str(u["id"])): str(u["email"]) for u in users}
             uid = st.selectbox("User", list(emails), key="admin.access.user",
-                               format_func=emails.get)
+                               format_func=lambda i: emails[i])
             pid = st.selectbox("Project", project_ids, key="admin.access.project")
             grant, revoke = st.columns(2)
-            if grant.form_submit_button("Grant access"):
+            granting = grant.form_submit_button("Grant access")
+            revoking = revoke.form_submit_button("Revoke access")
+            if uid is not None and pid is not None and granting:
                 attempt(lambda s: service.grant_access(s, uid, pid), "access granted")
-            if revoke.form_submit_button("Revoke access"):
+            if uid is not None and pid is not None and revoking:
                 attempt(lambda s: service.revoke_access(s, uid, pid), "access revoked")

@@ -70,7 +70,7 @@ def show_tile(key: str) -> None:
     title, choices = TILES[key]
     st.subheader(title)
     dimension = st.segmented_control(title, list(choices), default=picked(key),
-                                     format_func=choices.get, key=key,
+                                     format_func=lambda d: choices[d], key=key,
                                      label_visibility="collapsed") or next(iter(choices))
     function, args = tile_query(dimension)
     frame = function(*args)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 PASSWORD = "correct horse battery staple"
@@ -89,7 +90,7 @@ def generate(now: datetime, seed: int = 7) -> list[Event]:
                 source = rng.choice(SOURCES)
                 geo = rng.choice(GEO)
                 device = rng.choice(DEVICES)
-                common = dict(zip(
+                common: dict[str, Any] = dict(zip(
                     ["referrer", "referrer_name", "referrer_type", "utm_source", "utm_medium",
                      "utm_campaign", "country", "region", "city", "browser", "os", "device"],
                     [*source, *geo, *device], strict=True))

@@ -42,8 +42,8 @@ def test_property_keys_are_parameters_too(key: str) -> None:
 
 
 def test_operators_compile_to_fixed_expressions() -> None:
-    compiled = compile_filters([Filter("path", "is", "/a"), Filter("browser", "is_not", "Chrome"),
-                                Filter("utm_source", "contains", "news")], prefix="x")
+    compiled = compile_filters([Filter("path", Op.IS, "/a"), Filter("browser", Op.IS_NOT, "Chrome"),
+                                Filter("utm_source", Op.CONTAINS, "news")], prefix="x")
     assert compiled.sql == (
         "(path = {x0_value:String}) and (browser != {x1_value:String}) and "
         "(positionCaseInsensitiveUTF8(utm_source, {x2_value:String}) > 0)")
