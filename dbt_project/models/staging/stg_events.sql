@@ -6,7 +6,9 @@
     Materialized as an incremental table (not a view) so that downstream models read deduplicated
     events with their filters pushed into the primary key; deduplicating inside a view would make
     every reader sort the whole raw table. Each run takes every copy of every event id received
-    since the last run (minus `reprocess_minutes`) and replaces those ids.
+    since the last run (minus `reprocess_minutes`) and replaces those ids. Sorted by device and
+    time for the session models; partitioned by week so that the per-day marts re-read only the
+    weeks of the days they recompute.
 -#}
 {{
     config(
@@ -14,7 +16,8 @@
         incremental_strategy='delete+insert',
         unique_key='event_id',
         order_by='(project_id, device_id, created_at, event_id)',
-        partition_by='toYYYYMM(created_at)',
+        partition_by='toMonday(created_at)',
+        query_settings={'max_partitions_per_insert_block': 0},
     )
 }}
 
