@@ -30,8 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/warehouse.py (another benchmark) would shadow the warehouse package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
+
+sys.path.remove(str(ROOT / "tests"))  # tests/warehouse/ would shadow the warehouse package
 
 BIN = Path(sys.executable).parent
 PROJECTS = ("bench-a", "bench-b")
@@ -119,15 +123,17 @@ def run(args: argparse.Namespace, work: Path) -> None:
 
     from dagster import (
         AssetKey,
+        AssetMaterialization,
         DagsterEventType,
         DagsterInstance,
         DagsterRunStatus,
         instance_for_test,
     )
 
+    from orchestration.checks import mart_keys
     from orchestration.definitions import defs
     from orchestration.instance import dagster_process_env, prepare_dagster_home
-    from orchestration.project import apply_dbt_env, prepare_manifest
+    from orchestration.project import apply_dbt_env, dbt_manifest, prepare_manifest
     from orchestration.schedules import SLOW_SELECTION
 
     prepare_manifest()
@@ -158,6 +164,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
     settings = get_settings()
     home = prepare_dagster_home(settings)
     os.environ["DAGSTER_HOME"] = str(home)
+    with DagsterInstance.get() as instance:
+        # the marts exist already: keep the first-build sensor quiet, time only the schedule
+        for key in mart_keys(dbt_manifest(), slow=False) + mart_keys(dbt_manifest(), slow=True):
+            instance.report_runless_asset_event(AssetMaterialization(asset_key=key))
     log = (work / "daemon.log").open("wb")
     daemon = subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-m", "orchestration.definitions", "-d", str(ROOT)],

@@ -72,9 +72,10 @@ def build_freshness_checks() -> list[AssetChecksDefinition]:
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", SupersessionWarning)
     freshness_checks = build_freshness_checks()
+    # each evaluation that finds a check due launches a run: at most one per marts interval
     freshness_sensor = build_sensor_for_freshness_checks(
         freshness_checks=freshness_checks, default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=60,
+        minimum_interval_seconds=60 * get_settings().marts_interval_minutes,
     )
 
 

@@ -5,7 +5,7 @@ Load it with ``dagster-webserver -m orchestration.definitions`` (``trackhouse da
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from orchestration.assets import dbt_models, raw_tables
 from orchestration.checks import collector_checks, freshness_checks, freshness_sensor
@@ -25,4 +25,7 @@ defs = Definitions(
     schedules=schedules,
     sensors=[first_build_sensor, freshness_sensor],
     resources=build_resources(),
+    # every job, the implicit ones of UI launches and the freshness sensor too, runs its steps
+    # inside its run worker: a process per step costs seconds each on a small machine
+    executor=in_process_executor,
 )
