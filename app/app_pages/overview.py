@@ -75,7 +75,7 @@ def show_tile(key: str) -> None:
     function, args = tile_query(dimension)
     frame = function(*args)
     if dimension == "map":
-        st.plotly_chart(charts.world_map(frame), key="overview.map")
+        st.plotly_chart(charts.world_map(frame), key="overview.map", config=charts.MAP_CONFIG)
     elif frame.empty:
         st.caption("No data for this range.")
     else:

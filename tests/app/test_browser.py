@@ -70,7 +70,7 @@ def page() -> Iterator[Page]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1000})
+        context = browser.new_context(viewport={"width": 1440, "height": 2000})
         yield context.new_page()
         browser.close()
 
@@ -93,6 +93,8 @@ def test_a_person_logs_in_and_sees_every_page(dashboard_url: str, page: Page,
     figures = fd.expected_kpis(dashboard_data.events, fd.SHOP, date_range.start, date_range.end)
     assert metric_values(page) == charts.format_kpis(figures)
     expect(page.get_by_text("IP Geolocation by DB-IP")).to_be_visible()
+    # the world map draws its countries from the copy Streamlit serves (no CDN)
+    expect(page.locator("path.choroplethlocation").first).to_be_attached(timeout=30_000)
     page.wait_for_timeout(1000)  # let the charts draw before the screenshot
     page.screenshot(path=str(ARTIFACTS / "dashboard-overview.png"), full_page=True)
 
