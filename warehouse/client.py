@@ -22,8 +22,9 @@ def warehouse(
 ) -> Client:
     """Return a clickhouse-connect client configured from the Trackhouse settings.
 
-    ``database`` defaults to ``default`` (the raw database may not exist before ``migrate``); extra keyword arguments go to
-    ``clickhouse_connect.get_client`` (e.g. ``compress``, ``settings``, ``session_id``).
+    ``database`` defaults to ``default`` (the raw database may not exist before
+    ``migrate``); extra keyword arguments go to ``clickhouse_connect.get_client``
+    (e.g. ``compress``, ``settings``, ``session_id``).
     """
     settings = settings or get_settings()
     url = urlparse(settings.effective_clickhouse_url)

@@ -40,7 +40,8 @@ def split_statements(sql: str) -> list[str]:
 
     Comment-only lines are dropped; the files never put ';' at a line end inside a string.
     """
-    statements, current = [], []
+    statements: list[str] = []
+    current: list[str] = []
     for line in sql.splitlines():
         if line.strip().startswith("--") and not current:
             continue
