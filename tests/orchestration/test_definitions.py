@@ -64,6 +64,9 @@ def test_checks_are_attached_where_they_belong(manifest_ready: None) -> None:
     for mart in MART_CONTRACT:
         assert "freshness_check" in checks[AssetKey(mart)], mart
     assert {"collector_buffer_backlog", "dead_letter_store_empty"} <= checks[RAW_EVENTS_KEY]
+    # freshness is evaluated (a run each time a check is due) at most once per marts interval
+    freshness_sensor = defs.resolve_sensor_def("freshness_checks_sensor")
+    assert freshness_sensor.minimum_interval_seconds == 5 * 60
 
 
 def test_jobs_split_the_models_between_the_cadences(manifest_ready: None) -> None:
