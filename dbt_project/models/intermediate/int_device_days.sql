@@ -7,7 +7,7 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='project_id, device_id',
+        unique_key='device_id',
         order_by='(project_id, device_id, day)',
     )
 }}
@@ -19,8 +19,9 @@ events as (
     select project_id, device_id, day, received_at
     from {{ ref('int_events_localized') }}
     {%- if is_incremental() %}
-    where (project_id, device_id) in (
-        select project_id, device_id from {{ ref('int_events_localized') }}
+    -- by device id alone (cheaper to probe than pairs; see sessions)
+    where device_id in (
+        select device_id from {{ ref('int_events_localized') }}
         where received_at > {{ incremental_watermark() }}
     )
     {%- endif %}

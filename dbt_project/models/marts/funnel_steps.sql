@@ -21,6 +21,16 @@ with
 funnels as ({{ funnel_definitions() }}),
 
 {% if is_incremental() %}
+changed_funnels as (
+
+    -- funnels added or changed since the last run
+    select project_id, funnel from funnels
+    where (project_id, funnel, definition_hash) not in (
+        select distinct project_id, funnel, definition_hash from {{ this }}
+    )
+
+),
+
 affected_days as (
 
     -- days whose step-1 events may have gained a step: those of the new events and the
@@ -35,13 +45,11 @@ affected_days as (
 
     union distinct
 
-    -- every day of a funnel added or changed since the last run
-    select distinct events.project_id, funnels.funnel, events.day
+    -- every day of a changed funnel's project (nothing is read when no funnel changed)
+    select distinct events.project_id, changed_funnels.funnel, events.day
     from {{ ref('int_events_localized') }} as events
-    inner join funnels on events.project_id = funnels.project_id
-    where (funnels.project_id, funnels.funnel, funnels.definition_hash) not in (
-        select project_id, funnel, definition_hash from {{ this }}
-    )
+    inner join changed_funnels on events.project_id = changed_funnels.project_id
+    where events.project_id in (select project_id from changed_funnels)
 
 ),
 {% endif %}

@@ -1,7 +1,7 @@
 -- depends_on: {{ ref('stg_profiles') }}
 {{
     config(
-        unique_key='project_id, profile_id',
+        unique_key='profile_id',
         order_by='(project_id, profile_id)',
     )
 }}
@@ -11,13 +11,14 @@ with
 {% if is_incremental() %}
 affected_profiles as (
 
-    -- profiles with calls or events received since the last run
-    select project_id, profile_id from {{ ref('stg_profiles') }}
+    -- profiles with calls or events received since the last run (by profile id alone, in
+    -- every project: a plain string set is cheaper to probe than (project, profile) pairs)
+    select profile_id from {{ ref('stg_profiles') }}
     where received_at > {{ incremental_watermark() }}
 
     union distinct
 
-    select project_id, profile_id from {{ ref('stg_events') }}
+    select profile_id from {{ ref('stg_events') }}
     where profile_id != '' and received_at > {{ incremental_watermark() }}
 
 ),
@@ -27,7 +28,7 @@ traits as (
 
     select * from {{ ref('int_profile_traits') }}
     {%- if is_incremental() %}
-    where (project_id, profile_id) in (select project_id, profile_id from affected_profiles)
+    where profile_id in (select profile_id from affected_profiles)
     {%- endif %}
 
 ),
@@ -45,7 +46,7 @@ event_stats as (
     from {{ ref('stg_events') }}
     where profile_id != ''
     {%- if is_incremental() %}
-        and (project_id, profile_id) in (select project_id, profile_id from affected_profiles)
+        and profile_id in (select profile_id from affected_profiles)
     {%- endif %}
     group by project_id, profile_id
 
