@@ -1,9 +1,15 @@
+{#-
+    The sessions mart. optimize_read_in_window_order lets the first window step of
+    int_events_sessionized read stg_events in its sort order (project, device, time) instead
+    of sorting it.
+-#}
 -- depends_on: {{ ref('int_events_localized') }}
 {{
     config(
         unique_key='device_id',
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
+        query_settings={'optimize_read_in_window_order': 1},
     )
 }}
 
