@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:  # dbt is imported only when it runs: importing it takes a second or two
+    from dbt.cli.main import dbtRunnerResult
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -49,7 +53,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_dbt(args: Sequence[str], settings: Settings | None = None):  # -> dbtRunnerResult
+def run_dbt(args: Sequence[str], settings: Settings | None = None) -> dbtRunnerResult:
     """Invoke dbt in-process (``dbtRunner``) on the project, e.g. ``run_dbt(["build"])``.
 
     ``--project-dir`` / ``--profiles-dir`` default to ``dbt_project/``; the connection comes

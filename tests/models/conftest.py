@@ -68,7 +68,10 @@ class ModelsWarehouse:
         """Run dbt in-process on this module's databases; fail the test if dbt fails."""
         from trackhouse.dbt import run_dbt
 
-        result = run_dbt([*args, "--target-path", str(self.target_dir)], self.settings)
+        result = run_dbt(
+            [*args, "--target-path", str(self.target_dir), "--log-path", str(self.target_dir)],
+            self.settings,
+        )
         if not result.success:
             failures = [
                 f"{r.node.unique_id}: {r.message}" for r in (result.result or [])
