@@ -26,7 +26,7 @@ NO_TELEMETRY_ENV = {
 
 
 def dagster_home(settings: Settings) -> Path:
-    return settings.dagster_home or settings.data_dir / "dagster"
+    return (settings.dagster_home or settings.data_dir / "dagster").resolve()
 
 
 def instance_config(settings: Settings) -> dict[str, Any]:
