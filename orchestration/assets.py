@@ -4,7 +4,8 @@ The graph reads raw (observable source assets, one per dbt source table) -> stag
 intermediate -> marts; the group of each dbt model is the folder it lives in.
 """
 
-
+# No `from __future__ import annotations`: Dagster reads the Config and resource annotations
+# of the decorated functions at run time.
 import shutil
 import warnings
 from collections.abc import Iterator, Mapping

@@ -6,7 +6,8 @@
   they are on their way to.
 """
 
-
+# No `from __future__ import annotations`: Dagster reads the Config and resource annotations
+# of the decorated functions at run time.
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
