@@ -15,8 +15,8 @@ Phases and figures, all from the same run:
    of the load until ``count()`` in ClickHouse reached the accepted events).
 3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
    sent during the load; the time from the collector's 200 to the row being visible).
-4. ``/track/batch`` with 500 events per request (an importer with its secret): accepted and
-   landed events/s.
+4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret):
+   accepted and landed events/s.
 5. Database floor: raw clickhouse-connect inserts (JSONEachRow, 20,000 rows each) of the same
    rows the collector produced, into a scratch copy of the events table.
 """
@@ -140,7 +140,8 @@ request = function()
   headers["openpanel-client-id"] = "%(client)s"
   headers["openpanel-client-secret"] = "%(secret)s"
   headers["user-agent"] = "%(ua)s"
-  return wrk.format("POST", "/track/batch", headers, "[" .. table.concat(items, ",") .. "]")
+  local body = "[" .. table.concat(items, ",") .. "]"
+  return wrk.format("POST", "/track/batch?import=true", headers, body)
 end
 """
 

@@ -2,7 +2,8 @@
 
 Every multi-step change is one Lua script, so it is atomic and costs one round trip:
 
-- ``accept`` (one call per request): refuses everything when the backlog is past its bound;
+- ``accept`` (one call per request): counts the request against its rate limits and refuses
+  it when one is exceeded; refuses everything when the backlog is past its bound;
   per row, reads and updates the device's live session (start, last seen; a device id from
   yesterday's salt that is still live wins), then ``SET dedup-key NX EX ttl`` and only if
   that succeeds ``RPUSH`` the row to its table's buffer.
@@ -59,38 +60,57 @@ class Keys:
         return f"{PREFIX}seen:{kind}:{value}"
 
 
-# One script per request: sessions, deduplication, the backlog bound and the buffer append.
-# KEYS: events buffer, profiles buffer, inflight counter.
-# ARGV: backlog limit, session idle ms, project id, then one value per row: its fields joined
-#   by NUL (fewer arguments to encode than seven per row): dedup key, dedup ttl s,
-#   target (1 events | 2 profiles), device id, previous-day device id ('' if none),
-#   event time ms ('' = no live session: the row already carries its device and session
-#   ids), row JSON (last; JSON text never holds a raw NUL).
+# One script per request: rate limits, the backlog bound, sessions, deduplication and the
+# buffer append, so a request costs one Redis round trip.
+# KEYS: events buffer, profiles buffer, inflight counter, then one counter key per rate limit.
+# ARGV: backlog limit, session idle ms, project id, number of rate limits n, then per limit
+#   (expiry s, allowed amount, cost), then one value per row: its fields joined by NUL (fewer
+#   arguments to encode than seven per row): dedup key, dedup ttl s, target (1 events |
+#   2 profiles), device id, previous-day device id ('' if none), event time ms ('' = no live
+#   session: the row already carries its device and session ids), row JSON (last; JSON text
+#   never holds a raw NUL).
+# Rate limits are the ``limits`` library's fixed windows, kept exactly as its Redis storage
+# keeps them (same keys; INCRBY, and EXPIRE when the window's first hit created the counter),
+# so ``limits``' own window statistics stay right; every limit is counted before any is
+# checked, as ``RateLimits.check`` does.
 # A live row's device id (today's, or yesterday's when that one has the live session) and
-# session id are decided here and appended to its JSON. The session id is a UUID laid out
-# from sha1("project:device:session start ms"); ``identity.session_id`` computes the same.
-# Returns {-1} when the backlog is full, else per row: 1 accepted / 0 duplicate, device id,
-# session id.
+# session id are decided here and appended to its JSON. A session keeps the start it was
+# first seen with (an earlier-stamped event arriving later does not move it, so concurrent
+# requests of one visit get one id). The session id is a UUID laid out from
+# sha1("project:device:session start ms"); ``identity.session_id`` computes the same.
+# Returns {-2, i} when rate limit i (1-based) is exceeded (nothing stored), {-1} when the
+# backlog is full, else {flags, then device id and session id of each live row}: flags has
+# one character per row, '1' accepted or '0' duplicate (a short answer: imports of thousands
+# of rows need nothing else back).
 ACCEPT = """
+local limits = tonumber(ARGV[4])
+local counted = {}
+for j = 1, limits do
+  local cost = tonumber(ARGV[4 + 3 * j])
+  counted[j] = redis.call('INCRBY', KEYS[3 + j], cost)
+  if counted[j] == cost then
+    redis.call('EXPIRE', KEYS[3 + j], ARGV[2 + 3 * j])
+  end
+end
+for j = 1, limits do
+  if counted[j] > tonumber(ARGV[3 + 3 * j]) then
+    return {-2, j}
+  end
+end
 local backlog = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
   + tonumber(redis.call('GET', KEYS[3]) or '0')
 if backlog >= tonumber(ARGV[1]) then
   return {-1}
 end
 local idle, project = tonumber(ARGV[2]), ARGV[3]
-local out = {}
-for i = 4, #ARGV do
-  local f, start = {}, 1
-  for _ = 1, 6 do
-    local stop = string.find(ARGV[i], '\0', start, true)
-    f[#f + 1] = string.sub(ARGV[i], start, stop - 1)
-    start = stop + 1
-  end
-  local row, device, session = string.sub(ARGV[i], start), f[4], ''
-  if f[6] ~= '' then
-    local ts = tonumber(f[6])
+local flags, out, pushed = {}, {''}, {{}, {}}
+for i = 5 + 3 * limits, #ARGV do
+  local dedup, ttl, target, device, prev, ts, row = string.match(ARGV[i],
+    '^([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z(.*)$')
+  local session = ''
+  if ts ~= '' then
+    ts = tonumber(ts)
     local key = 's:' .. project .. ':' .. device
-    local prev = f[5]
     if prev ~= '' and redis.call('EXISTS', 'th:' .. key) == 0
         and redis.call('EXISTS', 'th:s:' .. project .. ':' .. prev) == 1 then
       device = prev
@@ -103,7 +123,7 @@ for i = 4, #ARGV do
       local sep = string.find(value, ':', 1, true)
       local s, l = tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))
       if ts - l <= idle then
-        first = math.min(s, ts)
+        first = s
         last = math.max(l, ts)
       end
     end
@@ -115,14 +135,25 @@ for i = 4, #ARGV do
     row = string.sub(row, 1, -2) .. ',"device_id":"' .. device .. '","session_id":"'
       .. session .. '"}'
   end
-  local accepted = 0
-  if redis.call('SET', f[1], '1', 'NX', 'EX', f[2]) then
-    redis.call('RPUSH', KEYS[tonumber(f[3])], row)
-    accepted = 1
+  if redis.call('SET', dedup, '1', 'NX', 'EX', ttl) then
+    local rows = pushed[tonumber(target)]
+    rows[#rows + 1] = row
+    flags[#flags + 1] = '1'
+  else
+    flags[#flags + 1] = '0'
   end
-  out[#out + 1] = accepted
-  out[#out + 1] = device
-  out[#out + 1] = session
+  if session ~= '' then
+    out[#out + 1] = device
+    out[#out + 1] = session
+  end
+end
+out[1] = table.concat(flags)
+-- one RPUSH per table and 1,000 rows (Lua's unpack has a stack limit), in arrival order
+for target = 1, 2 do
+  local rows = pushed[target]
+  for first = 1, #rows, 1000 do
+    redis.call('RPUSH', KEYS[target], unpack(rows, first, math.min(first + 999, #rows)))
+  end
 end
 return out
 """

@@ -5,8 +5,9 @@ America/New_York) with thousands of devices from real user agents and IPs across
 referrers and UTM campaigns, SPA page views, custom events with properties, a sign-up funnel
 with drop-off (``signup_started`` -> ``signup_completed`` -> ``purchase``), identify and
 increment calls, and visitors returning over weeks. The history of the last ``days`` days goes
-through the import path (``/track/batch`` with the project's secret client); today's visits are
-sent one event per request like the web SDK, from the browser client with an ``Origin``.
+through the import path (``/track/batch?import=true`` with the project's secret client);
+today's visits are sent one event per request like the web SDK, from the browser client
+with an ``Origin``.
 
 Projects and clients are created through ``accounts.service`` when absent; the demo clients'
 secrets are kept in ``<data_dir>/demo-clients.json`` (mode 600) so a later run reuses them.
@@ -370,8 +371,9 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
                        "openpanel-client-secret": creds.secret,
                        "openpanel-sdk-name": "trackhouse-demo"}
             for chunk in _chunks(history, 500):
-                answer = http.post("/track/batch", content=orjson.dumps(chunk), headers={
-                    **headers, "content-type": "application/json"})
+                answer = http.post("/track/batch", params={"import": "true"},
+                                   content=orjson.dumps(chunk),
+                                   headers={**headers, "content-type": "application/json"})
                 answer.raise_for_status()
                 body = answer.json()
                 counts["accepted"] += body["accepted"]

@@ -21,9 +21,21 @@ TRACKHOUSE_NAMESPACE = uuid.UUID("6f1f3c52-8d0b-4d7e-9a57-3c2b1f0e8a41")
 SALT_TTL_S = 3 * 86_400
 
 
+_NAMESPACE_BYTES = TRACKHOUSE_NAMESPACE.bytes
+
+
 def derived_uuid(*parts: Any) -> str:
-    """A uuid5 of the parts (joined unambiguously)."""
-    return str(uuid.uuid5(TRACKHOUSE_NAMESPACE, orjson.dumps(parts).decode()))
+    """A uuid5 of the parts (joined unambiguously).
+
+    Exactly ``str(uuid.uuid5(TRACKHOUSE_NAMESPACE, orjson.dumps(parts).decode()))``, laid out
+    from the SHA-1 bytes directly: the ``uuid`` module's objects cost about a third of a
+    batch event's preparation.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def event_id_from_client(project_id: str, client_event_id: str) -> str:
@@ -55,6 +67,7 @@ def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=65_536)
 def session_id(project_id: str, device: str, started_at_ms: int) -> str:
     """A UUID laid out from sha1("project:device:start ms") (version 5 bits set), exactly as
     the collector's Redis script computes live session ids (``buffer.ACCEPT``)."""

@@ -29,6 +29,7 @@ from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
 from collector.pipeline import ScriptPipeline
+from collector.ratelimit import RateLimits
 from collector.schemas import (
     MAX_VALUE,
     AssignGroupPayload,
@@ -37,15 +38,15 @@ from collector.schemas import (
     IncrementPayload,
     Message,
     MessageError,
-    TrackMessage,
+    PlainTrackMessage,
     parse_message,
 )
 from trackhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CLAMP_PAST = timedelta(days=7)
-CLAMP_FUTURE = timedelta(minutes=1)
+CLAMP_PAST_MS = 7 * 86_400_000
+CLAMP_FUTURE_MS = 60_000
 REQUEST_DEDUP_TTL_S = 10  # the SDK retries within 0.5 + 1 + 2 s
 SESSION_BUCKET_MS = 1_800_000
 MAX_CLIENT_ID = 64
@@ -91,14 +92,32 @@ class IngestContext:
     user_agent: str
     sdk_name: str = ""
     sdk_version: str = ""
-    # True on /track/batch from a client that proved its secret: historical import (the
-    # client's timestamps are kept as sent, imported_at is set, no live session).
+    # True on /track/batch when a client that proved its secret asks for an import: history
+    # (the client's timestamps are kept as sent, imported_at is set, no live session).
     importing: bool = False
+    # counted by the accept script, in the same round trip as the events (None: not limited)
+    rate_limits: RateLimits | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @cached_property
     def received_text(self) -> str:
         return format_time(self.received_at)
+
+    @cached_property
+    def received_ms(self) -> int:
+        return epoch_ms(self.received_at)
+
+    @cached_property
+    def request_columns(self) -> dict[str, Any]:
+        """The columns every event of this request shares."""
+        return {
+            "project_id": self.client.project_id,
+            "received_at": self.received_text,
+            "imported_at": self.received_text if self.importing else None,
+            "sdk_name": _text(self.sdk_name, 64),
+            "sdk_version": _text(self.sdk_version, 64),
+            "language": "", "screen": "",
+        }
 
 
 @dataclass
@@ -217,24 +236,65 @@ def _page_fields(url: str) -> tuple[dict[str, str], str]:
     return columns, host if origin else ""
 
 
-def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
-             salts: tuple[str, str]) -> _Prepared:
+@lru_cache(maxsize=20_000)
+def _page_columns(page_url: str, referrer_url: str) -> dict[str, str]:
+    """Page, referrer and UTM columns of (page URL, referrer URL); a site's pages and
+    referrers repeat, so one cached dict serves many events (callers only read it)."""
+    page, page_host = _page_fields(page_url)
+    referrer = classify_referrer(referrer_url, page_host)
+    return {**page, "referrer": referrer_url, "referrer_name": referrer.name,
+            "referrer_type": referrer.type, **utm_from_query(page["query"])}
+
+
+@lru_cache(maxsize=65_536)
+def _visitor_columns(geo: GeoLocator, ip: str, user_agent: str, bot_check: bool
+                     ) -> dict[str, Any]:
+    """Geo and user-agent columns of one visitor (cached: callers only read it)."""
+    found = geo.lookup(ip)
+    agent = parse_agent(user_agent)
+    is_bot = agent.is_bot and bot_check
+    return {
+        "country": found.country, "region": found.region, "city": found.city,
+        "latitude": found.latitude, "longitude": found.longitude,
+        "os": agent.os, "os_version": agent.os_version,
+        "browser": agent.browser, "browser_version": agent.browser_version,
+        "device": agent.device, "brand": agent.brand, "model": agent.model,
+        "is_bot": is_bot, "bot_name": agent.bot_name if is_bot else "",
+    }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, exactly (float timestamps can be 1 ms off)."""
+    return (moment - _EPOCH) // _MILLISECOND
+
+
+@lru_cache(maxsize=4_096)
+def _format_ms(moment_ms: int) -> str:
+    return format_time(_EPOCH + moment_ms * _MILLISECOND)
+
+
+def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
+             context: IngestContext, salts: tuple[str, str]) -> _Prepared:
     client = context.client
     project = client.project_id
-    received = context.received_at
     payload = message.payload
-    properties: dict[str, Any] = dict(getattr(payload, "properties", None) or {})
+    properties: dict[str, Any] = getattr(payload, "properties", None) or {}
 
     ip = context.ip
-    if client.has_secret and properties.get("__ip"):
-        ip = _valid_ip(str(properties["__ip"])) or ip
     user_agent = context.user_agent
     # A client that proved its secret is never a bot itself; a visitor's user agent that it
     # forwards per message (importers) is checked like any browser's.
     bot_check = not client.has_secret
-    if client.has_secret and isinstance(properties.get("__userAgent"), str):
-        user_agent = properties["__userAgent"][:1000]
-        bot_check = True
+    if client.has_secret:
+        if properties.get("__ip"):
+            ip = _valid_ip(str(properties["__ip"])) or ip
+        if isinstance(properties.get("__userAgent"), str):
+            user_agent = properties["__userAgent"][:1000]
+            bot_check = True
 
     sdk_device = properties.get("__deviceId")
     if sdk_device is not None and (
@@ -248,9 +308,14 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         previous_device = identity.device_id(salts[1], user_agent, ip, project)
 
     client_time = parse_client_time(properties.get("__timestamp"))
-    created = client_time or received
-    if not context.importing:
-        created = min(max(created, received - CLAMP_PAST), received + CLAMP_FUTURE)
+    received_ms = context.received_ms
+    if client_time is None:
+        created_ms = received_ms
+    else:
+        created_ms = epoch_ms(client_time)
+        if not context.importing:
+            created_ms = min(max(created_ms, received_ms - CLAMP_PAST_MS),
+                             received_ms + CLAMP_FUTURE_MS)
 
     client_event_id = properties.get("__eventId")
     if client_event_id is not None and (
@@ -260,8 +325,9 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         raise MessageError("properties.__eventId must be a string of 1-64 characters")
 
     page_url = _text(properties.get("__path"))
-    name: str = message.payload.name if isinstance(message, TrackMessage) else message.type
-    flat = flatten_properties({k: v for k, v in properties.items() if k not in _CONSUMED})
+    name: str = payload.name if message.type == "track" else message.type
+    flat = flatten_properties(properties if _CONSUMED.isdisjoint(properties) else
+                              {k: v for k, v in properties.items() if k not in _CONSUMED})
     if client_event_id is not None:
         event_id = identity.event_id_from_client(project, str(client_event_id))
         dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
@@ -271,29 +337,20 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
     else:
         fingerprint = identity.request_fingerprint(project, raw, ip, user_agent)
-        event_id = identity.derived_uuid("request", fingerprint, int(received.timestamp() * 1000))
+        event_id = identity.derived_uuid("request", fingerprint, received_ms)
         dedup = (Keys.dedup("req", fingerprint), REQUEST_DEDUP_TTL_S)
 
     common: dict[str, Any] = {
         "index": index, "dedup_key": dedup[0], "dedup_ttl": dedup[1], "device_id": device,
-        "previous_device_id": previous_device, "event_ms": int(created.timestamp() * 1000),
+        "previous_device_id": previous_device, "event_ms": created_ms,
     }
-    received_text = context.received_text
-    created_text = format_time(created)
+    created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
 
-    if not isinstance(message, TrackMessage):
+    if message.type != "track":
         profile_row = _profile_row(message, event_id, project, flat, created_text,
-                                   received_text)
+                                   context.received_text)
         return _Prepared(table="profiles", row=profile_row, live_session=False, **common)
-    track = message.payload
 
-    page, page_host = _page_fields(page_url)
-    referrer_url = _text(properties.get("__referrer"))
-    referrer = classify_referrer(referrer_url, page_host)
-    utm = utm_from_query(page["query"])
-    geo = context.services.geo.lookup(ip)
-    agent = parse_agent(user_agent)
-    is_bot = agent.is_bot and bot_check
     try:
         revenue = int(properties.get("__revenue") or 0)
         duration_ms = max(0, min(int(properties.get("__duration") or 0), 2**32 - 1))
@@ -301,36 +358,22 @@ def _prepare(index: int, raw: Any, message: Message, context: IngestContext,
         raise MessageError("properties.__revenue and __duration must be integers") from None
     row: dict[str, Any] = {
         "id": event_id,
-        "project_id": project,
         "name": name,
-        "profile_id": _text(track.profileId, 256),
+        "profile_id": _text(payload.profileId, 256),
         "created_at": created_text,
-        "received_at": received_text,
-        "imported_at": received_text if context.importing else None,
-        "sdk_name": _text(context.sdk_name, 64),
-        "sdk_version": _text(context.sdk_version, 64),
-        **page,
+        **context.request_columns,
+        **_page_columns(page_url, _text(properties.get("__referrer"))),
         "title": _text(properties.get("__title")),
-        "referrer": referrer_url,
-        "referrer_name": referrer.name,
-        "referrer_type": referrer.type,
-        **utm,
-        "country": geo.country, "region": geo.region, "city": geo.city,
-        "latitude": geo.latitude, "longitude": geo.longitude,
-        "os": agent.os, "os_version": agent.os_version,
-        "browser": agent.browser, "browser_version": agent.browser_version,
-        "device": agent.device, "brand": agent.brand, "model": agent.model,
-        "language": "", "screen": "",
+        **_visitor_columns(context.services.geo, ip, user_agent, bot_check),
         "properties": flat,
-        "groups": [str(g)[:200] for g in (track.groups or [])],
+        "groups": [str(g)[:200] for g in (payload.groups or ())],
         "revenue": revenue,
         "duration_ms": duration_ms,
-        "is_bot": is_bot,
-        "bot_name": agent.bot_name if is_bot else "",
     }
-    for key, column in _OVERRIDES.items():
-        if properties.get(key) not in (None, ""):
-            row[column] = _text(properties[key], 200)
+    if not _OVERRIDES.keys().isdisjoint(properties):
+        for key, column in _OVERRIDES.items():
+            if properties.get(key) not in (None, ""):
+                row[column] = _text(properties[key], 200)
     return _Prepared(table="events", row=row, live_session=not context.importing, **common)
 
 
@@ -362,8 +405,9 @@ def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, st
 async def ingest_messages(messages: list[Any], context: IngestContext) -> list[ItemResult]:
     """Validate, enrich and buffer ``messages`` (decoded JSON values); one result each.
 
-    One Redis round trip for the whole request (sessions, deduplication and the append are
-    one script). Raises ``BacklogFull`` when the buffer is past its bound (nothing stored).
+    One Redis round trip for the whole request (rate limits, sessions, deduplication and the
+    append are one script). Raises ``BacklogFull`` when the buffer is past its bound and
+    ``ApiError`` (429) past a rate limit (nothing stored either way).
     """
     services = context.services
     results: list[ItemResult | None] = [None] * len(messages)
@@ -375,8 +419,11 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
             prepared.append(_prepare(index, raw, message, context, salts))
         except MessageError as error:
             results[index] = ItemResult(status="error", error=str(error))
+    limits = context.rate_limits
     if prepared:
         await _buffer(prepared, context, results)
+    elif limits is not None:  # nothing to store, but the request counts all the same
+        await limits.check(context.client.client_id, context.ip)
     return [r or ItemResult(status="error", error="not processed") for r in results]
 
 
@@ -384,8 +431,12 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
                   results: list[ItemResult | None]) -> None:
     settings = context.services.settings
     project = context.client.project_id
+    limits = context.rate_limits
+    charges = limits.charges(context.client.client_id, context.ip) if limits else []
     args: list[Any] = [settings.collector_backlog_limit, settings.collector_session_idle_s * 1000,
-                       project]
+                       project, len(charges)]
+    for charge in charges:  # one hit per request, whatever its number of events
+        args += [charge.item.get_expiry(), charge.item.amount, 1]
     for item in prepared:
         if item.live_session:
             row = orjson.dumps(item.row)  # the script appends device_id and session_id
@@ -401,16 +452,22 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         fields = (item.dedup_key, str(item.dedup_ttl), "1" if item.table == "events" else "2",
                   item.device_id, item.previous_device_id, str(event_ms))
         args.append("\0".join(fields).encode() + b"\0" + row)
-    keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight]
+    keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
+            *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
-    if answer and int(answer[0]) == -1:
+    if answer[0] == -2:
+        assert limits is not None
+        raise await limits.refusal(charges[int(answer[1]) - 1])
+    if answer[0] == -1:
         raise BacklogFull()
-    for position, item in enumerate(prepared):
-        accepted, device, session = answer[3 * position: 3 * position + 3]
-        results[item.index] = ItemResult(
-            status="accepted" if int(accepted) else "duplicate",
-            device_id=device.decode(),
-            session_id=session.decode() or item.row.get("session_id", ""))
+    flags, live = answer[0], iter(answer[1:])
+    for item, flag in zip(prepared, flags, strict=True):
+        if item.live_session:
+            device, session = next(live).decode(), next(live).decode()
+        else:
+            device, session = item.device_id, item.row.get("session_id", "")
+        results[item.index] = ItemResult(status="accepted" if flag == ord("1") else "duplicate",
+                                         device_id=device, session_id=session)
 
 
 def now_ms() -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import Redis
@@ -44,6 +45,16 @@ def _retrieve(future: asyncio.Future) -> None:
         future.exception()
 
 
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One limit a request counts against: its ``limits`` item, scope and Redis key."""
+
+    scope: str  # "client" | "IP"
+    item: RateLimitItem
+    identifier: str
+    key: str  # the counter's Redis key, exactly as ``limits``' Redis storage names it
+
+
 class RateLimits:
     def __init__(self, redis_url: str, per_client: str, per_ip: str, redis: Redis) -> None:
         self.storage = CoalescedRedisStorage(limits_uri(redis_url), redis)
@@ -53,23 +64,34 @@ class RateLimits:
         self.per_client = parse(per_client) if per_client else None
         self.per_ip = parse(per_ip) if per_ip else None
 
+    def charges(self, client_id: str, ip: str) -> list[Charge]:
+        """The limits a request from ``client_id`` for visitor ``ip`` counts against. The
+        accept script (``buffer.ACCEPT``) counts them in the same round trip as the events."""
+        return [Charge(scope, item, key, self.storage.bridge.prefixed_key(item.key_for(scope, key)))
+                for scope, item, key in (("client", self.per_client, client_id),
+                                         ("IP", self.per_ip, ip)) if item is not None]
+
+    async def refusal(self, charge: Charge) -> ApiError:
+        """The 429 for an exceeded limit, with Retry-After from the window's statistics."""
+        stats = await self.limiter.get_window_stats(charge.item, charge.scope, charge.identifier)
+        retry = max(1, math.ceil(stats.reset_time - time.time()))
+        return ApiError(429, f"rate limit exceeded for this {charge.scope} ({charge.item}); "
+                        "retry later", headers={"Retry-After": str(retry)})
+
     async def check(self, client_id: str, ip: str, cost: int = 1) -> None:
         """Count ``cost`` hits for the client and for the IP; raise ApiError(429) with
-        Retry-After when either is over its limit.
+        Retry-After when either is over its limit (requests that store nothing: the accept
+        script counts the others itself).
 
         This is ``FixedWindowRateLimiter.hit`` (increment the item's window counter, allowed
         while it stays within the item's amount) for both limits at once: both increments
         are queued before waiting, so they share one pipeline and no task is created.
         """
-        scopes = [(scope, item, key) for scope, item, key in (
-            ("client", self.per_client, client_id), ("IP", self.per_ip, ip)) if item is not None]
-        pending = [self.storage.submit_incr(item.key_for(scope, key), item.get_expiry(), cost)
-                   for scope, item, key in scopes]
+        charges = self.charges(client_id, ip)
+        pending = [self.storage.submit_incr(c.item.key_for(c.scope, c.identifier),
+                                            c.item.get_expiry(), cost) for c in charges]
         for future in pending:  # a failure is raised by the first await; don't log it twice
             future.add_done_callback(_retrieve)
-        for (scope, item, key), counted in zip(scopes, pending, strict=True):
-            if int(await counted) > item.amount:
-                stats = await self.limiter.get_window_stats(item, scope, key)
-                retry = max(1, math.ceil(stats.reset_time - time.time()))
-                raise ApiError(429, f"rate limit exceeded for this {scope} ({item}); retry later",
-                               headers={"Retry-After": str(retry)})
+        for charge, counted in zip(charges, pending, strict=True):
+            if int(await counted) > charge.item.amount:
+                raise await self.refusal(charge)

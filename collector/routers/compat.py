@@ -86,9 +86,8 @@ async def _ingest(request: Request, state: AppState, client: AuthenticatedClient
         message["payload"]["properties"]["__eventId"] = uuid.uuid4().hex
     settings = state.services.settings
     ip = client_ip(request, settings.collector_trusted_proxies, secret_client=False)
-    await state.rate_limits.check(client.client_id, ip)
     context = IngestContext(
-        services=state.services, client=client, ip=ip,
+        services=state.services, client=client, ip=ip, rate_limits=state.rate_limits,
         user_agent=request.headers.get("user-agent", "")[:1000],
         sdk_name=sdk_name, sdk_version=sdk_version,
     )

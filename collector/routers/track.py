@@ -27,7 +27,11 @@ router = APIRouter(tags=["ingestion"])
 _MESSAGE_SCHEMA = message_json_schema()
 _TRACK_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": _MESSAGE_SCHEMA}}}}
-_BATCH_BODY = {"requestBody": {"required": True, "content": {
+_BATCH_BODY = {"parameters": [{
+    "name": "import", "in": "query", "required": False, "schema": {"type": "boolean"},
+    "description": "Historical import (needs the client's secret): timestamps kept as sent, "
+                   "imported_at set. Same as the header x-trackhouse-import: true."}],
+    "requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "array", "items": _MESSAGE_SCHEMA}},
     "application/x-ndjson": {"schema": {"type": "string",
                                         "description": "one message per line"}}}}}
@@ -55,14 +59,25 @@ async def _context(request: Request, headers: dict[str, str], state: AppState,
     settings = state.services.settings
     ip = client_ip(request, settings.collector_trusted_proxies, secret_client=client.has_secret,
                    headers=headers)
-    await state.rate_limits.check(client.client_id, ip)
     return IngestContext(
         services=state.services, client=client, ip=ip,
         user_agent=headers.get("user-agent", "")[:1000],
         sdk_name=headers.get("openpanel-sdk-name", ""),
         sdk_version=headers.get("openpanel-sdk-version", ""),
         importing=importing,
+        rate_limits=state.rate_limits,  # counted in the accept script's round trip
     )
+
+
+IMPORT_HEADERS = ("x-trackhouse-import", "openpanel-import")
+_YES = frozenset({"1", "true", "yes"})
+
+
+def _wants_import(request: Request, headers: dict[str, str]) -> bool:
+    """A batch is a historical import only when it says so: ``?import=true`` or an
+    ``x-trackhouse-import: true`` (or ``openpanel-import: true``) header."""
+    flags = [request.query_params.get("import"), *(headers.get(h) for h in IMPORT_HEADERS)]
+    return any(flag is not None and flag.strip().lower() in _YES for flag in flags)
 
 
 def _readable_by(headers: dict[str, str], client: AuthenticatedClient) -> dict[str, str]:
@@ -100,8 +115,11 @@ async def track(request: Request) -> Response:
 @router.post("/track/batch", openapi_extra=_BATCH_BODY,
              summary="Ingest many messages (JSON array or NDJSON)")
 async def track_batch(request: Request) -> Response:
-    """Messages as a JSON array or NDJSON; answers one result per message. Clients that send
-    their secret import history: their timestamps are kept as sent and ``imported_at`` set."""
+    """Messages as a JSON array or NDJSON; answers one result per message.
+
+    Live by default (server-side SDKs): live sessions, timestamps clamped like ``/track``.
+    With ``?import=true`` (or the header ``x-trackhouse-import: true``) a client that sends
+    its secret imports history: timestamps are kept as sent and ``imported_at`` is set."""
     state: AppState = request.app.state.collector
     settings = state.services.settings
     body = await read_body(request, settings.collector_max_body_bytes * 16)
@@ -117,7 +135,11 @@ async def track_batch(request: Request) -> Response:
     first = messages[0] if isinstance(messages[0], dict) else {}
     headers = _headers(request)
     client = await _authenticate(headers, first.get("clientId"), first.get("clientSecret"))
-    context = await _context(request, headers, state, client, importing=client.has_secret)
+    importing = _wants_import(request, headers)
+    if importing and not client.has_secret:
+        raise ApiError(403, "importing history needs the client's secret "
+                       "(openpanel-client-secret)")
+    context = await _context(request, headers, state, client, importing=importing)
     try:
         results = await ingest_messages(messages, context)
     except BacklogFull:

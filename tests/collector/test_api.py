@@ -295,15 +295,49 @@ def test_batch_json_and_ndjson_with_per_item_results(api, project: TestProject,
 def test_import_keeps_timestamps_and_sets_imported_at(api, project: TestProject,
                                                       redis_client) -> None:
     item = screen_view("/old", __timestamp="2026-01-05T08:00:00Z")
-    api.post("/track/batch", json=[item], headers=project.server_headers())
+    answer = api.post("/track/batch?import=true", json=[item], headers=project.server_headers())
+    assert answer.json()["accepted"] == 1
     row = last_event(redis_client)
     assert row["created_at"] == "2026-01-05 08:00:00.000" and row["imported_at"]
-    # the browser client cannot import: its old timestamp is clamped to 7 days ago
-    browser_item = screen_view("/old-browser", __timestamp="2026-01-05T08:00:00Z")
-    api.post("/track/batch", json=[browser_item], headers=project.browser_headers())
+    # the header works as well as the query parameter
+    item = screen_view("/old-header", __timestamp="2026-01-05T09:00:00Z")
+    api.post("/track/batch", json=[item], headers=project.server_headers(
+        **{"x-trackhouse-import": "true"}))
     row = last_event(redis_client)
-    assert row["path"] == "/old-browser"
-    assert row["imported_at"] is None and row["created_at"] > "2026-01-05 08:00:00.000"
+    assert row["created_at"] == "2026-01-05 09:00:00.000" and row["imported_at"]
+    # the browser client cannot import: it has no secret to prove
+    browser_item = screen_view("/old-browser", __timestamp="2026-01-05T08:00:00Z")
+    refused = api.post("/track/batch?import=true", json=[browser_item],
+                       headers=project.browser_headers())
+    assert refused.status_code == 403 and "secret" in refused.json()["error"]
+    assert last_event(redis_client)["path"] == "/old-header"
+
+
+def test_server_side_batches_are_live_unless_they_ask_to_import(
+        api, fresh_project: TestProject, redis_client) -> None:
+    """A secret client's batch without the import flag (the Python SDK's) is live traffic:
+    clamped times, no imported_at, the visitor's live session."""
+    from collector import identity
+
+    headers = fresh_project.server_headers(**{"openpanel-client-ip": "81.2.69.142"})
+    old = screen_view("/server-old", __timestamp="2026-01-05T08:00:00Z")
+    recent = screen_view("/server-now")
+    body = api.post("/track/batch", json=[old, recent], headers=headers).json()
+    assert body["accepted"] == 2
+    first, second = body["results"]
+    assert first["deviceId"] == second["deviceId"]
+    rows = [orjson.loads(raw) for raw in redis_client.lrange(Keys.buffer("events"), -2, -1)]
+    assert [row["path"] for row in rows] == ["/server-old", "/server-now"]
+    assert all(row["imported_at"] is None for row in rows)
+    received = datetime.fromisoformat(rows[0]["received_at"]).replace(tzinfo=UTC)
+    clamped = received - timedelta(days=7)
+    assert datetime.fromisoformat(rows[0]["created_at"]).replace(tzinfo=UTC) == clamped
+    # live session ids (started at the event's own time), not an import's half-hour ids
+    assert first["sessionId"] == identity.session_id(
+        fresh_project.project_id, first["deviceId"], int(clamped.timestamp() * 1000))
+    # ...and the session /track continues for the same visitor
+    live = api.post("/track", json=screen_view("/browser"), headers=headers).json()
+    assert live == {"deviceId": second["deviceId"], "sessionId": second["sessionId"]}
 
 
 def test_same_event_twice_is_accepted_once(api, project: TestProject, redis_client) -> None:
@@ -355,6 +389,28 @@ def test_live_sessions_split_after_30_idle_minutes(api, fresh_project: TestProje
     soon = at(now - timedelta(minutes=9), "/3")
     assert early["deviceId"] == later["deviceId"] == soon["deviceId"]
     assert early["sessionId"] != later["sessionId"] == soon["sessionId"]
+
+
+def test_an_earlier_stamped_event_arriving_later_keeps_the_session(
+        api, fresh_project: TestProject, redis_client) -> None:
+    """Two requests of one visit racing: the later-stamped one arrives first. The session
+    keeps the start it was first seen with, so both get the same session id."""
+    from collector import identity
+
+    headers = fresh_project.browser_headers(**{"x-forwarded-for": "92.40.7.7"})
+    now = datetime.now(UTC).replace(microsecond=0)
+    later, earlier = now - timedelta(seconds=5), now - timedelta(seconds=20)
+    first = api.post("/track", json=screen_view("/2", __timestamp=later.isoformat()),
+                     headers=headers).json()
+    second = api.post("/track", json=screen_view("/1", __timestamp=earlier.isoformat()),
+                      headers=headers).json()
+    assert second == first
+    later_ms = int(later.timestamp() * 1000)
+    assert first["sessionId"] == identity.session_id(fresh_project.project_id,
+                                                     first["deviceId"], later_ms)
+    start, last_seen = redis_client.get(
+        Keys.session(fresh_project.project_id, first["deviceId"])).decode().split(":")
+    assert (int(start), int(last_seen)) == (later_ms, later_ms)
 
 
 def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,

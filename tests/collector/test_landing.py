@@ -45,7 +45,8 @@ def test_every_message_type_lands(api, worker, fresh_project: TestProject, ch) -
         assert answer.status_code == 200, answer.text
     imported = [{"type": "track", "payload": {"name": "signup_completed", "properties": {
         "__timestamp": "2026-01-02T03:04:05.678Z", "__eventId": "imp-1"}}}]
-    assert api.post("/track/batch", json=imported, headers=server).json()["accepted"] == 1
+    assert api.post("/track/batch?import=true", json=imported,
+                    headers=server).json()["accepted"] == 1
 
     wait_until(lambda: count(ch, "events", project.project_id) == 4
                and count(ch, "profiles", project.project_id) == 5, message="all rows landed")
