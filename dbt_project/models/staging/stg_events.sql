@@ -39,6 +39,16 @@ raw_events as (
 
 ),
 
+{% if is_incremental() %}
+-- a run's batch is small: keep the first-received copy of each id directly
+deduplicated as (
+
+    select * from raw_events
+    order by received_at, created_at, device_id
+    limit 1 by id
+
+),
+{% else %}
 duplicated_ids as (
 
     select id
@@ -48,8 +58,9 @@ duplicated_ids as (
 
 ),
 
--- Duplicates are rare, so only their rows are sorted: the first-received copy of each id
--- (ties broken by the rest of the row's key), and every other row passes through unsorted.
+-- Over the whole table duplicates are rare, so only their rows are sorted: the first-received
+-- copy of each id (ties broken by the rest of the row's key); every other row passes through
+-- unsorted.
 deduplicated as (
 
     select * from raw_events
@@ -65,6 +76,7 @@ deduplicated as (
     )
 
 ),
+{% endif %}
 
 renamed as (
 
