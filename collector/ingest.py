@@ -108,6 +108,11 @@ class IngestContext:
         return epoch_ms(self.received_at)
 
     @cached_property
+    def request_json(self) -> bytes:
+        """``request_columns`` as JSON members (no braces), to splice into each row."""
+        return orjson.dumps(self.request_columns)[1:-1]
+
+    @cached_property
     def request_columns(self) -> dict[str, Any]:
         """The columns every event of this request shares."""
         return {
@@ -162,6 +167,10 @@ def parse_client_time(value: Any) -> datetime | None:
 def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
     """Property values as text for ``Map(String, String)``: nested objects become dotted
     keys (as OpenPanel does), lists JSON, booleans ``true``/``false``; nulls are dropped."""
+    if not properties:
+        return {}
+    if all(type(value) is str and len(value) <= MAX_VALUE for value in properties.values()):
+        return dict(properties)  # the common case: text values, nothing to convert
     flat: dict[str, str] = {}
 
     def visit(prefix: str, value: Any) -> None:
@@ -183,7 +192,7 @@ def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
             raise MessageError(f"properties.{prefix[:60]} is longer than {MAX_VALUE} characters")
         flat[prefix] = text
 
-    for key, value in (properties or {}).items():
+    for key, value in properties.items():
         visit(key, value)
     return flat
 
@@ -204,12 +213,14 @@ def _valid_ip(value: str) -> str | None:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Prepared:
     """One message turned into a row, waiting for its session and for the buffer."""
 
     index: int
     table: str  # "events" | "profiles"
+    # the row's own columns; with ``tail``, the JSON of the columns it shares with other rows
+    # (request, page, visitor) is appended as bytes, serialised once per request or visitor
     row: dict[str, Any]
     dedup_key: str
     dedup_ttl: int
@@ -217,6 +228,11 @@ class _Prepared:
     previous_device_id: str
     live_session: bool
     event_ms: int
+    tail: bytes = b""
+
+    def json(self) -> bytes:
+        data = orjson.dumps(self.row)
+        return data[:-1] + self.tail + b"}" if self.tail else data
 
 
 @lru_cache(maxsize=20_000)
@@ -270,6 +286,16 @@ _MILLISECOND = timedelta(milliseconds=1)
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly (float timestamps can be 1 ms off)."""
     return (moment - _EPOCH) // _MILLISECOND
+
+
+@lru_cache(maxsize=20_000)
+def _page_json(page_url: str, referrer_url: str) -> bytes:
+    return orjson.dumps(_page_columns(page_url, referrer_url))[1:-1]
+
+
+@lru_cache(maxsize=65_536)
+def _visitor_json(geo: GeoLocator, ip: str, user_agent: str, bot_check: bool) -> bytes:
+    return orjson.dumps(_visitor_columns(geo, ip, user_agent, bot_check))[1:-1]
 
 
 @lru_cache(maxsize=4_096)
@@ -340,16 +366,13 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         event_id = identity.derived_uuid("request", fingerprint, received_ms)
         dedup = (Keys.dedup("req", fingerprint), REQUEST_DEDUP_TTL_S)
 
-    common: dict[str, Any] = {
-        "index": index, "dedup_key": dedup[0], "dedup_ttl": dedup[1], "device_id": device,
-        "previous_device_id": previous_device, "event_ms": created_ms,
-    }
     created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
 
     if message.type != "track":
         profile_row = _profile_row(message, event_id, project, flat, created_text,
                                    context.received_text)
-        return _Prepared(table="profiles", row=profile_row, live_session=False, **common)
+        return _Prepared(index, "profiles", profile_row, dedup[0], dedup[1], device,
+                         previous_device, False, created_ms)
 
     try:
         revenue = int(properties.get("__revenue") or 0)
@@ -361,20 +384,28 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         "name": name,
         "profile_id": _text(payload.profileId, 256),
         "created_at": created_text,
-        **context.request_columns,
-        **_page_columns(page_url, _text(properties.get("__referrer"))),
         "title": _text(properties.get("__title")),
-        **_visitor_columns(context.services.geo, ip, user_agent, bot_check),
         "properties": flat,
         "groups": [str(g)[:200] for g in (payload.groups or ())],
         "revenue": revenue,
         "duration_ms": duration_ms,
     }
-    if not _OVERRIDES.keys().isdisjoint(properties):
-        for key, column in _OVERRIDES.items():
-            if properties.get(key) not in (None, ""):
-                row[column] = _text(properties[key], 200)
-    return _Prepared(table="events", row=row, live_session=not context.importing, **common)
+    referrer_url = _text(properties.get("__referrer"))
+    live = not context.importing
+    if _OVERRIDES.keys().isdisjoint(properties):
+        tail = b"".join((b",", context.request_json, b",", _page_json(page_url, referrer_url),
+                         b",", _visitor_json(context.services.geo, ip, user_agent, bot_check)))
+        return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device,
+                         live, created_ms, tail)
+    # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
+    row.update(context.request_columns)
+    row.update(_page_columns(page_url, referrer_url))
+    row.update(_visitor_columns(context.services.geo, ip, user_agent, bot_check))
+    for key, column in _OVERRIDES.items():
+        if properties.get(key) not in (None, ""):
+            row[column] = _text(properties[key], 200)
+    return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device, live,
+                     created_ms)
 
 
 def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, str],
@@ -439,7 +470,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         args += [charge.item.get_expiry(), charge.item.amount, 1]
     for item in prepared:
         if item.live_session:
-            row = orjson.dumps(item.row)  # the script appends device_id and session_id
+            row = item.json()  # the script appends device_id and session_id
             event_ms: int | str = item.event_ms
         else:
             if item.table == "events":
@@ -448,7 +479,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
                 bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
                 item.row["session_id"] = identity.session_id(project, item.device_id,
                                                              bucket_start)
-            row, event_ms = orjson.dumps(item.row), ""
+            row, event_ms = item.json(), ""
         fields = (item.dedup_key, str(item.dedup_ttl), "1" if item.table == "events" else "2",
                   item.device_id, item.previous_device_id, str(event_ms))
         args.append("\0".join(fields).encode() + b"\0" + row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +42,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             known_origins=KnownOrigins(),
         )
         app.state.collector = state
+        # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives
+        # as long as the process: move it out of the collector's sight. The cyclic collector
+        # kept rescanning it while requests allocate; measured: half of a batch's CPU time.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 10)
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import geoip2.database
-import geoip2.errors
+import maxminddb
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +56,33 @@ class GeoLocator:
         database_type = self._reader.metadata().database_type
         # GeoLite2-City, GeoIP2-City, DBIP-City-Lite -> city(); *-Country -> country()
         self._has_city = "City" in database_type
+        # lookups read the records directly (the same file, memory-mapped once more)
+        self._records = maxminddb.open_database(str(self.path))
         self.lookup = lru_cache(maxsize=65_536)(self._lookup)  # type: ignore[method-assign]
 
     def lookup(self, ip: str) -> Geo:
         return NO_GEO
 
     def _lookup(self, ip: str) -> Geo:
+        """The record read as the plain dict maxminddb returns: the same fields geoip2's City
+        and Country models expose (English names, the most specific subdivision), without
+        building the models (about 5x the cost of the lookup itself)."""
         assert self._reader is not None
         try:
-            if not self._has_city:
-                country = self._reader.country(ip)
-                return Geo(country=country.country.iso_code or "")
-            found = self._reader.city(ip)
-        except (geoip2.errors.AddressNotFoundError, ValueError):  # private, unknown, not an IP
+            record = self._records.get(ip)
+        except ValueError:  # not an IP
             return NO_GEO
+        if not record:  # private or unknown
+            return NO_GEO
+        country = record.get("country", {}).get("iso_code") or ""
+        if not self._has_city:
+            return Geo(country=country)
+        subdivisions = record.get("subdivisions") or [{}]
+        location = record.get("location", {})
         return Geo(
-            country=found.country.iso_code or "",
-            region=found.subdivisions.most_specific.name or "",
-            city=found.city.name or "",
-            latitude=found.location.latitude,
-            longitude=found.location.longitude,
+            country=country,
+            region=subdivisions[-1].get("names", {}).get("en") or "",
+            city=record.get("city", {}).get("names", {}).get("en") or "",
+            latitude=location.get("latitude"),
+            longitude=location.get("longitude"),
         )
