@@ -38,6 +38,7 @@ def _assert_instance_settings(instance: DagsterInstance) -> None:
     assert [(limit["key"], limit["limit"]) for limit in coordinator_config.tag_concurrency_limits] \
         == [("trackhouse/dbt", 1)]
     assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    assert instance.run_coordinator.dequeue_interval_seconds == 1  # type: ignore[attr-defined]
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
     assert instance.get_settings("telemetry") == {"enabled": False}
 
