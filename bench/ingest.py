@@ -363,7 +363,9 @@ class Bench:
         self.browser_client = self.server_client  # importer: the secret client
         batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration, 4)
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
+        batch_accept_cpu = self.cpu()
         batch_done = self.wait_landed(base + batch_events)
+        batch_landed_cpu = self.cpu()
         batch_landed_rate = batch_events / (batch_done - started)
         cpu_notes.append(self.cpu_report("/track/batch until landed", before,
                                          batch_done - started))
@@ -396,6 +398,13 @@ class Bench:
         print(f"  per CPU-second of the serving processes (independent of what else runs): "
               f"HTTP floor {floor_per_cpu:,.0f} req, /track {track_per_cpu:,.0f} events "
               f"({track_per_cpu / floor_per_cpu:.0%} of the floor)")
+        stack = ("collector", "redis", "worker0", "warehouse")
+        accept_cpu = batch_accept_cpu["collector"] - before["collector"]
+        stack_cpu = sum(batch_landed_cpu[n] - before[n] for n in stack if n in before)
+        print(f"  /track/batch per CPU-second: {batch_events / max(accept_cpu, 1e-9):,.0f} events "
+              f"accepted per collector CPU-second; {batch_events / max(stack_cpu, 1e-9):,.0f} "
+              "events accepted and landed per CPU-second of collector, Redis, worker and "
+              "warehouse together")
         failures = track["failed"] + paced["failed"] + batch["failed"] + floor["failed"]
         if failures:
             print(f"non-2xx answers: {failures} (see {self.tmp})")

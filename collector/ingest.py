@@ -220,7 +220,8 @@ class _Prepared:
     index: int
     table: str  # "events" | "profiles"
     # the row's own columns; ``tail``: JSON members of the columns it shares with other rows
-    # (request, page, visitor), serialised once per request or visitor, each after a comma
+    # (request, page, visitor), serialised once per request or visitor, each after a comma;
+    # event rows leave out the columns at their default (see ``json_members``)
     row: dict[str, Any]
     dedup_key: str
     dedup_ttl: int
@@ -231,9 +232,8 @@ class _Prepared:
     tail: bytes = b""
 
     def json(self) -> bytes:
-        if self.table == "profiles":  # kept whole: there '' and NULL say different things
-            return orjson.dumps(self.row)
-        return b"".join((b"{", json_members(self.row), self.tail, b"}"))
+        data = orjson.dumps(self.row)  # profiles are kept whole: '' and NULL differ there
+        return b"".join((data[:-1], self.tail, b"}")) if self.tail else data
 
 
 @lru_cache(maxsize=20_000)
@@ -394,17 +394,15 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         duration_ms = max(0, min(int(properties.get("__duration") or 0), 2**32 - 1))
     except (TypeError, ValueError):
         raise MessageError("properties.__revenue and __duration must be integers") from None
-    row: dict[str, Any] = {
-        "id": event_id,
-        "name": name,
-        "profile_id": _text(payload.profileId, 256),
-        "created_at": created_text,
-        "title": _text(properties.get("__title")),
-        "properties": flat,
-        "groups": [str(g)[:200] for g in (payload.groups or ())],
-        "revenue": revenue,
-        "duration_ms": duration_ms,
-    }
+    # the row's own columns, those at their default left out (see ``json_members``)
+    row: dict[str, Any] = {"id": event_id, "name": name, "created_at": created_text}
+    optional = (("profile_id", _text(payload.profileId, 256)),
+                ("title", _text(properties.get("__title"))), ("properties", flat),
+                ("groups", [str(g)[:200] for g in (payload.groups or ())]),
+                ("revenue", revenue), ("duration_ms", duration_ms))
+    for column, value in optional:
+        if value:
+            row[column] = value
     referrer_url = _text(properties.get("__referrer"))
     live = not context.importing
     if _OVERRIDES.keys().isdisjoint(properties):
@@ -420,6 +418,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     for key, column in _OVERRIDES.items():
         if properties.get(key) not in (None, ""):
             row[column] = _text(properties[key], 200)
+    row = {column: value for column, value in row.items() if not _is_default(value)}
     return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device, live,
                      created_ms)
 
