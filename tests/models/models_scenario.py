@@ -16,13 +16,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-ZONES = {"demo": "Europe/Berlin", "east": "America/New_York"}
-PROJECT_IDS = ("demo", "east", "nozone")
+# project ids of the seed funnels.csv, so the funnels are exercised too
+SHOP, APP = "demo-shop", "demo-app"
+ZONES = {SHOP: "Europe/Berlin", APP: "America/New_York"}
+PROJECT_IDS = (SHOP, APP, "nozone")
 # Berlin leaves summer time on 2026-10-25, New York on 2026-11-01.
 START = datetime(2026, 10, 22, tzinfo=UTC)
 DAYS = 12
 PATHS = ("/", "/pricing", "/docs", "/blog/post-1", "/about?ref=nav", "/signup#form")
-CUSTOM_EVENTS = ("click", "link_out", "signup", "add_to_cart", "checkout", "purchase")
+CUSTOM_EVENTS = ("click", "add_to_cart", "purchase", "signup_started", "signup_completed",
+                 "report_created")
 SOURCES = (("", "", "direct"), ("https://www.google.com/", "Google", "search"),
            ("https://news.ycombinator.com/", "Hacker News", "link"))
 
@@ -112,81 +115,78 @@ class Scenario:
         berlin_23h = datetime(2026, 10, 25, 22, 0, tzinfo=UTC)  # 23:00 CET (winter time)
         # a gap of exactly 30 minutes stays in the session; 30 minutes + 1 ms starts a new one
         t = datetime(2026, 10, 23, 9, 0, tzinfo=UTC)
-        self.event("demo", "gap", "screen_view", t, path="/a")
-        self.event("demo", "gap", "screen_view", t + timedelta(minutes=30), path="/b")
-        self.event("demo", "gap", "screen_view",
+        self.event(SHOP, "gap", "screen_view", t, path="/a")
+        self.event(SHOP, "gap", "screen_view", t + timedelta(minutes=30), path="/b")
+        self.event(SHOP, "gap", "screen_view",
                    t + timedelta(minutes=60, milliseconds=1), path="/c")
         # a session across Berlin's midnight is one session on its start day
-        self.event("demo", "night", "screen_view", berlin_23h + timedelta(minutes=50),
+        self.event(SHOP, "night", "screen_view", berlin_23h + timedelta(minutes=50),
                    path="/late")
-        self.event("demo", "night", "screen_view", berlin_23h + timedelta(minutes=70),
+        self.event(SHOP, "night", "screen_view", berlin_23h + timedelta(minutes=70),
                    path="/after-midnight")
         # DST day in Berlin: 00:30 local on Oct 25 is still Oct 24 in UTC
-        self.event("demo", "dst", "screen_view", datetime(2026, 10, 24, 22, 30, tzinfo=UTC),
+        self.event(SHOP, "dst", "screen_view", datetime(2026, 10, 24, 22, 30, tzinfo=UTC),
                    path="/dst")
-        self.event("east", "dst", "screen_view", datetime(2026, 11, 1, 4, 30, tzinfo=UTC),
+        self.event(APP, "dst", "screen_view", datetime(2026, 11, 1, 4, 30, tzinfo=UTC),
                    path="/dst")  # 00:30 EDT on New York's change day
         # custom events only: not a bounce, no entry page
-        self.event("demo", "custom", "click", datetime(2026, 10, 26, 12, 0, tzinfo=UTC))
-        self.event("demo", "custom", "link_out", datetime(2026, 10, 26, 12, 1, tzinfo=UTC))
+        self.event(SHOP, "custom", "click", datetime(2026, 10, 26, 12, 0, tzinfo=UTC))
+        self.event(SHOP, "custom", "link_out", datetime(2026, 10, 26, 12, 1, tzinfo=UTC))
         # bots and reserved events never count
-        self.event("demo", "bot", "screen_view", datetime(2026, 10, 26, 13, 0, tzinfo=UTC),
+        self.event(SHOP, "bot", "screen_view", datetime(2026, 10, 26, 13, 0, tzinfo=UTC),
                    is_bot=True)
-        self.event("demo", "custom", "session_start", datetime(2026, 10, 26, 11, 0, tzinfo=UTC))
+        self.event(SHOP, "custom", "session_start", datetime(2026, 10, 26, 11, 0, tzinfo=UTC))
         # duplicates: a copy in the same load, and one received an hour later
-        row = self.event("demo", "dup", "screen_view", datetime(2026, 10, 27, 8, 0, tzinfo=UTC),
+        row = self.event(SHOP, "dup", "screen_view", datetime(2026, 10, 27, 8, 0, tzinfo=UTC),
                          path="/dup")
         self.duplicate(row, timedelta(seconds=3))
         self.duplicate(row, timedelta(hours=1))
-        # funnels (seed rows of project demo): strictly later steps, window inclusive
+        # funnels (seed rows of demo-shop): strictly later steps, window inclusive
         t = datetime(2026, 10, 27, 10, 0, tzinfo=UTC)
-        self.event("demo", "f-partial", "add_to_cart", t)
-        self.event("demo", "f-partial", "checkout", t + timedelta(minutes=10))
-        self.event("demo", "f-edge", "add_to_cart", t)
-        self.event("demo", "f-edge", "checkout", t + timedelta(minutes=20))
-        self.event("demo", "f-edge", "purchase", t + timedelta(hours=1))  # exactly the window
-        self.event("demo", "f-over", "add_to_cart", t)
-        self.event("demo", "f-over", "checkout", t + timedelta(minutes=20))
-        self.event("demo", "f-over", "purchase", t + timedelta(hours=1, milliseconds=1))
-        self.event("demo", "f-order", "checkout", t)
-        self.event("demo", "f-order", "add_to_cart", t + timedelta(minutes=1))
-        self.event("demo", "f-order", "purchase", t + timedelta(minutes=2))
+        self.event(SHOP, "f-partial", "add_to_cart", t)
+        self.event(SHOP, "f-edge", "add_to_cart", t)
+        self.event(SHOP, "f-edge", "purchase", t + timedelta(hours=1))  # the window exactly
+        self.event(SHOP, "f-over", "add_to_cart", t)
+        self.event(SHOP, "f-over", "purchase", t + timedelta(hours=1, milliseconds=1))
+        self.event(SHOP, "f-order", "purchase", t)
+        self.event(SHOP, "f-order", "add_to_cart", t + timedelta(minutes=1))
         # signup funnel finished on the next day (window of one day)
-        self.event("demo", "f-days", "screen_view", datetime(2026, 10, 27, 22, 50, tzinfo=UTC),
-                   path="/")
-        self.event("demo", "f-days", "signup", datetime(2026, 10, 28, 9, 0, tzinfo=UTC))
+        self.event(SHOP, "f-days", "signup_started",
+                   datetime(2026, 10, 27, 22, 50, tzinfo=UTC))
+        self.event(SHOP, "f-days", "signup_completed",
+                   datetime(2026, 10, 28, 9, 0, tzinfo=UTC))
 
     def late_cases(self, received_at: datetime) -> None:
         """Events that arrive late (the collector allows up to 7 days), delivered last."""
         # two sessions of one device, 23:20-23:30 and 00:10-00:20 Berlin time on Oct 28/29 ...
         base = datetime(2026, 10, 28, 22, 20, tzinfo=UTC)  # 23:20 CET
-        self.event("demo", "bridge", "screen_view", base, path="/one")
-        self.event("demo", "bridge", "screen_view", base + timedelta(minutes=10), path="/two")
-        self.event("demo", "bridge", "screen_view", base + timedelta(minutes=50), path="/three")
-        self.event("demo", "bridge", "click", base + timedelta(minutes=60))
+        self.event(SHOP, "bridge", "screen_view", base, path="/one")
+        self.event(SHOP, "bridge", "screen_view", base + timedelta(minutes=10), path="/two")
+        self.event(SHOP, "bridge", "screen_view", base + timedelta(minutes=50), path="/three")
+        self.event(SHOP, "bridge", "click", base + timedelta(minutes=60))
         # ... joined into one when an event from 23:45 arrives days later
-        self.event("demo", "bridge", "screen_view", base + timedelta(minutes=30), path="/joined",
+        self.event(SHOP, "bridge", "screen_view", base + timedelta(minutes=30), path="/joined",
                    received_at=received_at)
         # a late event on a day that has no other new events
-        self.event("east", "east-dev-1", "screen_view", datetime(2026, 10, 26, 15, 0, tzinfo=UTC),
+        self.event(APP, f"{APP}-dev-1", "screen_view", datetime(2026, 10, 26, 15, 0, tzinfo=UTC),
                    path="/late", received_at=received_at)
 
     def profile_cases(self) -> None:
         t = datetime(2026, 10, 23, 12, 0, tzinfo=UTC)
-        self.profile_call("demo", "user-0", "increment", t, property="logins", delta=5)
-        self.profile_call("demo", "user-0", "identify", t + timedelta(hours=1), first_name="Ada",
+        self.profile_call(SHOP, "user-0", "increment", t, property="logins", delta=5)
+        self.profile_call(SHOP, "user-0", "identify", t + timedelta(hours=1), first_name="Ada",
                           email="ada@example.com", properties={"plan": "free", "logins": "1"})
-        self.profile_call("demo", "user-0", "increment", t + timedelta(hours=2),
+        self.profile_call(SHOP, "user-0", "increment", t + timedelta(hours=2),
                           property="logins", delta=2)
-        self.profile_call("demo", "user-0", "decrement", t + timedelta(hours=3),
+        self.profile_call(SHOP, "user-0", "decrement", t + timedelta(hours=3),
                           property="logins", delta=1)
-        self.profile_call("demo", "user-0", "identify", t + timedelta(hours=4),
+        self.profile_call(SHOP, "user-0", "identify", t + timedelta(hours=4),
                           last_name="Lovelace", properties={"plan": "pro"})
-        self.profile_call("demo", "user-4", "identify", t, first_name="Bo",
+        self.profile_call(SHOP, "user-4", "identify", t, first_name="Bo",
                           properties={"visits": "abc"})
-        self.profile_call("demo", "user-4", "increment", t + timedelta(hours=1),
+        self.profile_call(SHOP, "user-4", "increment", t + timedelta(hours=1),
                           property="visits", delta=3)
-        self.profile_call("east", "only-calls", "identify", t, email="x@example.com")
+        self.profile_call(APP, "only-calls", "identify", t, email="x@example.com")
 
 
 def build() -> Scenario:
