@@ -5,9 +5,10 @@ run after one more hour of events. Prints the wall times and per-model timings.
 
 The events are generated inside ClickHouse (INSERT ... SELECT from numbers()) with skewed,
 realistic distributions: returning visitors, sessions of a few events minutes apart, page
-views mostly, a few custom events, 1 % retried duplicates, 2 % bots, three projects in three
-time zones. The benchmark starts its own embedded warehouse on a free port with a temporary
-data directory, or uses TRACKHOUSE_CLICKHOUSE_URL when set (with private databases).
+views mostly, custom events (the steps of the seed's funnels), 1 % retried duplicates, 2 % bots,
+the three demo projects of funnels.csv in three time zones. The benchmark starts its own
+embedded warehouse on a free port with a temporary data directory, or uses
+TRACKHOUSE_CLICKHOUSE_URL when set (with private databases).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ with sessions as (
         sipHash64(s, 1) as h1,
         sipHash64(s, 2) as h2,
         sipHash64(s, 3) as h3,
-        multiIf(h1 % 10 < 6, 'demo', h1 % 10 < 9, 'shop', 'blog') as project_id,
+        multiIf(h1 % 10 < 6, 'demo-shop', h1 % 10 < 9, 'demo-blog', 'demo-app') as project_id,
         -- returning visitors: a skewed pick from the device pool
         toUInt64(pow((h2 % 1000003) / 1000003, 2.5) * {devices}) as device_no,
         toDateTime64('{end}', 3, 'UTC')
@@ -54,7 +55,8 @@ select
     generateUUIDv4(s * 64 + i) as id,
     project_id,
     if(i = 0 or h1 % 7 != i % 7, 'screen_view',
-       ['click', 'add_to_cart', 'checkout', 'purchase', 'link_out', 'signup'][1 + (h2 + i) % 6]
+       ['add_to_cart', 'purchase', 'signup_started', 'signup_completed', 'newsletter_subscribe',
+        'report_created'][1 + (h2 + i) % 6]
     ) as name,
     lower(hex(sipHash64(project_id, device_no))) as device_id,
     if(device_no % 5 = 0, concat('user-', toString(device_no)), '') as profile_id,
@@ -195,9 +197,9 @@ def main() -> None:
         migrate(client, settings)
         client.command(
             f"insert into {raw}.projects (id, name, domain, timezone, created_at, updated_at) "
-            "values ('demo', 'Demo', 'demo.example.com', 'UTC', now64(3), now64(3)), "
-            "('shop', 'Shop', 'shop.example.com', 'Europe/Berlin', now64(3), now64(3)), "
-            "('blog', 'Blog', 'blog.example.com', 'America/New_York', now64(3), now64(3))"
+            "values ('demo-shop', 'Shop', 'shop.example.com', 'UTC', now64(3), now64(3)), "
+            "('demo-blog', 'Blog', 'blog.example.org', 'Europe/Berlin', now64(3), now64(3)), "
+            "('demo-app', 'App', 'app.example.io', 'America/New_York', now64(3), now64(3))"
         )
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         sessions = int(args.events / EVENTS_PER_SESSION / 1.01)  # 1 % duplicates come on top
