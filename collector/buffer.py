@@ -63,12 +63,12 @@ class Keys:
 # One script per request: rate limits, the backlog bound, sessions, deduplication and the
 # buffer append, so a request costs one Redis round trip.
 # KEYS: events buffer, profiles buffer, inflight counter, then one counter key per rate limit.
-# ARGV: backlog limit, session idle ms, project id, number of rate limits n, then per limit
-#   (expiry s, allowed amount, cost), then one value per row: its fields joined by NUL (fewer
-#   arguments to encode than seven per row): dedup key, dedup ttl s, target (1 events |
-#   2 profiles), device id, previous-day device id ('' if none), event time ms ('' = no live
-#   session: the row already carries its device and session ids), row JSON (last; JSON text
-#   never holds a raw NUL).
+# ARGV (fields joined by NUL: each argument costs the client more to encode than a field
+#   costs Lua to split): first the request's: backlog limit, session idle ms, project id,
+#   then per rate limit (one per extra key) its expiry s, allowed amount and cost; then one
+#   per row: dedup key, dedup ttl s, target (1 events | 2 profiles), device id, previous-day
+#   device id ('' if none), event time ms ('' = no live session: the row already carries its
+#   device and session ids), row JSON (last; JSON text never holds a raw NUL).
 # Rate limits are the ``limits`` library's fixed windows, kept exactly as its Redis storage
 # keeps them (same keys; INCRBY, and EXPIRE when the window's first hit created the counter),
 # so ``limits``' own window statistics stay right; every limit is counted before any is
@@ -83,28 +83,32 @@ class Keys:
 # one character per row, '1' accepted or '0' duplicate (a short answer: imports of thousands
 # of rows need nothing else back).
 ACCEPT = """
-local limits = tonumber(ARGV[4])
+local head = {}
+for field in string.gmatch(ARGV[1] .. '\\0', '([^%z]*)%z') do
+  head[#head + 1] = field
+end
+local limits = #KEYS - 3
 local counted = {}
 for j = 1, limits do
-  local cost = tonumber(ARGV[4 + 3 * j])
+  local cost = tonumber(head[3 + 3 * j])
   counted[j] = redis.call('INCRBY', KEYS[3 + j], cost)
   if counted[j] == cost then
-    redis.call('EXPIRE', KEYS[3 + j], ARGV[2 + 3 * j])
+    redis.call('EXPIRE', KEYS[3 + j], head[1 + 3 * j])
   end
 end
 for j = 1, limits do
-  if counted[j] > tonumber(ARGV[3 + 3 * j]) then
+  if counted[j] > tonumber(head[2 + 3 * j]) then
     return {-2, j}
   end
 end
 local backlog = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
   + tonumber(redis.call('GET', KEYS[3]) or '0')
-if backlog >= tonumber(ARGV[1]) then
+if backlog >= tonumber(head[1]) then
   return {-1}
 end
-local idle, project = tonumber(ARGV[2]), ARGV[3]
+local idle, project = tonumber(head[2]), head[3]
 local flags, out, pushed = {}, {''}, {{}, {}}
-for i = 5 + 3 * limits, #ARGV do
+for i = 2, #ARGV do
   local dedup, ttl, target, device, prev, ts, row = string.match(ARGV[i],
     '^([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z(.*)$')
   local session = ''

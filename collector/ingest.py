@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,24 +98,18 @@ class IngestContext:
     # counted by the accept script, in the same round trip as the events (None: not limited)
     rate_limits: RateLimits | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # derived once here (plain attributes: cached_property takes a lock on every access)
+    received_text: str = field(init=False)
+    received_ms: int = field(init=False)
+    # the columns every event of this request shares, and their JSON members (no braces,
+    # defaults left out: ``json_members``) spliced into each row
+    request_columns: dict[str, Any] = field(init=False)
+    request_json: bytes = field(init=False)
 
-    @cached_property
-    def received_text(self) -> str:
-        return format_time(self.received_at)
-
-    @cached_property
-    def received_ms(self) -> int:
-        return epoch_ms(self.received_at)
-
-    @cached_property
-    def request_json(self) -> bytes:
-        """``request_columns`` as JSON members (no braces), to splice into each row."""
-        return json_members(self.request_columns)
-
-    @cached_property
-    def request_columns(self) -> dict[str, Any]:
-        """The columns every event of this request shares."""
-        return {
+    def __post_init__(self) -> None:
+        self.received_text = format_time(self.received_at)
+        self.received_ms = epoch_ms(self.received_at)
+        self.request_columns = {
             "project_id": self.client.project_id,
             "received_at": self.received_text,
             "imported_at": self.received_text if self.importing else None,
@@ -123,6 +117,7 @@ class IngestContext:
             "sdk_version": _text(self.sdk_version, 64),
             "language": "", "screen": "",
         }
+        self.request_json = json_members(self.request_columns)
 
 
 @dataclass
@@ -478,11 +473,12 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     settings = context.services.settings
     project = context.client.project_id
     limits = context.rate_limits
-    charges = limits.charges(context.client.client_id, context.ip) if limits else []
-    args: list[Any] = [settings.collector_backlog_limit, settings.collector_session_idle_s * 1000,
-                       project, len(charges)]
+    charges = limits.charges(context.client.client_id, context.ip) if limits else ()
+    head = [str(settings.collector_backlog_limit), str(settings.collector_session_idle_s * 1000),
+            project]
     for charge in charges:  # one hit per request, whatever its number of events
-        args += [charge.item.get_expiry(), charge.item.amount, 1]
+        head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
+    args: list[Any] = ["\0".join(head).encode()]
     for item in prepared:
         if item.live_session:
             row = item.json()  # the script appends device_id and session_id

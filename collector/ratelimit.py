@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
@@ -64,12 +65,16 @@ class RateLimits:
         self.per_client = parse(per_client) if per_client else None
         self.per_ip = parse(per_ip) if per_ip else None
 
-    def charges(self, client_id: str, ip: str) -> list[Charge]:
+        # visitors repeat: their keys are built once (limits' key_for is a join per call)
+        self.charges = lru_cache(maxsize=65_536)(self._charges)
+
+    def _charges(self, client_id: str, ip: str) -> tuple[Charge, ...]:
         """The limits a request from ``client_id`` for visitor ``ip`` counts against. The
         accept script (``buffer.ACCEPT``) counts them in the same round trip as the events."""
-        return [Charge(scope, item, key, self.storage.bridge.prefixed_key(item.key_for(scope, key)))
-                for scope, item, key in (("client", self.per_client, client_id),
-                                         ("IP", self.per_ip, ip)) if item is not None]
+        return tuple(
+            Charge(scope, item, key, self.storage.bridge.prefixed_key(item.key_for(scope, key)))
+            for scope, item, key in (("client", self.per_client, client_id),
+                                     ("IP", self.per_ip, ip)) if item is not None)
 
     async def refusal(self, charge: Charge) -> ApiError:
         """The 429 for an exceeded limit, with Retry-After from the window's statistics."""
