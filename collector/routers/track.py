@@ -54,8 +54,8 @@ async def _authenticate(headers: dict[str, str], body_client_id: Any, body_secre
         raise ApiError(error.status_code, error.message) from None
 
 
-async def _context(request: Request, headers: dict[str, str], state: AppState,
-                   client: AuthenticatedClient, *, importing: bool) -> IngestContext:
+def _context(request: Request, headers: dict[str, str], state: AppState,
+             client: AuthenticatedClient, *, importing: bool) -> IngestContext:
     settings = state.services.settings
     ip = client_ip(request, settings.collector_trusted_proxies, secret_client=client.has_secret,
                    headers=headers)
@@ -101,7 +101,7 @@ async def track(request: Request) -> Response:
     if not isinstance(message, dict):
         raise ApiError(400, "the body must be a JSON object with 'type' and 'payload'")
     client = await _authenticate(headers, message.get("clientId"), message.get("clientSecret"))
-    context = await _context(request, headers, state, client, importing=False)
+    context = _context(request, headers, state, client, importing=False)
     try:
         (result,) = await ingest_messages([message], context)
     except BacklogFull:
@@ -139,7 +139,7 @@ async def track_batch(request: Request) -> Response:
     if importing and not client.has_secret:
         raise ApiError(403, "importing history needs the client's secret "
                        "(openpanel-client-secret)")
-    context = await _context(request, headers, state, client, importing=importing)
+    context = _context(request, headers, state, client, importing=importing)
     try:
         results = await ingest_messages(messages, context)
     except BacklogFull:
