@@ -66,17 +66,19 @@ events as (
 
 ),
 
-funnel_events as (
+{%- for window_seconds in shape['windows'] or [var('funnel_default_window_seconds')] %}
+{%- set days = (window_seconds / 86400) | round(0, 'ceil') | int + 1 %}
+funnel_events_{{ loop.index }} as (
 
-    -- each event once per funnel of its project that has its name as a step, repeated for
-    -- every project day D whose chains it may belong to: a step-1 event starts chains on its
-    -- own day only, a later step continues chains started up to the window before
+    -- the events of the funnels with a window of {{ window_seconds }} s: each event once per
+    -- such funnel of its project that has its name as a step, repeated for every project day D
+    -- whose chains it may belong to (a step-1 event starts chains on its own day only, a later
+    -- step continues chains started up to the window before)
     select
         events.project_id as project_id,
         funnels.funnel as funnel,
         events.device_id as device_id,
         funnels.steps as steps,
-        funnels.window_seconds as window_seconds,
         events.event_name as event_name,
         events.created_at as created_at,
         events.day as event_day,
@@ -84,16 +86,19 @@ funnel_events as (
         arrayJoin(
             if(
                 has(arrayPopFront(funnels.steps), events.event_name),
-                arrayMap(offset -> events.day - offset, range({{ window_days + 1 }})),
+                arrayMap(offset -> events.day - offset, range({{ days + 1 }})),
                 [events.day]
             )
         ) as day
     from events
-    inner join funnels on events.project_id = funnels.project_id
+    inner join funnels
+        on events.project_id = funnels.project_id
+        and funnels.window_seconds = {{ window_seconds }}
     where has(funnels.steps, events.event_name)
 
 ),
 
+{% endfor %}
 levels as (
 
     {%- for window_seconds in shape['windows'] or [var('funnel_default_window_seconds')] %}
@@ -112,10 +117,9 @@ levels as (
             {%- endfor %}
         ) as level,
         max(received_at) as last_received_at
-    from funnel_events
-    where window_seconds = {{ window_seconds }}
+    from funnel_events_{{ loop.index }} as funnel_events
     {%- if is_incremental() %}
-        and (project_id, funnel, day) in (select project_id, funnel, day from affected_days)
+    where (project_id, funnel, day) in (select project_id, funnel, day from affected_days)
     {%- endif %}
     group by project_id, funnel, device_id, day
     -- (device, D) pairs without a step-1 event on D
