@@ -5,11 +5,12 @@ Every multi-step change is one Lua script, so it is atomic and costs one round t
 - ``accept`` (one call per request): counts the request against its rate limits and refuses
   it when one is exceeded; refuses everything when the backlog is past its bound;
   per row, reads and updates the device's live session (start, last seen; a device id from
-  yesterday's salt that is still live wins), then ``SET dedup-key NX EX ttl`` and only if
-  that succeeds ``RPUSH`` the row to its table's buffer.
-- ``claim``: move up to N buffered rows into one batch (a single JSONEachRow string) with a
-  fresh id, registered in the table's pending set; the rows leave the buffer only here, and the
-  batch leaves Redis only after ClickHouse acknowledged it (``finish``).
+  yesterday's salt that is still live wins), then ``SET dedup-key NX EX ttl``; the rows for
+  which that succeeded are appended to their table's buffer as ONE chunk (JSONEachRow lines),
+  with its row count alongside: a 500-event import is one list element, not 500.
+- ``claim``: move whole chunks, up to N rows, into one batch (a single JSONEachRow string)
+  with a fresh id, registered in the table's pending set; the rows leave the buffer only here,
+  and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ class Keys:
 
     @staticmethod
     def buffer(table: str) -> str:
+        """List of chunks: the rows one request added to ``table``, joined by newlines."""
         return f"{PREFIX}buf:{table}"
+
+    @staticmethod
+    def chunk_rows(table: str) -> str:
+        """List of the row count of each chunk of ``buffer(table)``, in the same order."""
+        return f"{PREFIX}bufn:{table}"
+
+    @staticmethod
+    def buffered_rows(table: str) -> str:
+        """Counter: rows in ``buffer(table)``."""
+        return f"{PREFIX}bufrows:{table}"
 
     @staticmethod
     def pending(table: str) -> str:
@@ -62,7 +74,8 @@ class Keys:
 
 # One script per request: rate limits, the backlog bound, sessions, deduplication and the
 # buffer append, so a request costs one Redis round trip.
-# KEYS: events buffer, profiles buffer, inflight counter, then one counter key per rate limit.
+# KEYS: events buffer, profiles buffer, inflight counter, events and profiles chunk-row
+#   lists, events and profiles buffered-row counters, then one counter key per rate limit.
 # ARGV (fields joined by NUL: each argument costs the client more to encode than a field
 #   costs Lua to split): first the request's: backlog limit, session idle ms, project id,
 #   then per rate limit (one per extra key) its expiry s, allowed amount and cost; then one
@@ -87,13 +100,13 @@ local head = {}
 for field in string.gmatch(ARGV[1] .. '\\0', '([^%z]*)%z') do
   head[#head + 1] = field
 end
-local limits = #KEYS - 3
+local limits = #KEYS - 7
 local counted = {}
 for j = 1, limits do
   local cost = tonumber(head[3 + 3 * j])
-  counted[j] = redis.call('INCRBY', KEYS[3 + j], cost)
+  counted[j] = redis.call('INCRBY', KEYS[7 + j], cost)
   if counted[j] == cost then
-    redis.call('EXPIRE', KEYS[3 + j], head[1 + 3 * j])
+    redis.call('EXPIRE', KEYS[7 + j], head[1 + 3 * j])
   end
 end
 for j = 1, limits do
@@ -101,8 +114,8 @@ for j = 1, limits do
     return {-2, j}
   end
 end
-local backlog = redis.call('LLEN', KEYS[1]) + redis.call('LLEN', KEYS[2])
-  + tonumber(redis.call('GET', KEYS[3]) or '0')
+local backlog = tonumber(redis.call('GET', KEYS[6]) or '0')
+  + tonumber(redis.call('GET', KEYS[7]) or '0') + tonumber(redis.call('GET', KEYS[3]) or '0')
 if backlog >= tonumber(head[1]) then
   return {-1}
 end
@@ -152,33 +165,47 @@ for i = 2, #ARGV do
   end
 end
 out[1] = table.concat(flags)
--- one RPUSH per table and 1,000 rows (Lua's unpack has a stack limit), in arrival order
+-- one chunk per table, in arrival order
 for target = 1, 2 do
   local rows = pushed[target]
-  for first = 1, #rows, 1000 do
-    redis.call('RPUSH', KEYS[target], unpack(rows, first, math.min(first + 999, #rows)))
+  if #rows > 0 then
+    redis.call('RPUSH', KEYS[target], table.concat(rows, '\\n'))
+    redis.call('RPUSH', KEYS[3 + target], #rows)
+    redis.call('INCRBY', KEYS[5 + target], #rows)
   end
 end
 return out
 """
 
-# KEYS: buffer, pending set, inflight counter, batch key.
+# KEYS: buffer, pending set, inflight counter, batch key, chunk-row list, buffered-row counter.
 # ARGV: batch id, max rows, max in-flight batches, enqueue-not-before (ms).
-# Returns the number of rows claimed (0: nothing to do or too many batches in flight).
+# Takes whole chunks while they fit in max rows (at least one). Returns {rows claimed, rows
+# still buffered}; {0, n} when nothing was claimed (empty, or too many batches in flight).
 CLAIM = """
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
-  return 0
+local left = tonumber(redis.call('GET', KEYS[6]) or '0')
+if left == 0 or redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  return {0, left}
 end
-local n = math.min(redis.call('LLEN', KEYS[1]), tonumber(ARGV[2]))
-if n == 0 then
-  return 0
+local limit = tonumber(ARGV[2])
+local counts = redis.call('LRANGE', KEYS[5], 0, limit - 1)
+local chunks, rows = 0, 0
+for i = 1, #counts do
+  local n = tonumber(counts[i])
+  if i > 1 and rows + n > limit then
+    break
+  end
+  chunks, rows = i, rows + n
 end
-local rows = redis.call('LRANGE', KEYS[1], 0, n - 1)
-redis.call('SET', KEYS[4], table.concat(rows, '\\n'))
-redis.call('LTRIM', KEYS[1], n, -1)
+if chunks == 0 then
+  return {0, left}
+end
+redis.call('SET', KEYS[4], table.concat(redis.call('LRANGE', KEYS[1], 0, chunks - 1), '\\n'))
+redis.call('LTRIM', KEYS[1], chunks, -1)
+redis.call('LTRIM', KEYS[5], chunks, -1)
+redis.call('DECRBY', KEYS[6], rows)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('INCRBY', KEYS[3], n)
-return n
+redis.call('INCRBY', KEYS[3], rows)
+return {rows, left - rows}
 """
 
 # KEYS: pending set, inflight counter, batch key, lease key, attempts hash.

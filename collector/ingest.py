@@ -468,6 +468,11 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
     return [r or ItemResult(status="error", error="not processed") for r in results]
 
 
+_BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
+                Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
+                Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
+
+
 async def _buffer(prepared: list[_Prepared], context: IngestContext,
                   results: list[ItemResult | None]) -> None:
     settings = context.services.settings
@@ -494,8 +499,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         fields = (item.dedup_key, str(item.dedup_ttl), "1" if item.table == "events" else "2",
                   item.device_id, item.previous_device_id, str(event_ms))
         args.append("\0".join(fields).encode() + b"\0" + row)
-    keys = [Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
-            *(charge.key for charge in charges)]
+    keys = [*_BUFFER_KEYS, *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
     if answer[0] == -2:
         assert limits is not None

@@ -186,8 +186,8 @@ class Flusher(threading.Thread):
         size = self.settings.worker_batch_size
         lengths = self.redis.pipeline(transaction=False)
         for table in TABLES:
-            lengths.llen(Keys.buffer(table))
-        for table, length in zip(TABLES, lengths.execute(), strict=True):
+            lengths.get(Keys.buffered_rows(table))
+        for table, length in zip(TABLES, (int(n or 0) for n in lengths.execute()), strict=True):
             if length >= size or (length and now - self._last_flush[table] >= interval):
                 self.flush(table)
                 self._last_flush[table] = now
@@ -201,8 +201,9 @@ class Flusher(threading.Thread):
         while True:
             batch_id = uuid.uuid4().hex
             lease_until = int(time.time() * 1000) + self.settings.worker_batch_lease_s * 1000
-            claimed = int(self.claim(
-                keys=[Keys.buffer(table), Keys.pending(table), Keys.inflight, Keys.batch(batch_id)],
+            claimed, left = (int(n) for n in self.claim(
+                keys=[Keys.buffer(table), Keys.pending(table), Keys.inflight, Keys.batch(batch_id),
+                      Keys.chunk_rows(table), Keys.buffered_rows(table)],
                 args=[batch_id, self.settings.worker_batch_size,
                       self.settings.worker_max_inflight_batches, lease_until],
             ))
@@ -210,7 +211,7 @@ class Flusher(threading.Thread):
                 return total
             self.enqueue(table, batch_id)
             total += claimed
-            if claimed < self.settings.worker_batch_size:
+            if not left:
                 return total
 
     def enqueue(self, table: str, batch_id: str) -> None:

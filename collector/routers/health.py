@@ -40,13 +40,13 @@ async def ready(state: StateDep) -> JSON:
         await redis.ping()
         pipe = redis.pipeline(transaction=False)
         for table in TABLES:
-            pipe.llen(Keys.buffer(table))
+            pipe.get(Keys.buffered_rows(table))
             pipe.zcard(Keys.pending(table))
             pipe.llen(Keys.dead_letter(table))
         pipe.get(Keys.inflight)
         values = await pipe.execute()
         checks["redis"] = "ok"
-        checks["buffered_rows"] = sum(int(values[3 * i]) for i in range(len(TABLES)))
+        checks["buffered_rows"] = sum(int(values[3 * i] or 0) for i in range(len(TABLES)))
         checks["inflight_rows"] = int(values[-1] or 0)
         checks["pending_batches"] = sum(int(values[3 * i + 1]) for i in range(len(TABLES)))
         checks["dead_letters"] = sum(int(values[3 * i + 2]) for i in range(len(TABLES)))

@@ -88,7 +88,8 @@ def buffered(connection: redis.Redis) -> int:
     """Rows waiting in the buffer (both tables)."""
     from collector.buffer import Keys
 
-    return int(connection.llen(Keys.buffer("events")) + connection.llen(Keys.buffer("profiles")))
+    return sum(int(connection.get(Keys.buffered_rows(table)) or 0)
+               for table in ("events", "profiles"))
 
 
 @dataclass

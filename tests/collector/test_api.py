@@ -39,8 +39,16 @@ def buffered_row(raw: bytes) -> dict:
     return {**DEFAULTS, **orjson.loads(raw)}
 
 
+def last_events(redis_client, count: int) -> list[dict]:
+    """The last ``count`` buffered event rows (a request's rows are one chunk of lines)."""
+    lines: list[bytes] = []
+    for chunk in reversed(redis_client.lrange(Keys.buffer("events"), -count, -1)):
+        lines[0:0] = chunk.split(b"\n")
+    return [buffered_row(line) for line in lines[-count:]]
+
+
 def last_event(redis_client) -> dict:
-    return buffered_row(redis_client.lindex(Keys.buffer("events"), -1))
+    return last_events(redis_client, 1)[0]
 
 
 def test_track_answers_device_and_session(api, project: TestProject, redis_client) -> None:
@@ -341,7 +349,7 @@ def test_server_side_batches_are_live_unless_they_ask_to_import(
     assert body["accepted"] == 2
     first, second = body["results"]
     assert first["deviceId"] == second["deviceId"]
-    rows = [buffered_row(raw) for raw in redis_client.lrange(Keys.buffer("events"), -2, -1)]
+    rows = last_events(redis_client, 2)
     assert [row["path"] for row in rows] == ["/server-old", "/server-now"]
     assert all(row["imported_at"] is None for row in rows)
     received = datetime.fromisoformat(rows[0]["received_at"]).replace(tzinfo=UTC)
@@ -376,12 +384,14 @@ def test_same_event_twice_is_accepted_once(api, project: TestProject, redis_clie
 def test_backlog_past_its_bound_answers_503(make_api, project: TestProject,
                                             redis_client) -> None:
     api = make_api(collector_backlog_limit=1)
-    redis_client.rpush(Keys.buffer("profiles"), b"{}")  # at least one row waits
+    redis_client.incr(Keys.buffered_rows("profiles"))  # as if one row waited
     try:
+        before = buffered(redis_client)
         answer = api.post("/track", json=screen_view(), headers=project.browser_headers())
         assert answer.status_code == 503 and answer.headers["retry-after"]
+        assert buffered(redis_client) == before
     finally:
-        redis_client.rpop(Keys.buffer("profiles"))
+        redis_client.decr(Keys.buffered_rows("profiles"))
 
 
 def test_health_and_docs(api) -> None:

@@ -110,6 +110,32 @@ def test_retries_never_count_twice(api, worker, fresh_project: TestProject, ch, 
     assert distinct == accepted == count(ch, "events", project.project_id)
 
 
+def test_claim_takes_whole_chunks_up_to_the_batch_size(redis_client) -> None:
+    """Each request's rows are one chunk; a batch takes whole chunks (at least one) while they
+    fit in the batch size, and the row counters follow."""
+    from collector.buffer import CLAIM
+
+    prefix = f"test-claim-{uuid.uuid4().hex}"
+    buffer, counts, rows, pending, inflight = (f"{prefix}:{name}" for name in (
+        "buf", "bufn", "bufrows", "pending", "inflight"))
+    for chunk in ([b"1", b"2", b"3"], [b"4", b"5", b"6", b"7"], [b"8"] * 9):
+        redis_client.rpush(buffer, b"\n".join(chunk))
+        redis_client.rpush(counts, len(chunk))
+        redis_client.incrby(rows, len(chunk))
+    claim = redis_client.register_script(CLAIM)
+    answers = []
+    for n in range(4):
+        batch = f"{prefix}:batch{n}"
+        answers.append(claim(keys=[buffer, pending, inflight, batch, counts, rows],
+                             args=[f"b{n}", 5, 10, 0]) + [redis_client.get(batch)])
+    # 3 rows (the next chunk would pass 5), 4 rows, then the 9-row chunk alone, then nothing
+    assert answers == [[3, 13, b"1\n2\n3"], [4, 9, b"4\n5\n6\n7"],
+                       [9, 0, b"\n".join([b"8"] * 9)], [0, 0, None]]
+    assert int(redis_client.get(inflight)) == 16 and redis_client.zcard(pending) == 3
+    assert redis_client.llen(buffer) == redis_client.llen(counts) == 0
+    redis_client.delete(pending, inflight, rows)
+
+
 def test_a_batch_landed_twice_is_stored_once(fresh_project: TestProject, ch, redis_client,
                                              migrated) -> None:
     """A retried insert after a lost acknowledgement: same deduplication token, one copy."""
