@@ -1,10 +1,15 @@
-{#- Profile calls (identify / increment / decrement), one row per call id. -#}
+{#-
+    Profile calls (identify / increment / decrement), one row per call id. The collector also
+    stores `group` / `assign_group` calls in the same raw table; they are not profile traits and
+    stay out of staging until a groups model reads them.
+-#}
 
 with
 
 profile_calls as (
 
     select * from {{ source('trackhouse', 'profiles') }}
+    where kind in ('identify', 'increment', 'decrement')
     -- a retried call is stored twice until the table merges; keep the first received copy
     order by received_at
     limit 1 by id
