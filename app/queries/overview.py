@@ -1,8 +1,10 @@
 """Questions of the overview page: KPIs, the time series, and the breakdown tiles.
 
-Table decider: visitors and page views are event figures and come from raw events (exact
-distinct devices over the range, current to the last flushed batch); sessions, bounce rate and
-durations are session figures and come from the ``sessions`` mart.
+Table decider: visitors and page views are event figures: exact distinct devices over the
+range, current to the last flushed batch, merged from the per-day states of the
+daily_visitor_states / daily_page_states marts for closed days and from raw events for the
+open ones (raw events only under filters); sessions, bounce rate and durations are session
+figures and come from the ``sessions`` mart.
 """
 
 from __future__ import annotations
@@ -74,12 +76,34 @@ def _span_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
             "current_day": date_range.start}
 
 
+# The first project day whose figures come from raw events rather than a state mart: today,
+# or an earlier day when dbt has not caught up (the local day of the mart's newest received_at,
+# which its last run may have read only in part).
+# A project the mart has no row of yet reads raw events only (open from 1970-01-01).
+_OPEN_DAY = """least({{today:Date}}, (
+    select if(count() = 0, toDate(0), toDate(max(last_received_at), {{tz:String}}))
+    from {mart} where project_id = {{project:String}}))"""
+# Raw events from the first open day on (and inside the range).
+_OPEN_EVENTS = """created_at >= greatest({{start:DateTime64(3, 'UTC')}},
+    toDateTime64(toDateTime({open_day}, {{tz:String}}), 3, 'UTC'))"""
+
+
+def _merged_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
+    return {**_span_params(project_id, date_range), "today": today_in(date_range.tz)}
+
+
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
 def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
-    """Distinct visitors and page views of the range and of the previous period, from one scan
-    of raw events: a range's visitors are the distinct devices of the whole range (exact and
-    current), never a sum of days. Rows: (current: 1 for the range, 0 before, visitors,
-    pageviews)."""
+    """Distinct visitors and page views of the range and of the previous period: a range's
+    visitors are the distinct devices of the whole range (exact and current), never a sum of
+    days. Rows: (current: 1 for the range, 0 before, visitors, pageviews).
+
+    Table decider: without filters, closed days come from the daily_visitor_states mart (one
+    distinct-device state per day, merged) and only the open days from raw events, merged in
+    one query; filters read raw events (the mart has no per-event dimensions).
+    """
+    if not filters:
+        return _merged_event_totals(project_id, date_range)
     where = event_filter_sql(filters)
     return run(
         f"""select created_at >= {{current_start:DateTime64(3, 'UTC')}} as current,
@@ -89,6 +113,42 @@ def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) 
         group by current order by current""",
         {**_span_params(project_id, date_range), **where.params},
         columns=("current", "visitors", "pageviews"),
+    )
+
+
+def _merged_event_totals(project_id: str, date_range: DateRange) -> pd.DataFrame:
+    return _merge_visitor_states(
+        "daily_visitor_states", "current", "day >= {current_day:Date}",
+        "created_at >= {current_start:DateTime64(3, 'UTC')}", "1", "order by current",
+        _merged_params(project_id, date_range))
+
+
+def _merge_visitor_states(states_mart: str, key: str, mart_key: str, raw_key: str,
+                          raw_condition: str, order: str, params: dict[str, Any]) -> pd.DataFrame:
+    """Exact distinct visitors and page views per ``key``: the per-day states of
+    ``states_mart`` for the closed days merged with states computed from raw events for the
+    open ones, in one query (``mart_key`` / ``raw_key`` compute the key on either side)."""
+    states = mart(states_mart)
+    return run(
+        f"""with {_OPEN_DAY.format(mart=states)} as open_day
+        select {key}, uniqExactMerge(visitors_state) as visitors,
+               sum(part_pageviews) as pageviews
+        from (
+            select {mart_key} as {key}, visitors_state, pageviews as part_pageviews
+            from {states}
+            where {SESSIONS_IN_RANGE} and day < open_day
+            union all
+            select {raw_key} as {key},
+                   uniqExactState(cityHash64(device_id)) as visitors_state,
+                   countIf(name = '{PAGE_VIEW}') as part_pageviews
+            from {raw_table('events')}
+            where {EVENTS_IN_RANGE} and {raw_condition}
+              and {_OPEN_EVENTS.format(open_day='open_day')}
+            group by {key}
+        )
+        group by {key} {order}""",
+        params,
+        columns=(key, "visitors", "pageviews"),
     )
 
 
@@ -218,7 +278,12 @@ def timeseries(project_id: str, date_range: DateRange, granularity: Granularity,
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
 def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
               limit: int = 10) -> pd.DataFrame:
-    """Paths by page views, with their distinct visitors."""
+    """Paths by page views, with their distinct visitors over the range.
+
+    Table decider as in ``event_totals``: without filters, closed days come from the
+    daily_page_states mart (merged per path) and the open days from raw events."""
+    if not filters:
+        return _merged_top_pages(project_id, date_range, limit)
     where = event_filter_sql(filters)
     return run(
         f"""select path, {DISTINCT_DEVICES} as visitors, count() as pageviews
@@ -228,6 +293,14 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
         {**range_params(project_id, date_range), **where.params, "limit": limit},
         columns=("path", "visitors", "pageviews"),
     )
+
+
+def _merged_top_pages(project_id: str, date_range: DateRange, limit: int) -> pd.DataFrame:
+    return _merge_visitor_states(
+        "daily_page_states", "path", "path", "path", f"name = '{PAGE_VIEW}'",
+        "order by pageviews desc, path limit {limit:UInt32}",
+        {**range_params(project_id, date_range), "today": today_in(date_range.tz),
+         "limit": limit})
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
