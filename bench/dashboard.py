@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
+from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
 
 PROJECT = "bench-shop"
 TIMEZONE = "Europe/Berlin"
@@ -86,32 +86,16 @@ from numbers({events})
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_warehouse(data_dir: Path) -> subprocess.Popen | None:
+def start_warehouse(data_dir: Path) -> EmbeddedWarehouse | None:
     """Start an embedded warehouse unless TRACKHOUSE_CLICKHOUSE_URL names one already."""
     if os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
         return None
-    import httpx
-
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "trackhouse"), "warehouse", "--host", "127.0.0.1",
-         "--port", str(port), "--data-dir", str(data_dir / "clickhouse")],
-        stdout=(data_dir / "warehouse.log").open("ab"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = url
-    return process
+    embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
+                                 data_dir=data_dir / "clickhouse",
+                                 log_path=data_dir / "warehouse.log", env={**os.environ})
+    embedded.start()
+    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
+    return embedded
 
 
 def prepare(events: int, regenerate: bool) -> None:
@@ -269,12 +253,13 @@ def main() -> None:
     os.environ["TRACKHOUSE_DATA_DIR"] = str(args.data_dir)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    process = start_warehouse(args.data_dir)
+    embedded = start_warehouse(args.data_dir)
     try:
         prepare(args.events, args.regenerate)
         print(f"\noverview queries ({args.runs} runs each, uncached; target p95 <= "
               f"{QUERY_TARGET_MS} ms)")
-        pid = process.pid if process is not None else args.warehouse_pid
+        pid = (embedded.process.pid if embedded is not None and embedded.process is not None
+               else args.warehouse_pid)
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'query':<48} {'median ms':>10} {'p95 ms':>8} {'server CPU ms':>14}")
         worst = 0.0
@@ -296,9 +281,8 @@ def main() -> None:
                   f"{'' if cold <= PAGE_TARGET_S else '  OVER TARGET'}")
         print(f"\nworst query p95 {worst:.0f} ms; slowest cold page {slowest:.2f} s")
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(30)
+        if embedded is not None:
+            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
+from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
 
 EVENTS_PER_SESSION = 3.95  # mean of the session-length distribution below
 
@@ -109,33 +109,6 @@ where received_at > '{since}' and cityHash64(id) % 1000 < {late_per_mille}
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_warehouse(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "trackhouse"), "warehouse", "--host", "127.0.0.1",
-         "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the embedded warehouse did not start")
-
-
 def model_timings(target: Path) -> list[tuple[str, str, float]]:
     results = json.loads((target / "run_results.json").read_text())["results"]
     rows = [(r["unique_id"], r["status"], float(r["execution_time"])) for r in results]
@@ -168,10 +141,13 @@ def main() -> None:
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-models-"))
-    process = None
+    embedded = None
     if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
-        process, url = start_warehouse(workdir / "warehouse")
-        os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = url
+        embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
+                                     data_dir=workdir / "warehouse",
+                                     log_path=workdir / "warehouse.log", env={**os.environ})
+        embedded.start()
+        os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
 
     from trackhouse.dbt import run_dbt
     from trackhouse.settings import get_settings
@@ -263,9 +239,8 @@ def main() -> None:
                                 for layer in ("", "_staging", "_intermediate"))):
             client.command(f"drop database if exists {database} sync")
         client.close()
-        if process is not None:
-            process.terminate()
-            process.wait(30)
+        if embedded is not None:
+            embedded.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
