@@ -51,10 +51,10 @@ def normalize_url(url: str) -> str:
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # SQLite ignores foreign keys unless asked, per connection.
+    # SQLite ignores foreign keys unless asked, per connection. (WAL is set once, by upgrade():
+    # it is stored in the file, and switching to it needs an exclusive lock that a connection
+    # opened while another process migrates a fresh file would not get: "database is locked".)
     cursor.execute("pragma foreign_keys = on")
-    # WAL lets the collector read clients while the CLI or the dashboards write.
-    cursor.execute("pragma journal_mode = wal")
     cursor.close()
 
 
@@ -187,6 +187,9 @@ def upgrade(settings: Settings | None = None) -> None:
     # Alembic keeps its running context in module globals, so one upgrade per process at a
     # time; other processes are held off by the file lock (SQLite) or advisory lock (env.py).
     with _upgrade_lock, _sqlite_file_lock(url), engine(settings).connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # WAL lets the collector read clients while the CLI or the dashboards write.
+            connection.exec_driver_sql("pragma journal_mode = wal")
         config.attributes["connection"] = connection
         log.info("upgrading the metadata database to %s", ", ".join(sorted(heads)))
         command.upgrade(config, "head")
