@@ -213,6 +213,9 @@ class Bench:
             wait_for_http(f"http://127.0.0.1:{port}/ping", 60, house)
         os.environ.update(env)
         self.env = env
+        import redis
+
+        self.redis = redis.Redis(port=redis_port)
 
         from accounts import service
         from accounts.db import session_scope, upgrade
@@ -315,6 +318,13 @@ class Bench:
         finally:
             self.ch.command(f"drop table {scratch}")
 
+    def redis_usage(self) -> dict[str, float]:
+        """Redis's own CPU seconds and the microseconds spent inside EVALSHA (our scripts)."""
+        cpu = self.redis.info("cpu")
+        scripts = self.redis.info("commandstats").get("cmdstat_evalsha", {})
+        return {"cpu_s": cpu["used_cpu_user"] + cpu["used_cpu_sys"],
+                "scripts_us": float(scripts.get("usec", 0))}
+
     def cpu(self) -> dict[str, float]:
         names = ("collector", "worker0", "redis", "warehouse", "floor")
         return {name: tree_cpu_seconds(self.named[name].pid) for name in names
@@ -361,11 +371,13 @@ class Bench:
         before = self.cpu()
         started = time.monotonic()
         self.browser_client = self.server_client  # importer: the secret client
+        redis_before = self.redis_usage()
         batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration, 4)
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
         batch_accept_cpu = self.cpu()
         batch_done = self.wait_landed(base + batch_events)
         batch_landed_cpu = self.cpu()
+        redis_after = self.redis_usage()
         batch_landed_rate = batch_events / (batch_done - started)
         cpu_notes.append(self.cpu_report("/track/batch until landed", before,
                                          batch_done - started))
@@ -405,6 +417,10 @@ class Bench:
               f"accepted per collector CPU-second; {batch_events / max(stack_cpu, 1e-9):,.0f} "
               "events accepted and landed per CPU-second of collector, Redis, worker and "
               "warehouse together")
+        redis_us = (redis_after["cpu_s"] - redis_before["cpu_s"]) * 1e6 / max(batch_events, 1)
+        script_us = (redis_after["scripts_us"] - redis_before["scripts_us"]) / max(batch_events, 1)
+        print(f"  /track/batch in Redis: {redis_us:.1f} us of Redis CPU per event, of which "
+              f"{script_us:.1f} us inside the accept and claim scripts")
         failures = track["failed"] + paced["failed"] + batch["failed"] + floor["failed"]
         if failures:
             print(f"non-2xx answers: {failures} (see {self.tmp})")

@@ -483,22 +483,30 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             project]
     for charge in charges:  # one hit per request, whatever its number of events
         head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
-    args: list[Any] = ["\0".join(head).encode()]
+    # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
+    blobs: tuple[list[bytes], list[bytes]] = ([], [])
+    layout = bytearray()
+    items: list[Any] = []
     for item in prepared:
         if item.live_session:
-            row = item.json()  # the script appends device_id and session_id
-            event_ms: int | str = item.event_ms
-        else:
-            if item.table == "events":
-                item.row["device_id"] = item.device_id
-                # imports: one id per device and half hour; dbt recomputes sessions anyway
-                bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
-                item.row["session_id"] = identity.session_id(project, item.device_id,
-                                                             bucket_start)
-            row, event_ms = item.json(), ""
-        fields = (item.dedup_key, str(item.dedup_ttl), "1" if item.table == "events" else "2",
-                  item.device_id, item.previous_device_id, str(event_ms))
-        args.append("\0".join(fields).encode() + b"\0" + row)
+            layout += b"L"
+            fields = (item.dedup_key, str(item.dedup_ttl), item.device_id,
+                      item.previous_device_id, str(item.event_ms))
+            # the script appends device_id and session_id to the row
+            items.append("\0".join(fields).encode() + b"\0" + item.json())
+            continue
+        if item.table == "events":
+            item.row["device_id"] = item.device_id
+            # imports: one id per device and half hour; dbt recomputes sessions anyway
+            bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
+            item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
+        row = item.json()
+        profile = item.table == "profiles"
+        blobs[profile].append(row)
+        layout += b"2" if profile else b"1"
+        items += (item.dedup_key, item.dedup_ttl, len(row))
+    args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
+                       bytes(layout), *items]
     keys = [*_BUFFER_KEYS, *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
     if answer[0] == -2:

@@ -110,6 +110,62 @@ def test_retries_never_count_twice(api, worker, fresh_project: TestProject, ch, 
     assert distinct == accepted == count(ch, "events", project.project_id)
 
 
+def test_import_drops_duplicates_between_kept_rows_intact(api, worker, fresh_project: TestProject,
+                                                         ch) -> None:
+    """Imports travel to Redis as one blob per table; duplicates anywhere in it (already seen,
+    or repeated inside the batch) are cut out and every kept row lands whole and unshifted."""
+    project = fresh_project
+    headers = project.server_headers()
+
+    def event(n: int) -> dict:
+        return {"type": "track", "payload": {"name": "imported", "properties": {
+            "__eventId": f"imp-{n}", "__timestamp": f"2026-01-0{1 + n % 5}T00:00:00Z",
+            "n": str(n), "pad": "x" * (n * 7 % 40)}}}
+
+    first = [event(n) for n in (2, 5, 6)]
+    assert api.post("/track/batch?import=true", json=first,
+                    headers=headers).json()["accepted"] == 3
+    identify = {"type": "identify", "payload": {"profileId": "imp-user", "firstName": "Ida"}}
+    second = [event(n) for n in range(8)] + [event(3), identify, event(9)]
+    body = api.post("/track/batch?import=true", json=second, headers=headers).json()
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == ["accepted", "accepted", "duplicate", "accepted", "accepted",
+                        "duplicate", "duplicate", "accepted", "duplicate", "accepted",
+                        "accepted"]
+    wait_until(lambda: count(ch, "events", project.project_id) == 9
+               and count(ch, "profiles", project.project_id) == 1, message="import landed")
+    rows = ch.query("select properties['n'], properties['pad'], toString(created_at) "
+                    "from trackhouse.events where project_id = {p:String}",
+                    parameters={"p": project.project_id}).result_rows
+    expected = {(str(n), "x" * (n * 7 % 40), f"2026-01-0{1 + n % 5} 00:00:00.000")
+                for n in (*range(8), 9)}
+    assert len(rows) == 9 and set(rows) == expected
+
+
+def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
+    """The accept script's chunk is exactly the new rows joined by newlines (the worker
+    counts rows by newlines), whichever rows of the blob were duplicates."""
+    from collector.buffer import ACCEPT
+
+    prefix = f"test-accept-{uuid.uuid4().hex}"
+    keys = [f"{prefix}:{name}" for name in ("buf1", "buf2", "inflight", "bufn1", "bufn2",
+                                            "rows1", "rows2")]
+    accept = redis_client.register_script(ACCEPT)
+    head = b"\0".join([b"1000000", b"1800000", b"p"])
+
+    def call(rows: list[bytes]) -> bytes:
+        items = [arg for row in rows for arg in (f"{prefix}:seen:{row.decode()}", 60, len(row))]
+        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"1" * len(rows), *items])[0]
+
+    rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
+    assert call([rows[1], rows[4]]) == b"11"
+    assert call(rows + [rows[5]]) == b"1011010"
+    chunks = redis_client.lrange(keys[0], 0, -1)
+    assert chunks == [rows[1] + b"\n" + rows[4], b"\n".join([rows[0], rows[2], rows[3], rows[5]])]
+    assert redis_client.lrange(keys[3], 0, -1) == [b"2", b"4"]
+    assert redis_client.get(keys[5]) == b"6"
+
+
 def test_claim_takes_whole_chunks_up_to_the_batch_size(redis_client) -> None:
     """Each request's rows are one chunk; a batch takes whole chunks (at least one) while they
     fit in the batch size, and the row counters follow."""
