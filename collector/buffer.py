@@ -9,9 +9,9 @@ Every multi-step change is one Lua script, so it is atomic and costs one round t
   which that succeeded are appended to their table's buffer as ONE chunk (JSONEachRow lines),
   with its row count alongside: a 500-event import is one list element, not 500, and
   arrives as one blob (see ``ACCEPT``).
-- ``claim``: move whole chunks, up to N rows, into one batch (a single JSONEachRow string)
-  with a fresh id, registered in the table's pending set; the rows leave the buffer only here,
-  and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
+- ``claim``: move whole chunks, up to N rows, into one batch (a list of chunks: JSONEachRow
+  lines) with a fresh id, registered in the table's pending set; the rows leave the buffer
+  only here, and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
 """
 
 from __future__ import annotations
@@ -221,8 +221,9 @@ return out
 
 # KEYS: buffer, pending set, inflight counter, batch key, chunk-row list, buffered-row counter.
 # ARGV: batch id, max rows, max in-flight batches, enqueue-not-before (ms).
-# Takes whole chunks while they fit in max rows (at least one). Returns {rows claimed, rows
-# still buffered}; {0, n} when nothing was claimed (empty, or too many batches in flight).
+# Takes whole chunks while they fit in max rows (at least one) and moves them, in order, to
+# the batch key (a list of chunks). Returns {rows claimed, rows still buffered}; {0, n} when
+# nothing was claimed (empty, or too many batches in flight).
 CLAIM = """
 local left = tonumber(redis.call('GET', KEYS[6]) or '0')
 if left == 0 or redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
@@ -241,8 +242,11 @@ end
 if chunks == 0 then
   return {0, left}
 end
-redis.call('SET', KEYS[4], table.concat(redis.call('LRANGE', KEYS[1], 0, chunks - 1), '\\n'))
-redis.call('LTRIM', KEYS[1], chunks, -1)
+-- the chunks move (LMOVE): no copy of the rows into a new value, so the append-only file
+-- logs a short command, not the batch's megabytes a second time
+for i = 1, chunks do
+  redis.call('LMOVE', KEYS[1], KEYS[4], 'LEFT', 'RIGHT')
+end
 redis.call('LTRIM', KEYS[5], chunks, -1)
 redis.call('DECRBY', KEYS[6], rows)
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])

@@ -8,7 +8,8 @@ One ``trackhouse worker`` process runs two loops:
 - an RQ ``SimpleWorker`` (no fork per job: a job is one HTTP insert, far cheaper than a fork)
   runs ``land_batch`` jobs.
 
-A batch is a fixed JSONEachRow body stored in Redis under its id. ``land_batch`` inserts it with
+A batch is a fixed JSONEachRow body stored in Redis under its id (a list of chunks, each the
+rows of one request). ``land_batch`` inserts it with
 ``insert_deduplication_token = batch id``, so landing the same batch twice (a lost
 acknowledgement, a worker killed after the insert, two workers racing) stores it once; only
 after ClickHouse acknowledged it is the batch deleted. Transport failures (warehouse down) are
@@ -81,7 +82,7 @@ class Lander:
         lease_ms = self.settings.worker_batch_lease_s * 1000
         if not self.redis.set(Keys.lease(batch_id), self.name, nx=True, px=lease_ms):
             return "busy"
-        data = self.redis.get(Keys.batch(batch_id))
+        data = self._batch_rows(batch_id)
         if data is None:
             self._finish(table, batch_id, 0)
             return "gone"
@@ -100,6 +101,17 @@ class Lander:
             return "retry"
         self._finish(table, batch_id, rows)
         return "landed"
+
+    def _batch_rows(self, batch_id: str) -> bytes | None:
+        """The batch's rows, or None when it is gone (already landed)."""
+        try:
+            chunks = self.redis.lrange(Keys.batch(batch_id), 0, -1)
+        except redis.ResponseError as error:
+            if "WRONGTYPE" not in str(error):
+                raise
+            # claimed by a version that stored a batch as one string: land it all the same
+            return self.redis.get(Keys.batch(batch_id))
+        return b"\n".join(chunks) if chunks else None
 
     def _finish(self, table: str, batch_id: str, rows: int) -> None:
         keys = [Keys.pending(table), Keys.inflight, Keys.batch(batch_id), Keys.lease(batch_id),

@@ -183,7 +183,8 @@ def test_claim_takes_whole_chunks_up_to_the_batch_size(redis_client) -> None:
     for n in range(4):
         batch = f"{prefix}:batch{n}"
         answers.append(claim(keys=[buffer, pending, inflight, batch, counts, rows],
-                             args=[f"b{n}", 5, 10, 0]) + [redis_client.get(batch)])
+                             args=[f"b{n}", 5, 10, 0])
+                       + [b"\n".join(redis_client.lrange(batch, 0, -1)) or None])
     # 3 rows (the next chunk would pass 5), 4 rows, then the 9-row chunk alone, then nothing
     assert answers == [[3, 13, b"1\n2\n3"], [4, 9, b"4\n5\n6\n7"],
                        [9, 0, b"\n".join([b"8"] * 9)], [0, 0, None]]
@@ -225,13 +226,13 @@ def test_rejected_rows_go_to_dead_letters_and_the_rest_lands(fresh_project: Test
     bad = b'{"id": "not-a-uuid", "project_id": "%s", "name": "bad"}' % (
         fresh_project.project_id.encode())
     batch_id = uuid.uuid4().hex
-    redis_client.set(Keys.batch(batch_id), b"\n".join(good[:4] + [bad] + good[4:]))
+    redis_client.rpush(Keys.batch(batch_id), b"\n".join(good[:4]), b"\n".join([bad, *good[4:]]))
     redis_client.delete(Keys.dead_letter("events"))
     assert Lander(get_settings(), redis_client).land("events", batch_id) == "landed"
     assert count(ch, "events", fresh_project.project_id) == 9
     (entry,) = [orjson.loads(e) for e in redis_client.lrange(Keys.dead_letter("events"), 0, -1)]
     assert "not-a-uuid" in entry["row"] and "UUID" in entry["reason"]
-    assert redis_client.get(Keys.batch(batch_id)) is None
+    assert not redis_client.exists(Keys.batch(batch_id))
 
 
 def test_concurrent_increments_are_exact(api, worker, fresh_project: TestProject, ch) -> None:
@@ -289,3 +290,22 @@ def test_worker_burst_lands_the_buffer_and_exits(api, fresh_project: TestProject
                           capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert count(ch, "events", fresh_project.project_id) == 120
+
+
+def test_a_batch_claimed_by_the_previous_version_still_lands(fresh_project: TestProject, ch,
+                                                            redis_client, migrated) -> None:
+    """Batches used to be one string value; one left in Redis across an upgrade lands once."""
+    from collector.buffer import Keys
+    from collector.worker import Lander
+    from trackhouse.settings import get_settings
+
+    rows = [b'{"id": "%s", "project_id": "%s", "name": "old", "created_at": "2026-11-01 00:00:00",'
+            b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
+                                                         fresh_project.project_id.encode())
+            for _ in range(3)]
+    batch_id = uuid.uuid4().hex
+    redis_client.set(Keys.batch(batch_id), b"\n".join(rows))
+    lander = Lander(get_settings(), redis_client)
+    assert lander.land("events", batch_id) == "landed"
+    assert lander.land("events", batch_id) == "gone"
+    assert count(ch, "events", fresh_project.project_id) == 3
