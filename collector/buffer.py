@@ -79,18 +79,21 @@ class Keys:
 #   lists, events and profiles buffered-row counters, then one counter key per rate limit.
 # ARGV (fields joined by NUL: each argument costs the client more to encode than a field
 #   costs Lua to split): first the request's: backlog limit, session idle ms, project id,
-#   then per rate limit (one per extra key) its expiry s, allowed amount and cost. Then the
-#   two blobs: the rows that need no live session (imports, profiles), already complete,
-#   joined by newlines, one blob per table (events, profiles). Then the layout: one character
-#   per row, in message order: '1' a row of the events blob, '2' of the profiles blob, 'L' a
-#   live event row. Then the rows' arguments in the same order: a blob row has three (dedup
-#   key, dedup ttl s, its length in bytes in the blob); a live row one, NUL-joined: dedup
-#   key, dedup ttl s, device id, previous-day device id ('' if none), event time ms, row
-#   JSON (its session is decided here). JSON text never holds a raw NUL or newline.
+#   the dedup ttl s of event ids and that of request fingerprints, then per rate limit (one
+#   per extra key) its expiry s, allowed amount and cost. Then the two blobs: the rows that
+#   need no live session (imports, profiles), already complete, joined by newlines, one blob
+#   per table (events, profiles). Then the layout: one character per row, in message order:
+#   'e' a row of the events blob deduplicated by its event id, 'E' by its request
+#   fingerprint; 'p' and 'P' the same for the profiles blob; 'L' a live event row. Then the
+#   rows' arguments in the same order: a blob row has one, its dedup key; a live row one,
+#   NUL-joined: dedup key, dedup ttl s, device id, previous-day device id ('' if none), event
+#   time ms, row JSON (its session is decided here). JSON text never holds a raw NUL or
+#   newline.
 # Why blobs: a 500-row import is then 500 SET NX and no per-row string work in Lua (no
-# pattern matching: Lua's character classes cost microseconds per row). Its rows cost about
-# 8 us of Redis CPU each as per-row JSON arguments, 2.3 us as a blob (500-row imports against
-# a Redis with AOF). Only when some rows are duplicates is the blob cut, around them.
+# pattern matching: Lua's character classes cost microseconds per row), and one small
+# argument per row for the client to encode. Its rows cost about 8 us of Redis CPU each as
+# per-row JSON arguments, 2.3 us as a blob (500-row imports against a Redis with AOF). Only
+# when some rows are duplicates is the blob cut around them (a plain find of each newline).
 # Rate limits are the ``limits`` library's fixed windows, kept exactly as its Redis storage
 # keeps them (same keys; INCRBY, and EXPIRE when the window's first hit created the counter),
 # so ``limits``' own window statistics stay right; every limit is counted before any is
@@ -112,14 +115,14 @@ end
 local limits = #KEYS - 7
 local counted = {}
 for j = 1, limits do
-  local cost = tonumber(head[3 + 3 * j])
+  local cost = tonumber(head[5 + 3 * j])
   counted[j] = redis.call('INCRBY', KEYS[7 + j], cost)
   if counted[j] == cost then
-    redis.call('EXPIRE', KEYS[7 + j], head[1 + 3 * j])
+    redis.call('EXPIRE', KEYS[7 + j], head[3 + 3 * j])
   end
 end
 for j = 1, limits do
-  if counted[j] > tonumber(head[2 + 3 * j]) then
+  if counted[j] > tonumber(head[4 + 3 * j]) then
     return {-2, j}
   end
 end
@@ -130,32 +133,31 @@ if backlog >= tonumber(head[1]) then
 end
 local idle, project = tonumber(head[2]), head[3]
 local blobs = {ARGV[2], ARGV[3]}
--- per table: next byte of its blob, kept blob rows, blob rows dropped as duplicates, the
--- kept rows' {start, length} (needed only to cut the blob when something was dropped)
-local at, kept, dropped, spans = {1, 1}, {0, 0}, {0, 0}, {{}, {}}
+-- per table: kept blob rows, blob rows dropped as duplicates, and per blob row whether
+-- it is kept (needed only to cut the blob when something was dropped)
+local kept, dropped, keep = {0, 0}, {0, 0}, {{}, {}}
+-- layout character -> {table, dedup ttl}
+local blob_rows = {e = {1, head[4]}, E = {1, head[5]}, p = {2, head[4]}, P = {2, head[5]}}
 local flags, out, live = {}, {''}, {}
-local layout, arg = ARGV[4], 5
+local layout = ARGV[4]
 for r = 1, #layout do
-  local target = string.byte(layout, r) - 48  -- '1' -> 1, '2' -> 2, 'L' -> 28
-  if target <= 2 then
-    local new = redis.call('SET', ARGV[arg], '1', 'NX', 'EX', ARGV[arg + 1])
-    local length = tonumber(ARGV[arg + 2])
-    arg = arg + 3
+  local arg = ARGV[4 + r]
+  local blob_row = blob_rows[string.sub(layout, r, r)]
+  if blob_row then
+    local target = blob_row[1]
+    local new = redis.call('SET', arg, '1', 'NX', 'EX', blob_row[2])
+    local rows = keep[target]
+    rows[#rows + 1] = new and true or false
     if new then
-      local rows = spans[target]
-      rows[#rows + 1] = at[target]
-      rows[#rows + 1] = length
       kept[target] = kept[target] + 1
       flags[r] = '1'
     else
       dropped[target] = dropped[target] + 1
       flags[r] = '0'
     end
-    at[target] = at[target] + length + 1
   else
-    local dedup, ttl, device, prev, ts, row = string.match(ARGV[arg],
+    local dedup, ttl, device, prev, ts, row = string.match(arg,
       '^([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z(.*)$')
-    arg = arg + 1
     ts = tonumber(ts)
     local key = 's:' .. project .. ':' .. device
     if prev ~= '' and redis.call('EXISTS', 'th:' .. key) == 0
@@ -199,9 +201,13 @@ for target = 1, 2 do
     if dropped[target] == 0 then
       parts[1] = blobs[target]
     else
-      local cut, span = {}, spans[target]
-      for k = 1, #span, 2 do
-        cut[#cut + 1] = string.sub(blobs[target], span[k], span[k] + span[k + 1] - 1)
+      local blob, cut, at = blobs[target], {}, 1
+      for _, wanted in ipairs(keep[target]) do
+        local stop = string.find(blob, '\\n', at, true) or (#blob + 1)
+        if wanted then
+          cut[#cut + 1] = string.sub(blob, at, stop - 1)
+        end
+        at = stop + 1
       end
       parts[1] = table.concat(cut, '\\n')
     end

@@ -473,20 +473,25 @@ _BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
                 Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
 
 
+# layout character of a blob row (``buffer.ACCEPT``), by (profile row, deduplicated by id)
+_BLOB_LAYOUT = {(False, True): b"e", (False, False): b"E", (True, True): b"p", (True, False): b"P"}
+
+
 async def _buffer(prepared: list[_Prepared], context: IngestContext,
                   results: list[ItemResult | None]) -> None:
     settings = context.services.settings
     project = context.client.project_id
     limits = context.rate_limits
     charges = limits.charges(context.client.client_id, context.ip) if limits else ()
+    event_ttl = settings.collector_event_dedup_ttl_s
     head = [str(settings.collector_backlog_limit), str(settings.collector_session_idle_s * 1000),
-            project]
+            project, str(event_ttl), str(REQUEST_DEDUP_TTL_S)]
     for charge in charges:  # one hit per request, whatever its number of events
         head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
     # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
     blobs: tuple[list[bytes], list[bytes]] = ([], [])
     layout = bytearray()
-    items: list[Any] = []
+    items: list[bytes] = []
     for item in prepared:
         if item.live_session:
             layout += b"L"
@@ -500,11 +505,10 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             # imports: one id per device and half hour; dbt recomputes sessions anyway
             bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
             item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
-        row = item.json()
         profile = item.table == "profiles"
-        blobs[profile].append(row)
-        layout += b"2" if profile else b"1"
-        items += (item.dedup_key, item.dedup_ttl, len(row))
+        blobs[profile].append(item.json())
+        layout += _BLOB_LAYOUT[profile, item.dedup_ttl == event_ttl]
+        items.append(item.dedup_key.encode())
     args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
                        bytes(layout), *items]
     keys = [*_BUFFER_KEYS, *(charge.key for charge in charges)]

@@ -151,11 +151,11 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
     keys = [f"{prefix}:{name}" for name in ("buf1", "buf2", "inflight", "bufn1", "bufn2",
                                             "rows1", "rows2")]
     accept = redis_client.register_script(ACCEPT)
-    head = b"\0".join([b"1000000", b"1800000", b"p"])
+    head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10"])
 
     def call(rows: list[bytes]) -> bytes:
-        items = [arg for row in rows for arg in (f"{prefix}:seen:{row.decode()}", 60, len(row))]
-        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"1" * len(rows), *items])[0]
+        items = [f"{prefix}:seen:{row.decode()}" for row in rows]
+        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"e" * len(rows), *items])[0]
 
     rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
     assert call([rows[1], rows[4]]) == b"11"
