@@ -4,7 +4,10 @@ One ``trackhouse worker`` process runs two loops:
 
 - the *flusher* (a thread) claims batches from the Redis buffer, at ``worker_batch_size`` rows
   or every ``worker_flush_interval_ms``, whichever comes first, and enqueues one RQ job per
-  batch; it also re-enqueues batches whose worker died or whose retry time has come;
+  batch; a table receiving ``worker_busy_rows_per_s`` or more flushes every
+  ``worker_busy_flush_interval_ms`` instead (fewer, larger inserts: the warehouse's CPU per
+  row falls by a third); it also re-enqueues batches whose worker died or whose retry time has
+  come;
 - an RQ ``SimpleWorker`` (no fork per job: a job is one HTTP insert, far cheaper than a fork)
   runs ``land_batch`` jobs.
 
@@ -180,32 +183,44 @@ class Flusher(threading.Thread):
         self.queue = queue
         self.claim = connection.register_script(CLAIM)
         self.stopping = threading.Event()
+        self._quiet_interval = settings.worker_flush_interval_ms / 1000
+        self._busy_interval = max(settings.worker_busy_flush_interval_ms / 1000,
+                                  self._quiet_interval)
         self._last_flush = dict.fromkeys(TABLES, 0.0)
+        self.interval = dict.fromkeys(TABLES, self._quiet_interval)
         self._last_recovery = 0.0
 
     def run(self) -> None:
-        interval = self.settings.worker_flush_interval_ms / 1000
-        tick = min(0.02, interval / 4)
+        tick = min(0.02, self._quiet_interval / 4)
         while not self.stopping.is_set():
             try:
-                self.step(time.monotonic(), interval)
+                self.step(time.monotonic())
             except redis.RedisError as error:
                 log.warning("flusher: Redis unavailable (%s); retrying", error)
                 self.stopping.wait(1.0)
             self.stopping.wait(tick)
 
-    def step(self, now: float, interval: float) -> None:
+    def step(self, now: float) -> None:
         size = self.settings.worker_batch_size
         lengths = self.redis.pipeline(transaction=False)
         for table in TABLES:
             lengths.get(Keys.buffered_rows(table))
         for table, length in zip(TABLES, (int(n or 0) for n in lengths.execute()), strict=True):
-            if length >= size or (length and now - self._last_flush[table] >= interval):
-                self.flush(table)
+            waited = now - self._last_flush[table]
+            if length >= size or (length and waited >= self.interval[table]):
+                claimed = self.flush(table)
                 self._last_flush[table] = now
+                self.interval[table] = self.next_interval(claimed, waited)
         if now - self._last_recovery >= RECOVERY_EVERY_S:
             self.recover()
             self._last_recovery = now
+
+    def next_interval(self, claimed: int, waited: float) -> float:
+        """The wait before a table's next flush: long while rows arrive at the busy rate or
+        faster (measured over the last wait, at most the busy interval), short otherwise."""
+        rate = claimed / max(min(waited, self._busy_interval), 1e-3)
+        busy = rate >= self.settings.worker_busy_rows_per_s
+        return self._busy_interval if busy else self._quiet_interval
 
     def flush(self, table: str) -> int:
         """Claim batches of ``table`` while there are rows and room in flight."""
