@@ -85,13 +85,14 @@ class Keys:
 #   per table (events, profiles). Then the layout: one character per row, in message order:
 #   'e' a row of the events blob deduplicated by its event id, 'E' by its request
 #   fingerprint; 'p' and 'P' the same for the profiles blob; 'L' a live event row. Then the
-#   rows' arguments in the same order: a blob row has one, its dedup key; a live row one,
-#   NUL-joined: dedup key, dedup ttl s, device id, previous-day device id ('' if none), event
-#   time ms, row JSON (its session is decided here). JSON text never holds a raw NUL or
-#   newline.
-# Why blobs: a 500-row import is then 500 SET NX and no per-row string work in Lua (no
-# pattern matching: Lua's character classes cost microseconds per row), and one small
-# argument per row for the client to encode. Its rows cost about 8 us of Redis CPU each as
+#   blob rows' dedup keys, in row order, NUL-joined in one argument. Then one argument per
+#   live row, in row order, NUL-joined: dedup key, dedup ttl s, device id, previous-day
+#   device id ('' if none), event time ms, row JSON (its session is decided here). JSON text
+#   never holds a raw NUL or newline.
+# Why blobs: a 500-row import is then 500 SET NX and no per-row pattern matching in Lua
+# (Lua's character classes cost microseconds per row; a plain find of a NUL does not), and
+# a handful of arguments for the client to encode (redis-py spends about a microsecond of
+# Python per argument). Its rows cost about 8 us of Redis CPU each as
 # per-row JSON arguments, 2.3 us as a blob (500-row imports against a Redis with AOF). Only
 # when some rows are duplicates is the blob cut around them (a plain find of each newline).
 # Rate limits are the ``limits`` library's fixed windows, kept exactly as its Redis storage
@@ -139,13 +140,15 @@ local kept, dropped, keep = {0, 0}, {0, 0}, {{}, {}}
 -- layout character -> {table, dedup ttl}
 local blob_rows = {e = {1, head[4]}, E = {1, head[5]}, p = {2, head[4]}, P = {2, head[5]}}
 local flags, out, live = {}, {''}, {}
-local layout = ARGV[4]
+local layout, dedup_keys, at, next_live = ARGV[4], ARGV[5], 1, 6
 for r = 1, #layout do
-  local arg = ARGV[4 + r]
   local blob_row = blob_rows[string.sub(layout, r, r)]
   if blob_row then
     local target = blob_row[1]
-    local new = redis.call('SET', arg, '1', 'NX', 'EX', blob_row[2])
+    local stop = string.find(dedup_keys, '\\0', at, true) or (#dedup_keys + 1)
+    local key = string.sub(dedup_keys, at, stop - 1)
+    at = stop + 1
+    local new = redis.call('SET', key, '1', 'NX', 'EX', blob_row[2])
     local rows = keep[target]
     rows[#rows + 1] = new and true or false
     if new then
@@ -156,8 +159,9 @@ for r = 1, #layout do
       flags[r] = '0'
     end
   else
-    local dedup, ttl, device, prev, ts, row = string.match(arg,
+    local dedup, ttl, device, prev, ts, row = string.match(ARGV[next_live],
       '^([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z([^%z]*)%z(.*)$')
+    next_live = next_live + 1
     ts = tonumber(ts)
     local key = 's:' .. project .. ':' .. device
     if prev ~= '' and redis.call('EXISTS', 'th:' .. key) == 0

@@ -491,14 +491,15 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
     blobs: tuple[list[bytes], list[bytes]] = ([], [])
     layout = bytearray()
-    items: list[bytes] = []
+    dedup_keys: list[str] = []
+    live_rows: list[bytes] = []
     for item in prepared:
         if item.live_session:
             layout += b"L"
             fields = (item.dedup_key, str(item.dedup_ttl), item.device_id,
                       item.previous_device_id, str(item.event_ms))
             # the script appends device_id and session_id to the row
-            items.append("\0".join(fields).encode() + b"\0" + item.json())
+            live_rows.append("\0".join(fields).encode() + b"\0" + item.json())
             continue
         if item.table == "events":
             item.row["device_id"] = item.device_id
@@ -508,9 +509,9 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         profile = item.table == "profiles"
         blobs[profile].append(item.json())
         layout += _BLOB_LAYOUT[profile, item.dedup_ttl == event_ttl]
-        items.append(item.dedup_key.encode())
+        dedup_keys.append(item.dedup_key)
     args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
-                       bytes(layout), *items]
+                       bytes(layout), "\0".join(dedup_keys).encode(), *live_rows]
     keys = [*_BUFFER_KEYS, *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
     if answer[0] == -2:

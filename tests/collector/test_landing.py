@@ -154,8 +154,9 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
     head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10"])
 
     def call(rows: list[bytes]) -> bytes:
-        items = [f"{prefix}:seen:{row.decode()}" for row in rows]
-        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"e" * len(rows), *items])[0]
+        dedup_keys = "\0".join(f"{prefix}:seen:{row.decode()}" for row in rows)
+        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"e" * len(rows),
+                                       dedup_keys])[0]
 
     rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
     assert call([rows[1], rows[4]]) == b"11"
