@@ -6,8 +6,12 @@
 Uses TRACKHOUSE_CLICKHOUSE_URL when set; otherwise starts its own embedded warehouse on a free
 port with a data directory under --data-dir, which is kept so later runs reuse the events and
 marts (delete it, or pass --regenerate, to start over). Events are generated inside ClickHouse
-(INSERT ... SELECT from numbers()), marts built by the real dbt project, pages rendered by
-Streamlit's AppTest against a metadata database in the same folder.
+(INSERT ... SELECT from numbers()), marts built by the real dbt project (from scratch on new
+events, otherwise an incremental `dbt build`, which also creates marts added since; --skip-dbt
+leaves them as they are), pages rendered by Streamlit's AppTest against a metadata database in
+the same folder. Every overview query is timed without filters and under the filter sets of
+filter_sets() (a session- plus an event-level filter, an event name, an event property);
+--only times the queries whose name contains a text.
 
 Targets (issue 6): every overview query p95 <= 300 ms; every page <= 1.5 s.
 """
@@ -19,7 +23,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +36,20 @@ PROJECT = "bench-shop"
 TIMEZONE = "Europe/Berlin"
 EMAIL, PASSWORD = "bench@trackhouse.local", "bench password 123"
 QUERY_TARGET_MS, PAGE_TARGET_S = 300, 1.5
+
+
+def filter_sets() -> dict[str, tuple]:
+    """The filtered views timed: label -> filters."""
+    from app.filters import Filter, Op
+
+    return {
+        # a session-level and an event-level filter together (the sessions must match both)
+        "country+path": (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs")),
+        "event": (Filter("event", Op.IS, "signup"),),
+        "property": (Filter("prop:plan", Op.IS, "pro"),),
+    }
+
+
 PAGES = ("overview", "realtime", "events", "funnels", "retention", "profiles", "admin")
 
 # Events in sessions of four: a quarter of the sessions are split into single-event visits
@@ -98,7 +116,7 @@ def start_warehouse(data_dir: Path) -> EmbeddedWarehouse | None:
     return embedded
 
 
-def prepare(events: int, regenerate: bool) -> None:
+def prepare(events: int, regenerate: bool, skip_dbt: bool = False) -> None:
     from accounts import service
     from accounts.db import session_scope, upgrade
     from trackhouse.settings import get_settings
@@ -129,22 +147,26 @@ def prepare(events: int, regenerate: bool) -> None:
         print(f"generated {events:,} events in {time.perf_counter() - started:.1f} s")
     else:
         print(f"reusing {present:,} events of {PROJECT}")
-    if present != events or regenerate or not marts_built(client, settings.analytics_database):
-        started = time.perf_counter()
-        from trackhouse.dbt import run_dbt
-
-        result = run_dbt(["build", "--full-refresh"])
-        if not result.success:
-            raise SystemExit(f"dbt build failed: {result.exception or 'see dbt_project/logs'}")
-        print(f"built the marts in {time.perf_counter() - started:.1f} s")
+    fresh = present != events or regenerate
+    if fresh or not skip_dbt:
+        build_marts(full_refresh=fresh)
 
 
-def marts_built(client, analytics: str) -> bool:
-    try:
-        return int(client.command(
-            f"select count() from {analytics}.sessions where project_id = '{PROJECT}'")) > 0
-    except Exception:  # noqa: BLE001 - the mart does not exist yet
-        return False
+def build_marts(full_refresh: bool) -> None:
+    """Build the marts: all of them from scratch on fresh events; otherwise an incremental
+    ``dbt build``, which creates any mart missing from the kept data directory (a model added
+    since it was generated) and brings the others up to date (quick: no new events)."""
+    from trackhouse.dbt import run_dbt
+
+    started = time.perf_counter()
+    args = ["build", "--quiet"] + (["--full-refresh"] if full_refresh else [])
+    result = run_dbt(args)
+    if not result.success:
+        failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
+                  if str(r.status) in ("error", "fail")]
+        raise SystemExit(f"dbt build failed: {result.exception or failed}")
+    kind = "from scratch" if full_refresh else "incrementally"
+    print(f"built the marts {kind} in {time.perf_counter() - started:.1f} s")
 
 
 def server_cpu_ms(pid: int | None) -> float:
@@ -160,39 +182,51 @@ def p95(samples: list[float]) -> float:
         else samples[0]
 
 
-def time_queries(runs: int, pid: int | None) -> list[tuple[str, float, float, float]]:
-    """(name, median ms, p95 ms, warehouse CPU ms per run) of every query behind the
-    overview, uncached. CPU time does not depend on what else the machine is doing."""
-    from app.filters import Filter, Op
-    from app.periods import Granularity, Preset, preset_range
+def overview_cases(preset) -> list[tuple[str, Callable[[], object]]]:
+    """(name, uncached call) of every query behind the overview for one date preset: without
+    filters, and under each of filter_sets() (an event-level filter makes the session figures
+    and breakdowns read session_contents; the other queries read raw events under filters)."""
+    from app.periods import Granularity, preset_range
     from app.queries import overview as q
 
-    results = []
-    filtered = (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs"))
-    for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
-        current = preset_range(preset, TIMEZONE)
+    current = preset_range(preset, TIMEZONE)
+
+    def queries(filters, label: str, dimensions) -> list[tuple[str, Callable[[], object]]]:
+        suffix = f" [{label}]" if label else ""
         cases: list[tuple[str, Callable[[], object]]] = [
-            ("event_totals (both periods)", partial(
-                q.event_totals.__wrapped__, PROJECT, current)),
-            ("event_series by day (both periods)", partial(
-                q.event_series.__wrapped__, PROJECT, current, Granularity.DAY)),
-            ("session_figures (both periods)", partial(
-                q.session_figures.__wrapped__, PROJECT, current)),
+            (f"event_totals (both periods){suffix}", partial(
+                q.event_totals.__wrapped__, PROJECT, current, filters)),
+            (f"event_series by day (both periods){suffix}", partial(
+                q.event_series.__wrapped__, PROJECT, current, Granularity.DAY, filters)),
+            (f"session_figures (both periods){suffix}", partial(
+                q.session_figures.__wrapped__, PROJECT, current, filters)),
+            (f"top_pages{suffix}", partial(q.top_pages.__wrapped__, PROJECT, current, filters)),
         ]
-        cases.append(("top_pages", partial(q.top_pages.__wrapped__, PROJECT, current)))
-        for dimension in q.SESSION_DIMENSIONS:
+        for dimension in dimensions:
             limit = 250 if dimension == "country" else 10
-            cases.append((f"breakdown {dimension}", partial(
-                q.session_breakdown.__wrapped__, PROJECT, current, dimension, (), limit)))
-        cases += [
-            ("event_totals filtered", partial(q.event_totals.__wrapped__, PROJECT, current,
-                                              filtered)),
-            ("event_series filtered", partial(q.event_series.__wrapped__, PROJECT, current,
-                                              Granularity.DAY, filtered)),
-            ("session_figures filtered", partial(q.session_figures.__wrapped__, PROJECT,
-                                                 current, filtered)),
-        ]
-        for name, call in cases:
+            cases.append((f"breakdown {dimension}{suffix}", partial(
+                q.session_breakdown.__wrapped__, PROJECT, current, dimension, filters, limit)))
+        return cases
+
+    cases = queries((), "", q.SESSION_DIMENSIONS)
+    for number, (label, filters) in enumerate(filter_sets().items()):
+        # every breakdown under the first filter set; the slowest ones under the others
+        dimensions = q.SESSION_DIMENSIONS if number == 0 else ("city", "browser")
+        cases += queries(filters, label, dimensions)
+    return cases
+
+
+def time_queries(runs: int, pid: int | None,
+                 only: str = "") -> Iterator[tuple[str, float, float, float]]:
+    """(name, median ms, p95 ms, warehouse CPU ms per run) of every query behind the
+    overview, uncached, each as soon as it is timed. CPU time does not depend on what else
+    the machine is doing."""
+    from app.periods import Preset
+
+    for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
+        for name, call in overview_cases(preset):
+            if only not in name:
+                continue
             call()  # warm the server's caches of the parts
             samples = []
             cpu_before = server_cpu_ms(pid)
@@ -201,9 +235,7 @@ def time_queries(runs: int, pid: int | None) -> list[tuple[str, float, float, fl
                 call()
                 samples.append((time.perf_counter() - started) * 1000)
             cpu = (server_cpu_ms(pid) - cpu_before) / runs
-            results.append((f"{preset.value:>3} {name}", statistics.median(samples), p95(samples),
-                            cpu))
-    return results
+            yield (f"{preset.value:>3} {name}", statistics.median(samples), p95(samples), cpu)
 
 
 def time_pages(runs: int, date_range: str,
@@ -243,6 +275,10 @@ def main() -> None:
     parser.add_argument("--page-runs", type=int, default=3, help="timed renders per page")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/trackhouse-bench-dashboard"))
     parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--skip-dbt", action="store_true",
+                        help="reuse the kept marts as they are (no incremental dbt build)")
+    parser.add_argument("--only", default="",
+                        help="time only the queries whose name contains this text")
     parser.add_argument("--warehouse-pid", type=int, default=None,
                         help="pid of an external embedded warehouse, to report its CPU time")
     args = parser.parse_args()
@@ -255,18 +291,18 @@ def main() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     embedded = start_warehouse(args.data_dir)
     try:
-        prepare(args.events, args.regenerate)
+        prepare(args.events, args.regenerate, args.skip_dbt)
         print(f"\noverview queries ({args.runs} runs each, uncached; target p95 <= "
               f"{QUERY_TARGET_MS} ms)")
         pid = (embedded.process.pid if embedded is not None and embedded.process is not None
                else args.warehouse_pid)
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"{'query':<48} {'median ms':>10} {'p95 ms':>8} {'server CPU ms':>14}")
+        print(f"{'query':<56} {'median ms':>10} {'p95 ms':>8} {'server CPU ms':>14}")
         worst = 0.0
-        for name, median, high, cpu in time_queries(args.runs, pid):
+        for name, median, high, cpu in time_queries(args.runs, pid, args.only):
             worst = max(worst, high)
-            print(f"{name:<48} {median:>10.1f} {high:>8.1f} {cpu:>14.0f}"
-                  f"{'' if high <= QUERY_TARGET_MS else '  OVER TARGET'}")
+            print(f"{name:<56} {median:>10.1f} {high:>8.1f} {cpu:>14.0f}"
+                  f"{'' if high <= QUERY_TARGET_MS else '  OVER TARGET'}", flush=True)
         print(f"\npages (AppTest, median of {args.page_runs}; cold = query caches emptied; "
               f"target <= {PAGE_TARGET_S} s)")
         print(f"{'page':<20} {'cold s':>8} {'warm s':>8}")

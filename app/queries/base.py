@@ -14,7 +14,7 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from app.filters import Filter, SqlFragment, compile_filters, split_by_level
+from app.filters import FIELDS, Filter, SqlFragment, compile_filters, split_by_level
 from app.periods import DateRange
 from trackhouse.settings import get_settings
 from warehouse.client import warehouse
@@ -92,36 +92,32 @@ def event_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
     return compile_filters(filters, prefix="ef")
 
 
-def session_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
-    """Filters on the sessions mart — the table decider.
+# The arrays of the session_contents mart that hold, aligned, a session's distinct events:
+# the raw-event column an event-level filter compares -> the array of that column's values.
+SESSION_CONTENT_ARRAYS = {"name": "event_names", "path": "paths", "properties": "event_properties"}
 
-    Session fields compare with the session's own columns (those of its first event). Event
-    fields (path, event name, properties) keep the sessions that contain a matching event: a
-    join of the range's sessions with the matching events of the same device inside the
-    session's time span.
+
+def _event_column(item: Filter) -> str:
+    return "properties" if item.property_key is not None else FIELDS[item.field].column
+
+
+def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
+    """The session table to read under ``filters`` and the condition on its rows (the table
+    decider of the session figures and breakdowns).
+
+    Session fields compare with the session's own columns (those of its first event), on the
+    ``sessions`` mart. Event fields (path, event name, properties) keep the sessions that
+    contain a matching event: those read ``session_contents`` (the same rows with the
+    session's distinct events as aligned arrays), where one ``arrayExists`` whose lambda
+    takes the raw-event column names finds an element matching every event filter at once.
     """
     session_level, event_level = split_by_level(filters)
     direct = compile_filters(session_level, prefix="sf")
     if not event_level:
-        return direct
+        return mart("sessions"), direct
     matching = compile_filters(event_level, prefix="sef")
-    # the same session conditions inside, so the join only sees the sessions that can match
-    inner = compile_filters(session_level, prefix="sf", alias="s.")
-    semi_join = f"""session_id in (
-        select s.session_id
-        from {mart('sessions')} as s
-        inner join (
-            select device_id, created_at from {raw_table('events')}
-            where project_id = {{project:String}}
-              and created_at >= {{start:DateTime64(3, 'UTC')}}
-              -- sessions do not split at the range's end: up to the last one's end
-              and created_at <= (select max(ended_at) from {mart('sessions')}
-                                 where {SESSIONS_IN_RANGE})
-              and {COUNTED_EVENT} and {matching.sql}
-        ) as e on s.device_id = e.device_id
-        where s.project_id = {{project:String}}
-          and s.day between {{start_day:Date}} and {{end_day:Date}} and {inner.sql}
-          and e.created_at between s.started_at and s.ended_at
-    )"""
-    return SqlFragment(f"{direct.sql} and {semi_join}", {**direct.params, **matching.params})
-
+    columns = [c for c in SESSION_CONTENT_ARRAYS if c in {_event_column(f) for f in event_level}]
+    contains = (f"arrayExists(({', '.join(columns)}) -> {matching.sql}, "
+                f"{', '.join(SESSION_CONTENT_ARRAYS[c] for c in columns)})")
+    return mart("session_contents"), SqlFragment(f"{direct.sql} and {contains}",
+                                                 {**direct.params, **matching.params})

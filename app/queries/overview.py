@@ -4,7 +4,7 @@ Table decider: visitors and page views are event figures: exact distinct devices
 range, current to the last flushed batch, merged from the per-day states of the
 daily_visitor_states / daily_page_states marts for closed days and from raw events for the
 open ones (raw events only under filters); sessions, bounce rate and durations are session
-figures and come from the ``sessions`` mart.
+figures and come from the ``sessions`` mart (``session_contents`` under event-level filters).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from app.queries.base import (
     range_params,
     raw_table,
     run,
-    session_filter_sql,
+    session_source,
 )
 
 Filters = tuple[Filter, ...]
@@ -217,12 +217,13 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
 def session_figures(project_id: str, date_range: DateRange,
                     filters: Filters = ()) -> pd.DataFrame:
     """Sessions started in the range and in the previous period, their bounces and total
-    duration (sessions mart, one scan). Rows: (current, sessions, bounces, duration_s)."""
-    where = session_filter_sql(filters)
+    duration (one scan of the sessions mart, or of session_contents under event-level
+    filters: ``session_source``). Rows: (current, sessions, bounces, duration_s)."""
+    source, where = session_source(filters)
     return run(
         f"""select day >= {{current_day:Date}} as current, count() as sessions,
                countIf(is_bounce) as bounces, sum(toFloat64(duration_s)) as duration_s
-        from {mart('sessions')}
+        from {source}
         where {SESSIONS_IN_RANGE} and {where.sql}
         group by current order by current""",
         {**_span_params(project_id, date_range), **where.params},
@@ -306,16 +307,17 @@ def _merged_top_pages(project_id: str, date_range: DateRange, limit: int) -> pd.
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
 def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
                       filters: Filters = (), limit: int = 10) -> pd.DataFrame:
-    """Visitors and sessions per value of one session dimension (sessions mart)."""
+    """Visitors and sessions per value of one session dimension (the sessions mart, or
+    session_contents under event-level filters: ``session_source``)."""
     expression = SESSION_DIMENSIONS[dimension]  # KeyError for anything off the whitelist
-    where = session_filter_sql(filters)
+    source, where = session_source(filters)
     skip_empty = f"and {dimension} != ''" if dimension in _SKIP_EMPTY else ""
     params: dict[str, Any] = {**range_params(project_id, date_range), **where.params,
                               "limit": limit}
     return run(
         f"""select {expression} as value, {DISTINCT_DEVICES} as visitors, count() as sessions,
                round(avg(is_bounce), 4) as bounce_rate
-        from {mart('sessions')}
+        from {source}
         where {SESSIONS_IN_RANGE} {skip_empty} and {where.sql}
         group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",
         params,

@@ -112,3 +112,50 @@ def test_hourly_and_daily_series_equal_the_fixture(dashboard_data: DashboardData
                                       (Filter("browser", Op.IS, "Safari"),))
     assert filtered.pageviews.sum() == sum(e.name == "screen_view" and e.browser == "Safari"
                                            for e in events)
+
+
+EVENT_FILTER_CASES = [  # (filters, session_match, event_match): path, name, property, together
+    ((Filter("path", Op.CONTAINS, "DOCS"),), None, lambda e: "docs" in e.path),
+    ((Filter("path", Op.IS_NOT, "/"),), None, lambda e: e.path != "/"),
+    ((Filter("prop:plan", Op.IS, "pro"),), None, lambda e: e.properties.get("plan") == "pro"),
+    # one event must match every event filter: a signup with plan pro (not "a signup and a
+    # purchase, which always has plan pro")
+    ((Filter("event", Op.IS, "signup"), Filter("prop:plan", Op.IS, "pro")), None,
+     lambda e: e.name == "signup" and e.properties.get("plan") == "pro"),
+    ((Filter("browser", Op.IS, "Chrome"), Filter("path", Op.IS, "/pricing")),
+     lambda e: e.browser == "Chrome", lambda e: e.path == "/pricing"),
+]
+
+
+def test_session_figures_and_breakdowns_under_event_filters(
+        dashboard_data: DashboardData) -> None:
+    """Sessions that contain a matching event (session_contents): the KPIs and the session
+    breakdowns equal the fixture's sessions computed in Python."""
+    zone = fd.ZoneInfo(RANGE.tz)
+    for filters, session_match, event_match in EVENT_FILTER_CASES:
+        session_match = session_match or (lambda e: True)
+        current, _ = overview.kpis(fd.SHOP, RANGE, filters)
+        expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, RANGE.start, RANGE.end,
+                                    session_match=session_match, event_match=event_match)
+        assert 0 < current.sessions == expected["sessions"], filters
+        assert round(current.bounce_rate, 9) == round(expected["bounce_rate"], 9), filters
+        assert round(current.avg_session_duration_s, 3) == \
+            round(expected["avg_session_duration_s"], 3), filters
+        started = [s for s in fd.sessions(dashboard_data.events, fd.SHOP)
+                   if RANGE.start <= s[0].created_at.astimezone(zone).date() <= RANGE.end
+                   and session_match(s[0]) and any(event_match(e) for e in s)]
+        for dimension in ("browser", "entry_path"):
+            frame = overview.session_breakdown(fd.SHOP, RANGE, dimension, filters, limit=50)
+            devices: dict[str, set[str]] = defaultdict(set)
+            counts: Counter[str] = Counter()
+            for session in started:
+                views = [e for e in session if e.name == "screen_view"]
+                value = session[0].browser if dimension == "browser" else \
+                    (views[0].path if views else "")
+                if value:
+                    devices[value].add(session[0].device_id)
+                    counts[value] += 1
+            got = {v: (n, s) for v, n, s in zip(frame.value, frame.visitors, frame.sessions,
+                                                strict=True)}
+            assert got == {v: (len(d), counts[v]) for v, d in devices.items()}, (filters,
+                                                                                  dimension)
