@@ -161,3 +161,23 @@ class ProjectAccess(Base):
     project_id: Mapped[str] = mapped_column(
         ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class LoginSession(Base):
+    """A dashboard login that survives reloads and new tabs: the browser keeps a random token
+    in a cookie; only its sha256 is stored. Valid until ``expires_at`` unless revoked (logout);
+    deleting the user deletes its login sessions."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def __repr__(self) -> str:
+        # Never the token hash: reprs end up in logs.
+        return (f"LoginSession(id={self.id!r}, user_id={self.user_id!r}, "
+                f"expires_at={self.expires_at!r}, revoked={self.revoked_at is not None!r})")

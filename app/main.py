@@ -47,6 +47,7 @@ else:
     # The picker lives in the entry script so its state survives page changes.
     st.session_state[PROJECT_KEY] = pick_project(auth.visible_projects(user))
     auth.sidebar_account(user)
+auth.sync_cookie()  # after logging in or out: the browser's login cookie
 try:
     navigation.run()
 except TableMissing as missing:

@@ -114,3 +114,64 @@ def test_a_person_logs_in_and_sees_every_page(dashboard_url: str, page: Page,
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+
+
+def test_a_login_survives_a_reload_and_a_new_tab_until_logout(
+        dashboard_url: str, page: Page, dashboard_data: DashboardData) -> None:
+    """The login cookie: a reload and a second tab stay logged in; logging out revokes the
+    login everywhere and a reload shows the login page again."""
+    from accounts.db import session_scope
+    from accounts.models import LoginSession
+    from app.auth import COOKIE_NAME, token_hash
+
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        tab = context.new_page()
+        overview = f"{dashboard_url}/?project={fd.SHOP}&range=7d"
+        tab.goto(overview)
+        tab.get_by_role("textbox", name="E-mail").fill(ADMIN)
+        tab.get_by_role("textbox", name="Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Log in").click()
+        expect(tab.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+        cookie = _wait_for_cookie(context, COOKIE_NAME)
+        assert cookie["sameSite"] == "Strict" and cookie["expires"] > time.time() + 86_400
+        assert cookie["value"] not in tab.url
+        with session_scope() as session:  # only the token's hash is stored
+            row = session.query(LoginSession).filter_by(
+                token_hash=token_hash(cookie["value"])).one()
+            assert row.revoked_at is None and cookie["value"] not in row.token_hash
+
+        tab.reload()
+        expect(tab.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+        expect(tab.get_by_role("button", name="Log out")).to_be_visible()
+        second = context.new_page()
+        second.goto(overview)
+        expect(second.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+        second.close()
+
+        tab.get_by_role("button", name="Log out").click()
+        expect(tab.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+        with session_scope() as session:
+            row = session.query(LoginSession).filter_by(
+                token_hash=token_hash(cookie["value"])).one()
+            assert row.revoked_at is not None
+        tab.reload()
+        expect(tab.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+        expect(tab.get_by_role("heading", name="Overview")).to_have_count(0)
+        # even a copy of the old cookie does not log anyone in any more
+        context.add_cookies([{**cookie, "expires": time.time() + 3600}])
+        tab.reload()
+        expect(tab.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+        expect(tab.get_by_role("heading", name="Overview")).to_have_count(0)
+    finally:
+        context.close()
+
+
+def _wait_for_cookie(context, name: str, timeout_s: float = 15) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [c for c in context.cookies() if c["name"] == name and c["value"]]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"the browser got no {name} cookie within {timeout_s} s")
