@@ -372,7 +372,8 @@ class Bench:
         started = time.monotonic()
         self.browser_client = self.server_client  # importer: the secret client
         redis_before = self.redis_usage()
-        batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration, 4)
+        batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration,
+                        args.batch_connections)
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
         batch_accept_cpu = self.cpu()
         batch_done = self.wait_landed(base + batch_events)
@@ -430,6 +431,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--batch-connections", type=int, default=4,
+                        help="concurrent /track/batch requests (an importer's parallelism)")
     parser.add_argument("--collector-workers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="landing worker processes")
     parser.add_argument("--rate-limit-client", default="1000000/second",

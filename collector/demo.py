@@ -12,7 +12,8 @@ with an ``Origin``.
 Projects and clients are created through ``accounts.service`` when absent; the demo clients'
 secrets are kept in ``<data_dir>/demo-clients.json`` (mode 600) so a later run reuses them.
 Every event carries a deterministic ``__eventId`` and times anchored to the day, so running
-the demo twice on one day sends the same events, which the collector drops as duplicates.
+the demo twice on one day sends the same events: the collector drops them as duplicates
+within its dedup window, and the models keep one row per event id after that.
 """
 
 from __future__ import annotations
