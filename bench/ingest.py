@@ -82,7 +82,9 @@ def tree_cpu_seconds(root: int) -> float:
 
 def floor_app():  # noqa: ANN201 (uvicorn factory)
     """The HTTP floor: FastAPI reading a JSON body and answering like /track does."""
-    app = FastAPI()
+    from collector.main import NO_TELEMETRY
+
+    app = FastAPI(telemetry=NO_TELEMETRY)  # as the collector's
 
     @app.post("/track")
     async def track(request: Request) -> Response:

@@ -25,6 +25,9 @@ from trackhouse.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
+                "auto_configure": False}
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -60,6 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="OpenPanel-compatible ingestion API",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry: off, and never configured from the environment
+        # (nothing leaves the machine; it also checks its providers on every request)
+        telemetry=NO_TELEMETRY,
     )
 
     @app.exception_handler(ApiError)

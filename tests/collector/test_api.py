@@ -476,3 +476,19 @@ def test_redis_down_is_a_json_503(make_api, project: TestProject) -> None:
     answer = api.post("/track", json=screen_view(), headers=project.browser_headers())
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     assert "unavailable" in answer.json()["error"]
+
+
+def test_fastapi_telemetry_stays_off_whatever_the_environment(make_api, monkeypatch,
+                                                             caplog) -> None:
+    """FastAPI's built-in OpenTelemetry would, with FASTAPI_OTEL_AUTO_CONFIGURE=true, set up an
+    export to the OTLP endpoint named in the environment at startup; the collector never tries
+    (no configuration attempt is logged) and traces nothing."""
+    from opentelemetry import trace
+
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9/otlp")
+    with caplog.at_level("DEBUG", logger="fastapi"):
+        api = make_api()
+        assert api.get("/health").status_code == 200
+    assert not [r for r in caplog.records if "telemetry" in r.getMessage().lower()]
+    assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
