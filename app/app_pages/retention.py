@@ -1,4 +1,6 @@
-"""Retention: cohorts by first visit, the share that came back N days or weeks later."""
+"""Retention: cohorts by first visit, the share that came back N days or weeks later.
+
+Filters keep the visitors whose first session matches them."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from app import charts
 from app.page_context import analytics_page
 from app.queries import retention as q
 
-view = analytics_page("Retention", granularity=False, filters=False)
+view = analytics_page("Retention", granularity=False)
 granularity = st.segmented_control("Cohorts by", list(q.GRANULARITIES), default="day",
                                    format_func=str.capitalize, key="retention.granularity") or "day"
-frame = q.cohorts(view.project.id, view.date_range, granularity)
+if view.filters:
+    st.caption("Cohorts of the visitors whose first session matches the filters.")
+frame = q.cohorts(view.project.id, view.date_range, granularity, filters=view.filters)
 if frame.empty:
     st.info("No cohorts start in this range.")
 else:

@@ -226,3 +226,17 @@ def test_admin_creates_a_viewer_with_access_to_one_project(dashboard_data: Dashb
     assert_no_exception(at)
     viewer = log_in(app_test(), "new.viewer@dash.test", "a long enough password")
     assert viewer.selectbox(key="view.project").options == ["Dash shop (shop.example)"]
+
+
+def test_retention_applies_the_page_filters(dashboard_data: DashboardData) -> None:
+    at = log_in(app_test(project=fd.SHOP, range="30d", f="browser|is|Safari"), ADMIN)
+    at.switch_page("app_pages/retention.py").run()
+    assert_no_exception(at)
+    assert any("first session matches" in c.value for c in at.caption)
+    table = at.dataframe[0].value
+    everyone = log_in(app_test(project=fd.SHOP, range="30d"), ADMIN)
+    everyone.switch_page("app_pages/retention.py").run()
+    unfiltered = everyone.dataframe[0].value
+    # fewer visitors in period 0 than without the filter, and some
+    assert 0 < table[table.period == 0].cohort_size.sum() \
+        < unfiltered[unfiltered.period == 0].cohort_size.sum()

@@ -4,7 +4,7 @@ of buckets), events and properties, the ad-hoc funnel's windowFunnel semantics."
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import date, timedelta
 
 import dashboard_fixture as fd
 from dashboard_fixture import DashboardData
@@ -12,7 +12,7 @@ from dashboard_fixture import DashboardData
 from app.filters import Filter, Op
 from app.periods import Granularity, Preset, preset_range
 from app.queries import events as event_queries
-from app.queries import funnels, overview
+from app.queries import funnels, overview, retention
 
 RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
 
@@ -159,3 +159,59 @@ def test_session_figures_and_breakdowns_under_event_filters(
                                                 strict=True)}
             assert got == {v: (len(d), counts[v]) for v, d in devices.items()}, (filters,
                                                                                   dimension)
+
+
+def python_retention(events: list[fd.Event], granularity: str,
+                     first_session_match: fd.Predicate) -> list[tuple]:
+    """(cohort, period, cohort_size, retained) of the visitors whose first session starts in
+    RANGE and matches, by metrics.md: active on the project days with one of its events."""
+    zone = fd.ZoneInfo(RANGE.tz)
+
+    def day(event: fd.Event) -> date:
+        return event.created_at.astimezone(zone).date()
+
+    def monday(value: date) -> date:
+        return value - timedelta(days=value.weekday())
+
+    first: dict[str, list[fd.Event]] = {}
+    for session in sorted(fd.sessions(events, fd.SHOP), key=lambda s: s[0].created_at):
+        first.setdefault(session[0].device_id, session)
+    retained: Counter[tuple] = Counter()
+    for device, session in first.items():
+        first_day = day(session[0])
+        if not (RANGE.start <= first_day <= RANGE.end and first_session_match(session)):
+            continue
+        active = {day(e) for e in fd.counted(events, fd.SHOP) if e.device_id == device}
+        if granularity == "day":
+            cohort, periods = first_day, {(d - first_day).days for d in active}
+        else:
+            cohort = monday(first_day)
+            periods = {(monday(d) - cohort).days // 7 for d in active}
+        for period in periods:
+            if period <= 12:
+                retained[(cohort, period)] += 1
+    return sorted((c, p, retained[(c, 0)], n) for (c, p), n in retained.items())
+
+
+def cohort_rows(frame) -> list[tuple]:
+    return [(c, int(p), int(s), int(r)) for c, p, s, r in zip(
+        frame.cohort, frame.period, frame.cohort_size, frame.retained, strict=True)]
+
+
+def test_retention_filters_keep_visitors_whose_first_session_matches(
+        dashboard_data: DashboardData) -> None:
+    cases = [  # (filters, the first session matches)
+        ((Filter("browser", Op.IS, "Safari"),), lambda s: s[0].browser == "Safari"),
+        ((Filter("path", Op.IS, "/pricing"),), lambda s: any(e.path == "/pricing" for e in s)),
+        ((Filter("country", Op.IS, "DE"), Filter("event", Op.IS, "signup")),
+         lambda s: s[0].country == "DE" and any(e.name == "signup" for e in s)),
+    ]
+    for granularity in ("day", "week"):
+        everyone = (Filter("browser", Op.IS_NOT, "no such browser"),)
+        assert cohort_rows(retention.cohorts(fd.SHOP, RANGE, granularity, filters=everyone)) \
+            == cohort_rows(retention.cohorts(fd.SHOP, RANGE, granularity))  # = the mart
+        for filters, match in cases:
+            frame = retention.cohorts(fd.SHOP, RANGE, granularity, filters=filters)
+            expected = python_retention(dashboard_data.events, granularity, match)
+            assert len(expected) > 1 and cohort_rows(frame) == expected, (granularity, filters)
+            assert all(frame.rate == frame.retained / frame.cohort_size)
