@@ -225,6 +225,7 @@ def time_queries(runs: int, pid: int | None,
 
     for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
         for name, call in overview_cases(preset):
+            name = f"{preset.value:>3} {name}"
             if only not in name:
                 continue
             call()  # warm the server's caches of the parts
@@ -235,18 +236,19 @@ def time_queries(runs: int, pid: int | None,
                 call()
                 samples.append((time.perf_counter() - started) * 1000)
             cpu = (server_cpu_ms(pid) - cpu_before) / runs
-            yield (f"{preset.value:>3} {name}", statistics.median(samples), p95(samples), cpu)
+            yield name, statistics.median(samples), p95(samples), cpu
 
 
-def time_pages(runs: int, date_range: str,
-               pages: tuple[str, ...] = PAGES) -> list[tuple[str, float, float]]:
+def time_pages(runs: int, date_range: str, pages: tuple[str, ...] = PAGES,
+               filters: tuple[str, ...] = ()) -> list[tuple[str, float, float]]:
     """(page, cold s, warm s): render time in AppTest with empty and with filled query caches,
-    for the view ``?range=<date_range>``."""
+    for the view ``?range=<date_range>`` (and ``&f=<filter>`` for each of ``filters``)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
-    at.query_params = {"project": PROJECT, "range": date_range}
+    at.query_params = {"project": PROJECT, "range": date_range,
+                       **({"f": list(filters)} if filters else {})}
     at.run()
     at.text_input(key="login.email").input(EMAIL)
     at.text_input(key="login.password").input(PASSWORD)
@@ -305,15 +307,19 @@ def main() -> None:
                   f"{'' if high <= QUERY_TARGET_MS else '  OVER TARGET'}", flush=True)
         print(f"\npages (AppTest, median of {args.page_runs}; cold = query caches emptied; "
               f"target <= {PAGE_TARGET_S} s)")
-        print(f"{'page':<20} {'cold s':>8} {'warm s':>8}")
+        print(f"{'page':<28} {'cold s':>8} {'warm s':>8}")
         slowest = 0.0
         timings = [(f"{page} (7d)", cold, warm) for page, cold, warm in
                    time_pages(args.page_runs, "7d")]
         timings += [(f"{page} (30d)", cold, warm) for page, cold, warm in
                     time_pages(args.page_runs, "30d", ("overview", "events"))]
+        # a session- and an event-level filter: the overview and retention under filters
+        timings += [(f"{page} (30d, filtered)", cold, warm) for page, cold, warm in
+                    time_pages(args.page_runs, "30d", ("overview", "retention"),
+                               ("country|is|DE", "path|contains|docs"))]
         for page, cold, warm in timings:
             slowest = max(slowest, cold)
-            print(f"{page:<20} {cold:>8.2f} {warm:>8.2f}"
+            print(f"{page:<28} {cold:>8.2f} {warm:>8.2f}"
                   f"{'' if cold <= PAGE_TARGET_S else '  OVER TARGET'}")
         print(f"\nworst query p95 {worst:.0f} ms; slowest cold page {slowest:.2f} s")
     finally:
