@@ -82,9 +82,10 @@ def tree_cpu_seconds(root: int) -> float:
 
 def floor_app():  # noqa: ANN201 (uvicorn factory)
     """The HTTP floor: FastAPI reading a JSON body and answering like /track does."""
-    from collector.main import NO_TELEMETRY
-
-    app = FastAPI(telemetry=NO_TELEMETRY)  # as the collector's
+    # FastAPI's OpenTelemetry off, as in collector.main (not imported: the uvicorn process
+    # serving this has bench/ first on its path, where warehouse.py shadows the package)
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False,
+                             "operation_spans": False, "auto_configure": False})
 
     @app.post("/track")
     async def track(request: Request) -> Response:
@@ -200,11 +201,15 @@ class Bench:
         redis_port = free_port()
         redis_dir = self.tmp / "redis"
         redis_dir.mkdir()
+        socket_path = redis_dir / "redis.sock"
         self.spawn("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                             "--unixsocket", str(socket_path), "--unixsocketperm", "700",
                              "--dir", str(redis_dir), "--save", "", "--appendonly", "yes",
                              "--appendfsync", "everysec"], dict(os.environ))
+        redis_url = (f"unix://{socket_path}?db=0" if args.redis_unix_socket
+                     else f"redis://127.0.0.1:{redis_port}/0")
         env = {**os.environ, "TRACKHOUSE_DATA_DIR": str(self.tmp / "data"),
-               "TRACKHOUSE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+               "TRACKHOUSE_REDIS_URL": redis_url,
                "TRACKHOUSE_COLLECTOR_RATE_LIMIT_CLIENT": args.rate_limit_client,
                "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": args.rate_limit_ip}
         if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
@@ -433,6 +438,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--redis-unix-socket", action="store_true",
+                        help="collector and worker reach Redis through a Unix socket")
     parser.add_argument("--batch-connections", type=int, default=4,
                         help="concurrent /track/batch requests (an importer's parallelism)")
     parser.add_argument("--collector-workers", type=int, default=2)
