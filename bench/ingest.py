@@ -16,7 +16,8 @@ Phases and figures, all from the same run:
 3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
    sent during the load; the time from the collector's 200 to the row being visible).
 4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret):
-   accepted and landed events/s.
+   accepted and landed events/s, and event-to-queryable p95 of probe events sent meanwhile
+   (a table this busy flushes every ``worker_busy_flush_interval_ms``).
 5. Database floor: raw clickhouse-connect inserts (JSONEachRow, 20,000 rows each) of the same
    rows the collector produced, into a scratch copy of the events table.
 """
@@ -149,6 +150,10 @@ end
 """
 
 
+def percentile_95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else float("nan")
+
+
 def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
@@ -241,6 +246,7 @@ class Bench:
                                                with_secret=False)
             server, secret = service.create_client(session, project_id=self.project)
             self.browser_client, self.server_client, self.secret = browser.id, server.id, secret
+            self.probe_client = browser.id
         self.ch = warehouse()
         self.collector_url = f"http://127.0.0.1:{free_port()}"
         collector = self.spawn("collector", [
@@ -267,7 +273,8 @@ class Bench:
 
     def landed(self) -> int:
         rows = self.ch.query("select count() from trackhouse.events where project_id = "
-                             "{p:String}", parameters={"p": self.project}).result_rows
+                             "{p:String} and name != 'probe'",
+                             parameters={"p": self.project}).result_rows
         return int(rows[0][0])
 
     def wait_landed(self, expected: int, timeout_s: float = 300) -> float:
@@ -291,7 +298,7 @@ class Bench:
                 event = f"probe-{self.run_id}-{n}"
                 answer = http.post("/track", json={"type": "track", "payload": {
                     "name": "probe", "properties": {"__eventId": event}}}, headers={
-                    "openpanel-client-id": self.browser_client, "origin": ORIGIN,
+                    "openpanel-client-id": self.probe_client, "origin": ORIGIN,
                     "user-agent": UA})
                 sent = time.monotonic()
                 if answer.status_code != 200:
@@ -379,8 +386,14 @@ class Bench:
         started = time.monotonic()
         self.browser_client = self.server_client  # importer: the secret client
         redis_before = self.redis_usage()
+        loaded_latencies: list[float] = []  # event-to-queryable while the batches pour in
+        stop = threading.Event()
+        prober = threading.Thread(target=self.probe, args=(stop, loaded_latencies))
+        prober.start()
         batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration,
                         args.batch_connections)
+        stop.set()
+        prober.join()
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
         batch_accept_cpu = self.cpu()
         batch_done = self.wait_landed(base + batch_events)
@@ -391,8 +404,8 @@ class Bench:
                                          batch_done - started))
         db_floor = self.database_floor()
 
-        p95 = (statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 20
-               else float("nan"))
+        p95 = percentile_95(latencies)
+        loaded_p95 = percentile_95(loaded_latencies)
         print(f"\nmachine: {os.cpu_count()} cores; collector workers {args.collector_workers}, "
               f"landing workers {args.workers}, wrk 1 thread, {duration} s per phase")
         rows = [
@@ -407,7 +420,8 @@ class Bench:
              f"event-to-queryable p95 {p95:.2f} s (n={len(latencies)})"),
             (f"/track/batch ({BATCH_ITEMS}/request)", f"{batch_events / batch['seconds']:,.0f} "
              "ev/s accepted", f"p50 {batch['p50']:.1f} ms  p99 {batch['p99']:.1f} ms",
-             f"landed {batch_landed_rate:,.0f} ev/s"),
+             f"landed {batch_landed_rate:,.0f} ev/s; event-to-queryable p95 {loaded_p95:.2f} s "
+             f"(n={len(loaded_latencies)})"),
             ("database floor (raw insert)", f"{db_floor:,.0f} rows/s", "", ""),
         ]
         for name, rate, latency, note in rows:

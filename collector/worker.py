@@ -208,9 +208,12 @@ class Flusher(threading.Thread):
         for table, length in zip(TABLES, (int(n or 0) for n in lengths.execute()), strict=True):
             waited = now - self._last_flush[table]
             if length >= size or (length and waited >= self.interval[table]):
+                # nothing is claimed while too many batches are in flight: then the rows keep
+                # waiting and the next tick tries again, so ``waited`` spans their arrival
                 claimed = self.flush(table)
-                self._last_flush[table] = now
-                self.interval[table] = self.next_interval(claimed, waited)
+                if claimed:
+                    self._last_flush[table] = now
+                    self.interval[table] = self.next_interval(claimed, waited)
         if now - self._last_recovery >= RECOVERY_EVERY_S:
             self.recover()
             self._last_recovery = now
