@@ -7,11 +7,12 @@ Uses TRACKHOUSE_CLICKHOUSE_URL when set; otherwise starts its own embedded wareh
 port with a data directory under --data-dir, which is kept so later runs reuse the events and
 marts (delete it, or pass --regenerate, to start over). Events are generated inside ClickHouse
 (INSERT ... SELECT from numbers()), marts built by the real dbt project (from scratch on new
-events, otherwise an incremental `dbt build`, which also creates marts added since; --skip-dbt
-leaves them as they are), pages rendered by Streamlit's AppTest against a metadata database in
-the same folder. Every overview query is timed without filters and under the filter sets of
-filter_sets() (a session- plus an event-level filter, an event name, an event property);
---only times the queries whose name contains a text.
+events, otherwise an incremental `dbt build`, which also creates marts added since; after
+changing a model's SQL pass --full-refresh; --skip-dbt leaves the marts as they are), pages
+rendered by Streamlit's AppTest against a metadata database in the same folder. Every overview
+query is timed without filters and under the filter sets of filter_sets() (a session- plus an
+event-level filter, an event name, an event property); --only times the queries whose name
+contains a text.
 
 Targets (issue 6): every overview query p95 <= 300 ms; every page <= 1.5 s.
 """
@@ -116,7 +117,8 @@ def start_warehouse(data_dir: Path) -> EmbeddedWarehouse | None:
     return embedded
 
 
-def prepare(events: int, regenerate: bool, skip_dbt: bool = False) -> None:
+def prepare(events: int, regenerate: bool, skip_dbt: bool = False,
+            full_refresh: bool = False) -> None:
     from accounts import service
     from accounts.db import session_scope, upgrade
     from trackhouse.settings import get_settings
@@ -148,8 +150,8 @@ def prepare(events: int, regenerate: bool, skip_dbt: bool = False) -> None:
     else:
         print(f"reusing {present:,} events of {PROJECT}")
     fresh = present != events or regenerate
-    if fresh or not skip_dbt:
-        build_marts(full_refresh=fresh)
+    if fresh or full_refresh or not skip_dbt:
+        build_marts(full_refresh=fresh or full_refresh)
 
 
 def build_marts(full_refresh: bool) -> None:
@@ -279,6 +281,8 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--skip-dbt", action="store_true",
                         help="reuse the kept marts as they are (no incremental dbt build)")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="rebuild every mart from the kept events (after changing a model)")
     parser.add_argument("--only", default="",
                         help="time only the queries whose name contains this text")
     parser.add_argument("--warehouse-pid", type=int, default=None,
@@ -293,7 +297,7 @@ def main() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     embedded = start_warehouse(args.data_dir)
     try:
-        prepare(args.events, args.regenerate, args.skip_dbt)
+        prepare(args.events, args.regenerate, args.skip_dbt, args.full_refresh)
         print(f"\noverview queries ({args.runs} runs each, uncached; target p95 <= "
               f"{QUERY_TARGET_MS} ms)")
         pid = (embedded.process.pid if embedded is not None and embedded.process is not None
