@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 import streamlit as st
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from accounts import service
 from accounts.db import session_scope
@@ -117,6 +117,8 @@ def log_in(email: str, password: str) -> SessionUser | None:
         snapshot = _snapshot(user)
         session.add(LoginSession(user_id=user.id, token_hash=token_hash(token),
                                  expires_at=utcnow() + LOGIN_LIFETIME))
+        # expired logins (revoked or not) are of no use any more: the table stays small
+        session.execute(delete(LoginSession).where(LoginSession.expires_at <= utcnow()))
     st.session_state[USER_KEY] = snapshot
     st.session_state[TOKEN_KEY] = token
     _write_cookie(token, int(LOGIN_LIFETIME.total_seconds()))

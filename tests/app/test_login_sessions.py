@@ -58,11 +58,15 @@ def test_logging_in_stores_only_the_hash_and_a_revoked_login_ends_at_the_next_ru
     from accounts.db import session_scope
     from accounts.models import LoginSession, utcnow
 
-    _new_user("revoked.elsewhere@dash.test")
+    user_id = _new_user("revoked.elsewhere@dash.test")
+    _add_login(user_id, "long-expired", expires_in=timedelta(days=-20))
     at = log_in(AppTest.from_file(str(MAIN), default_timeout=60), "revoked.elsewhere@dash.test")
     assert at.metric  # logged in
     token = at.session_state[auth.TOKEN_KEY]
     with session_scope() as session:
+        # logging in cleared the expired logins away
+        assert session.scalar(select(LoginSession).where(
+            LoginSession.token_hash == auth.token_hash("long-expired"))) is None
         row = session.scalar(select(LoginSession)
                              .where(LoginSession.token_hash == auth.token_hash(token)))
         assert row is not None and token not in row.token_hash
