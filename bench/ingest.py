@@ -199,7 +199,10 @@ class Bench:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.args.keep_logs:
+            print(f"logs kept in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def setup(self) -> None:
         args = self.args
@@ -452,6 +455,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--keep-logs", action="store_true",
+                        help="keep the temporary directory with every process's log")
     parser.add_argument("--redis-unix-socket", action="store_true",
                         help="collector and worker reach Redis through a Unix socket")
     parser.add_argument("--batch-connections", type=int, default=4,

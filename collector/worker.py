@@ -5,9 +5,9 @@ One ``trackhouse worker`` process runs two loops:
 - the *flusher* (a thread) claims batches from the Redis buffer, at ``worker_batch_size`` rows
   or every ``worker_flush_interval_ms``, whichever comes first, and enqueues one RQ job per
   batch; a table receiving ``worker_busy_rows_per_s`` or more flushes every
-  ``worker_busy_flush_interval_ms`` instead (fewer, larger inserts: the warehouse's CPU per
-  row falls by a third); it also re-enqueues batches whose worker died or whose retry time has
-  come;
+  ``worker_busy_flush_interval_ms`` instead, until the rate falls below half that (fewer,
+  larger inserts: the warehouse's CPU per row falls by a third); it also re-enqueues
+  batches whose worker died or whose retry time has come;
 - an RQ ``SimpleWorker`` (no fork per job: a job is one HTTP insert, far cheaper than a fork)
   runs ``land_batch`` jobs.
 
@@ -220,16 +220,23 @@ class Flusher(threading.Thread):
                 claimed = self.flush(table)
                 if claimed:
                     self._last_flush[table] = now
-                    self.interval[table] = self.next_interval(claimed, waited)
+                    interval = self.next_interval(claimed, waited, self.interval[table])
+                    if interval != self.interval[table]:
+                        log.info("%s: %d rows in %.2f s; flushing every %.2f s", table, claimed,
+                                 waited, interval)
+                    self.interval[table] = interval
         if now - self._last_recovery >= RECOVERY_EVERY_S:
             self.recover()
             self._last_recovery = now
 
-    def next_interval(self, claimed: int, waited: float) -> float:
-        """The wait before a table's next flush: long while rows arrive at the busy rate or
-        faster (measured over the last wait, at most the busy interval), short otherwise."""
+    def next_interval(self, claimed: int, waited: float, current: float) -> float:
+        """The wait before a table's next flush: long once rows arrive at the busy rate or
+        faster (measured over the last wait, at most the busy interval), short again only
+        below half that rate (so a rate near the threshold does not flip it every flush)."""
         rate = claimed / max(min(waited, self._busy_interval), 1e-3)
-        busy = rate >= self.settings.worker_busy_rows_per_s
+        busy_rate = self.settings.worker_busy_rows_per_s
+        was_busy = current == self._busy_interval > self._quiet_interval
+        busy = rate >= (busy_rate / 2 if was_busy else busy_rate)
         return self._busy_interval if busy else self._quiet_interval
 
     def flush(self, table: str) -> int:

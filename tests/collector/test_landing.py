@@ -314,7 +314,7 @@ def test_a_batch_claimed_by_the_previous_version_still_lands(fresh_project: Test
 
 def test_a_busy_table_flushes_less_often(redis_client) -> None:
     """Quiet tables flush every worker_flush_interval_ms; from worker_busy_rows_per_s on,
-    every worker_busy_flush_interval_ms (fewer, larger inserts)."""
+    every worker_busy_flush_interval_ms (fewer, larger inserts), until the rate halves."""
     from rq import Queue
 
     from collector.worker import Flusher
@@ -325,10 +325,15 @@ def test_a_busy_table_flushes_less_often(redis_client) -> None:
         "worker_busy_rows_per_s": 4000})
     flusher = Flusher(settings, redis_client, Queue("test-flusher", connection=redis_client))
     assert flusher.interval == {"events": 0.25, "profiles": 0.25}
-    assert flusher.next_interval(claimed=999, waited=0.25) == 0.25  # 3,996 rows/s
-    assert flusher.next_interval(claimed=1000, waited=0.25) == 1.0
-    assert flusher.next_interval(claimed=4000, waited=1.0) == 1.0
-    assert flusher.next_interval(claimed=3000, waited=1.0) == 0.25
+    quiet, busy = 0.25, 1.0
+    assert flusher.next_interval(claimed=999, waited=0.25, current=quiet) == quiet  # 3,996/s
+    assert flusher.next_interval(claimed=1000, waited=0.25, current=quiet) == busy
+    assert flusher.next_interval(claimed=4000, waited=1.0, current=busy) == busy
+    # once busy, it stays so down to half the rate (no flapping around the threshold)
+    assert flusher.next_interval(claimed=3000, waited=1.0, current=busy) == busy
+    assert flusher.next_interval(claimed=2000, waited=1.0, current=busy) == busy
+    assert flusher.next_interval(claimed=1999, waited=1.0, current=busy) == quiet
+    assert flusher.next_interval(claimed=3000, waited=1.0, current=quiet) == quiet
     # a first flush after a long quiet spell is measured over at most the busy interval
-    assert flusher.next_interval(claimed=5000, waited=3600.0) == 1.0
-    assert flusher.next_interval(claimed=20, waited=3600.0) == 0.25
+    assert flusher.next_interval(claimed=5000, waited=3600.0, current=quiet) == busy
+    assert flusher.next_interval(claimed=20, waited=3600.0, current=quiet) == quiet
