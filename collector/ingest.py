@@ -341,7 +341,9 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         device, previous_device = sdk_device, ""
     else:
         device = identity.device_id(salts[0], user_agent, ip, project)
-        previous_device = identity.device_id(salts[1], user_agent, ip, project)
+        # yesterday's id only matters to a live session that crossed midnight
+        previous_device = "" if context.importing else identity.device_id(
+            salts[1], user_agent, ip, project)
 
     client_time = parse_client_time(properties.get("__timestamp"))
     received_ms = context.received_ms
@@ -403,7 +405,8 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     if _OVERRIDES.keys().isdisjoint(properties):
         fragments = (context.request_json, _page_json(page_url, referrer_url),
                      _visitor_json(context.services.geo, ip, user_agent, bot_check))
-        tail = b"".join(b"," + fragment for fragment in fragments if fragment)
+        # the request's members are never empty (project_id, received_at)
+        tail = b"," + b",".join(filter(None, fragments))
         return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device,
                          live, created_ms, tail)
     # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
