@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +30,10 @@ import clickhouse_connect
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
+from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
+
 TABLE_DDL = (
     "CREATE TABLE {table} (id UInt64, name String, at DateTime64(3, 'UTC'), v Float64) "
     "ENGINE = MergeTree ORDER BY id"
@@ -45,42 +46,14 @@ DATA_SQL = (
 AGGREGATE_SQL = "SELECT count(), avg(v), max(name) FROM bench.t WHERE id BETWEEN 1000 AND 20000"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_endpoint(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_endpoint(data_dir: Path) -> EmbeddedWarehouse:
+    """The endpoint as its own ``trackhouse warehouse`` process (the test suite's helper)."""
     env = {k: v for k, v in os.environ.items() if k != "TRACKHOUSE_CLICKHOUSE_URL"}
     env["TRACKHOUSE_DATA_DIR"] = str(data_dir)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "trackhouse"),
-            "warehouse",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir / "clickhouse"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the warehouse endpoint did not start")
+    endpoint = EmbeddedWarehouse("127.0.0.1", free_port(), data_dir / "clickhouse",
+                                 data_dir / "warehouse.log", env)
+    endpoint.start()
+    return endpoint
 
 
 def best_of(runs: int, setup: Callable[[], None], work: Callable[[], None]) -> float:
@@ -120,7 +93,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as scratch:
         scratch_dir = Path(scratch)
-        process, url = start_endpoint(scratch_dir / "endpoint")
+        endpoint = start_endpoint(scratch_dir / "endpoint")
+        url = endpoint.url
         try:
             local = chdb.connect(str(scratch_dir / "inprocess"))
             native = bytes(local.query(DATA_SQL.format(rows=args.rows), "Native").bytes())
@@ -203,8 +177,7 @@ def main() -> None:
             raw_http.close()
             local.close()
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
+            endpoint.stop()
 
     print(
         f"Native insert, {args.rows:,} rows ({len(native) / 1e6:.0f} MB), "
