@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import ACCEPT, Keys
+from collector.buffer import ACCEPT, SESSION_DAYS_TTL_S, Keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
@@ -338,7 +338,8 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     ):
         raise MessageError("properties.__deviceId must be a string of 1-64 characters")
     if sdk_device:
-        device, previous_device = sdk_device, ""
+        # the SDK's id is the same every day: yesterday's hash may hold its live session
+        device, previous_device = sdk_device, sdk_device
     else:
         device = identity.device_id(salts[0], user_agent, ip, project)
         # yesterday's id only matters to a live session that crossed midnight
@@ -488,7 +489,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     charges = limits.charges(context.client.client_id, context.ip) if limits else ()
     event_ttl = settings.collector_event_dedup_ttl_s
     head = [str(settings.collector_backlog_limit), str(settings.collector_session_idle_s * 1000),
-            project, str(event_ttl), str(REQUEST_DEDUP_TTL_S)]
+            project, str(event_ttl), str(REQUEST_DEDUP_TTL_S), str(SESSION_DAYS_TTL_S)]
     for charge in charges:  # one hit per request, whatever its number of events
         head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
     # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
@@ -515,7 +516,9 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         dedup_keys.append(item.dedup_key)
     args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
                        bytes(layout), "\0".join(dedup_keys).encode(), *live_rows]
-    keys = [*_BUFFER_KEYS, *(charge.key for charge in charges)]
+    today = context.received_at.astimezone(UTC).date()  # the salts' day
+    keys = [*_BUFFER_KEYS, Keys.sessions(project, today),
+            Keys.sessions(project, today - timedelta(days=1)), *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
     if answer[0] == -2:
         assert limits is not None

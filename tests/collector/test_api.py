@@ -433,8 +433,9 @@ def test_an_earlier_stamped_event_arriving_later_keeps_the_session(
     later_ms = int(later.timestamp() * 1000)
     assert first["sessionId"] == identity.session_id(fresh_project.project_id,
                                                      first["deviceId"], later_ms)
-    start, last_seen = redis_client.get(
-        Keys.session(fresh_project.project_id, first["deviceId"])).decode().split(":")
+    today = datetime.now(UTC).date()
+    start, last_seen = redis_client.hget(Keys.sessions(fresh_project.project_id, today),
+                                         first["deviceId"]).decode().split(":")
     assert (int(start), int(last_seen)) == (later_ms, later_ms)
 
 
@@ -450,13 +451,29 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
     yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
                                            fresh_project.project_id)
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    redis_client.set(Keys.session(fresh_project.project_id, yesterdays_device),
-                     f"{now_ms - 60_000}:{now_ms - 60_000}", px=3_600_000)
+    yesterdays_sessions = Keys.sessions(fresh_project.project_id, today - timedelta(days=1))
+    redis_client.hset(yesterdays_sessions, yesterdays_device,
+                      f"{now_ms - 60_000}:{now_ms - 60_000}")
     answer = api.post("/track", json=screen_view("/after-midnight"),
                       headers={**headers, "x-forwarded-for": other_ip}).json()
     assert answer["deviceId"] == yesterdays_device
     assert answer["sessionId"] == identity.session_id(fresh_project.project_id,
                                                       yesterdays_device, now_ms - 60_000)
+    # the visit went on under yesterday's id, and that session's last-seen moved
+    start, last_seen = redis_client.hget(yesterdays_sessions, yesterdays_device).split(b":")
+    assert int(start) == now_ms - 60_000 and int(last_seen) >= now_ms
+    # yesterday's session idle for more than 30 minutes: today's id, a new session
+    third_ip = "86.128.1.3"
+    idle_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, third_ip,
+                                      fresh_project.project_id)
+    redis_client.hset(yesterdays_sessions, idle_device,
+                      f"{now_ms - 7_200_000}:{now_ms - 3_600_000}")
+    answer = api.post("/track", json=screen_view("/next-morning"),
+                      headers={**headers, "x-forwarded-for": third_ip}).json()
+    assert answer["deviceId"] not in (idle_device, "")
+    assert answer["deviceId"] == identity.device_id(
+        redis_client.get(f"th:salt:{today}").decode(), UA_CHROME_WINDOWS, third_ip,
+        fresh_project.project_id)
 
 
 def test_survives_redis_forgetting_its_scripts(api, project: TestProject, redis_client) -> None:

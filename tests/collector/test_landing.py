@@ -149,9 +149,9 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
 
     prefix = f"test-accept-{uuid.uuid4().hex}"
     keys = [f"{prefix}:{name}" for name in ("buf1", "buf2", "inflight", "bufn1", "bufn2",
-                                            "rows1", "rows2")]
+                                            "rows1", "rows2", "sessions1", "sessions2")]
     accept = redis_client.register_script(ACCEPT)
-    head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10"])
+    head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10", b"60"])
 
     def call(rows: list[bytes]) -> bytes:
         dedup_keys = "\0".join(f"{prefix}:seen:{row.decode()}" for row in rows)
