@@ -15,9 +15,10 @@ Phases and figures, all from the same run:
    of the load until ``count()`` in ClickHouse reached the accepted events).
 3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
    sent during the load; the time from the collector's 200 to the row being visible).
-4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret):
-   accepted and landed events/s, and event-to-queryable p95 of probe events sent meanwhile
-   (a table this busy flushes every ``worker_busy_flush_interval_ms``).
+4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret;
+   ``--batch-mode live``: a server-side SDK's live batches): accepted and landed events/s,
+   and event-to-queryable p95 of probe events sent meanwhile (a table this busy flushes
+   every ``worker_busy_flush_interval_ms``).
 5. Database floor: raw clickhouse-connect inserts (JSONEachRow, 20,000 rows each) of the same
    rows the collector produced, into a scratch copy of the events table.
 """
@@ -137,7 +138,7 @@ request = function()
     items[i] = '{"type":"track","payload":{"name":"screen_view","properties":{"__eventId":"'
       .. prefix .. counter .. '","__ip":"81.2.' .. (counter %% 250) .. '.'
       .. (math.floor(counter / 250) %% 20 + 1) .. '","__path":"%(origin)s/p/'
-      .. (counter %% 50) .. '","__timestamp":"2026-01-01T00:00:00Z"}}}'
+      .. (counter %% 50) .. '"%(timestamp)s}}}'
   end
   local headers = {}
   headers["content-type"] = "application/json"
@@ -145,7 +146,7 @@ request = function()
   headers["openpanel-client-secret"] = "%(secret)s"
   headers["user-agent"] = "%(ua)s"
   local body = "[" .. table.concat(items, ",") .. "]"
-  return wrk.format("POST", "/track/batch?import=true", headers, body)
+  return wrk.format("POST", "%(batch_path)s", headers, body)
 end
 """
 
@@ -393,8 +394,12 @@ class Bench:
         stop = threading.Event()
         prober = threading.Thread(target=self.probe, args=(stop, loaded_latencies))
         prober.start()
-        batch = run_wrk(self.collector_url, self.script("batch", BATCH_LUA), duration,
-                        args.batch_connections)
+        importing = args.batch_mode == "import"
+        batch_script = self.script(
+            "batch", BATCH_LUA,
+            timestamp=',"__timestamp":"2026-01-01T00:00:00Z"' if importing else "",
+            batch_path="/track/batch?import=true" if importing else "/track/batch")
+        batch = run_wrk(self.collector_url, batch_script, duration, args.batch_connections)
         stop.set()
         prober.join()
         batch_events = (batch["requests"] - batch["failed"]) * BATCH_ITEMS
@@ -421,8 +426,9 @@ class Bench:
             ("/track paced (~1,000 req/s)", f"{paced['ok_per_s']:,.0f} ev/s accepted",
              f"p50 {paced['p50']:.1f} ms  p99 {paced['p99']:.1f} ms",
              f"event-to-queryable p95 {p95:.2f} s (n={len(latencies)})"),
-            (f"/track/batch ({BATCH_ITEMS}/request)", f"{batch_events / batch['seconds']:,.0f} "
-             "ev/s accepted", f"p50 {batch['p50']:.1f} ms  p99 {batch['p99']:.1f} ms",
+            (f"/track/batch {args.batch_mode} ({BATCH_ITEMS}/req)",
+             f"{batch_events / batch['seconds']:,.0f} ev/s accepted",
+             f"p50 {batch['p50']:.1f} ms  p99 {batch['p99']:.1f} ms",
              f"landed {batch_landed_rate:,.0f} ev/s; event-to-queryable p95 {loaded_p95:.2f} s "
              f"(n={len(loaded_latencies)})"),
             ("database floor (raw insert)", f"{db_floor:,.0f} rows/s", "", ""),
@@ -459,6 +465,9 @@ def main() -> None:
                         help="keep the temporary directory with every process's log")
     parser.add_argument("--redis-unix-socket", action="store_true",
                         help="collector and worker reach Redis through a Unix socket")
+    parser.add_argument("--batch-mode", choices=("import", "live"), default="import",
+                        help="history imports (kept timestamps) or a server-side SDK's live "
+                        "batches (live sessions, like /track)")
     parser.add_argument("--batch-connections", type=int, default=4,
                         help="concurrent /track/batch requests (an importer's parallelism)")
     parser.add_argument("--collector-workers", type=int, default=2)
