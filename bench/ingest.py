@@ -468,7 +468,7 @@ def main() -> None:
     parser.add_argument("--batch-mode", choices=("import", "live"), default="import",
                         help="history imports (kept timestamps) or a server-side SDK's live "
                         "batches (live sessions, like /track)")
-    parser.add_argument("--batch-connections", type=int, default=4,
+    parser.add_argument("--batch-connections", type=int, default=8,
                         help="concurrent /track/batch requests (an importer's parallelism)")
     parser.add_argument("--collector-workers", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="landing worker processes")
