@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -231,8 +232,12 @@ class TrafficModel:
         ip = f"{prefix}.{rng.randrange(0, 256)}.{rng.randrange(1, 255)}"
         user_agent = rng.choice(BOT_USER_AGENTS if is_bot else USER_AGENTS)
         key = hashlib.blake2b(f"{self.demo.project_id}:{n}".encode(), digest_size=8).hexdigest()
-        # more devices arrive recently than long ago; day 0 is today
-        first_day = min(self.days, int(rng.expovariate(1 / (self.days / 2))))
+        # more devices arrive recently than long ago; day 0 is today. An exponential (mean half
+        # the window) cut at the window by inverse sampling: clamping its tail instead piled
+        # 13% of all devices onto the first day of the history.
+        mean = self.days / 2
+        cut = 1 - math.exp(-(self.days + 1) / mean)
+        first_day = min(self.days, int(-mean * math.log(1 - rng.random() * cut)))
         return Device(f"demo-{key}", user_agent, ip, first_day, is_bot)
 
     def _visit_start(self, days_ago: int) -> datetime:
