@@ -509,3 +509,27 @@ def test_fastapi_telemetry_stays_off_whatever_the_environment(make_api, monkeypa
         assert api.get("/health").status_code == 200
     assert not [r for r in caplog.records if "telemetry" in r.getMessage().lower()]
     assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
+
+
+def test_a_live_batch_of_thousands_of_devices(api, fresh_project: TestProject,
+                                              redis_client) -> None:
+    """One live batch with more devices than Lua's unpack() takes at once: every row gets its
+    device's session, stored in today's session hash, and a second event of the same device
+    later in the batch continues that session."""
+    from collector import identity
+
+    headers = fresh_project.server_headers()
+    devices = 4_500  # the sessions written back: 9,000 values, past unpack()'s 8,000
+    batch = [screen_view(f"/d{n}", __deviceId=f"sdk-device-{n}") for n in range(devices)]
+    batch.append(screen_view("/again", __deviceId="sdk-device-7"))
+    body = api.post("/track/batch", json=batch, headers=headers).json()
+    assert (body["accepted"], body["errors"]) == (devices + 1, 0)
+    results = body["results"]
+    assert results[-1]["sessionId"] == results[7]["sessionId"]
+    assert len({r["sessionId"] for r in results}) == devices
+    today = datetime.now(UTC).date()
+    stored = redis_client.hgetall(Keys.sessions(fresh_project.project_id, today))
+    assert len(stored) == devices
+    start = int(stored[b"sdk-device-4499"].split(b":")[0])
+    assert results[4499]["sessionId"] == identity.session_id(
+        fresh_project.project_id, "sdk-device-4499", start)
