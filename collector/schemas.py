@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -189,6 +190,18 @@ _TRACK_MESSAGE_KEYS = frozenset({"type", "payload", "clientId", "clientSecret"})
 _TRACK_PAYLOAD_KEYS = frozenset({"name", "properties", "profileId", "groups"})
 
 
+# Event names and property keys repeat across events: their verdicts are cached (bounded).
+@lru_cache(maxsize=4_096)
+def _plain_name(name: str) -> bool:
+    return (0 < len(name) <= MAX_NAME and name == name.strip()
+            and name not in RESERVED_EVENT_NAMES and not _CONTROL.search(name))
+
+
+@lru_cache(maxsize=4_096)
+def _plain_key(key: str) -> bool:
+    return 0 < len(key) <= MAX_KEY and not _CONTROL.search(key)
+
+
 def plain_track(value: Any) -> PlainTrackMessage | None:
     """The common case without pydantic: a ``track`` message whose every field is plainly
     valid (what TrackMessage would accept unchanged), or None to let ``parse_message``
@@ -203,15 +216,14 @@ def plain_track(value: Any) -> PlainTrackMessage | None:
         if type(value.get(credential, "")) is not str and value.get(credential) is not None:
             return None
     name = payload.get("name")
-    if (type(name) is not str or not 0 < len(name) <= MAX_NAME or name != name.strip()
-            or name in RESERVED_EVENT_NAMES or _CONTROL.search(name)):
+    if type(name) is not str or not _plain_name(name):
         return None
     properties = payload.get("properties")
     if properties is not None:
         if type(properties) is not dict or len(properties) > MAX_PROPERTIES:
             return None
         for key in properties:
-            if not 0 < len(key) <= MAX_KEY or _CONTROL.search(key):
+            if not _plain_key(key):
                 return None
     profile = payload.get("profileId")
     if profile is not None and not (
