@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client as WarehouseClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +21,15 @@ from accounts.auth import forget_client
 from accounts.db import session_scope
 from accounts.errors import Conflict, InvalidInput, NotFound
 from accounts.hashing import burn_verify_time, hash_secret, needs_rehash, new_secret, verify_secret
-from accounts.models import CLIENT_TYPES, Client, Project, ProjectAccess, User, utcnow
+from accounts.models import (
+    CLIENT_TYPES,
+    Client,
+    LoginSession,
+    Project,
+    ProjectAccess,
+    User,
+    utcnow,
+)
 from accounts.validation import (
     normalize_domain,
     normalize_email,
@@ -386,6 +394,10 @@ def update_user(session: Session, user_id: int, *, name: str | None = None,
         user.is_admin = bool(is_admin)
     if password is not None:
         user.password_hash = hash_secret(validate_password(password))
+        # a new password ends every dashboard login made with the old one
+        session.execute(update(LoginSession).where(
+            LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None),
+        ).values(revoked_at=utcnow()))
     _flush(session, f"user {user.email!r}")
     return user
 

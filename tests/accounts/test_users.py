@@ -102,3 +102,28 @@ def test_last_admin_cannot_be_demoted(session: Session, unique) -> None:
     service.update_user(session, admin.id, password="a new password")
     session.commit()
     assert service.authenticate_user(session, admin.email, "a new password").id == admin.id
+
+
+def test_a_new_password_ends_the_users_logins(session: Session, unique) -> None:
+    from datetime import timedelta
+
+    from accounts.models import LoginSession, utcnow
+
+    user = service.create_user(session, email=unique("pw") + "@example.com",
+                               password="password123")
+    other = service.create_user(session, email=unique("pw-other") + "@example.com",
+                                password="password123")
+    session.flush()
+    for owner, token in ((user, "a" * 64), (user, "b" * 64), (other, "c" * 64)):
+        session.add(LoginSession(user_id=owner.id, token_hash=token,
+                                 expires_at=utcnow() + timedelta(days=1)))
+    session.commit()
+    service.update_user(session, user.id, name="renamed")  # not a password change
+    session.commit()
+    assert session.query(LoginSession).filter(LoginSession.revoked_at.is_(None)).filter(
+        LoginSession.user_id.in_([user.id, other.id])).count() == 3
+    service.update_user(session, user.id, password="a brand new password")
+    session.commit()
+    live = {row.token_hash for row in session.query(LoginSession).filter(
+        LoginSession.user_id.in_([user.id, other.id]), LoginSession.revoked_at.is_(None))}
+    assert live == {"c" * 64}
