@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -156,6 +157,7 @@ def percentile_95(values: list[float]) -> float:
 
 
 def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True).stdout
@@ -171,8 +173,11 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str
     seconds = float(re.search(r"requests in ([\d.]+)s", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = int(errors.group(1)) if errors else 0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"ok_per_s": (requests - failed) / seconds, "requests": requests, "failed": failed,
-            "seconds": seconds, "p50": millis("50"), "p99": millis("99")}
+            "seconds": seconds, "p50": millis("50"), "p99": millis("99"),
+            "load_generator_cores": wrk_cpu / seconds}
 
 
 class Bench:
@@ -436,6 +441,8 @@ class Bench:
         for name, rate, latency, note in rows:
             print(f"{name:<30} {rate:>24}  {latency:<26} {note}")
         print("\n".join(cpu_notes))
+        print(f"  load generator (wrk) cores busy: /track {track['load_generator_cores']:.2f}, "
+              f"/track/batch {batch['load_generator_cores']:.2f}")
         floor_per_cpu = (floor["requests"] - floor["failed"]) / max(floor_cpu, 1e-9)
         track_per_cpu = (track["requests"] - track["failed"]) / max(track_cpu, 1e-9)
         print(f"  per CPU-second of the serving processes (independent of what else runs): "
