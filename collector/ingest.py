@@ -218,8 +218,10 @@ class _Prepared:
     # (request, page, visitor), serialised once per request or visitor, each after a comma;
     # event rows leave out the columns at their default (see ``json_members``)
     row: dict[str, Any]
-    dedup_key: str
-    dedup_ttl: int
+    # the event id (remembered in the dedup window's set) or, for an event with neither id nor
+    # time, its request fingerprint's key (a 10-second SET NX)
+    dedup_token: str
+    by_id: bool
     device_id: str
     previous_device_id: str
     live_session: bool
@@ -369,15 +371,15 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
                               {k: v for k, v in properties.items() if k not in _CONSUMED})
     if client_event_id is not None:
         event_id = identity.event_id_from_client(project, str(client_event_id))
-        dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
+        dedup = (event_id, True)
     elif client_time is not None:
         event_id = identity.event_id_from_content(
             project, device, name, str(properties["__timestamp"]), page_url, flat)
-        dedup = (Keys.dedup("id", event_id), context.services.settings.collector_event_dedup_ttl_s)
+        dedup = (event_id, True)
     else:
         fingerprint = identity.request_fingerprint(project, raw, ip, user_agent)
         event_id = identity.derived_uuid("request", fingerprint, received_ms)
-        dedup = (Keys.dedup("req", fingerprint), REQUEST_DEDUP_TTL_S)
+        dedup = (Keys.dedup("req", fingerprint), False)
 
     created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
 
@@ -487,21 +489,21 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     project = context.client.project_id
     limits = context.rate_limits
     charges = limits.charges(context.client.client_id, context.ip) if limits else ()
-    event_ttl = settings.collector_event_dedup_ttl_s
+    window_s = settings.collector_event_dedup_ttl_s
     head = [str(settings.collector_backlog_limit), str(settings.collector_session_idle_s * 1000),
-            project, str(event_ttl), str(REQUEST_DEDUP_TTL_S), str(SESSION_DAYS_TTL_S)]
+            project, str(2 * window_s + 60), str(REQUEST_DEDUP_TTL_S), str(SESSION_DAYS_TTL_S)]
     for charge in charges:  # one hit per request, whatever its number of events
         head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
     # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
     blobs: tuple[list[bytes], list[bytes]] = ([], [])
     layout = bytearray()
-    dedup_keys: list[str] = []
+    tokens: list[str] = []
     live_rows: list[bytes] = []
     for item in prepared:
+        tokens.append(item.dedup_token)
         if item.live_session:
-            layout += b"L"
-            fields = (item.dedup_key, str(item.dedup_ttl), item.device_id,
-                      item.previous_device_id, str(item.event_ms))
+            layout += b"L" if item.by_id else b"R"
+            fields = (item.device_id, item.previous_device_id, str(item.event_ms))
             # the script appends device_id and session_id to the row
             live_rows.append("\0".join(fields).encode() + b"\0" + item.json())
             continue
@@ -512,13 +514,14 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
         profile = item.table == "profiles"
         blobs[profile].append(item.json())
-        layout += _BLOB_LAYOUT[profile, item.dedup_ttl == event_ttl]
-        dedup_keys.append(item.dedup_key)
+        layout += _BLOB_LAYOUT[profile, item.by_id]
     args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
-                       bytes(layout), "\0".join(dedup_keys).encode(), *live_rows]
+                       bytes(layout), "\0".join(tokens).encode(), *live_rows]
     today = context.received_at.astimezone(UTC).date()  # the salts' day
+    window = context.received_ms // (window_s * 1000)
     keys = [*_BUFFER_KEYS, Keys.sessions(project, today),
-            Keys.sessions(project, today - timedelta(days=1)), *(charge.key for charge in charges)]
+            Keys.sessions(project, today - timedelta(days=1)), Keys.seen_ids(window),
+            Keys.seen_ids(window - 1), *(charge.key for charge in charges)]
     answer = await context.services.accept(keys=keys, args=args)
     if answer[0] == -2:
         assert limits is not None

@@ -149,14 +149,15 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
 
     prefix = f"test-accept-{uuid.uuid4().hex}"
     keys = [f"{prefix}:{name}" for name in ("buf1", "buf2", "inflight", "bufn1", "bufn2",
-                                            "rows1", "rows2", "sessions1", "sessions2")]
+                                            "rows1", "rows2", "sessions1", "sessions2",
+                                            "ids-now", "ids-before")]
     accept = redis_client.register_script(ACCEPT)
     head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10", b"60"])
 
     def call(rows: list[bytes]) -> bytes:
-        dedup_keys = "\0".join(f"{prefix}:seen:{row.decode()}" for row in rows)
+        event_ids = b"\0".join(rows)  # each row stands for its own id here
         return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"e" * len(rows),
-                                       dedup_keys])[0]
+                                       event_ids])[0]
 
     rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
     assert call([rows[1], rows[4]]) == b"11"
@@ -165,6 +166,11 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
     assert chunks == [rows[1] + b"\n" + rows[4], b"\n".join([rows[0], rows[2], rows[3], rows[5]])]
     assert redis_client.lrange(keys[3], 0, -1) == [b"2", b"4"]
     assert redis_client.get(keys[5]) == b"6"
+    # the ids are remembered in the window's set, with an expiry; the previous window's set
+    # counts too
+    assert redis_client.smembers(keys[9]) == set(rows) and redis_client.ttl(keys[9]) > 0
+    redis_client.rename(keys[9], keys[10])
+    assert call([rows[0], b'{"n":99}']) == b"01"
 
 
 def test_claim_takes_whole_chunks_up_to_the_batch_size(redis_client) -> None:
