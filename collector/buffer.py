@@ -138,10 +138,20 @@ class Keys:
 # one character per row, '1' accepted or '0' duplicate (a short answer: imports of thousands
 # of rows need nothing else back).
 ACCEPT = """
-local head = {}
-for field in string.gmatch(ARGV[1] .. '\\0', '([^%z]*)%z') do
-  head[#head + 1] = field
+-- text cut at every sep (plain finds: Lua's pattern character classes cost microseconds)
+local function split(text, sep)
+  local parts, at = {}, 1
+  while true do
+    local stop = string.find(text, sep, at, true)
+    if not stop then
+      parts[#parts + 1] = string.sub(text, at)
+      return parts
+    end
+    parts[#parts + 1] = string.sub(text, at, stop - 1)
+    at = stop + 1
+  end
 end
+local head = split(ARGV[1], '\\0')
 local limits = #KEYS - 11
 local counted = {}
 for j = 1, limits do
@@ -163,32 +173,19 @@ if backlog >= tonumber(head[1]) then
 end
 local idle, project = tonumber(head[2]), head[3]
 local blobs = {ARGV[2], ARGV[3]}
--- per table: kept blob rows, blob rows dropped as duplicates, and per blob row whether
--- it is kept (needed only to cut the blob when something was dropped)
-local kept, dropped, keep = {0, 0}, {0, 0}, {{}, {}}
+-- per table: kept blob rows, and per blob row whether it is kept (needed only to cut the
+-- blob when something was dropped)
+local kept, keep = {0, 0}, {{}, {}}
 -- layout character -> {table (1 events, 2 profiles, 0 live), deduplicated by event id}
 local kinds = {e = {1, true}, E = {1, false}, p = {2, true}, P = {2, false}, L = {0, true},
   R = {0, false}}
 local flags, out, live = {}, {''}, {}
 local layout, next_live = ARGV[4], 1
--- every row's dedup token (plain finds: no pattern character classes)
-local tokens, at = {}, 1
-local dedup_tokens = ARGV[5]
-for r = 1, #layout do
-  local stop = string.find(dedup_tokens, '\\0', at, true) or (#dedup_tokens + 1)
-  tokens[r] = string.sub(dedup_tokens, at, stop - 1)
-  at = stop + 1
-end
--- live rows: three NUL-terminated fields, then the row
+local tokens = split(ARGV[5], '\\0')  -- every row's dedup token
+-- live rows: device, previous device, event time, row (JSON holds no raw NUL)
 local lives, devices, seen = {}, {}, {}
 for k = 6, #ARGV do
-  local arg, fields, from = ARGV[k], {}, 1
-  for f = 1, 3 do
-    local stop = string.find(arg, '\\0', from, true)
-    fields[f] = string.sub(arg, from, stop - 1)
-    from = stop + 1
-  end
-  fields[4] = string.sub(arg, from)
+  local fields = split(ARGV[k], '\\0')
   lives[#lives + 1] = fields
   if not seen[fields[1]] then
     seen[fields[1]] = true
@@ -287,7 +284,6 @@ for r = 1, #layout do
       kept[target] = kept[target] + 1
       flags[r] = '1'
     else
-      dropped[target] = dropped[target] + 1
       flags[r] = '0'
     end
   else
@@ -346,16 +342,14 @@ end
 for target = 1, 2 do
   local parts, rows = {}, kept[target]
   if kept[target] > 0 then
-    if dropped[target] == 0 then
+    if kept[target] == #keep[target] then
       parts[1] = blobs[target]
     else
-      local blob, cut, at = blobs[target], {}, 1
-      for _, wanted in ipairs(keep[target]) do
-        local stop = string.find(blob, '\\n', at, true) or (#blob + 1)
-        if wanted then
-          cut[#cut + 1] = string.sub(blob, at, stop - 1)
+      local cut = {}
+      for i, row in ipairs(split(blobs[target], '\\n')) do
+        if keep[target][i] then
+          cut[#cut + 1] = row
         end
-        at = stop + 1
       end
       parts[1] = table.concat(cut, '\\n')
     end
