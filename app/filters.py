@@ -131,12 +131,10 @@ def _condition(column_sql: str, op: Op, value_param: str) -> str:
     return f"positionCaseInsensitiveUTF8({column_sql}, {placeholder}) > 0"
 
 
-def compile_filters(filters: Iterable[Filter], *, prefix: str = "f",
-                    alias: str = "") -> SqlFragment:
+def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragment:
     """AND together the filters' conditions on columns of raw events (or the sessions mart).
 
-    ``prefix`` keeps parameter names apart when one query compiles several filter sets;
-    ``alias`` qualifies the columns (``"s."``) inside joins.
+    ``prefix`` keeps parameter names apart when one query compiles several filter sets.
     """
     conditions: list[str] = []
     params: dict[str, Any] = {}
@@ -145,11 +143,11 @@ def compile_filters(filters: Iterable[Filter], *, prefix: str = "f",
         params[value_param] = item.value
         key = item.property_key
         if key is None:
-            column_sql = f"{alias}{FIELDS[item.field].column}"
+            column_sql = FIELDS[item.field].column
         else:
             key_param = f"{prefix}{index}_key"
             params[key_param] = key
-            column_sql = f"{alias}properties[{{{key_param}:String}}]"
+            column_sql = f"properties[{{{key_param}:String}}]"
         conditions.append(_condition(column_sql, item.op, value_param))
     if not conditions:
         return SqlFragment.true()
