@@ -18,7 +18,7 @@ Every multi-step change is one Lua script, so it is atomic and costs one round t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 TABLES = ("events", "profiles")
 PREFIX = "th:"
@@ -87,56 +87,66 @@ class Keys:
         return f"{PREFIX}seen:ids:{window}"
 
 
-# One script per request: rate limits, the backlog bound, sessions, deduplication and the
-# buffer append, so a request costs one Redis round trip.
+# One script call for a group of requests: the requests of one loop turn of a collector
+# process (``pipeline.AcceptGroups``), or one request alone. Per request: rate limits, the
+# backlog bound, sessions, deduplication; then the group's new rows are appended to each
+# table's buffer as one chunk. The requests are handled in order, each exactly as if it had
+# been sent alone (atomic; an id seen by an earlier request of the group is a duplicate).
+# Why groups: a single-event ``/track`` cost about 45 us of Redis CPU when it was a script
+# call of its own, against 6 us per row of a 500-row import: fifteen commands (rate-limit
+# counters, backlog counters, dedup sets, session hash, buffer lists), each propagated to
+# the append-only file, and the script call itself, all for one row. A group shares them.
+# Call it through ``accept_call``, which lays out:
 # KEYS: events buffer, profiles buffer, inflight counter, events and profiles chunk-row
-#   lists, events and profiles buffered-row counters, today's and yesterday's session hashes
-#   (``Keys.sessions``), this dedup window's and the previous window's event-id sets
-#   (``Keys.seen_ids``), then one counter key per rate limit.
+#   lists, events and profiles buffered-row counters, this dedup window's and the previous
+#   window's event-id sets (``Keys.seen_ids``), then the group's session hashes
+#   (``Keys.sessions``) and rate-limit counters, each once; requests name them by position.
 # ARGV (fields joined by NUL: each argument costs the client more to encode than a field
-#   costs Lua to split): first the request's: backlog limit, session idle ms, project id,
-#   the event-id sets' ttl s, the request fingerprints' dedup ttl s, the session hashes' ttl
-#   s, then per rate limit (one per extra key) its expiry s, allowed amount and cost. Then
-#   the two blobs: the rows that need no live session (imports, profiles), already complete,
-#   joined by newlines, one blob per table (events, profiles). Then the layout: one
-#   character per row, in message order: 'e' a row of the events blob deduplicated by its
-#   event id, 'E' by its request fingerprint; 'p' and 'P' the same for the profiles blob;
-#   'L' a live event row deduplicated by its event id, 'R' by its request fingerprint. Then
-#   every row's dedup token, in row order, NUL-joined in one argument: its event id, or its
-#   fingerprint's key. Then one argument per live row, in row order: device id, previous-day
-#   device id ('' if none) and event time ms, each NUL-terminated, then the row JSON (its
-#   session is decided here). JSON text never holds a raw NUL or newline.
-# Event ids are remembered in one set per window: two SMISMEMBER and one SADD per request
-# instead of a SET NX EX per row (measured on 500-row imports: 2.6 -> 1.3 us of Redis CPU
-# per row, 143 -> 101 bytes of memory per remembered id). An id is remembered for one to two
-# windows. A fingerprint (an event with neither id nor time) keeps its own 10-second key.
-# Why blobs: a 500-row import then needs no per-row string work in Lua (fields
-# are cut with plain finds of NUL: Lua's pattern character classes cost microseconds), and
-# a handful of arguments for the client to encode (redis-py spends about a microsecond of
-# Python per argument). Its rows cost about 8 us of Redis CPU each as
-# per-row JSON arguments, 2.3 us as a blob (500-row imports against a Redis with AOF). Only
-# when some rows are duplicates is the blob cut around them (a plain find of each newline).
+#   costs Lua to split): ARGV[1] the group's head: backlog limit, session idle ms, the
+#   event-id sets' ttl s, the request fingerprints' dedup ttl s, the session hashes' ttl s,
+#   the number of requests, then per rate-limit counter: its KEYS position, expiry s and
+#   allowed amount. Then per request: its head (project id, KEYS positions of its today's
+#   and yesterday's session hashes, number of live rows, then the KEYS positions of the
+#   counters it is charged one hit on); the two blobs: the rows that need no live session
+#   (imports, profiles), already complete, joined by newlines, one blob per table (events,
+#   profiles); the layout: one character per row, in message order: 'e' a row of the events
+#   blob deduplicated by its event id, 'E' by its request fingerprint; 'p' and 'P' the same
+#   for the profiles blob; 'L' a live event row deduplicated by its event id, 'R' by its
+#   request fingerprint; every row's dedup token, in row order, NUL-joined in one argument:
+#   its event id, or its fingerprint's key; then one argument per live row, in row order:
+#   device id, previous-day device id ('' if none) and event time ms, each NUL-terminated,
+#   then the row JSON (its session is decided here). JSON text never holds a raw NUL or
+#   newline.
+# Event ids are remembered in one set per window: SMISMEMBER and SADD per group instead of a
+# SET NX EX per row (measured on 500-row imports: 2.6 -> 1.3 us of Redis CPU per row,
+# 143 -> 101 bytes of memory per remembered id). An id is remembered for one to two windows.
+# A fingerprint (an event with neither id nor time) keeps its own 10-second key.
+# Why blobs: a 500-row import then needs no per-row string work in Lua (fields are cut with
+# plain finds of NUL: Lua's pattern character classes cost microseconds), and a handful of
+# arguments for the client to encode (redis-py spends about a microsecond of Python per
+# argument). Its rows cost about 8 us of Redis CPU each as per-row JSON arguments, 2.3 us as
+# a blob. Only when some rows are duplicates is the blob cut around them.
 # Rate limits are the ``limits`` library's fixed windows, kept exactly as its Redis storage
-# keeps them (same keys; INCRBY, and EXPIRE when the window's first hit created the counter),
-# so ``limits``' own window statistics stay right; every limit is counted before any is
-# checked, as ``RateLimits.check`` does.
+# keeps them (same keys; INCRBY, and EXPIRE when the window's first hit created the
+# counter), so ``limits``' own window statistics stay right. A counter takes the group's
+# hits on it in one INCRBY; request by request, a hit is over the limit when its place in
+# the window is past the allowed amount, exactly as one INCRBY per request would have
+# found. Every limit of a request is counted before any is checked, as
+# ``RateLimits.check`` does; a refused request stores nothing.
 # A live row's device id (today's, or yesterday's when that one has the live session) and
 # session id are decided here and appended to its JSON. Sessions live in one hash per
-# project and UTC day, so a request reads every device's session in one HMGET (two when
-# some are looked up under yesterday's id) and writes them back in one HSET per day: per
-# live row, Redis then runs one command (the dedup SET NX), not three or four. Measured with
-# callgrind (instruction counts, repeatable): 135 k -> 120 k Redis instructions per live row
-# of a 500-row batch; the rest is Lua's own work on the row and the dedup key. A hash keeps
-# every device seen that day (about 100 bytes each) until it expires, two days later; a
-# session's liveness is its last-seen time, so an entry left idle simply starts a new one.
-# A session keeps the start it was first seen with (an earlier-stamped event arriving later
-# does not move it, so concurrent requests of one visit get one id). The session id is a
-# UUID laid out from sha1("project:device:session start ms"); ``identity.session_id``
-# computes the same.
-# Returns {-2, i} when rate limit i (1-based) is exceeded (nothing stored), {-1} when the
-# backlog is full, else {flags, then device id and session id of each live row}: flags has
-# one character per row, '1' accepted or '0' duplicate (a short answer: imports of thousands
-# of rows need nothing else back).
+# project and UTC day, read with one HMGET per hash (a second for yesterday's ids) and
+# written back with one HSET per hash. A hash keeps every device seen that day (about 100
+# bytes each) until it expires, two days later; a session's liveness is its last-seen time,
+# so an entry left idle simply starts a new one. A session keeps the start it was first
+# seen with (an earlier-stamped event arriving later does not move it, so concurrent
+# requests of one visit get one id). The session id is a UUID laid out from
+# sha1("project:device:session start ms"); ``identity.session_id`` computes the same.
+# Returns one answer per request: {-2, i} when its rate limit i (1-based, in its head's
+# order) is exceeded, {-1} when the backlog is full (nothing stored either way), else
+# {flags, then device id and session id of each live row}: flags has one character per
+# row, '1' accepted or '0' duplicate (a short answer: imports of thousands of rows need
+# nothing else back).
 ACCEPT = """
 -- text cut at every sep (plain finds: Lua's pattern character classes cost microseconds)
 local function split(text, sep)
@@ -149,47 +159,6 @@ local function split(text, sep)
     end
     parts[#parts + 1] = string.sub(text, at, stop - 1)
     at = stop + 1
-  end
-end
-local head = split(ARGV[1], '\\0')
-local limits = #KEYS - 11
-local counted = {}
-for j = 1, limits do
-  local cost = tonumber(head[6 + 3 * j])
-  counted[j] = redis.call('INCRBY', KEYS[11 + j], cost)
-  if counted[j] == cost then
-    redis.call('EXPIRE', KEYS[11 + j], head[4 + 3 * j])
-  end
-end
-for j = 1, limits do
-  if counted[j] > tonumber(head[5 + 3 * j]) then
-    return {-2, j}
-  end
-end
-local backlog = tonumber(redis.call('GET', KEYS[6]) or '0')
-  + tonumber(redis.call('GET', KEYS[7]) or '0') + tonumber(redis.call('GET', KEYS[3]) or '0')
-if backlog >= tonumber(head[1]) then
-  return {-1}
-end
-local idle, project = tonumber(head[2]), head[3]
-local blobs = {ARGV[2], ARGV[3]}
--- per table: kept blob rows, and per blob row whether it is kept (needed only to cut the
--- blob when something was dropped)
-local kept, keep = {0, 0}, {{}, {}}
--- layout character -> {table (1 events, 2 profiles, 0 live), deduplicated by event id}
-local kinds = {e = {1, true}, E = {1, false}, p = {2, true}, P = {2, false}, L = {0, true},
-  R = {0, false}}
-local flags, out, live = {}, {''}, {}
-local layout, next_live = ARGV[4], 1
-local tokens = split(ARGV[5], '\\0')  -- every row's dedup token
--- live rows: device, previous device, event time, row (JSON holds no raw NUL)
-local lives, devices, seen = {}, {}, {}
-for k = 6, #ARGV do
-  local fields = split(ARGV[k], '\\0')
-  lives[#lives + 1] = fields
-  if not seen[fields[1]] then
-    seen[fields[1]] = true
-    devices[#devices + 1] = fields[1]
   end
 end
 -- redis.call(command, key, values...) in slices: Lua's unpack() stops at a few thousand
@@ -205,6 +174,136 @@ local function call_in_slices(command, key, values)
   end
   return results
 end
+local head = split(ARGV[1], '\\0')
+local backlog_limit, idle = tonumber(head[1]), tonumber(head[2])
+-- the requests, and the group's hits on each rate-limit counter
+local requests, hits, at = {}, {}, 2
+for i = 1, tonumber(head[6]) do
+  local fields = split(ARGV[at], '\\0')
+  local request = {project = fields[1], today = tonumber(fields[2]),
+    yesterday = tonumber(fields[3]), blobs = {ARGV[at + 1], ARGV[at + 2]},
+    layout = ARGV[at + 3], tokens = ARGV[at + 4], first_live = at + 5,
+    live_count = tonumber(fields[4]), limits = {}}
+  for j = 5, #fields do
+    local counter = tonumber(fields[j])
+    request.limits[#request.limits + 1] = counter
+    hits[counter] = (hits[counter] or 0) + 1
+  end
+  requests[i] = request
+  at = at + 5 + request.live_count
+end
+-- count every hit first; then each request's hits take the next places in the window
+local place, allowed = {}, {}
+for j = 7, #head, 3 do
+  local counter, n = tonumber(head[j]), hits[tonumber(head[j])]
+  local value = redis.call('INCRBY', KEYS[counter], n)
+  if value == n then
+    redis.call('EXPIRE', KEYS[counter], head[j + 1])
+  end
+  place[counter], allowed[counter] = value - n, tonumber(head[j + 2])
+end
+local backlog = tonumber(redis.call('GET', KEYS[6]) or '0')
+  + tonumber(redis.call('GET', KEYS[7]) or '0') + tonumber(redis.call('GET', KEYS[3]) or '0')
+local answers, admitted = {}, {}
+for i, request in ipairs(requests) do
+  local refused = nil
+  for j, counter in ipairs(request.limits) do
+    place[counter] = place[counter] + 1
+    if not refused and place[counter] > allowed[counter] then
+      refused = j
+    end
+  end
+  if refused then
+    answers[i] = {-2, refused}
+  else
+    admitted[#admitted + 1] = request
+  end
+end
+-- layout character -> {table (1 events, 2 profiles, 0 live), deduplicated by event id}
+local kinds = {e = {1, true}, E = {1, false}, p = {2, true}, P = {2, false}, L = {0, true},
+  R = {0, false}}
+-- the admitted requests' tokens and live rows (device, previous device, event time, row)
+local known, ids, asked_ids = {}, {}, {}
+local state, loaded, dirty = {}, {}, {}  -- per session hash: device -> "start:last" or false
+local wanted = {}  -- per session hash: device ids to read
+local function open(hash)
+  if not state[hash] then
+    state[hash], loaded[hash], dirty[hash], wanted[hash] = {}, {}, {}, {}
+  end
+end
+local function want(hash, device)
+  if not loaded[hash][device] then
+    loaded[hash][device] = true
+    wanted[hash][#wanted[hash] + 1] = device
+  end
+end
+-- read the devices wanted from each hash (one HMGET per hash)
+local function read_wanted()
+  for hash, devices in pairs(wanted) do
+    if #devices > 0 then
+      local found = call_in_slices('HMGET', KEYS[hash], devices)
+      for d = 1, #devices do
+        state[hash][devices[d]] = found[d]
+      end
+      wanted[hash] = {}
+    end
+  end
+end
+for _, request in ipairs(admitted) do
+  request.tokens = split(request.tokens, '\\0')
+  local layout = request.layout
+  for r = 1, #layout do
+    local id = request.tokens[r]
+    if kinds[string.sub(layout, r, r)][2] and not asked_ids[id] then
+      asked_ids[id] = true
+      ids[#ids + 1] = id
+    end
+  end
+  request.lives = {}
+  if request.live_count > 0 then
+    open(request.today)
+    open(request.yesterday)
+    for k = request.first_live, request.first_live + request.live_count - 1 do
+      local fields = split(ARGV[k], '\\0')
+      request.lives[#request.lives + 1] = fields
+      want(request.today, fields[1])
+    end
+  end
+end
+read_wanted()
+-- yesterday's ids, for the devices with no session under today's
+for _, request in ipairs(admitted) do
+  for _, fields in ipairs(request.lives) do
+    if fields[2] ~= '' and not state[request.today][fields[1]] then
+      want(request.yesterday, fields[2])
+    end
+  end
+end
+read_wanted()
+-- the event ids already seen, this window's set or the previous one's
+if #ids > 0 then
+  for w = 8, 9 do
+    local found = call_in_slices('SMISMEMBER', KEYS[w], ids)
+    for i = 1, #ids do
+      if found[i] == 1 then
+        known[ids[i]] = true
+      end
+    end
+  end
+end
+local new_ids = {}
+-- accepted once: a new event id (remembered from here on) or a fingerprint's first SET NX
+local function first_time(token, by_id)
+  if not by_id then
+    return redis.call('SET', token, '1', 'NX', 'EX', head[4]) and true or false
+  end
+  if known[token] then
+    return false
+  end
+  known[token] = true
+  new_ids[#new_ids + 1] = token
+  return true
+end
 -- start and last seen of the session a stored "start:last" value holds, if live at ts
 local function session_at(value, ts)
   if not value then
@@ -217,155 +316,180 @@ local function session_at(value, ts)
   end
   return nil
 end
--- the event ids already seen, this window's set or the previous one's
-local known, ids, asked_ids = {}, {}, {}
-for r = 1, #layout do
-  local id = tokens[r]
-  if kinds[string.sub(layout, r, r)][2] and not asked_ids[id] then
-    asked_ids[id] = true
-    ids[#ids + 1] = id
-  end
-end
-if #ids > 0 then
-  for w = 10, 11 do
-    local found = call_in_slices('SMISMEMBER', KEYS[w], ids)
-    for i = 1, #ids do
-      if found[i] == 1 then
-        known[ids[i]] = true
+-- the group's new rows per table: kept blobs (cut around duplicates), then live rows
+local parts, live, rows = {{}, {}}, {}, {0, 0}
+for i, request in ipairs(requests) do
+  if not answers[i] and backlog >= backlog_limit then
+    answers[i] = {-1}
+  elseif not answers[i] then
+    local flags, out = {}, {''}
+    local keep, kept = {{}, {}}, {0, 0}
+    local layout, next_live = request.layout, 1
+    for r = 1, #layout do
+      local kind = kinds[string.sub(layout, r, r)]
+      local target = kind[1]
+      if target > 0 then
+        local new = first_time(request.tokens[r], kind[2])
+        keep[target][#keep[target] + 1] = new
+        if new then
+          kept[target] = kept[target] + 1
+          flags[r] = '1'
+        else
+          flags[r] = '0'
+        end
+      else
+        local fields = request.lives[next_live]
+        next_live = next_live + 1
+        local device, prev, row = fields[1], fields[2], fields[4]
+        local ts = tonumber(fields[3])
+        -- today's id, or yesterday's while that one's session is still live
+        local hash, start, seen = request.today, session_at(state[request.today][device], ts)
+        if not start and prev ~= '' then
+          local prev_start, prev_seen = session_at(state[request.yesterday][prev], ts)
+          if prev_start then
+            device, hash, start, seen = prev, request.yesterday, prev_start, prev_seen
+          end
+        end
+        local first, last = ts, ts
+        if start then
+          first, last = start, math.max(seen, ts)
+        end
+        state[hash][device] = string.format('%d:%d', first, last)
+        dirty[hash][device] = true
+        local h = redis.sha1hex(request.project .. ':' .. device .. ':'
+          .. string.format('%d', first))
+        local variant = string.format('%x', 8 + (tonumber(string.sub(h, 17, 17), 16) % 4))
+        local session = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5'
+          .. string.sub(h, 14, 16) .. '-' .. variant .. string.sub(h, 18, 20) .. '-'
+          .. string.sub(h, 21, 32)
+        if first_time(request.tokens[r], kind[2]) then
+          live[#live + 1] = string.sub(row, 1, -2) .. ',"device_id":"' .. device
+            .. '","session_id":"' .. session .. '"}'
+          backlog = backlog + 1
+          flags[r] = '1'
+        else
+          flags[r] = '0'
+        end
+        out[#out + 1] = device
+        out[#out + 1] = session
       end
     end
-  end
-end
-local new_ids = {}
--- accepted once: a new event id (remembered from here on) or a fingerprint's first SET NX
-local function first_time(r, by_id)
-  local token = tokens[r]
-  if not by_id then
-    return redis.call('SET', token, '1', 'NX', 'EX', head[5]) and true or false
-  end
-  if known[token] then
-    return false
-  end
-  known[token] = true
-  new_ids[#new_ids + 1] = token
-  return true
-end
--- every device's session, today's hash first, then yesterday's for the misses: the state
--- per day, device id -> "start:last" (false: none), updated row by row below
-local state, dirty = {{}, {}}, {{}, {}}
-if #devices > 0 then
-  local found = call_in_slices('HMGET', KEYS[8], devices)
-  local previous, asked = {}, {}
-  for d = 1, #devices do
-    state[1][devices[d]] = found[d]
-  end
-  for _, fields in ipairs(lives) do
-    local prev = fields[2]
-    if prev ~= '' and not state[1][fields[1]] and not asked[prev] then
-      asked[prev] = true
-      previous[#previous + 1] = prev
-    end
-  end
-  if #previous > 0 then
-    found = call_in_slices('HMGET', KEYS[9], previous)
-    for d = 1, #previous do
-      state[2][previous[d]] = found[d]
-    end
-  end
-end
-for r = 1, #layout do
-  local kind = kinds[string.sub(layout, r, r)]
-  local target = kind[1]
-  if target > 0 then
-    local new = first_time(r, kind[2])
-    local rows = keep[target]
-    rows[#rows + 1] = new
-    if new then
-      kept[target] = kept[target] + 1
-      flags[r] = '1'
-    else
-      flags[r] = '0'
-    end
-  else
-    local fields = lives[next_live]
-    next_live = next_live + 1
-    local device, prev, row = fields[1], fields[2], fields[4]
-    local ts = tonumber(fields[3])
-    -- today's id, or yesterday's while that one's session is still live
-    local day, start, seen = 1, session_at(state[1][device], ts)
-    if not start and prev ~= '' then
-      local prev_start, prev_seen = session_at(state[2][prev], ts)
-      if prev_start then
-        device, day, start, seen = prev, 2, prev_start, prev_seen
+    out[1] = table.concat(flags)
+    answers[i] = out
+    for target = 1, 2 do
+      if kept[target] == #keep[target] then
+        if kept[target] > 0 then
+          parts[target][#parts[target] + 1] = request.blobs[target]
+        end
+      elseif kept[target] > 0 then
+        local cut = {}
+        for n, row in ipairs(split(request.blobs[target], '\\n')) do
+          if keep[target][n] then
+            cut[#cut + 1] = row
+          end
+        end
+        parts[target][#parts[target] + 1] = table.concat(cut, '\\n')
       end
+      rows[target] = rows[target] + kept[target]
+      backlog = backlog + kept[target]
     end
-    local first, last = ts, ts
-    if start then
-      first, last = start, math.max(seen, ts)
-    end
-    state[day][device] = string.format('%d:%d', first, last)
-    dirty[day][device] = true
-    local h = redis.sha1hex(project .. ':' .. device .. ':' .. string.format('%d', first))
-    local variant = string.format('%x', 8 + (tonumber(string.sub(h, 17, 17), 16) % 4))
-    local session = string.sub(h, 1, 8) .. '-' .. string.sub(h, 9, 12) .. '-5'
-      .. string.sub(h, 14, 16) .. '-' .. variant .. string.sub(h, 18, 20) .. '-'
-      .. string.sub(h, 21, 32)
-    if first_time(r, kind[2]) then
-      live[#live + 1] = string.sub(row, 1, -2) .. ',"device_id":"' .. device
-        .. '","session_id":"' .. session .. '"}'
-      flags[r] = '1'
-    else
-      flags[r] = '0'
-    end
-    out[#out + 1] = device
-    out[#out + 1] = session
   end
 end
-out[1] = table.concat(flags)
 if #new_ids > 0 then
-  call_in_slices('SADD', KEYS[10], new_ids)
-  redis.call('EXPIRE', KEYS[10], head[4])
+  call_in_slices('SADD', KEYS[8], new_ids)
+  redis.call('EXPIRE', KEYS[8], head[3])
 end
--- the sessions back, one HSET per day's hash
-for day = 1, 2 do
+-- the sessions back, one HSET per hash
+for hash, devices in pairs(dirty) do
   local pairs_out = {}
-  for device in pairs(dirty[day]) do
+  for device in pairs(devices) do
     pairs_out[#pairs_out + 1] = device
-    pairs_out[#pairs_out + 1] = state[day][device]
+    pairs_out[#pairs_out + 1] = state[hash][device]
   end
   if #pairs_out > 0 then
-    call_in_slices('HSET', KEYS[7 + day], pairs_out)
-    redis.call('EXPIRE', KEYS[7 + day], head[6])
+    call_in_slices('HSET', KEYS[hash], pairs_out)
+    redis.call('EXPIRE', KEYS[hash], head[5])
   end
 end
--- one chunk per table: its blob (cut around duplicates, if any), then the live rows
+-- one chunk per table for the whole group
+if #live > 0 then
+  parts[1][#parts[1] + 1] = table.concat(live, '\\n')
+  rows[1] = rows[1] + #live
+end
 for target = 1, 2 do
-  local parts, rows = {}, kept[target]
-  if kept[target] > 0 then
-    if kept[target] == #keep[target] then
-      parts[1] = blobs[target]
-    else
-      local cut = {}
-      for i, row in ipairs(split(blobs[target], '\\n')) do
-        if keep[target][i] then
-          cut[#cut + 1] = row
-        end
-      end
-      parts[1] = table.concat(cut, '\\n')
-    end
-  end
-  if target == 1 and #live > 0 then
-    parts[#parts + 1] = table.concat(live, '\\n')
-    rows = rows + #live
-  end
-  if rows > 0 then
-    redis.call('RPUSH', KEYS[target], table.concat(parts, '\\n'))
-    redis.call('RPUSH', KEYS[3 + target], rows)
-    redis.call('INCRBY', KEYS[5 + target], rows)
+  if rows[target] > 0 then
+    redis.call('RPUSH', KEYS[target], table.concat(parts[target], '\\n'))
+    redis.call('RPUSH', KEYS[3 + target], rows[target])
+    redis.call('INCRBY', KEYS[5 + target], rows[target])
   end
 end
-return out
+return answers
 """
+
+
+@dataclass(slots=True)
+class AcceptRequest:
+    """One request's share of an accept call (see ``ACCEPT`` for the fields' meaning)."""
+
+    project: str
+    day: date  # the UTC day of its salts: its sessions are kept under it and the day before
+    # (counter key, expiry s, allowed amount) of each rate limit it is charged one hit on
+    limits: tuple[tuple[str, int, int], ...]
+    events_blob: bytes
+    profiles_blob: bytes
+    layout: bytes
+    tokens: bytes
+    live_rows: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptLimits:
+    """The accept script's settings, the same for every request of a process."""
+
+    backlog_limit: int
+    session_idle_ms: int
+    event_ids_ttl_s: int
+    request_dedup_ttl_s: int
+    sessions_ttl_s: int = SESSION_DAYS_TTL_S
+
+
+BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
+                Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
+                Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
+
+
+def accept_call(requests: list[AcceptRequest], window: int, limits: AcceptLimits,
+                buffer_keys: tuple[str, ...] = BUFFER_KEYS) -> tuple[list[str], list[bytes]]:
+    """KEYS and ARGV of one ``ACCEPT`` call for ``requests`` (in order), with the event ids
+    remembered in dedup window ``window``'s set."""
+    keys = [*buffer_keys, Keys.seen_ids(window), Keys.seen_ids(window - 1)]
+    positions: dict[str, int] = {}
+
+    def position(key: str) -> int:
+        found = positions.get(key)
+        if found is None:
+            keys.append(key)
+            found = positions[key] = len(keys)
+        return found
+
+    head = [limits.backlog_limit, limits.session_idle_ms, limits.event_ids_ttl_s,
+            limits.request_dedup_ttl_s, limits.sessions_ttl_s, len(requests)]
+    counters: dict[str, tuple[int, int]] = {}
+    args: list[bytes] = [b""]
+    for request in requests:
+        today = position(Keys.sessions(request.project, request.day))
+        yesterday = position(Keys.sessions(request.project, request.day - timedelta(days=1)))
+        fields = [request.project, str(today), str(yesterday), str(len(request.live_rows))]
+        for key, expiry, amount in request.limits:
+            counters[key] = (expiry, amount)
+            fields.append(str(position(key)))
+        args += ["\0".join(fields).encode(), request.events_blob, request.profiles_blob,
+                 request.layout, request.tokens, *request.live_rows]
+    for key, (expiry, amount) in counters.items():
+        head += [positions[key], expiry, amount]
+    args[0] = "\0".join(map(str, head)).encode()
+    return keys, args
+
 
 # KEYS: buffer, pending set, inflight counter, batch key, chunk-row list, buffered-row counter.
 # ARGV: batch id, max rows, max in-flight batches, enqueue-not-before (ms).

@@ -24,11 +24,11 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import ACCEPT, SESSION_DAYS_TTL_S, Keys
+from collector.buffer import AcceptLimits, AcceptRequest, Keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
-from collector.pipeline import ScriptPipeline
+from collector.pipeline import AcceptGroups
 from collector.ratelimit import RateLimits
 from collector.schemas import (
     MAX_VALUE,
@@ -79,7 +79,13 @@ class Services:
 
     def __post_init__(self) -> None:
         self.salts = identity.DailySalts(self.redis)
-        self.accept = ScriptPipeline(self.redis, ACCEPT)
+        settings = self.settings
+        window_s = settings.collector_event_dedup_ttl_s
+        self.accept = AcceptGroups(self.redis, AcceptLimits(
+            backlog_limit=settings.collector_backlog_limit,
+            session_idle_ms=settings.collector_session_idle_s * 1000,
+            # an id is looked up in its window's set and the next one's
+            event_ids_ttl_s=2 * window_s + 60, request_dedup_ttl_s=REQUEST_DEDUP_TTL_S))
 
 
 @dataclass
@@ -474,26 +480,15 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
     return [r or ItemResult(status="error", error="not processed") for r in results]
 
 
-_BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
-                Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
-                Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
-
-
 # layout character of a blob row (``buffer.ACCEPT``), by (profile row, deduplicated by id)
 _BLOB_LAYOUT = {(False, True): b"e", (False, False): b"E", (True, True): b"p", (True, False): b"P"}
 
 
 async def _buffer(prepared: list[_Prepared], context: IngestContext,
                   results: list[ItemResult | None]) -> None:
-    settings = context.services.settings
     project = context.client.project_id
     limits = context.rate_limits
     charges = limits.charges(context.client.client_id, context.ip) if limits else ()
-    window_s = settings.collector_event_dedup_ttl_s
-    head = [str(settings.collector_backlog_limit), str(settings.collector_session_idle_s * 1000),
-            project, str(2 * window_s + 60), str(REQUEST_DEDUP_TTL_S), str(SESSION_DAYS_TTL_S)]
-    for charge in charges:  # one hit per request, whatever its number of events
-        head += [str(charge.item.get_expiry()), str(charge.item.amount), "1"]
     # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
     blobs: tuple[list[bytes], list[bytes]] = ([], [])
     layout = bytearray()
@@ -515,14 +510,14 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         profile = item.table == "profiles"
         blobs[profile].append(item.json())
         layout += _BLOB_LAYOUT[profile, item.by_id]
-    args: list[Any] = ["\0".join(head).encode(), b"\n".join(blobs[0]), b"\n".join(blobs[1]),
-                       bytes(layout), "\0".join(tokens).encode(), *live_rows]
-    today = context.received_at.astimezone(UTC).date()  # the salts' day
-    window = context.received_ms // (window_s * 1000)
-    keys = [*_BUFFER_KEYS, Keys.sessions(project, today),
-            Keys.sessions(project, today - timedelta(days=1)), Keys.seen_ids(window),
-            Keys.seen_ids(window - 1), *(charge.key for charge in charges)]
-    answer = await context.services.accept(keys=keys, args=args)
+    request = AcceptRequest(
+        project=project, day=context.received_at.astimezone(UTC).date(),  # the salts' day
+        limits=tuple(charge.spec for charge in charges),  # one hit per request
+        events_blob=b"\n".join(blobs[0]), profiles_blob=b"\n".join(blobs[1]),
+        layout=bytes(layout), tokens="\0".join(tokens).encode(), live_rows=live_rows)
+    services = context.services
+    window = context.received_ms // (services.settings.collector_event_dedup_ttl_s * 1000)
+    answer = await services.accept.accept(request, window)
     if answer[0] == -2:
         assert limits is not None
         raise await limits.refusal(charges[int(answer[1]) - 1])

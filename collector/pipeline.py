@@ -1,5 +1,9 @@
-"""Coalesce the Lua-script calls of concurrent requests (the accept script, the rate-limit
-counters) into one Redis pipeline.
+"""Coalesce the Lua-script calls of concurrent requests into one Redis round trip.
+
+``ScriptPipeline`` (the rate-limit counters of requests that store nothing) sends the calls
+queued during one loop turn as one pipeline of EVALSHAs; ``AcceptGroups`` (every request
+that stores rows) goes further and sends them as ONE call of the accept script, which takes
+a group of requests (see ``buffer.ACCEPT``).
 
 Under load many requests are in flight on one event loop; each one's Redis call is queued
 here and the calls queued during one loop turn are sent as one pipelined write and read
@@ -17,14 +21,20 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from collector.buffer import ACCEPT, BUFFER_KEYS, AcceptLimits, AcceptRequest, accept_call
+
+Batch = list[tuple[Any, asyncio.Future]]
+
 
 class ScriptPipeline:
-    def __init__(self, redis: Redis, script: str | bytes, max_batch: int = 256) -> None:
+    def __init__(self, redis: Redis, script: str | bytes, max_batch: int = 256,
+                 max_in_flight: int = 1 << 30) -> None:
         self.redis = redis
         self.source = script
         self.sha = ""
         self.max_batch = max_batch
-        self._pending: list[tuple[list[Any], list[Any], asyncio.Future]] = []
+        self.max_in_flight = max_in_flight
+        self._pending: Batch = []
         self._flushing = False
         self._loaded = False
         self._sending: set[asyncio.Task] = set()  # the loop keeps only weak references
@@ -34,34 +44,52 @@ class ScriptPipeline:
 
     def submit(self, keys: list[Any], args: list[Any]) -> asyncio.Future:
         """Queue one call; the future resolves with its result (call from the event loop)."""
+        return self._queue((keys, args))
+
+    def _queue(self, call: Any) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
-        self._pending.append((keys, args, future))
-        if not self._flushing:
-            self._flushing = True
-            loop.call_soon(self._flush)
+        self._pending.append((call, future))
+        self._schedule()
         return future
 
+    def _schedule(self) -> None:
+        if self._pending and not self._flushing and len(self._sending) < self.max_in_flight:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
     def _flush(self) -> None:
-        """Send what this loop turn queued as one pipeline; pipelines of later turns do not
-        wait for it (each takes its own pooled connection)."""
+        """Send what was queued, each part in one round trip on its own pooled connection;
+        parts past ``max_in_flight`` wait for a round trip to come back."""
         self._flushing = False
         batch, self._pending = self._pending, []
+        parts = self._parts(batch)
+        room = self.max_in_flight - len(self._sending)
         loop = asyncio.get_running_loop()
-        for start in range(0, len(batch), self.max_batch):
-            task = loop.create_task(self._send(batch[start:start + self.max_batch]))
+        for part in parts[:room]:
+            task = loop.create_task(self._send(part))
             self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            task.add_done_callback(self._sent)
+        self._pending = [entry for part in parts[room:] for entry in part] + self._pending
 
-    async def _send(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]) -> None:
+    def _sent(self, task: asyncio.Task) -> None:
+        self._sending.discard(task)
+        self._schedule()
+
+    def _parts(self, batch: Batch) -> list[Batch]:
+        """The batch cut into the parts sent concurrently, each in one round trip."""
+        return [batch[start:start + self.max_batch]
+                for start in range(0, len(batch), self.max_batch)]
+
+    async def _send(self, batch: Batch) -> None:
         try:
             results = await self._execute(batch)
         except Exception as error:  # connection trouble: every caller gets it
-            for *_, future in batch:
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (*_, future), result in zip(batch, results, strict=True):
+        for (_, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
             if isinstance(result, Exception):
@@ -69,8 +97,7 @@ class ScriptPipeline:
             else:
                 future.set_result(result)
 
-    async def _execute(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]
-                       ) -> list[Any]:
+    async def _execute(self, batch: Batch) -> list[Any]:
         if not self._loaded:
             await self._load()
         try:
@@ -89,9 +116,50 @@ class ScriptPipeline:
         self.sha = await self.redis.script_load(self.source)
         self._loaded = True
 
-    async def _pipeline(self, batch: list[tuple[list[Any], list[Any], asyncio.Future]]
-                        ) -> list[Any]:
+    async def _pipeline(self, batch: Batch) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
-        for keys, args, _ in batch:
+        for (keys, args), _ in batch:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
         return await pipe.execute(raise_on_error=False)
+
+
+class AcceptGroups(ScriptPipeline):
+    """The accept-script calls of concurrent requests, sent as one script call per group.
+
+    A group shares the script's fixed work (rate-limit and backlog counters, the dedup sets'
+    and session hashes' reads and writes, the buffer append, the call itself), which is most
+    of what a single-event request costs Redis. A group is cut at ``max_requests`` requests
+    or ``max_rows`` rows (a request larger than that goes alone), so one call keeps Redis
+    busy for milliseconds at most, and at a change of dedup window.
+    """
+
+    def __init__(self, redis: Redis, limits: AcceptLimits, max_requests: int = 256,
+                 max_rows: int = 5_000, max_in_flight: int = 2,
+                 buffer_keys: tuple[str, ...] = BUFFER_KEYS) -> None:
+        super().__init__(redis, ACCEPT, max_batch=max_requests, max_in_flight=max_in_flight)
+        self.limits = limits
+        self.max_rows = max_rows
+        self.buffer_keys = buffer_keys
+
+    def accept(self, request: AcceptRequest, window: int) -> asyncio.Future:
+        """Queue one request; the future resolves with its answer (see ``buffer.ACCEPT``)."""
+        return self._queue((request, window))
+
+    def _parts(self, batch: Batch) -> list[Batch]:
+        parts: list[Batch] = []
+        rows, window = 0, None
+        for entry in batch:
+            (request, entry_window), _ = entry
+            size = len(request.layout)
+            if (not parts or len(parts[-1]) >= self.max_batch or entry_window != window
+                    or rows + size > self.max_rows):
+                parts.append([])
+                rows, window = 0, entry_window
+            parts[-1].append(entry)
+            rows += size
+        return parts
+
+    async def _pipeline(self, batch: Batch) -> list[Any]:
+        keys, args = accept_call([request for (request, _), _ in batch], batch[0][0][1],
+                                 self.limits, self.buffer_keys)
+        return await self.redis.evalsha(self.sha, len(keys), *keys, *args)

@@ -55,6 +55,11 @@ class Charge:
     identifier: str
     key: str  # the counter's Redis key, exactly as ``limits``' Redis storage names it
 
+    @property
+    def spec(self) -> tuple[str, int, int]:
+        """(counter key, expiry s, allowed amount), as the accept script takes a limit."""
+        return self.key, self.item.get_expiry(), self.item.amount
+
 
 class RateLimits:
     def __init__(self, redis_url: str, per_client: str, per_ip: str, redis: Redis) -> None:

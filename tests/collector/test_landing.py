@@ -142,35 +142,98 @@ def test_import_drops_duplicates_between_kept_rows_intact(api, worker, fresh_pro
     assert len(rows) == 9 and set(rows) == expected
 
 
+def _private_accept(redis_client, backlog_limit: int = 1_000_000):
+    """The accept script on buffer keys of its own, a dedup window of its own and a project
+    of its own: (call(requests) -> answers, buffer keys, window)."""
+    from datetime import date
+
+    from collector.buffer import ACCEPT, AcceptLimits, AcceptRequest, accept_call
+
+    prefix = f"test-accept-{uuid.uuid4().hex}"
+    buffer_keys = tuple(f"{prefix}:{name}" for name in (
+        "buf1", "buf2", "inflight", "bufn1", "bufn2", "rows1", "rows2"))
+    window = uuid.uuid4().int % 10**12 + 10**12
+    accept = redis_client.register_script(ACCEPT)
+    limits = AcceptLimits(backlog_limit=backlog_limit, session_idle_ms=1_800_000,
+                          event_ids_ttl_s=60, request_dedup_ttl_s=10)
+
+    def request(rows: list[bytes] = (), live: list[tuple[str, int, bytes]] = (),
+                counters: tuple[tuple[str, int, int], ...] = ()) -> AcceptRequest:
+        """Blob rows (each standing for its own event id) and live rows (device, time, row,
+        whose id is the row itself), charged one hit on each counter."""
+        tokens = [*rows, *(row for _, _, row in live)]
+        return AcceptRequest(
+            project=prefix, day=date(2026, 11, 27), limits=counters,
+            events_blob=b"\n".join(rows), profiles_blob=b"",
+            layout=b"e" * len(rows) + b"L" * len(live), tokens=b"\0".join(tokens),
+            live_rows=[b"%s\0\0%d\0%s" % (device.encode(), ms, row)
+                       for device, ms, row in live])
+
+    def call(*requests: AcceptRequest) -> list:
+        keys, args = accept_call(list(requests), window, limits, buffer_keys)
+        return accept(keys=keys, args=args)
+
+    return call, request, buffer_keys, window
+
+
 def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
     """The accept script's chunk is exactly the new rows joined by newlines (the worker
     counts rows by newlines), whichever rows of the blob were duplicates."""
-    from collector.buffer import ACCEPT
+    from collector.buffer import Keys
 
-    prefix = f"test-accept-{uuid.uuid4().hex}"
-    keys = [f"{prefix}:{name}" for name in ("buf1", "buf2", "inflight", "bufn1", "bufn2",
-                                            "rows1", "rows2", "sessions1", "sessions2",
-                                            "ids-now", "ids-before")]
-    accept = redis_client.register_script(ACCEPT)
-    head = b"\0".join([b"1000000", b"1800000", b"p", b"60", b"10", b"60"])
-
-    def call(rows: list[bytes]) -> bytes:
-        event_ids = b"\0".join(rows)  # each row stands for its own id here
-        return accept(keys=keys, args=[head, b"\n".join(rows), b"", b"e" * len(rows),
-                                       event_ids])[0]
-
+    call, request, keys, window = _private_accept(redis_client)
     rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
-    assert call([rows[1], rows[4]]) == b"11"
-    assert call(rows + [rows[5]]) == b"1011010"
+    assert call(request([rows[1], rows[4]])) == [[b"11"]]
+    assert call(request(rows + [rows[5]])) == [[b"1011010"]]
     chunks = redis_client.lrange(keys[0], 0, -1)
     assert chunks == [rows[1] + b"\n" + rows[4], b"\n".join([rows[0], rows[2], rows[3], rows[5]])]
     assert redis_client.lrange(keys[3], 0, -1) == [b"2", b"4"]
     assert redis_client.get(keys[5]) == b"6"
     # the ids are remembered in the window's set, with an expiry; the previous window's set
     # counts too
-    assert redis_client.smembers(keys[9]) == set(rows) and redis_client.ttl(keys[9]) > 0
-    redis_client.rename(keys[9], keys[10])
-    assert call([rows[0], b'{"n":99}']) == b"01"
+    ids_now, ids_before = Keys.seen_ids(window), Keys.seen_ids(window - 1)
+    assert redis_client.smembers(ids_now) == set(rows) and redis_client.ttl(ids_now) > 0
+    redis_client.rename(ids_now, ids_before)
+    assert call(request([rows[0], b'{"n":99}'])) == [[b"01"]]
+    redis_client.delete(ids_before, Keys.seen_ids(window))
+
+
+def test_accept_takes_a_group_of_requests_each_as_if_alone(redis_client) -> None:
+    """One call for several requests: each is counted against its rate limits and the
+    backlog in order, sees the ids and sessions of the requests before it, and the
+    admitted ones' new rows land as one chunk."""
+    from collector.buffer import Keys
+
+    call, request, keys, window = _private_accept(redis_client, backlog_limit=4)
+    counter = f"{keys[0]}:limit"
+    limit = ((counter, 30, 3),)  # 3 hits allowed per 30 s window
+    start = 1_700_000_000_000
+    answers = call(
+        request([b'{"a":1}'], counters=limit),
+        # a duplicate of the first request's row, and a live row
+        request([b'{"a":1}', b'{"a":2}'], live=[("dev", start, b'{"v":1}')], counters=limit),
+        # the same device a minute later: the same session; then the backlog (4 rows) is full
+        request(live=[("dev", start + 60_000, b'{"v":2}')], counters=limit),
+        request([b'{"a":3}'], counters=limit),  # over the rate limit (4th hit)
+        request([b'{"a":5}']),  # past the backlog bound
+    )
+    assert answers[0] == [b"1"]
+    flags, device, session = answers[1]
+    assert (flags, device) == (b"011", b"dev")
+    assert answers[2] == [b"1", b"dev", session]
+    assert answers[3:] == [[-2, 1], [-1]]
+    assert int(redis_client.get(counter)) == 4 and redis_client.ttl(counter) > 0
+    # the backlog bound: 4 rows buffered, the next request is refused whole
+    assert call(request([b'{"a":4}'])) == [[-1]]
+    chunk = redis_client.lrange(keys[0], 0, -1)
+    assert len(chunk) == 1 and redis_client.lrange(keys[3], 0, -1) == [b"4"]
+    rows = chunk[0].split(b"\n")
+    assert rows[:2] == [b'{"a":1}', b'{"a":2}'] and len(rows) == 4
+    assert all(b'"session_id":"' + session + b'"' in row for row in rows[2:])
+    sessions = redis_client.hgetall(Keys.sessions(keys[0].rsplit(":", 1)[0],
+                                                  __import__("datetime").date(2026, 11, 27)))
+    assert sessions == {b"dev": b"%d:%d" % (start, start + 60_000)}
+    redis_client.delete(counter, Keys.seen_ids(window))
 
 
 def test_claim_takes_whole_chunks_up_to_the_batch_size(redis_client) -> None:
