@@ -10,7 +10,7 @@ load generator takes little of the two cores) with Lua scripts that make every e
 (own ``__eventId``, visitor IPs spread over a /16).
 
 Phases and figures, all from the same run:
-1. HTTP floor: a bare FastAPI endpoint answering the same JSON, same uvicorn settings.
+1. HTTP floor: a bare FastAPI endpoint answering the same JSON, served the same way.
 2. ``/track`` at full speed: accepted events/s, p50/p99, and landed events/s (from the start
    of the load until ``count()`` in ClickHouse reached the accepted events).
 3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
@@ -265,11 +265,13 @@ class Bench:
         for n in range(args.workers):
             self.spawn(f"worker{n}", [str(BIN / "trackhouse"), "worker"], env)
         self.floor_url = f"http://127.0.0.1:{free_port()}"
-        floor = self.spawn("floor", [
-            str(BIN / "python"), "-m", "uvicorn", "ingest:floor_app", "--factory",
-            "--app-dir", str(ROOT / "bench"), "--port", self.floor_url.rsplit(":", 1)[1],
-            "--workers", str(args.collector_workers), "--loop", "uvloop", "--http",
-            "httptools", "--no-access-log", "--log-level", "warning"], env)
+        # served exactly as the collector is (collector.serve: a socket per worker)
+        floor = self.spawn("floor", [str(BIN / "python"), "-c", (
+            f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+            "from collector.serve import serve; "
+            f"serve('ingest:floor_app', factory=True, host='127.0.0.1', "
+            f"port={self.floor_url.rsplit(':', 1)[1]}, workers={args.collector_workers}, "
+            "loop='uvloop', http='httptools', access_log=False, log_level='warning')")], env)
         wait_for_http(f"{self.collector_url}/health", 60, collector)
         wait_for_http(f"{self.floor_url}/docs", 60, floor)
 

@@ -15,16 +15,15 @@ def register(app: typer.Typer) -> None:
 def serve_collector(
     host: str = typer.Option(None, help="Bind address (default: TRACKHOUSE_COLLECTOR_HOST)."),
     port: int = typer.Option(None, help="Port (default: TRACKHOUSE_COLLECTOR_PORT, 8000)."),
-    workers: int = typer.Option(None, help="uvicorn worker processes "
-                                            "(default: TRACKHOUSE_COLLECTOR_WORKERS)."),
+    workers: int = typer.Option(None, help="worker processes, each on its own listening "
+                                            "socket (default: TRACKHOUSE_COLLECTOR_WORKERS)."),
 ) -> None:
     """Serve the OpenPanel-compatible ingestion API (POST /track, /track/batch; /docs)."""
-    import uvicorn
-
+    from collector.serve import serve
     from trackhouse.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(
+    serve(
         "collector.main:create_app", factory=True,
         host=host or settings.collector_host, port=port or settings.collector_port,
         workers=workers or settings.collector_workers,
