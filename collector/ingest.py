@@ -235,8 +235,12 @@ class _Prepared:
     tail: bytes = b""
 
     def json(self) -> bytes:
+        return self.json_open() + b"}"
+
+    def json_open(self) -> bytes:
+        """The row's JSON without its closing brace."""
         data = orjson.dumps(self.row)  # profiles are kept whole: '' and NULL differ there
-        return b"".join((data[:-1], self.tail, b"}")) if self.tail else data
+        return data[:-1] + self.tail
 
 
 @lru_cache(maxsize=20_000)
@@ -493,14 +497,14 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     blobs: tuple[list[bytes], list[bytes]] = ([], [])
     layout = bytearray()
     tokens: list[str] = []
-    live_rows: list[bytes] = []
+    live_rows: list[tuple[bytes, bytes]] = []
     for item in prepared:
         tokens.append(item.dedup_token)
         if item.live_session:
             layout += b"L" if item.by_id else b"R"
             fields = (item.device_id, item.previous_device_id, str(item.event_ms))
             # the script appends device_id and session_id to the row
-            live_rows.append("\0".join(fields).encode() + b"\0" + item.json())
+            live_rows.append(("\0".join(fields).encode(), item.json_open()))
             continue
         if item.table == "events":
             item.row["device_id"] = item.device_id
