@@ -1,15 +1,22 @@
-"""Request plumbing shared by the routers: client IP, body limit, CORS headers, errors."""
+"""Request plumbing shared by the routers: client IP, body limit, CORS headers, errors, and
+the plain-ASGI reading and answering of the ingestion fast path."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import orjson
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 # Headers a browser SDK sends (preflight must allow them).
 ALLOWED_HEADERS = (
@@ -36,12 +43,6 @@ class ApiError(Exception):
         self.status_code = status_code
         self.message = message
         self.headers = dict(headers or {})
-
-
-def error_response(status_code: int, message: str, headers: Mapping[str, str] | None = None
-                   ) -> Response:
-    return JSON({"error": message, "statusCode": status_code},
-                          status_code=status_code, headers=dict(headers or {}))
 
 
 @lru_cache(maxsize=8)
@@ -71,8 +72,8 @@ def _first_valid(value: str | None) -> str | None:
     return _valid_ip(value) if value else None
 
 
-def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client: bool,
-              headers: Mapping[str, str] | None = None) -> str:
+def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: Iterable[str], *,
+              secret_client: bool) -> str:
     """The visitor's IP.
 
     ``openpanel-client-ip`` (or ``x-client-ip``) comes from server-side SDKs: believed when
@@ -81,11 +82,8 @@ def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client
     ``x-forwarded-for`` the rightmost address that is not itself a trusted proxy is the
     visitor.
     """
-    peer = request.client.host if request.client else ""
     trusted = tuple(trusted_proxies)
     from_proxy = _is_trusted(peer, trusted)
-    if headers is None:
-        headers = request.headers
     if secret_client or from_proxy:
         # server-side SDKs forward the visitor's IP in these two
         for name in SDK_IP_HEADERS:
@@ -108,18 +106,60 @@ def client_ip(request: Request, trusted_proxies: Iterable[str], *, secret_client
     return peer
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes before reading it all."""
-    declared = request.headers.get("content-length")
+@dataclass(slots=True)
+class Incoming:
+    """What the ingestion handlers read of a request, taken from its ASGI scope in one pass:
+    the headers (names lowercased by the server; a repeated header keeps its last value),
+    the peer's address and the query string."""
+
+    headers: dict[str, str]
+    peer: str
+    query: str
+
+    @classmethod
+    def from_scope(cls, scope: Scope) -> Incoming:
+        client = scope.get("client")
+        return cls({name.decode("latin-1"): value.decode("latin-1")
+                    for name, value in scope["headers"]},
+                   client[0] if client else "", scope.get("query_string", b"").decode("latin-1"))
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: nothing to answer."""
+
+
+async def _collect(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    """A body from its chunks, refusing (413) anything over ``limit`` bytes before reading it
+    all."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    parts, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body (at most ``limit`` bytes, else 413)."""
+    return await _collect(request.stream(), request.headers.get("content-length"), limit)
+
+
+async def _receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+    """The body of a request read straight from ASGI (at most ``limit`` bytes, else 413)."""
+    return await _collect(_receive_chunks(receive), headers.get("content-length"), limit)
 
 
 def decode_json(body: bytes) -> Any:
@@ -141,6 +181,37 @@ def decode_ndjson(body: bytes) -> list[Any]:
         except orjson.JSONDecodeError as error:
             raise ApiError(400, f"invalid JSON on line {number}: {error}") from None
     return items
+
+
+def error_answer(error: Exception, origin: str | None, path: str
+                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, JSON body, headers) of the answer to an error raised while handling a request:
+    an ``ApiError`` as itself, readable cross-origin (a browser SDK must see a 401 to stop
+    retrying); Redis unavailable as 503 with Retry-After (the SDKs retry it); anything else
+    500 (logged). The answer stays JSON, as the SDKs require."""
+    if isinstance(error, ApiError):
+        headers = {**error.headers}
+        if origin:
+            headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        status, message = error.status_code, error.message
+    elif isinstance(error, RedisError):
+        log.warning("Redis unavailable: %s", error)
+        status, message = 503, "the ingestion buffer is unavailable; retry later"
+        headers = {"Retry-After": "5"}
+    else:
+        log.error("unexpected error on %s", path, exc_info=error)
+        status, message, headers = 500, "internal error", {}
+    return status, {"error": message, "statusCode": status}, headers
+
+
+async def send_json(send: Send, status: int, content: Any, headers: Mapping[str, str]) -> None:
+    """Answer with ``content`` as JSON, straight through ASGI."""
+    body = orjson.dumps(content)
+    raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+           *((name.lower().encode("latin-1"), value.encode("latin-1"))
+             for name, value in headers.items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def cors_headers(origin: str | None, allowed: bool) -> dict[str, str]:

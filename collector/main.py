@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,19 +10,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.routing import Route
 
 from collector.deps import AppState
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import referrer_index
-from collector.http import ApiError, error_response
+from collector.fastpath import CollectorApp
+from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
 from collector.ratelimit import RateLimits
 from collector.routers import compat, health, track, tracker
 from trackhouse.settings import Settings, get_settings
-
-log = logging.getLogger(__name__)
 
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                 "auto_configure": False}
@@ -58,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.warehouse is not None:
                 state.warehouse.close()
 
-    app = FastAPI(
+    app = CollectorApp(
         title="Trackhouse collector",
         summary="OpenPanel-compatible ingestion API",
         version="0.1.0",
@@ -68,29 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry=NO_TELEMETRY,
     )
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, error: ApiError) -> Response:
-        # Errors stay readable cross-origin so a browser SDK sees the 401 (and does not retry).
-        origin = request.headers.get("origin")
-        headers = {**error.headers}
-        if origin:
-            headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
-        return error_response(error.status_code, error.message, headers)
+    async def answer_error(request: Request, error: Exception) -> Response:
+        status, content, headers = error_answer(error, request.headers.get("origin"),
+                                                request.url.path)
+        return JSON(content, status_code=status, headers=headers)
 
-    @app.exception_handler(RedisError)
-    async def buffer_unavailable(request: Request, error: RedisError) -> Response:
-        # the SDKs retry a 503; the answer stays JSON as they require
-        log.warning("Redis unavailable: %s", error)
-        return error_response(503, "the ingestion buffer is unavailable; retry later",
-                              {"Retry-After": "5"})
+    for error_type in (ApiError, RedisError, Exception):
+        app.add_exception_handler(error_type, answer_error)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
-        return error_response(500, "internal error")
-
-    app.router.routes[0:0] = [Route(path, handler, methods=["POST"])
-                              for path, handler in track.FAST_ROUTES]
     app.include_router(track.router)
     app.include_router(health.router)
     app.include_router(compat.router)

@@ -85,7 +85,8 @@ async def _ingest(request: Request, state: AppState, client: AuthenticatedClient
         # e.g. the back button) for a retry and drop it.
         message["payload"]["properties"]["__eventId"] = uuid.uuid4().hex
     settings = state.services.settings
-    ip = client_ip(request, settings.collector_trusted_proxies, secret_client=False)
+    ip = client_ip(request.client.host if request.client else "", request.headers,
+                   settings.collector_trusted_proxies, secret_client=False)
     context = IngestContext(
         services=state.services, client=client, ip=ip, rate_limits=state.rate_limits,
         user_agent=request.headers.get("user-agent", "")[:1000],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -13,6 +15,7 @@ from collector.http import (
     ALLOWED_HEADERS,
     JSON,
     ApiError,
+    Incoming,
     client_ip,
     cors_headers,
     decode_json,
@@ -37,11 +40,6 @@ _BATCH_BODY = {"parameters": [{
                                         "description": "one message per line"}}}}}
 
 
-def _headers(request: Request) -> dict[str, str]:
-    """The request headers as a plain dict (one pass; Starlette's Headers scans per lookup)."""
-    return dict(request.headers.items())
-
-
 async def _authenticate(headers: dict[str, str], body_client_id: Any, body_secret: Any
                         ) -> AuthenticatedClient:
     client_id = headers.get("openpanel-client-id") or (
@@ -54,11 +52,12 @@ async def _authenticate(headers: dict[str, str], body_client_id: Any, body_secre
         raise ApiError(error.status_code, error.message) from None
 
 
-def _context(request: Request, headers: dict[str, str], state: AppState,
-             client: AuthenticatedClient, *, importing: bool) -> IngestContext:
+def _context(incoming: Incoming, state: AppState, client: AuthenticatedClient, *,
+             importing: bool) -> IngestContext:
+    headers = incoming.headers
     settings = state.services.settings
-    ip = client_ip(request, settings.collector_trusted_proxies, secret_client=client.has_secret,
-                   headers=headers)
+    ip = client_ip(incoming.peer, headers, settings.collector_trusted_proxies,
+                   secret_client=client.has_secret)
     return IngestContext(
         services=state.services, client=client, ip=ip,
         user_agent=headers.get("user-agent", "")[:1000],
@@ -73,43 +72,104 @@ IMPORT_HEADERS = ("x-trackhouse-import", "openpanel-import")
 _YES = frozenset({"1", "true", "yes"})
 
 
-def _wants_import(request: Request, headers: dict[str, str]) -> bool:
+def _wants_import(incoming: Incoming) -> bool:
     """A batch is a historical import only when it says so: ``?import=true`` or an
     ``x-trackhouse-import: true`` (or ``openpanel-import: true``) header."""
-    flags = [request.query_params.get("import"), *(headers.get(h) for h in IMPORT_HEADERS)]
+    query = parse_qs(incoming.query).get("import", [])
+    flags = [*query[:1], *(incoming.headers.get(h) for h in IMPORT_HEADERS)]
     return any(flag is not None and flag.strip().lower() in _YES for flag in flags)
 
 
 def _readable_by(headers: dict[str, str], client: AuthenticatedClient) -> dict[str, str]:
     origin = headers.get("origin")
-    return cors_headers(origin, origin_allowed(origin, client.allowed_origins))
+    # a client without its secret was let in by its origin: no need to match it again
+    return cors_headers(origin, not client.has_secret or
+                        origin_allowed(origin, client.allowed_origins))
 
 
 def _backlog_full() -> ApiError:
     return ApiError(503, "the ingestion buffer is full; retry later", {"Retry-After": "5"})
 
 
-@router.post("/track", openapi_extra=_TRACK_BODY, summary="Ingest one OpenPanel message")
-async def track(request: Request) -> Response:
+# The handlers are plain functions of (state, request's scope parts, body reader), answering
+# (JSON content, headers) or raising ApiError: ``collector.fastpath`` calls them straight
+# from ASGI, the routes below (the OpenAPI documentation) through FastAPI.
+ReadBody = Callable[[int], Awaitable[bytes]]
+
+
+async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
     """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
     ``assign_group``); answers ``{"deviceId", "sessionId"}``."""
-    # the hot path: no dependency injection, one pass over the headers
-    state: AppState = request.app.state.collector
-    headers = _headers(request)
-    limit = state.services.settings.collector_max_body_bytes
-    message = decode_json(await read_body(request, limit))
+    headers = incoming.headers
+    message = decode_json(await read(state.services.settings.collector_max_body_bytes))
     if not isinstance(message, dict):
         raise ApiError(400, "the body must be a JSON object with 'type' and 'payload'")
     client = await _authenticate(headers, message.get("clientId"), message.get("clientSecret"))
-    context = _context(request, headers, state, client, importing=False)
+    context = _context(incoming, state, client, importing=False)
     try:
         (result,) = await ingest_messages([message], context)
     except BacklogFull:
         raise _backlog_full() from None
     if result.status == "error":
         raise ApiError(400, result.error)
-    return JSON({"deviceId": result.device_id, "sessionId": result.session_id},
-                headers=_readable_by(headers, client))
+    return ({"deviceId": result.device_id, "sessionId": result.session_id},
+            _readable_by(headers, client))
+
+
+async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Messages as a JSON array or NDJSON; answers one result per message.
+
+    Live by default (server-side SDKs): live sessions, timestamps clamped like ``/track``.
+    With ``?import=true`` (or the header ``x-trackhouse-import: true``) a client that sends
+    its secret imports history: timestamps are kept as sent and ``imported_at`` is set."""
+    settings = state.services.settings
+    body = await read(settings.collector_max_body_bytes * 16)
+    if body.lstrip().startswith(b"["):
+        messages = decode_json(body)
+    else:
+        messages = decode_ndjson(body)
+    if not messages:
+        raise ApiError(400, "no messages: send a JSON array or NDJSON lines")
+    if len(messages) > settings.collector_max_batch_items:
+        raise ApiError(413, f"at most {settings.collector_max_batch_items} messages per batch")
+    first = messages[0] if isinstance(messages[0], dict) else {}
+    headers = incoming.headers
+    client = await _authenticate(headers, first.get("clientId"), first.get("clientSecret"))
+    importing = _wants_import(incoming)
+    if importing and not client.has_secret:
+        raise ApiError(403, "importing history needs the client's secret "
+                       "(openpanel-client-secret)")
+    context = _context(incoming, state, client, importing=importing)
+    try:
+        results = await ingest_messages(messages, context)
+    except BacklogFull:
+        raise _backlog_full() from None
+    counts = {"accepted": 0, "duplicate": 0, "error": 0}
+    for result in results:
+        counts[result.status] += 1
+    return ({"accepted": counts["accepted"], "duplicates": counts["duplicate"],
+             "errors": counts["error"], "results": [r.as_json() for r in results]},
+            _readable_by(headers, client))
+
+
+HANDLERS = {"/track": accept_track, "/track/batch": accept_batch}
+
+
+async def _through_fastapi(request: Request, handler: Callable[..., Awaitable[
+        tuple[dict[str, Any], dict[str, str]]]]) -> Response:
+    content, headers = await handler(request.app.state.collector,
+                                     Incoming.from_scope(request.scope),
+                                     lambda limit: read_body(request, limit))
+    return JSON(content, headers=headers)
+
+
+@router.post("/track", openapi_extra=_TRACK_BODY, summary="Ingest one OpenPanel message")
+async def track(request: Request) -> Response:
+    """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
+    ``assign_group``); answers ``{"deviceId", "sessionId"}``."""
+    return await _through_fastapi(request, accept_track)
 
 
 @router.post("/track/batch", openapi_extra=_BATCH_BODY,
@@ -120,43 +180,7 @@ async def track_batch(request: Request) -> Response:
     Live by default (server-side SDKs): live sessions, timestamps clamped like ``/track``.
     With ``?import=true`` (or the header ``x-trackhouse-import: true``) a client that sends
     its secret imports history: timestamps are kept as sent and ``imported_at`` is set."""
-    state: AppState = request.app.state.collector
-    settings = state.services.settings
-    body = await read_body(request, settings.collector_max_body_bytes * 16)
-    stripped = body.lstrip()
-    if stripped.startswith(b"["):
-        messages = decode_json(body)
-    else:
-        messages = decode_ndjson(body)
-    if not messages:
-        raise ApiError(400, "no messages: send a JSON array or NDJSON lines")
-    if len(messages) > settings.collector_max_batch_items:
-        raise ApiError(413, f"at most {settings.collector_max_batch_items} messages per batch")
-    first = messages[0] if isinstance(messages[0], dict) else {}
-    headers = _headers(request)
-    client = await _authenticate(headers, first.get("clientId"), first.get("clientSecret"))
-    importing = _wants_import(request, headers)
-    if importing and not client.has_secret:
-        raise ApiError(403, "importing history needs the client's secret "
-                       "(openpanel-client-secret)")
-    context = _context(request, headers, state, client, importing=importing)
-    try:
-        results = await ingest_messages(messages, context)
-    except BacklogFull:
-        raise _backlog_full() from None
-    counts = {"accepted": 0, "duplicate": 0, "error": 0}
-    for result in results:
-        counts[result.status] += 1
-    return JSON(
-        {"accepted": counts["accepted"], "duplicates": counts["duplicate"],
-         "errors": counts["error"], "results": [r.as_json() for r in results]},
-        headers=_readable_by(headers, client))
-
-
-# FastAPI resolves parameters and walks its routers on every request (~40 us of the ~245 us
-# CPU a /track request costs, measured in-process); ``collector.main`` mounts these two
-# handlers as plain Starlette routes ahead of that. The routes above stay for the OpenAPI docs.
-FAST_ROUTES = (("/track", track), ("/track/batch", track_batch))
+    return await _through_fastapi(request, accept_batch)
 
 
 @router.options("/track", include_in_schema=False)
