@@ -2,14 +2,14 @@
 
 Every multi-step change is one Lua script, so it is atomic and costs one round trip:
 
-- ``accept`` (one call per request): counts the request against its rate limits and refuses
-  it when one is exceeded; refuses everything when the backlog is past its bound;
-  per row, reads and updates the device's live session (start, last seen; a device id from
-  yesterday's salt that is still live wins), then checks that its event id is new to the
-  dedup window (or its request fingerprint new to the last 10 seconds); the new rows are
-  appended to their table's buffer as ONE chunk (JSONEachRow lines), with its row count
-  alongside: a 500-event import is one list element, not 500, and arrives as one blob (see
-  ``ACCEPT``).
+- ``accept`` (one call per group of concurrent requests, ``pipeline.AcceptGroups``): per
+  request, in order, counts it against its rate limits and refuses it when one is exceeded,
+  refuses it when the backlog is past its bound; per row, reads and updates the device's
+  live session (start, last seen; a device id from yesterday's salt that is still live
+  wins), then checks that its event id is new to the dedup window (or its request
+  fingerprint new to the last 10 seconds); the group's new rows are appended to their
+  table's buffer as ONE chunk (JSONEachRow lines), with its row count alongside: a 500-event
+  import is one list element, not 500, and arrives as one blob (see ``ACCEPT``).
 - ``claim``: move whole chunks, up to N rows, into one batch (a list of chunks: JSONEachRow
   lines) with a fresh id, registered in the table's pending set; the rows leave the buffer
   only here, and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
