@@ -27,6 +27,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Generic, TypeVar
 
 from sqlalchemy import select
@@ -68,6 +69,15 @@ class AuthError(Exception):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+
+
+@lru_cache(maxsize=4_096)
+def _normalized_client_id(client_id: str) -> str:
+    """The canonical text of a client id (a UUID); cached, every request carries one."""
+    try:
+        return str(uuid.UUID(client_id.strip()))
+    except ValueError:
+        raise AuthError(401, "unknown client id") from None
 
 
 def origin_allowed(origin: str | None, patterns: Sequence[str]) -> bool:
@@ -249,10 +259,7 @@ class ClientAuthenticator:
         if not client_id or not client_id.strip():
             raise AuthError(401, "missing client id: send the openpanel-client-id header "
                                  "(or clientId in the body)")
-        try:
-            return str(uuid.UUID(client_id.strip()))
-        except ValueError:
-            raise AuthError(401, "unknown client id") from None
+        return _normalized_client_id(client_id)
 
     @staticmethod
     def _check_record(record: ClientRecord | None) -> ClientRecord:

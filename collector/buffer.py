@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 TABLES = ("events", "profiles")
 PREFIX = "th:"
@@ -469,6 +470,12 @@ BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
                 Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
 
 
+@lru_cache(maxsize=1_024)
+def _session_keys(project: str, day: date) -> tuple[str, str]:
+    """The session hashes of a request of ``day``: that day's and the day before's."""
+    return Keys.sessions(project, day), Keys.sessions(project, day - timedelta(days=1))
+
+
 def accept_call(requests: list[AcceptRequest], window: int, limits: AcceptLimits,
                 buffer_keys: tuple[str, ...] = BUFFER_KEYS) -> tuple[list[str], list[bytes]]:
     """KEYS and ARGV of one ``ACCEPT`` call for ``requests`` (in order), with the event ids
@@ -488,8 +495,8 @@ def accept_call(requests: list[AcceptRequest], window: int, limits: AcceptLimits
     counters: dict[str, tuple[int, int]] = {}
     args: list[bytes] = [b""]
     for request in requests:
-        today = position(Keys.sessions(request.project, request.day))
-        yesterday = position(Keys.sessions(request.project, request.day - timedelta(days=1)))
+        today_key, yesterday_key = _session_keys(request.project, request.day)
+        today, yesterday = position(today_key), position(yesterday_key)
         fields = [request.project, str(today), str(yesterday), str(len(request.live_rows))]
         for key, expiry, amount in request.limits:
             counters[key] = (expiry, amount)

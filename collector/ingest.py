@@ -107,15 +107,21 @@ class IngestContext:
     # derived once here (plain attributes: cached_property takes a lock on every access)
     received_text: str = field(init=False)
     received_ms: int = field(init=False)
-    # the columns every event of this request shares, and their JSON members (no braces,
-    # defaults left out: ``json_members``) spliced into each row
-    request_columns: dict[str, Any] = field(init=False)
+    # the JSON members (no braces, defaults left out: ``json_members``) of the columns every
+    # event of this request shares (``request_columns``), spliced into each row
     request_json: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         self.received_text = format_time(self.received_at)
         self.received_ms = epoch_ms(self.received_at)
-        self.request_columns = {
+        received = f'"{self.received_text}"'  # digits, '-', ':', '.' and a space
+        self.request_json = b"".join((
+            _sender_json(self.client.project_id, self.sdk_name, self.sdk_version),
+            f',"received_at":{received}'.encode(),
+            f',"imported_at":{received}'.encode() if self.importing else b""))
+
+    def request_columns(self) -> dict[str, Any]:
+        return {
             "project_id": self.client.project_id,
             "received_at": self.received_text,
             "imported_at": self.received_text if self.importing else None,
@@ -123,7 +129,13 @@ class IngestContext:
             "sdk_version": _text(self.sdk_version, 64),
             "language": "", "screen": "",
         }
-        self.request_json = json_members(self.request_columns)
+
+
+@lru_cache(maxsize=4_096)
+def _sender_json(project_id: str, sdk_name: str, sdk_version: str) -> bytes:
+    """JSON members of a request's project and SDK columns (the project id is never empty)."""
+    return json_members({"project_id": project_id, "sdk_name": _text(sdk_name, 64),
+                         "sdk_version": _text(sdk_version, 64)})
 
 
 @dataclass
@@ -423,7 +435,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device,
                          live, created_ms, tail)
     # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
-    row.update(context.request_columns)
+    row.update(context.request_columns())
     row.update(_page_columns(page_url, referrer_url))
     row.update(_visitor_columns(context.services.geo, ip, user_agent, bot_check))
     for key, column in _OVERRIDES.items():
