@@ -12,6 +12,8 @@ FastAPI unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,7 +46,13 @@ class IngestFastPath:
 
 
 class CollectorApp(FastAPI):
-    """The collector's FastAPI application, with the ingestion fast path outermost."""
+    """The collector's FastAPI application, with the ingestion fast path outermost (unless
+    ``fast_path=False``: then FastAPI's documented routes answer, as the tests compare)."""
+
+    def __init__(self, *args: Any, fast_path: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_path = fast_path
 
     def build_middleware_stack(self) -> ASGIApp:
-        return IngestFastPath(super().build_middleware_stack())
+        stack = super().build_middleware_stack()
+        return IngestFastPath(stack) if self.fast_path else stack

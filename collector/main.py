@@ -26,7 +26,7 @@ NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_sp
                 "auto_configure": False}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI's built-in OpenTelemetry: off, and never configured from the environment
         # (nothing leaves the machine; it also checks its providers on every request)
         telemetry=NO_TELEMETRY,
+        fast_path=fast_path,
     )
 
     async def answer_error(request: Request, error: Exception) -> Response:

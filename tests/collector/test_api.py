@@ -3,6 +3,7 @@ matrix, CORS, rate limits, proxies, and bad input (4xx saying what is wrong, not
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -17,6 +18,7 @@ from collector_support import (
 )
 
 from collector.buffer import Keys
+from trackhouse.settings import Settings
 
 
 def screen_view(path: str = "/", **properties: object) -> dict:
@@ -392,6 +394,55 @@ def test_backlog_past_its_bound_answers_503(make_api, project: TestProject,
         assert buffered(redis_client) == before
     finally:
         redis_client.decr(Keys.buffered_rows("profiles"))
+
+
+def test_fast_path_answers_as_the_documented_routes(project: TestProject) -> None:
+    """/track and /track/batch are answered outside FastAPI (``collector.fastpath``); the
+    FastAPI routes that document them answer the same, errors included."""
+    from fastapi.testclient import TestClient
+
+    from collector.fastpath import IngestFastPath
+    from collector.main import create_app
+
+    settings = Settings(collector_max_body_bytes=4096)
+    headers = project.browser_headers(**{"x-forwarded-for": "81.2.69.142"})
+    server = project.server_headers(**{"x-forwarded-for": "81.2.69.142"})
+    big = {"type": "track", "payload": {"name": "x", "properties": {
+        f"k{i}": "v" * 100 for i in range(60)}}}
+
+    def answers(fast_path: bool) -> list[tuple[int, object, str | None, str | None]]:
+        run = uuid.uuid4().hex  # new event ids for each app
+        requests = [
+            ("/track", orjson.dumps(screen_view("/a", __eventId=f"{run}-1")), headers),
+            ("/track", orjson.dumps(screen_view("/a", __eventId=f"{run}-1")), headers),  # duplicate
+            ("/track/batch", orjson.dumps([screen_view("/b", __eventId=f"{run}-2"), {"type": "x"}]),
+             server),
+            ("/track/batch?import=true", orjson.dumps([screen_view("/c")]), headers),  # 403
+            ("/track", b"{not json", headers),
+            ("/track", orjson.dumps(screen_view()), {**headers, "openpanel-client-id": "nope"}),
+            ("/track", orjson.dumps(big), headers),
+        ]
+        app = create_app(settings, fast_path=fast_path)
+        with TestClient(app, client=("127.0.0.1", 50000)) as client:
+            results = []
+            for path, body, request_headers in requests:
+                answer = client.post(path, content=body, headers={
+                    **request_headers, "content-type": "application/json"})
+                content = answer.json()
+                if path == "/track/batch" and answer.status_code == 200:
+                    content = [item["status"] for item in content["results"]]
+                elif answer.status_code == 200:
+                    content = sorted(content)
+                results.append((answer.status_code, content,
+                                answer.headers.get("access-control-allow-origin"),
+                                answer.headers.get("content-type")))
+        assert isinstance(app.middleware_stack, IngestFastPath) is fast_path
+        return results
+
+    fast = answers(fast_path=True)
+    assert [status for status, *_ in fast] == [200, 200, 200, 403, 400, 401, 413]
+    assert fast[2][1] == ["accepted", "error"] and fast[0][2] == ORIGIN
+    assert answers(fast_path=False) == fast
 
 
 def test_health_and_docs(api) -> None:
