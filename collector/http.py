@@ -14,7 +14,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +158,33 @@ async def read_body(request: Request, limit: int) -> bytes:
     return await _collect(request.stream(), request.headers.get("content-length"), limit)
 
 
-async def _receive_chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _receive_chunks(receive: Receive, first: Message | None = None
+                         ) -> AsyncIterator[bytes]:
+    message = first
     while True:
-        message = await receive()
+        if message is None:
+            message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
+        message = None
 
 
 async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The body of a request read straight from ASGI (at most ``limit`` bytes, else 413)."""
-    return await _collect(_receive_chunks(receive), headers.get("content-length"), limit)
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) <= limit:
+        # the common case, an event's body in one message: no generator to drive
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")
+            if len(body) > limit:  # more than it declared
+                raise ApiError(413, f"request body is larger than {limit} bytes")
+            return body
+        return await _collect(_receive_chunks(receive, message), declared, limit)
+    return await _collect(_receive_chunks(receive), declared, limit)
 
 
 def decode_json(body: bytes) -> Any:
@@ -219,10 +233,16 @@ async def send_json(send: Send, status: int, content: Any, headers: Mapping[str,
     """Answer with ``content`` as JSON, straight through ASGI."""
     body = orjson.dumps(content)
     raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-           *((name.lower().encode("latin-1"), value.encode("latin-1"))
-             for name, value in headers.items())]
+           *_raw_headers(tuple(headers.items()))]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+@lru_cache(maxsize=4_096)
+def _raw_headers(items: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    """Headers as ASGI sends them (an origin's CORS headers repeat request after request)."""
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1"))
+                 for name, value in items)
 
 
 def cors_headers(origin: str | None, allowed: bool) -> dict[str, str]:

@@ -85,10 +85,16 @@ class DailySalts:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._cache: dict[date, str] = {}
+        self._pair: tuple[date, tuple[str, str]] | None = None  # the last day asked, its pair
 
     async def salts(self, now: datetime) -> tuple[str, str]:
         today = now.astimezone(UTC).date()
-        return await self._salt(today), await self._salt(today - timedelta(days=1))
+        pair = self._pair
+        if pair is not None and pair[0] == today:
+            return pair[1]
+        salts = await self._salt(today), await self._salt(today - timedelta(days=1))
+        self._pair = today, salts
+        return salts
 
     async def _salt(self, day: date) -> str:
         cached = self._cache.get(day)

@@ -230,6 +230,22 @@ def test_oversized_body_is_413(make_api, project: TestProject, redis_client) -> 
     assert buffered(redis_client) == before
 
 
+def test_body_without_a_declared_length(make_api, project: TestProject, redis_client) -> None:
+    """A chunked body (no content-length) is read in its parts, and refused once past the
+    limit."""
+    api = make_api(collector_max_body_bytes=4096)
+    before = buffered(redis_client)
+    event = orjson.dumps(screen_view("/chunked"))
+    headers = {**project.browser_headers(), "content-type": "application/json"}
+    answer = api.post("/track", content=iter([event[:10], event[10:]]), headers=headers)
+    assert answer.status_code == 200 and buffered(redis_client) == before + 1
+    assert last_event(redis_client)["path"] == "/chunked"
+    padding = b" " * 3000
+    answer = api.post("/track", content=iter([padding, padding, event]), headers=headers)
+    assert answer.status_code == 413 and "larger than 4096" in answer.json()["error"]
+    assert buffered(redis_client) == before + 1
+
+
 def test_rate_limits_per_ip_and_per_client(make_api, fresh_project: TestProject) -> None:
     # hour windows: a window boundary inside the test's few milliseconds is all but impossible
     api = make_api(collector_rate_limit_ip="3/hour", collector_rate_limit_client="5/hour")
