@@ -60,8 +60,10 @@ def request_fingerprint(project_id: str, item: Any, ip: str, user_agent: str) ->
 
 
 @lru_cache(maxsize=65_536)
+@lru_cache(maxsize=65_536)
 def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
-    """Cookieless device id: keyed hash of (user agent, IP, project) under the day's salt."""
+    """Cookieless device id: keyed hash of (user agent, IP, project) under the day's salt
+    (cached: a visitor's events repeat it; a live event asks for today's and yesterday's)."""
     digest = hashlib.blake2b(key=salt.encode()[:64], digest_size=16)
     digest.update(f"{user_agent}\x00{ip}\x00{project_id}".encode())
     return digest.hexdigest()
