@@ -364,7 +364,9 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
     models = [TrafficModel(demo, seed, devices, days, now) for demo in DEMO_PROJECTS]
     plans = [(m, list(m.history()), list(m.live())) for m in models]
     total = sum(len(h) + len(lv) for _, h, lv in plans)
-    counts = {"accepted": 0, "duplicate": 0, "error": 0}
+    # live: today's messages sent to /track, counted as accepted (its answer, as OpenPanel's,
+    # does not tell a duplicate apart)
+    counts = {"accepted": 0, "duplicate": 0, "error": 0, "live": 0}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with httpx.Client(base_url=base, timeout=60) as http, Progress(*columns,
@@ -401,6 +403,7 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
             with ThreadPoolExecutor(max_workers=8) as pool:
                 for status in pool.map(send, live):
                     counts["accepted" if status == 200 else "error"] += 1
+                    counts["live"] += 1
                     bar.advance(task)
     console.print(
         f"demo: {counts['accepted']} messages accepted, {counts['duplicate']} duplicates "
