@@ -83,6 +83,12 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
+# As scripts/quickstart.sh starts Redis (see the README's "Redis for the buffer"): the buffer
+# writes every event and drops it seconds later, so the append-only file grows fast while the
+# data stays small; past the default 64 MB Redis rewrote it every ~2 s during imports.
+AOF_REWRITE = ("--auto-aof-rewrite-min-size", "1gb")
+
+
 def floor_app():  # noqa: ANN201 (uvicorn factory)
     """The HTTP floor: FastAPI reading a JSON body and answering like /track does."""
     # FastAPI's OpenTelemetry off, as in collector.main (not imported: the uvicorn process
@@ -220,7 +226,7 @@ class Bench:
         self.spawn("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
                              "--unixsocket", str(socket_path), "--unixsocketperm", "700",
                              "--dir", str(redis_dir), "--save", "", "--appendonly", "yes",
-                             "--appendfsync", "everysec"], dict(os.environ))
+                             "--appendfsync", "everysec", *AOF_REWRITE], dict(os.environ))
         redis_url = (f"unix://{socket_path}?db=0" if args.redis_unix_socket
                      else f"redis://127.0.0.1:{redis_port}/0")
         env = {**os.environ, "TRACKHOUSE_DATA_DIR": str(self.tmp / "data"),

@@ -10,8 +10,11 @@ redis_url="${TRACKHOUSE_REDIS_URL:-redis://127.0.0.1:6379/0}"
 if ! .venv/bin/python -c "import redis,sys; redis.Redis.from_url('$redis_url').ping()" 2>/dev/null; then
   mkdir -p .data/redis
   echo "==> starting a local Redis (append-only file in .data/redis)"
+  # the buffer writes every event and drops it seconds later: the append-only file grows fast
+  # while the data stays small, so rewrite it past 1 GB, not the default 64 MB (README)
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir "$PWD/.data/redis" \
-    --appendonly yes --save "" --logfile "$PWD/.data/redis/redis.log"
+    --appendonly yes --auto-aof-rewrite-min-size 1gb --save "" \
+    --logfile "$PWD/.data/redis/redis.log"
 fi
 
 th=.venv/bin/trackhouse
