@@ -139,16 +139,20 @@ class ClientGone(Exception):
     """The client disconnected before its body arrived: nothing to answer."""
 
 
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"request body is larger than {limit} bytes")
+
+
 async def _collect(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
     """A body from its chunks, refusing (413) anything over ``limit`` bytes before reading it
     all."""
     if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"request body is larger than {limit} bytes")
+        raise _too_large(limit)
     parts, size = [], 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"request body is larger than {limit} bytes")
+            raise _too_large(limit)
         parts.append(chunk)
     return b"".join(parts)
 
@@ -181,7 +185,7 @@ async def receive_body(receive: Receive, headers: Mapping[str, str], limit: int)
         if message["type"] == "http.request" and not message.get("more_body", False):
             body: bytes = message.get("body", b"")
             if len(body) > limit:  # more than it declared
-                raise ApiError(413, f"request body is larger than {limit} bytes")
+                raise _too_large(limit)
             return body
         return await _collect(_receive_chunks(receive, message), declared, limit)
     return await _collect(_receive_chunks(receive), declared, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -95,6 +96,7 @@ def _backlog_full() -> ApiError:
 # (JSON content, headers) or raising ApiError: ``collector.fastpath`` calls them straight
 # from ASGI, the routes below (the OpenAPI documentation) through FastAPI.
 ReadBody = Callable[[int], Awaitable[bytes]]
+Handler = Callable[[AppState, Incoming, ReadBody], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
 
 
 async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
@@ -157,29 +159,24 @@ async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody
 HANDLERS = {"/track": accept_track, "/track/batch": accept_batch}
 
 
-async def _through_fastapi(request: Request, handler: Callable[..., Awaitable[
-        tuple[dict[str, Any], dict[str, str]]]]) -> Response:
+async def _through_fastapi(request: Request, handler: Handler) -> Response:
     content, headers = await handler(request.app.state.collector,
                                      Incoming.from_scope(request.scope),
                                      lambda limit: read_body(request, limit))
     return JSON(content, headers=headers)
 
 
-@router.post("/track", openapi_extra=_TRACK_BODY, summary="Ingest one OpenPanel message")
+# the documentation's descriptions are the handlers' own docstrings
+@router.post("/track", openapi_extra=_TRACK_BODY, summary="Ingest one OpenPanel message",
+             description=inspect.cleandoc(accept_track.__doc__ or ""))
 async def track(request: Request) -> Response:
-    """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
-    ``assign_group``); answers ``{"deviceId", "sessionId"}``."""
     return await _through_fastapi(request, accept_track)
 
 
 @router.post("/track/batch", openapi_extra=_BATCH_BODY,
-             summary="Ingest many messages (JSON array or NDJSON)")
+             summary="Ingest many messages (JSON array or NDJSON)",
+             description=inspect.cleandoc(accept_batch.__doc__ or ""))
 async def track_batch(request: Request) -> Response:
-    """Messages as a JSON array or NDJSON; answers one result per message.
-
-    Live by default (server-side SDKs): live sessions, timestamps clamped like ``/track``.
-    With ``?import=true`` (or the header ``x-trackhouse-import: true``) a client that sends
-    its secret imports history: timestamps are kept as sent and ``imported_at`` is set."""
     return await _through_fastapi(request, accept_batch)
 
 

@@ -13,6 +13,14 @@ def count(ch, table: str, project_id: str) -> int:
                         parameters={"p": project_id}).result_rows[0][0])
 
 
+def raw_rows(project_id: str, name: str, n: int) -> list[bytes]:
+    """``n`` buffered event rows (JSONEachRow) of ``project_id``, each with a new id."""
+    return [b'{"id": "%s", "project_id": "%s", "name": "%s", "created_at": "2026-11-01 00:00:00",'
+            b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
+                                                         project_id.encode(), name.encode())
+            for _ in range(n)]
+
+
 def test_every_message_type_lands(api, worker, fresh_project: TestProject, ch) -> None:
     project = fresh_project
     browser = project.browser_headers(**{"x-forwarded-for": "81.2.69.142",
@@ -271,11 +279,7 @@ def test_a_batch_landed_twice_is_stored_once(fresh_project: TestProject, ch, red
     from collector.worker import Lander
     from trackhouse.settings import get_settings
 
-    rows = b"\n".join(
-        b'{"id": "%s", "project_id": "%s", "name": "x", "created_at": "2026-11-01 00:00:00",'
-        b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
-                                                     fresh_project.project_id.encode())
-        for _ in range(50))
+    rows = b"\n".join(raw_rows(fresh_project.project_id, "x", 50))
     lander = Lander(get_settings(), redis_client)
     token = uuid.uuid4().hex
     lander._insert("events", rows, token)
@@ -291,10 +295,7 @@ def test_rejected_rows_go_to_dead_letters_and_the_rest_lands(fresh_project: Test
     from collector.worker import Lander
     from trackhouse.settings import get_settings
 
-    good = [b'{"id": "%s", "project_id": "%s", "name": "ok", "created_at": "2026-11-01 00:00:00",'
-            b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
-                                                         fresh_project.project_id.encode())
-            for _ in range(9)]
+    good = raw_rows(fresh_project.project_id, "ok", 9)
     bad = b'{"id": "not-a-uuid", "project_id": "%s", "name": "bad"}' % (
         fresh_project.project_id.encode())
     batch_id = uuid.uuid4().hex
@@ -371,10 +372,7 @@ def test_a_batch_claimed_by_the_previous_version_still_lands(fresh_project: Test
     from collector.worker import Lander
     from trackhouse.settings import get_settings
 
-    rows = [b'{"id": "%s", "project_id": "%s", "name": "old", "created_at": "2026-11-01 00:00:00",'
-            b' "received_at": "2026-11-01 00:00:00"}' % (str(uuid.uuid4()).encode(),
-                                                         fresh_project.project_id.encode())
-            for _ in range(3)]
+    rows = raw_rows(fresh_project.project_id, "old", 3)
     batch_id = uuid.uuid4().hex
     redis_client.set(Keys.batch(batch_id), b"\n".join(rows))
     lander = Lander(get_settings(), redis_client)
