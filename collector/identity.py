@@ -60,7 +60,6 @@ def request_fingerprint(project_id: str, item: Any, ip: str, user_agent: str) ->
 
 
 @lru_cache(maxsize=65_536)
-@lru_cache(maxsize=65_536)
 def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
     """Cookieless device id: keyed hash of (user agent, IP, project) under the day's salt
     (cached: a visitor's events repeat it; a live event asks for today's and yesterday's)."""
