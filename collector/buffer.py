@@ -466,8 +466,8 @@ class AcceptLimits:
 
 
 BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
-                Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
-                Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
+               Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
+               Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
 
 
 @lru_cache(maxsize=1_024)
