@@ -411,20 +411,26 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         return _Prepared(index, "profiles", profile_row, dedup[0], dedup[1], device,
                          previous_device, False, created_ms)
 
-    try:
-        revenue = int(properties.get("__revenue") or 0)
-        duration_ms = max(0, min(int(properties.get("__duration") or 0), 2**32 - 1))
-    except (TypeError, ValueError):
-        raise MessageError("properties.__revenue and __duration must be integers") from None
-    # the row's own columns, those at their default left out (see ``json_members``)
+    # the row's own columns, those at their default left out (see ``json_members``); most
+    # events carry few of them, so each is looked at only when present
     row: dict[str, Any] = {"id": event_id, "name": name, "created_at": created_text}
-    optional = (("profile_id", _text(payload.profileId, 256)),
-                ("title", _text(properties.get("__title"))), ("properties", flat),
-                ("groups", [str(g)[:200] for g in (payload.groups or ())]),
-                ("revenue", revenue), ("duration_ms", duration_ms))
-    for column, value in optional:
-        if value:
-            row[column] = value
+    if payload.profileId is not None and (profile_id := str(payload.profileId)[:256]):
+        row["profile_id"] = profile_id
+    if (title := properties.get("__title")) is not None and (title := str(title)[:2_000]):
+        row["title"] = title
+    if flat:
+        row["properties"] = flat
+    if payload.groups:
+        row["groups"] = [str(group)[:200] for group in payload.groups]
+    revenue, duration = properties.get("__revenue"), properties.get("__duration")
+    if revenue or duration:
+        try:
+            if revenue := int(revenue or 0):
+                row["revenue"] = revenue
+            if duration := max(0, min(int(duration or 0), 2**32 - 1)):
+                row["duration_ms"] = duration
+        except (TypeError, ValueError):
+            raise MessageError("properties.__revenue and __duration must be integers") from None
     referrer_url = _text(properties.get("__referrer"))
     live = not context.importing
     if _OVERRIDES.keys().isdisjoint(properties):
