@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -89,8 +89,8 @@ class DailySalts:
         self._cache: dict[date, str] = {}
         self._pair: tuple[date, tuple[str, str]] | None = None  # the last day asked, its pair
 
-    async def salts(self, now: datetime) -> tuple[str, str]:
-        today = now.astimezone(UTC).date()
+    async def salts(self, today: date) -> tuple[str, str]:
+        """Salts of the UTC day ``today`` and of the day before."""
         pair = self._pair
         if pair is not None and pair[0] == today:
             return pair[1]

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -103,17 +103,19 @@ class IngestContext:
     importing: bool = False
     # counted by the accept script, in the same round trip as the events (None: not limited)
     rate_limits: RateLimits | None = None
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    # derived once here (plain attributes: cached_property takes a lock on every access)
+    # when the request arrived (ms since the epoch); the rest derived once here (plain
+    # attributes: cached_property takes a lock on every access)
+    received_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     received_text: str = field(init=False)
-    received_ms: int = field(init=False)
+    received_day: date = field(init=False)  # its UTC day: the day of the salts
     # the JSON members (no braces, defaults left out: ``json_members``) of the columns every
     # event of this request shares (``request_columns``), spliced into each row
     request_json: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.received_text = format_time(self.received_at)
-        self.received_ms = epoch_ms(self.received_at)
+        # cached by the millisecond: requests arriving together share the text and the day
+        self.received_text = _format_ms(self.received_ms)
+        self.received_day = _utc_day(self.received_ms // 86_400_000)
         received = f'"{self.received_text}"'  # digits, '-', ':', '.' and a space
         self.request_json = b"".join((
             _sender_json(self.client.project_id, self.sdk_name, self.sdk_version),
@@ -337,6 +339,11 @@ def _format_ms(moment_ms: int) -> str:
     return format_time(_EPOCH + moment_ms * _MILLISECOND)
 
 
+@lru_cache(maxsize=8)
+def _utc_day(days_since_epoch: int) -> date:
+    return (_EPOCH + timedelta(days=days_since_epoch)).date()
+
+
 def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
              context: IngestContext, salts: tuple[str, str]) -> _Prepared:
     client = context.client
@@ -487,7 +494,7 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
     services = context.services
     results: list[ItemResult | None] = [None] * len(messages)
     prepared: list[_Prepared] = []
-    salts = await services.salts.salts(context.received_at)
+    salts = await services.salts.salts(context.received_day)
     for index, raw in enumerate(messages):
         try:
             message = parse_message(raw)
@@ -533,7 +540,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         blobs[profile].append(item.json())
         layout += _BLOB_LAYOUT[profile, item.by_id]
     request = AcceptRequest(
-        project=project, day=context.received_at.astimezone(UTC).date(),  # the salts' day
+        project=project, day=context.received_day,  # the salts' day
         limits=tuple(charge.spec for charge in charges),  # one hit per request
         events_blob=b"\n".join(blobs[0]), profiles_blob=b"\n".join(blobs[1]),
         layout=bytes(layout), tokens="\0".join(tokens).encode(), live_rows=live_rows)
@@ -554,6 +561,3 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
         results[item.index] = ItemResult(status="accepted" if flag == ord("1") else "duplicate",
                                          device_id=device, session_id=session)
 
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
