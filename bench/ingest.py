@@ -13,8 +13,9 @@ Phases and figures, all from the same run:
 1. HTTP floor: a bare FastAPI endpoint answering the same JSON, served the same way.
 2. ``/track`` at full speed: accepted events/s, p50/p99, and landed events/s (from the start
    of the load until ``count()`` in ClickHouse reached the accepted events).
-3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (probe events
-   sent during the load; the time from the collector's 200 to the row being visible).
+3. ``/track`` paced near 1,000 requests/s: p50/p99, and event-to-queryable p95 (a probe event
+   every 0.2 s during the load, each with an id of its own; the time from the collector's
+   200 to the row being visible, polled every 50 ms).
 4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret;
    ``--batch-mode live``: a server-side SDK's live batches): accepted and landed events/s,
    and event-to-queryable p95 of probe events sent meanwhile (a table this busy flushes
