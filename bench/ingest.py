@@ -1,6 +1,6 @@
 """Ingestion benchmark: the collector, its worker, Redis and the warehouse on this machine.
 
-    .venv/bin/python bench/ingest.py [--duration 15] [--collector-workers 2] [--workers 1]
+    .venv/bin/python bench/ingest.py [--duration 15] [--runs 1] [--collector-workers 2]
 
 Everything runs on this machine in one go, on free ports with a temporary data directory: a
 private redis-server (AOF, fsync every second), the embedded warehouse (or the ClickHouse
@@ -390,7 +390,8 @@ class Bench:
                            for name in after if after[name] - before[name] > 0.01)
         return f"  {label}: cores busy on average: {shares}"
 
-    def run(self) -> None:
+    def run(self) -> dict[str, float]:
+        """Run the phases, print their figures; returns the headline ones (``HEADLINES``)."""
         args = self.args
         duration = args.duration
         track_lua = self.script("track", TRACK_LUA)
@@ -493,11 +494,55 @@ class Bench:
         failures = track["failed"] + paced["failed"] + batch["failed"] + floor["failed"]
         if failures:
             print(f"non-2xx answers: {failures} (see {self.tmp})")
+        return {
+            "floor": floor["ok_per_s"], "track": track["ok_per_s"],
+            "share": track["ok_per_s"] / floor["ok_per_s"] * 100,
+            "share_cpu": track_per_cpu / floor_per_cpu * 100, "track_landed": track_landed_rate,
+            "paced_p99": paced["p99"], "e2q_paced": p95 * 1000,
+            "batch": batch_events / batch["seconds"], "batch_landed": batch_landed_rate,
+            "e2q_batch": loaded_p95 * 1000, "db_floor": db_floor,
+        }
+
+
+# (key, label, unit, the issue's target as (at least?, value) or None)
+HEADLINES = (
+    ("floor", "HTTP floor", "req/s", None),
+    ("track", "/track accepted", "ev/s", None),
+    ("share", "/track share of the HTTP floor", "%", (True, 50)),
+    ("share_cpu", "  per CPU-second", "%", None),
+    ("track_landed", "/track landed", "ev/s", (True, 3000)),
+    ("paced_p99", "/track paced p99", "ms", (False, 50)),
+    ("e2q_paced", "event-to-queryable p95, paced", "ms", (False, 2000)),
+    ("batch", "/track/batch accepted", "ev/s", (True, 50_000)),
+    ("batch_landed", "/track/batch landed", "ev/s", None),
+    ("e2q_batch", "event-to-queryable p95, batch load", "ms", (False, 2000)),
+    ("db_floor", "database floor", "rows/s", None),
+)
+
+
+def summary(runs: list[dict[str, float]]) -> str:
+    """Median and range of each headline figure over the runs, and how many met the target."""
+    lines = [f"\nsummary of {len(runs)} runs (each on a fresh stack):",
+             f"{'':<38}{'median':>10}{'min':>10}{'max':>10}   target"]
+    for key, label, unit, target in HEADLINES:
+        values = [run[key] for run in runs]
+        figures = "".join(f"{v:>10,.0f}"
+                          for v in (statistics.median(values), min(values), max(values)))
+        verdict = ""
+        if target is not None:
+            at_least, limit = target
+            met = sum((v >= limit) if at_least else (v <= limit) for v in values)
+            verdict = f"{'>=' if at_least else '<='} {limit:,} {unit}: met in {met} of {len(runs)}"
+        lines.append(f"{label + f' ({unit})':<38}{figures}   {verdict}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per phase")
+    parser.add_argument("--runs", type=int, default=1, help="run the whole bench this many "
+                        "times, each on a fresh stack, then print medians and ranges (the "
+                        "machines here vary by 15%% between identical runs)")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the temporary directory with every process's log")
@@ -518,12 +563,21 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk")
     sys.path.insert(0, str(ROOT))
-    bench = Bench(args)
-    try:
-        bench.setup()
-        bench.run()
-    finally:
-        bench.close()
+    runs = []
+    environment = dict(os.environ)  # each run's setup points it at that run's stack
+    for n in range(args.runs):
+        os.environ.clear()
+        os.environ.update(environment)
+        if args.runs > 1:
+            print(f"\n=== run {n + 1} of {args.runs} ===", flush=True)
+        bench = Bench(args)
+        try:
+            bench.setup()
+            runs.append(bench.run())
+        finally:
+            bench.close()
+    if len(runs) > 1:
+        print(summary(runs))
 
 
 if __name__ == "__main__":
