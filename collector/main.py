@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         try:
             yield
         finally:
+            await services.accept.connections.close()
             await redis.aclose()  # type: ignore[attr-defined]  # (types-redis predates it)
             if state.warehouse is not None:
                 state.warehouse.close()
