@@ -7,10 +7,13 @@ import asyncio
 import uuid
 from datetime import date
 
+import hiredis
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from collector.buffer import AcceptLimits, AcceptRequest
-from collector.pipeline import AcceptGroups
+from collector.pipeline import AcceptGroups, PrivateConnections
 
 LIMITS = AcceptLimits(backlog_limit=10**9, session_idle_ms=1_800_000, event_ids_ttl_s=60,
                       request_dedup_ttl_s=10)
@@ -61,3 +64,38 @@ def test_concurrent_requests_share_script_calls(redis_server) -> None:
     # queued in one loop turn: at most two calls (the first group, then what queued while
     # it was in flight), not 40
     assert 1 <= calls <= 2
+
+
+def test_private_connections_survive_killed_connections(redis_server) -> None:
+    """The accept calls' own connections: reused while healthy, kept after an error answer,
+    and replaced (the call sent once more) when Redis dropped them, as after a restart."""
+    async def scenario() -> None:
+        redis = Redis.from_url(redis_server.url)
+        admin = Redis.from_url(redis_server.url)
+        connections = PrivateConnections(redis)
+        ping = hiredis.pack_command((b"PING",))
+        try:
+            assert await asyncio.gather(*(connections.call(ping) for _ in range(3))) == [
+                b"PONG"] * 3
+            assert len(connections._idle) == 3  # one per call that was in flight
+            first = connections._idle[-1]
+            assert await connections.call(ping) == b"PONG"
+            assert connections._idle[-1] is first  # reused, not a new one per call
+            with pytest.raises(ResponseError):
+                await connections.call(hiredis.pack_command((b"NOSUCHCOMMAND",)))
+            assert len(connections._idle) == 3  # an error answer leaves it usable
+            # Redis drops these connections: the next call finds its connection dead, drops
+            # the idle ones and succeeds on a fresh one
+            ids = await asyncio.gather(*(connections.call(hiredis.pack_command(
+                (b"CLIENT", b"ID"))) for _ in range(3)))
+            assert len(set(ids)) == 3
+            for client_id in ids:
+                await admin.execute_command("CLIENT", "KILL", "ID", client_id)
+            assert await connections.call(ping) == b"PONG"
+            assert len(connections._idle) == 1
+        finally:
+            await connections.close()
+            await redis.aclose()
+            await admin.aclose()
+
+    asyncio.run(scenario())
