@@ -421,9 +421,9 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     # the row's own columns, those at their default left out (see ``json_members``); most
     # events carry few of them, so each is looked at only when present
     row: dict[str, Any] = {"id": event_id, "name": name, "created_at": created_text}
-    if payload.profileId is not None and (profile_id := str(payload.profileId)[:256]):
+    if profile_id := _text(payload.profileId, 256):
         row["profile_id"] = profile_id
-    if (title := properties.get("__title")) is not None and (title := str(title)[:2_000]):
+    if title := _text(properties.get("__title")):
         row["title"] = title
     if flat:
         row["properties"] = flat
