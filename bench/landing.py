@@ -68,7 +68,9 @@ def collector_rows(count: int) -> list[dict[str, Any]]:
             "__path": f"https://bench.example.com/p/{n % 50}",
             "__timestamp": f"2026-01-01T00:{n // 60 % 60:02d}:{n % 60:02d}Z"}}}
         item = ingest._prepare(n, message, parse_message(message), context, salts)
-        item.row["device_id"] = item.device_id  # as the collector does for imports
+        # the two ids the collector adds to an import row (one session id for all here: the
+        # same length as the collector's half-hour ids, which is what parsing sees)
+        item.row["device_id"] = item.device_id
         item.row["session_id"] = identity.session_id("bench-landing", item.device_id, 0)
         rows.append(orjson.loads(item.json()))
     return rows
