@@ -2,8 +2,8 @@
 
 Prints, from one run, CPU microseconds of the warehouse process per row:
 * parsing only (inserts into a ``Null``-engine copy of ``trackhouse.events``): the rows as the
-  collector makes them, then the same rows without their LowCardinality text columns (geo,
-  user agent, origin), without their DateTime64 columns, and without the event id;
+  collector makes them, then the same rows without their enrichment text columns (geo, user
+  agent, origin), without their DateTime64 columns, and without the event id;
 * landing as the worker does (``INSERT_SETTINGS``), one insert a second, with the table's
   background merges stopped, then running: what a part costs to write, and what merging it
   costs on top.
@@ -39,8 +39,8 @@ assert _spec is not None and _spec.loader is not None
 warehouse_bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(warehouse_bench)
 
-LOW_CARDINALITY_ENRICHMENT = ("origin", "country", "region", "city", "os", "os_version",
-                              "browser", "browser_version", "device")
+ENRICHMENT_TEXT = ("origin", "country", "region", "city", "os", "os_version",
+                   "browser", "browser_version", "device")
 DATETIMES = ("created_at", "received_at", "imported_at")
 
 
@@ -113,7 +113,7 @@ def main() -> None:
                            "ENGINE = Null")
             print(f"warehouse CPU per row, {args.rows:,} collector-made import rows per insert")
             variants = {"as the collector makes them": (),
-                        "without LowCardinality enrichment": LOW_CARDINALITY_ENRICHMENT,
+                        "without enrichment text": ENRICHMENT_TEXT,
                         "without DateTime64 columns": DATETIMES, "without the event id": ("id",)}
             full = 0.0
             for label, leave_out in variants.items():
