@@ -8,10 +8,10 @@ Every multi-step change is one Lua script, so it is atomic and costs one round t
   live session (start, last seen; a device id from yesterday's salt that is still live
   wins), then checks that its event id is new to the dedup window (or its request
   fingerprint new to the last 10 seconds); the group's new rows are appended to their
-  table's buffer as ONE chunk (JSONEachRow lines), with its row count alongside: a 500-event
-  import is one list element, not 500, and arrives as one blob (see ``ACCEPT``).
+  lane's buffer (``LANES``) as ONE chunk (JSONEachRow lines), with its row count alongside:
+  a 500-event import is one list element, not 500, and arrives as one blob (see ``ACCEPT``).
 - ``claim``: move whole chunks, up to N rows, into one batch (a list of chunks: JSONEachRow
-  lines) with a fresh id, registered in the table's pending set; the rows leave the buffer
+  lines) with a fresh id, registered in the lane's pending set; the rows leave the buffer
   only here, and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
 """
 
@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-TABLES = ("events", "profiles")
+# A lane is one buffer and its batches, landing in one raw table (lane -> table). History
+# imports have a lane of their own: an import of millions of rows makes its lane busy (large,
+# rarer inserts) and fills its own buffer, while live events keep a quiet lane that flushes
+# every few hundred milliseconds, and their landing jobs go first (``worker``), so a running
+# import does not delay what the realtime page shows.
+LANES = {"events": "events", "profiles": "profiles", "imports": "events"}
 PREFIX = "th:"
 # a day's session hash is read as "yesterday" the whole next day
 SESSION_DAYS_TTL_S = 3 * 86_400
@@ -32,24 +37,25 @@ class Keys:
     """Redis key names (one place, so the app, the worker and the tests agree)."""
 
     @staticmethod
-    def buffer(table: str) -> str:
-        """List of chunks: the rows one request added to ``table``, joined by newlines."""
-        return f"{PREFIX}buf:{table}"
+    def buffer(lane: str) -> str:
+        """List of chunks: the rows one request (or group) added to ``lane``, joined by
+        newlines."""
+        return f"{PREFIX}buf:{lane}"
 
     @staticmethod
-    def chunk_rows(table: str) -> str:
-        """List of the row count of each chunk of ``buffer(table)``, in the same order."""
-        return f"{PREFIX}bufn:{table}"
+    def chunk_rows(lane: str) -> str:
+        """List of the row count of each chunk of ``buffer(lane)``, in the same order."""
+        return f"{PREFIX}bufn:{lane}"
 
     @staticmethod
-    def buffered_rows(table: str) -> str:
-        """Counter: rows in ``buffer(table)``."""
-        return f"{PREFIX}bufrows:{table}"
+    def buffered_rows(lane: str) -> str:
+        """Counter: rows in ``buffer(lane)``."""
+        return f"{PREFIX}bufrows:{lane}"
 
     @staticmethod
-    def pending(table: str) -> str:
+    def pending(lane: str) -> str:
         """Sorted set: batch id -> time (ms) after which it may be (re)enqueued."""
-        return f"{PREFIX}pending:{table}"
+        return f"{PREFIX}pending:{lane}"
 
     @staticmethod
     def batch(batch_id: str) -> str:
@@ -60,12 +66,12 @@ class Keys:
         return f"{PREFIX}lease:{batch_id}"
 
     @staticmethod
-    def attempts(table: str) -> str:
-        return f"{PREFIX}attempts:{table}"
+    def attempts(lane: str) -> str:
+        return f"{PREFIX}attempts:{lane}"
 
     @staticmethod
-    def dead_letter(table: str) -> str:
-        return f"{PREFIX}dead:{table}"
+    def dead_letter(lane: str) -> str:
+        return f"{PREFIX}dead:{lane}"
 
     inflight = f"{PREFIX}inflight_rows"
 
@@ -91,16 +97,16 @@ class Keys:
 # One script call for a group of requests: the requests of one loop turn of a collector
 # process (``pipeline.AcceptGroups``), or one request alone. Per request: rate limits, the
 # backlog bound, sessions, deduplication; then the group's new rows are appended to each
-# table's buffer as one chunk. The requests are handled in order, each exactly as if it had
+# lane's buffer as one chunk. The requests are handled in order, each exactly as if it had
 # been sent alone (atomic; an id seen by an earlier request of the group is a duplicate).
 # Why groups: a single-event ``/track`` cost about 45 us of Redis CPU when it was a script
 # call of its own, against 6 us per row of a 500-row import: fifteen commands (rate-limit
 # counters, backlog counters, dedup sets, session hash, buffer lists), each propagated to
 # the append-only file, and the script call itself, all for one row. A group shares them.
 # Call it through ``accept_call``, which lays out:
-# KEYS: events buffer, profiles buffer, inflight counter, events and profiles chunk-row
-#   lists, events and profiles buffered-row counters, this dedup window's and the previous
-#   window's event-id sets (``Keys.seen_ids``), then the group's session hashes
+# KEYS: the buffers of the lanes (events, profiles, imports: ``LANES``' order), their
+#   chunk-row lists, their buffered-row counters, the inflight counter, this dedup window's
+#   and the previous window's event-id sets (``Keys.seen_ids``), then the group's session hashes
 #   (``Keys.sessions``) and rate-limit counters, each once; requests name them by position.
 # ARGV (fields joined by NUL: each argument costs the client more to encode than a field
 #   costs Lua to split): ARGV[1] the group's head: backlog limit, session idle ms, the
@@ -110,7 +116,8 @@ class Keys:
 #   and yesterday's session hashes, number of live rows, then the KEYS positions of the
 #   counters it is charged one hit on); the two blobs: the rows that need no live session
 #   (imports, profiles), already complete, joined by newlines, one blob per table (events,
-#   profiles); the layout: one character per row, in message order: 'e' a row of the events
+#   profiles; the events blob holds imported rows only, and goes to the imports lane); the
+#   layout: one character per row, in message order: 'e' a row of the events
 #   blob deduplicated by its event id, 'E' by its request fingerprint; 'p' and 'P' the same
 #   for the profiles blob; 'L' a live event row deduplicated by its event id, 'R' by its
 #   request fingerprint; every row's dedup token, in row order, NUL-joined in one argument:
@@ -203,8 +210,10 @@ for j = 7, #head, 3 do
   end
   place[counter], allowed[counter] = value - n, tonumber(head[j + 2])
 end
-local backlog = tonumber(redis.call('GET', KEYS[6]) or '0')
-  + tonumber(redis.call('GET', KEYS[7]) or '0') + tonumber(redis.call('GET', KEYS[3]) or '0')
+local backlog = 0
+for k = 7, 10 do  -- the lanes' buffered rows and the rows in flight
+  backlog = backlog + tonumber(redis.call('GET', KEYS[k]) or '0')
+end
 local answers, admitted = {}, {}
 for i, request in ipairs(requests) do
   local refused = nil
@@ -220,7 +229,7 @@ for i, request in ipairs(requests) do
     admitted[#admitted + 1] = request
   end
 end
--- layout character -> {table (1 events, 2 profiles, 0 live), deduplicated by event id}
+-- layout character -> {blob (1 events, 2 profiles, 0 none: live), deduplicated by event id}
 local kinds = {e = {1, true}, E = {1, false}, p = {2, true}, P = {2, false}, L = {0, true},
   R = {0, false}}
 -- the admitted requests' tokens and live rows (device, previous device, event time, row)
@@ -284,7 +293,7 @@ end
 read_wanted()
 -- the event ids already seen, this window's set or the previous one's
 if #ids > 0 then
-  for w = 8, 9 do
+  for w = 11, 12 do
     local found = call_in_slices('SMISMEMBER', KEYS[w], ids)
     for i = 1, #ids do
       if found[i] == 1 then
@@ -318,9 +327,11 @@ local function session_at(value, ts)
   end
   return nil
 end
--- the group's new rows per table, as pieces joined once at the end: each copy of a row
+-- the group's new rows per lane (1 events: live rows, 2 profiles, 3 imports: the events
+-- blob, which holds only imported rows), as pieces joined once at the end: each copy of a row
 -- costs Redis about a microsecond (Lua allocates it, then collects it)
-local pieces, count, rows = {{}, {}}, {0, 0}, {0, 0}
+local pieces, count, rows = {{}, {}, {}}, {0, 0, 0}, {0, 0, 0}
+local blob_lane = {3, 2}
 local function add(target, piece)
   count[target] = count[target] + 1
   pieces[target][count[target]] = piece
@@ -393,7 +404,7 @@ for i, request in ipairs(requests) do
     for target = 1, 2 do
       if kept[target] == #keep[target] then
         if kept[target] > 0 then
-          add_rows(target, request.blobs[target])
+          add_rows(blob_lane[target], request.blobs[target])
         end
       elseif kept[target] > 0 then
         local cut = {}
@@ -402,16 +413,16 @@ for i, request in ipairs(requests) do
             cut[#cut + 1] = row
           end
         end
-        add_rows(target, table.concat(cut, '\\n'))
+        add_rows(blob_lane[target], table.concat(cut, '\\n'))
       end
-      rows[target] = rows[target] + kept[target]
+      rows[blob_lane[target]] = rows[blob_lane[target]] + kept[target]
       backlog = backlog + kept[target]
     end
   end
 end
 if #new_ids > 0 then
-  call_in_slices('SADD', KEYS[8], new_ids)
-  redis.call('EXPIRE', KEYS[8], head[3])
+  call_in_slices('SADD', KEYS[11], new_ids)
+  redis.call('EXPIRE', KEYS[11], head[3])
 end
 -- the sessions back, one HSET per hash
 for hash, devices in pairs(dirty) do
@@ -425,12 +436,12 @@ for hash, devices in pairs(dirty) do
     redis.call('EXPIRE', KEYS[hash], head[5])
   end
 end
--- one chunk per table for the whole group
-for target = 1, 2 do
-  if rows[target] > 0 then
-    redis.call('RPUSH', KEYS[target], table.concat(pieces[target]))
-    redis.call('RPUSH', KEYS[3 + target], rows[target])
-    redis.call('INCRBY', KEYS[5 + target], rows[target])
+-- one chunk per lane for the whole group
+for lane = 1, 3 do
+  if rows[lane] > 0 then
+    redis.call('RPUSH', KEYS[lane], table.concat(pieces[lane]))
+    redis.call('RPUSH', KEYS[3 + lane], rows[lane])
+    redis.call('INCRBY', KEYS[6 + lane], rows[lane])
   end
 end
 return answers
@@ -465,9 +476,8 @@ class AcceptLimits:
     sessions_ttl_s: int = SESSION_DAYS_TTL_S
 
 
-BUFFER_KEYS = (Keys.buffer("events"), Keys.buffer("profiles"), Keys.inflight,
-               Keys.chunk_rows("events"), Keys.chunk_rows("profiles"),
-               Keys.buffered_rows("events"), Keys.buffered_rows("profiles"))
+BUFFER_KEYS = (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES),
+               *map(Keys.buffered_rows, LANES), Keys.inflight)
 
 
 @lru_cache(maxsize=1_024)

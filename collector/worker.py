@@ -1,15 +1,18 @@
 """The RQ worker that lands buffered rows in ClickHouse, exactly once in effect.
 
-One ``trackhouse worker`` process runs two loops:
+One ``trackhouse worker`` process runs three loops:
 
-- the *flusher* (a thread) claims batches from the Redis buffer, at ``worker_batch_size`` rows
-  or every ``worker_flush_interval_ms``, whichever comes first, and enqueues one RQ job per
-  batch; a table receiving ``worker_busy_rows_per_s`` or more flushes every
+- the *flusher* (a thread) claims batches from each lane's buffer (``buffer.LANES``: live
+  events, profiles, history imports), at ``worker_batch_size`` rows or every
+  ``worker_flush_interval_ms``, whichever comes first, and enqueues one RQ job per batch; a
+  lane receiving ``worker_busy_rows_per_s`` or more flushes every
   ``worker_busy_flush_interval_ms`` instead, until the rate falls below half that (fewer,
   larger inserts: the warehouse's CPU per row falls by a third); it also re-enqueues
   batches whose worker died or whose retry time has come;
-- an RQ ``SimpleWorker`` (no fork per job: a job is one HTTP insert, far cheaper than a fork)
-  runs ``land_batch`` jobs.
+- two RQ ``SimpleWorker`` loops (no fork per job: a job is one HTTP insert, far cheaper than
+  a fork) run ``land_batch`` jobs: one takes live jobs first and import jobs when there are
+  none, the other (a thread) takes live jobs only, so a live batch never waits behind an
+  import's insert of tens of thousands of rows.
 
 A batch is a fixed JSONEachRow body stored in Redis under its id (a list of chunks, each the
 rows of one request). ``land_batch`` inserts it with
@@ -35,14 +38,17 @@ import redis
 from clickhouse_connect.driver.client import Client as WarehouseClient
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from rq import Queue, SimpleWorker
+from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
 
-from collector.buffer import CLAIM, FINISH, TABLES, Keys
+from collector.buffer import CLAIM, FINISH, LANES, Keys
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "trackhouse-land"
+QUEUE_NAME = "trackhouse-land"  # live lanes' batches
+IMPORTS_QUEUE_NAME = "trackhouse-land-imports"
 MAX_BACKOFF_S = 60.0
 RECOVERY_EVERY_S = 1.0
 # ClickHouse error codes that mean "this data is wrong" (retrying cannot help): parse errors,
@@ -88,29 +94,30 @@ class Lander:
             self._client = warehouse(self.settings, send_receive_timeout=120)
         return self._client
 
-    def land(self, table: str, batch_id: str) -> str:
-        """Land one batch; returns 'landed', 'gone' (already landed), 'busy' or 'retry'."""
+    def land(self, lane: str, batch_id: str) -> str:
+        """Land one batch of ``lane``; returns 'landed', 'gone' (already landed), 'busy' or
+        'retry'."""
         lease_ms = self.settings.worker_batch_lease_s * 1000
         if not self.redis.set(Keys.lease(batch_id), self.name, nx=True, px=lease_ms):
             return "busy"
         data = self._batch_rows(batch_id)
         if data is None:
-            self._finish(table, batch_id, 0)
+            self._finish(lane, batch_id, 0)
             return "gone"
         rows = data.count(b"\n") + 1
         try:
-            self._insert(table, data, batch_id)
+            self._insert(lane, data, batch_id)
         except (TransientError, OperationalError) as error:
             self._client = None  # reconnect next time
-            attempts = int(self.redis.hincrby(Keys.attempts(table), batch_id, 1))
+            attempts = int(self.redis.hincrby(Keys.attempts(lane), batch_id, 1))
             delay = min(MAX_BACKOFF_S, 0.5 * 2 ** (attempts - 1))
             retry_at = int((time.time() + delay) * 1000)
-            self.redis.zadd(Keys.pending(table), {batch_id: retry_at})
+            self.redis.zadd(Keys.pending(lane), {batch_id: retry_at})
             self.redis.delete(Keys.lease(batch_id))
             log.warning("batch %s (%d %s rows) not landed, attempt %d, retry in %.1f s: %s",
-                        batch_id, rows, table, attempts, delay, str(error)[:300])
+                        batch_id, rows, lane, attempts, delay, str(error)[:300])
             return "retry"
-        self._finish(table, batch_id, rows)
+        self._finish(lane, batch_id, rows)
         return "landed"
 
     def _batch_rows(self, batch_id: str) -> bytes | None:
@@ -124,20 +131,21 @@ class Lander:
             return self.redis.get(Keys.batch(batch_id))
         return b"\n".join(chunks) if chunks else None
 
-    def _finish(self, table: str, batch_id: str, rows: int) -> None:
-        keys = [Keys.pending(table), Keys.inflight, Keys.batch(batch_id), Keys.lease(batch_id),
-                Keys.attempts(table)]
+    def _finish(self, lane: str, batch_id: str, rows: int) -> None:
+        keys = [Keys.pending(lane), Keys.inflight, Keys.batch(batch_id), Keys.lease(batch_id),
+                Keys.attempts(lane)]
         self.finish(keys=keys, args=[batch_id, rows])
 
-    def _insert(self, table: str, data: bytes, token: str) -> None:
-        """Insert ``data`` (JSONEachRow); bisect around rows ClickHouse rejects.
+    def _insert(self, lane: str, data: bytes, token: str) -> None:
+        """Insert ``data`` (JSONEachRow) into ``lane``'s table; bisect around rows ClickHouse
+        rejects.
 
         Halves get tokens derived from the batch's (``id.a``, ``id.b``...), so a bisection
         interrupted and replayed deduplicates the parts that had landed.
         """
         try:
             self.client().raw_insert(
-                f"{self.settings.raw_database}.{table}", insert_block=data, fmt="JSONEachRow",
+                f"{self.settings.raw_database}.{LANES[lane]}", insert_block=data, fmt="JSONEachRow",
                 settings=INSERT_SETTINGS | {"insert_deduplication_token": token},
             )
         except DatabaseError as error:
@@ -145,56 +153,60 @@ class Lander:
                 raise TransientError(str(error)) from error
             lines = data.split(b"\n")
             if len(lines) == 1:
-                self._dead_letter(table, data, token, str(error))
+                self._dead_letter(lane, data, token, str(error))
                 return
             middle = len(lines) // 2
-            self._insert(table, b"\n".join(lines[:middle]), f"{token}.a")
-            self._insert(table, b"\n".join(lines[middle:]), f"{token}.b")
+            self._insert(lane, b"\n".join(lines[:middle]), f"{token}.a")
+            self._insert(lane, b"\n".join(lines[middle:]), f"{token}.b")
 
-    def _dead_letter(self, table: str, row: bytes, token: str, reason: str) -> None:
-        log.error("row rejected by ClickHouse, moved to dead letters (%s): %s", table, reason[:300])
-        entry = {"table": table, "batch": token, "reason": reason[:2000],
+    def _dead_letter(self, lane: str, row: bytes, token: str, reason: str) -> None:
+        log.error("row rejected by ClickHouse, moved to dead letters (%s): %s", lane, reason[:300])
+        entry = {"table": LANES[lane], "lane": lane, "batch": token, "reason": reason[:2000],
                  "at": datetime.now(UTC).isoformat(), "row": row.decode("utf-8", "replace")}
-        self.redis.rpush(Keys.dead_letter(table), orjson.dumps(entry))
+        self.redis.rpush(Keys.dead_letter(lane), orjson.dumps(entry))
 
 
 def dead_letters(connection: redis.Redis, limit: int = 20) -> dict[str, tuple[int, list[dict]]]:
-    """Per table: how many rows ClickHouse rejected, and the latest ``limit`` of them."""
+    """Per lane: how many rows ClickHouse rejected, and the latest ``limit`` of them."""
     found = {}
-    for table in TABLES:
-        key = Keys.dead_letter(table)
+    for lane in LANES:
+        key = Keys.dead_letter(lane)
         entries = [orjson.loads(raw) for raw in connection.lrange(key, -limit, -1)]
-        found[table] = (int(connection.llen(key)), entries)
+        found[lane] = (int(connection.llen(key)), entries)
     return found
 
 
-_lander: Lander | None = None
+_landers = threading.local()  # one per landing loop: a warehouse client is not shared
 
 
-def land_batch(table: str, batch_id: str) -> str:
+def land_batch(lane: str, batch_id: str) -> str:
     """RQ job: land one claimed batch."""
-    global _lander
-    if _lander is None:
+    lander = getattr(_landers, "lander", None)
+    if lander is None:
         settings = get_settings()
-        _lander = Lander(settings, redis.Redis.from_url(settings.redis_url))
-    return _lander.land(table, batch_id)
+        lander = _landers.lander = Lander(settings, redis.Redis.from_url(settings.redis_url))
+    return lander.land(lane, batch_id)
 
 
 class Flusher(threading.Thread):
     """Claims batches from the buffer and (re-)enqueues their landing jobs."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis, queue: Queue) -> None:
+    def __init__(self, settings: Settings, connection: redis.Redis, queue: Queue,
+                 imports_queue: Queue | None = None) -> None:
         super().__init__(name="trackhouse-flusher", daemon=True)
         self.settings = settings
         self.redis = connection
-        self.queue = queue
+        # each lane's landing jobs go to its queue: imports to their own, so live jobs first
+        self.queues = dict.fromkeys(LANES, queue)
+        if imports_queue is not None:
+            self.queues["imports"] = imports_queue
         self.claim = connection.register_script(CLAIM)
         self.stopping = threading.Event()
         self._quiet_interval = settings.worker_flush_interval_ms / 1000
         self._busy_interval = max(settings.worker_busy_flush_interval_ms / 1000,
                                   self._quiet_interval)
-        self._last_flush = dict.fromkeys(TABLES, 0.0)
-        self.interval = dict.fromkeys(TABLES, self._quiet_interval)
+        self._last_flush = dict.fromkeys(LANES, 0.0)
+        self.interval = dict.fromkeys(LANES, self._quiet_interval)
         self._last_recovery = 0.0
 
     def run(self) -> None:
@@ -210,27 +222,27 @@ class Flusher(threading.Thread):
     def step(self, now: float) -> None:
         size = self.settings.worker_batch_size
         lengths = self.redis.pipeline(transaction=False)
-        for table in TABLES:
-            lengths.get(Keys.buffered_rows(table))
-        for table, length in zip(TABLES, (int(n or 0) for n in lengths.execute()), strict=True):
-            waited = now - self._last_flush[table]
-            if length >= size or (length and waited >= self.interval[table]):
+        for lane in LANES:
+            lengths.get(Keys.buffered_rows(lane))
+        for lane, length in zip(LANES, (int(n or 0) for n in lengths.execute()), strict=True):
+            waited = now - self._last_flush[lane]
+            if length >= size or (length and waited >= self.interval[lane]):
                 # nothing is claimed while too many batches are in flight: then the rows keep
                 # waiting and the next tick tries again, so ``waited`` spans their arrival
-                claimed = self.flush(table)
+                claimed = self.flush(lane)
                 if claimed:
-                    self._last_flush[table] = now
-                    interval = self.next_interval(claimed, waited, self.interval[table])
-                    if interval != self.interval[table]:
-                        log.info("%s: %d rows in %.2f s; flushing every %.2f s", table, claimed,
+                    self._last_flush[lane] = now
+                    interval = self.next_interval(claimed, waited, self.interval[lane])
+                    if interval != self.interval[lane]:
+                        log.info("%s: %d rows in %.2f s; flushing every %.2f s", lane, claimed,
                                  waited, interval)
-                    self.interval[table] = interval
+                    self.interval[lane] = interval
         if now - self._last_recovery >= RECOVERY_EVERY_S:
             self.recover()
             self._last_recovery = now
 
     def next_interval(self, claimed: int, waited: float, current: float) -> float:
-        """The wait before a table's next flush: long once rows arrive at the busy rate or
+        """The wait before a lane's next flush: long once rows arrive at the busy rate or
         faster (measured over the last wait, at most the busy interval), short again only
         below half that rate (so a rate near the threshold does not flip it every flush)."""
         rate = claimed / max(min(waited, self._busy_interval), 1e-3)
@@ -239,64 +251,87 @@ class Flusher(threading.Thread):
         busy = rate >= (busy_rate / 2 if was_busy else busy_rate)
         return self._busy_interval if busy else self._quiet_interval
 
-    def flush(self, table: str) -> int:
-        """Claim batches of ``table`` while there are rows and room in flight."""
+    def flush(self, lane: str) -> int:
+        """Claim batches of ``lane`` while there are rows and room in flight."""
         total = 0
         while True:
             batch_id = uuid.uuid4().hex
             lease_until = int(time.time() * 1000) + self.settings.worker_batch_lease_s * 1000
             claimed, left = (int(n) for n in self.claim(
-                keys=[Keys.buffer(table), Keys.pending(table), Keys.inflight, Keys.batch(batch_id),
-                      Keys.chunk_rows(table), Keys.buffered_rows(table)],
+                keys=[Keys.buffer(lane), Keys.pending(lane), Keys.inflight, Keys.batch(batch_id),
+                      Keys.chunk_rows(lane), Keys.buffered_rows(lane)],
                 args=[batch_id, self.settings.worker_batch_size,
                       self.settings.worker_max_inflight_batches, lease_until],
             ))
             if not claimed:
                 return total
-            self.enqueue(table, batch_id)
+            self.enqueue(lane, batch_id)
             total += claimed
             if not left:
                 return total
 
-    def enqueue(self, table: str, batch_id: str) -> None:
-        self.queue.enqueue(land_batch, table, batch_id, result_ttl=0, failure_ttl=86_400,
-                           job_timeout=600, description=f"land {table} batch {batch_id}")
+    def enqueue(self, lane: str, batch_id: str) -> None:
+        self.queues[lane].enqueue(land_batch, lane, batch_id, result_ttl=0, failure_ttl=86_400,
+                                  job_timeout=600, description=f"land {lane} batch {batch_id}")
 
     def recover(self) -> None:
         """Re-enqueue batches due again: retries whose backoff passed, and batches whose
         worker died (their lease expired and nobody finished them)."""
         now_ms = int(time.time() * 1000)
         lease_ms = self.settings.worker_batch_lease_s * 1000
-        for table in TABLES:
-            due = self.redis.zrangebyscore(Keys.pending(table), 0, now_ms, start=0, num=100)
+        for lane in LANES:
+            due = self.redis.zrangebyscore(Keys.pending(lane), 0, now_ms, start=0, num=100)
             for raw in due:
                 batch_id = raw.decode()
                 if self.redis.exists(Keys.lease(batch_id)):
                     continue
-                self.redis.zadd(Keys.pending(table), {batch_id: now_ms + lease_ms}, xx=True)
-                self.enqueue(table, batch_id)
+                self.redis.zadd(Keys.pending(lane), {batch_id: now_ms + lease_ms}, xx=True)
+                self.enqueue(lane, batch_id)
+
+
+class _ThreadWorker(SimpleWorker):
+    """A SimpleWorker in a thread of its own. Python installs signal handlers only in the main
+    thread, so the main thread's worker decides when the process stops, and a job's timeout
+    is a timer raising in this thread instead of SIGALRM."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
 
 
 def run_worker(settings: Settings | None = None, *, burst: bool = False) -> None:
-    """Run the flusher and an RQ SimpleWorker in this process (until stopped).
+    """Run the flusher and the landing loops in this process (until stopped).
 
     ``burst``: land everything buffered now (and batches due for a retry), then return.
     """
     settings = settings or get_settings()
     connection = redis.Redis.from_url(settings.redis_url)
     queue = Queue(QUEUE_NAME, connection=connection)
-    flusher = Flusher(settings, connection, queue)
-    worker = SimpleWorker([queue], connection=connection)
+    imports_queue = Queue(IMPORTS_QUEUE_NAME, connection=connection)
+    flusher = Flusher(settings, connection, queue, imports_queue)
+    # RQ takes a job from the first queue that has one: live batches before imports
+    worker = SimpleWorker([queue, imports_queue], connection=connection)
     if burst:
         while True:
-            claimed = sum(flusher.flush(table) for table in TABLES)
+            claimed = sum(flusher.flush(lane) for lane in LANES)
             flusher.recover()
             worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
             if not claimed:
                 return
+    live = _ThreadWorker([queue], connection=redis.Redis.from_url(settings.redis_url))
+    # a daemon: at exit, an idle live loop (blocked waiting for a job) must not hold the
+    # process; a busy one is waited for below
+    live_thread = threading.Thread(target=live.work, name="trackhouse-live-lander", daemon=True,
+                                   kwargs={"logging_level": "WARNING", "with_scheduler": False})
     flusher.start()
+    live_thread.start()
     try:
         worker.work(logging_level="WARNING", with_scheduler=False)
     finally:
         flusher.stopping.set()
+        live._stop_requested = True  # RQ's own flag: no new job after the current one
+        deadline = time.monotonic() + 30
+        while live.get_state() == WorkerStatus.BUSY and time.monotonic() < deadline:
+            time.sleep(0.05)
         flusher.join(5)

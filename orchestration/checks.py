@@ -83,10 +83,10 @@ with warnings.catch_warnings():
 # --- the collector's Redis buffer ---------------------------------------------------------
 # Key names of collector/buffer.py (``Keys``), repeated here by name because nothing imports
 # the collector but the CLI (docs/architecture.md); keep the two in step.
-COLLECTOR_TABLES = ("events", "profiles")
-BUFFER_KEYS = tuple(f"th:buf:{table}" for table in COLLECTOR_TABLES)
+COLLECTOR_LANES = ("events", "profiles", "imports")  # live events, profiles, history imports
+BUFFER_KEYS = tuple(f"th:buf:{lane}" for lane in COLLECTOR_LANES)
 INFLIGHT_ROWS_KEY = "th:inflight_rows"  # rows claimed into batches, not yet acknowledged
-DEAD_LETTER_KEYS = tuple(f"th:dead:{table}" for table in COLLECTOR_TABLES)
+DEAD_LETTER_KEYS = tuple(f"th:dead:{lane}" for lane in COLLECTOR_LANES)
 
 
 def _total_length(client: Redis, keys: Sequence[str]) -> int:

@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from collector.buffer import TABLES, Keys
+from collector.buffer import LANES, Keys
 from collector.deps import AppState, StateDep
 from collector.http import JSON
 from warehouse.client import warehouse
@@ -39,17 +39,17 @@ async def ready(state: StateDep) -> JSON:
     try:
         await redis.ping()
         pipe = redis.pipeline(transaction=False)
-        for table in TABLES:
-            pipe.get(Keys.buffered_rows(table))
-            pipe.zcard(Keys.pending(table))
-            pipe.llen(Keys.dead_letter(table))
+        for lane in LANES:
+            pipe.get(Keys.buffered_rows(lane))
+            pipe.zcard(Keys.pending(lane))
+            pipe.llen(Keys.dead_letter(lane))
         pipe.get(Keys.inflight)
         values = await pipe.execute()
         checks["redis"] = "ok"
-        checks["buffered_rows"] = sum(int(values[3 * i] or 0) for i in range(len(TABLES)))
+        checks["buffered_rows"] = sum(int(values[3 * i] or 0) for i in range(len(LANES)))
         checks["inflight_rows"] = int(values[-1] or 0)
-        checks["pending_batches"] = sum(int(values[3 * i + 1]) for i in range(len(TABLES)))
-        checks["dead_letters"] = sum(int(values[3 * i + 2]) for i in range(len(TABLES)))
+        checks["pending_batches"] = sum(int(values[3 * i + 1]) for i in range(len(LANES)))
+        checks["dead_letters"] = sum(int(values[3 * i + 2]) for i in range(len(LANES)))
         checks["backlog_limit"] = state.services.settings.collector_backlog_limit
     except Exception as error:  # any failure means not ready; say which
         checks["redis"] = f"error: {error}"

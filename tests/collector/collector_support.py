@@ -85,11 +85,10 @@ def make_client(**overrides: object) -> TestClient:
 
 
 def buffered(connection: redis.Redis) -> int:
-    """Rows waiting in the buffer (both tables)."""
-    from collector.buffer import Keys
+    """Rows waiting in the buffer (every lane)."""
+    from collector.buffer import LANES, Keys
 
-    return sum(int(connection.get(Keys.buffered_rows(table)) or 0)
-               for table in ("events", "profiles"))
+    return sum(int(connection.get(Keys.buffered_rows(lane)) or 0) for lane in LANES)
 
 
 @dataclass

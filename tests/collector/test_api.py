@@ -41,16 +41,17 @@ def buffered_row(raw: bytes) -> dict:
     return {**DEFAULTS, **orjson.loads(raw)}
 
 
-def last_events(redis_client, count: int) -> list[dict]:
-    """The last ``count`` buffered event rows (a request's rows are one chunk of lines)."""
+def last_events(redis_client, count: int, lane: str = "events") -> list[dict]:
+    """The last ``count`` event rows buffered in ``lane`` (a request's rows are one chunk of
+    lines)."""
     lines: list[bytes] = []
-    for chunk in reversed(redis_client.lrange(Keys.buffer("events"), -count, -1)):
+    for chunk in reversed(redis_client.lrange(Keys.buffer(lane), -count, -1)):
         lines[0:0] = chunk.split(b"\n")
     return [buffered_row(line) for line in lines[-count:]]
 
 
-def last_event(redis_client) -> dict:
-    return last_events(redis_client, 1)[0]
+def last_event(redis_client, lane: str = "events") -> dict:
+    return last_events(redis_client, 1, lane)[0]
 
 
 def test_track_answers_device_and_session(api, project: TestProject, redis_client) -> None:
@@ -336,22 +337,25 @@ def test_batch_json_and_ndjson_with_per_item_results(api, project: TestProject,
 def test_import_keeps_timestamps_and_sets_imported_at(api, project: TestProject,
                                                       redis_client) -> None:
     item = screen_view("/old", __timestamp="2026-01-05T08:00:00Z")
+    live_before = redis_client.llen(Keys.buffer("events"))
     answer = api.post("/track/batch?import=true", json=[item], headers=project.server_headers())
     assert answer.json()["accepted"] == 1
-    row = last_event(redis_client)
+    # imports wait in a lane of their own, not in the live events' buffer
+    assert redis_client.llen(Keys.buffer("events")) == live_before
+    row = last_event(redis_client, "imports")
     assert row["created_at"] == "2026-01-05 08:00:00.000" and row["imported_at"]
     # the header works as well as the query parameter
     item = screen_view("/old-header", __timestamp="2026-01-05T09:00:00Z")
     api.post("/track/batch", json=[item], headers=project.server_headers(
         **{"x-trackhouse-import": "true"}))
-    row = last_event(redis_client)
+    row = last_event(redis_client, "imports")
     assert row["created_at"] == "2026-01-05 09:00:00.000" and row["imported_at"]
     # the browser client cannot import: it has no secret to prove
     browser_item = screen_view("/old-browser", __timestamp="2026-01-05T08:00:00Z")
     refused = api.post("/track/batch?import=true", json=[browser_item],
                        headers=project.browser_headers())
     assert refused.status_code == 403 and "secret" in refused.json()["error"]
-    assert last_event(redis_client)["path"] == "/old-header"
+    assert last_event(redis_client, "imports")["path"] == "/old-header"
 
 
 def test_server_side_batches_are_live_unless_they_ask_to_import(

@@ -152,14 +152,17 @@ def test_import_drops_duplicates_between_kept_rows_intact(api, worker, fresh_pro
 
 def _private_accept(redis_client, backlog_limit: int = 1_000_000):
     """The accept script on buffer keys of its own, a dedup window of its own and a project
-    of its own: (call(requests) -> answers, buffer keys, window)."""
+    of its own: (call(requests) -> answers, buffer keys, window). The buffer keys are laid
+    out as ``buffer.BUFFER_KEYS``: per lane (1 live events, 2 profiles, 3 imports) its buffer
+    (keys[0..2]), then its chunk-row list (keys[3..5]), its row counter (keys[6..8]), then
+    the inflight counter."""
     from datetime import date
 
     from collector.buffer import ACCEPT, AcceptLimits, AcceptRequest, accept_call
 
     prefix = f"test-accept-{uuid.uuid4().hex}"
     buffer_keys = tuple(f"{prefix}:{name}" for name in (
-        "buf1", "buf2", "inflight", "bufn1", "bufn2", "rows1", "rows2"))
+        "buf1", "buf2", "buf3", "bufn1", "bufn2", "bufn3", "rows1", "rows2", "rows3", "inflight"))
     window = uuid.uuid4().int % 10**12 + 10**12
     accept = redis_client.register_script(ACCEPT)
     limits = AcceptLimits(backlog_limit=backlog_limit, session_idle_ms=1_800_000,
@@ -193,10 +196,12 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
     rows = [b'{"n":%d,"pad":"%s"}' % (n, b"x" * n) for n in range(6)]
     assert call(request([rows[1], rows[4]])) == [[b"11"]]
     assert call(request(rows + [rows[5]])) == [[b"1011010"]]
-    chunks = redis_client.lrange(keys[0], 0, -1)
+    # blob rows are imports: they wait in the imports lane
+    chunks = redis_client.lrange(keys[2], 0, -1)
     assert chunks == [rows[1] + b"\n" + rows[4], b"\n".join([rows[0], rows[2], rows[3], rows[5]])]
-    assert redis_client.lrange(keys[3], 0, -1) == [b"2", b"4"]
-    assert redis_client.get(keys[5]) == b"6"
+    assert redis_client.lrange(keys[5], 0, -1) == [b"2", b"4"]
+    assert redis_client.get(keys[8]) == b"6"
+    assert redis_client.llen(keys[0]) == 0 and redis_client.get(keys[6]) is None
     # the ids are remembered in the window's set, with an expiry; the previous window's set
     # counts too
     ids_now, ids_before = Keys.seen_ids(window), Keys.seen_ids(window - 1)
@@ -209,7 +214,7 @@ def test_accept_cuts_the_blob_exactly_around_duplicates(redis_client) -> None:
 def test_accept_takes_a_group_of_requests_each_as_if_alone(redis_client) -> None:
     """One call for several requests: each is counted against its rate limits and the
     backlog in order, sees the ids and sessions of the requests before it, and the
-    admitted ones' new rows land as one chunk."""
+    admitted ones' new rows land as one chunk per lane."""
     from collector.buffer import Keys
 
     call, request, keys, window = _private_accept(redis_client, backlog_limit=4)
@@ -233,13 +238,13 @@ def test_accept_takes_a_group_of_requests_each_as_if_alone(redis_client) -> None
     assert int(redis_client.get(counter)) == 4 and redis_client.ttl(counter) > 0
     # the backlog bound: 4 rows buffered, the next request is refused whole
     assert call(request([b'{"a":4}'])) == [[-1]]
-    chunk = redis_client.lrange(keys[0], 0, -1)
-    assert len(chunk) == 1 and redis_client.lrange(keys[3], 0, -1) == [b"4"]
-    rows = chunk[0].split(b"\n")
-    live = [row for row in rows if b'"v":' in row]
-    assert [row for row in rows if row not in live] == [b'{"a":1}', b'{"a":2}']
-    assert live == [b'{"v":%d,"device_id":"dev","session_id":"%s"}' % (n, session)
-                    for n in (1, 2)]
+    # the imported rows are one chunk of the imports lane, the live rows one of the live lane
+    assert redis_client.lrange(keys[2], 0, -1) == [b'{"a":1}\n{"a":2}']
+    assert redis_client.lrange(keys[5], 0, -1) == [b"2"]
+    live = redis_client.lrange(keys[0], 0, -1)
+    assert len(live) == 1 and redis_client.lrange(keys[3], 0, -1) == [b"2"]
+    assert live[0].split(b"\n") == [
+        b'{"v":%d,"device_id":"dev","session_id":"%s"}' % (n, session) for n in (1, 2)]
     sessions = redis_client.hgetall(Keys.sessions(keys[0].rsplit(":", 1)[0],
                                                   __import__("datetime").date(2026, 11, 27)))
     assert sessions == {b"dev": b"%d:%d" % (start, start + 60_000)}
@@ -393,7 +398,7 @@ def test_a_busy_table_flushes_less_often(redis_client) -> None:
         "worker_flush_interval_ms": 250, "worker_busy_flush_interval_ms": 1000,
         "worker_busy_rows_per_s": 4000})
     flusher = Flusher(settings, redis_client, Queue("test-flusher", connection=redis_client))
-    assert flusher.interval == {"events": 0.25, "profiles": 0.25}
+    assert flusher.interval == {"events": 0.25, "profiles": 0.25, "imports": 0.25}
     quiet, busy = 0.25, 1.0
     assert flusher.next_interval(claimed=999, waited=0.25, current=quiet) == quiet  # 3,996/s
     assert flusher.next_interval(claimed=1000, waited=0.25, current=quiet) == busy
@@ -406,3 +411,26 @@ def test_a_busy_table_flushes_less_often(redis_client) -> None:
     # a first flush after a long quiet spell is measured over at most the busy interval
     assert flusher.next_interval(claimed=5000, waited=3600.0, current=quiet) == busy
     assert flusher.next_interval(claimed=20, waited=3600.0, current=quiet) == quiet
+
+
+def test_live_events_land_while_an_import_is_landing(api, worker, fresh_project: TestProject,
+                                                     ch, redis_client) -> None:
+    """Imports have their own lane and queue: while the worker's main loop is busy with an
+    import job (here one that takes 8 s), a live event still lands, by the live loop."""
+    import time
+
+    from rq import Queue
+
+    from collector.worker import IMPORTS_QUEUE_NAME
+
+    slow_import = Queue(IMPORTS_QUEUE_NAME, connection=redis_client).enqueue(time.sleep, 8)
+    wait_until(lambda: slow_import.get_status(refresh=True) == "started",
+               message="the slow import job running")
+    sent = time.monotonic()
+    answer = api.post("/track", json={"type": "track", "payload": {"name": "live_now"}},
+                      headers=fresh_project.browser_headers())
+    assert answer.status_code == 200, answer.text
+    wait_until(lambda: count(ch, "events", fresh_project.project_id) == 1, timeout_s=7,
+               message="the live event landed")
+    assert time.monotonic() - sent < 7
+    assert slow_import.get_status(refresh=True) == "started"  # the import is still landing

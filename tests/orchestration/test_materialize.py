@@ -113,11 +113,11 @@ def test_collector_checks_fail_on_backlog_and_dead_letters(
 
 
 def test_buffer_key_names_match_the_collector() -> None:
-    from collector.buffer import TABLES, Keys
+    from collector.buffer import LANES, Keys
     from orchestration.checks import BUFFER_KEYS, DEAD_LETTER_KEYS, INFLIGHT_ROWS_KEY
 
-    assert BUFFER_KEYS == tuple(Keys.buffer(table) for table in TABLES)
-    assert DEAD_LETTER_KEYS == tuple(Keys.dead_letter(table) for table in TABLES)
+    assert BUFFER_KEYS == tuple(Keys.buffer(lane) for lane in LANES)
+    assert DEAD_LETTER_KEYS == tuple(Keys.dead_letter(lane) for lane in LANES)
     assert INFLIGHT_ROWS_KEY == Keys.inflight
 
 

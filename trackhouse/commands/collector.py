@@ -57,7 +57,8 @@ def demo(
 def deadletters(
     limit: int = typer.Option(10, help="How many of the latest rejected rows to show."),
 ) -> None:
-    """Show the rows ClickHouse rejected (kept in Redis with the reason), per table."""
+    """Show the rows ClickHouse rejected (kept in Redis with the reason), per lane (live
+    events, profiles, imports)."""
     import redis
     from rich.console import Console
 
@@ -65,9 +66,9 @@ def deadletters(
     from trackhouse.settings import get_settings
 
     console = Console()
-    for table, (count, entries) in dead_letters(
+    for lane, (count, entries) in dead_letters(
             redis.Redis.from_url(get_settings().redis_url), limit).items():
-        console.print(f"[bold]{table}[/]: {count} rejected rows")
+        console.print(f"[bold]{lane}[/]: {count} rejected rows")
         for entry in entries:
             console.print(f"  {entry['at']}  batch {entry['batch']}: {entry['reason'][:200]}")
             console.print(f"    {entry['row'][:300]}", markup=False)
