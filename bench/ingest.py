@@ -18,9 +18,11 @@ Phases and figures, all from the same run:
    200 to the row being visible, polled every 50 ms).
 4. ``/track/batch?import=true`` with 500 events per request (an importer with its secret;
    ``--batch-mode live``: a server-side SDK's live batches): accepted and landed events/s;
-   then the same load again with probes, for the event-to-queryable p95 under import load (a
-   table this busy flushes every ``worker_busy_flush_interval_ms``). The probes' polls cost
-   the embedded warehouse enough CPU to lower the accepted rate, hence two runs of the load.
+   then the same load again with probes, for the event-to-queryable p95 of live events under
+   import load (imports fill a buffer lane of their own, busy, flushed every
+   ``worker_busy_flush_interval_ms``; the probes' lane stays quiet and their landing jobs
+   have a loop of their own). The probes cost the stack enough CPU (a poll query every 50 ms,
+   four one-row inserts a second) to lower the accepted rate, hence two runs of the load.
 5. Database floor: raw clickhouse-connect inserts (JSONEachRow, 20,000 rows each) of the same
    rows the collector produced, into a scratch copy of the events table.
 """
@@ -427,7 +429,9 @@ class Bench:
         # the embedded warehouse 4-5 ms of CPU (chdb's per-query overhead; a ClickHouse
         # server answers it in a fraction of a millisecond), 20 a second: with them the
         # machine accepted 8-14% fewer events (three runs, both in each: 48.6, 48.1, 49.2 k/s
-        # alone; 44.5, 41.5, 44.6 with probes), the observer's cost, not the stack's.
+        # alone; 44.5, 41.5, 44.6 with probes), the observer's cost, not the stack's. Since
+        # live events land apart from imports, the probes are also four small inserts a second
+        # (and their parts to merge): 57.6-61.9 k/s alone, 43.3-46.6 k/s with probes.
         self.browser_client = self.server_client  # importer: the secret client
         importing = args.batch_mode == "import"
 
