@@ -62,8 +62,10 @@ class ScriptPipeline:
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
-        """Send what was queued, each part in one round trip on its own pooled connection;
-        parts past ``max_in_flight`` wait for a round trip to come back."""
+        """Send what was queued, each part in one round trip on a connection of its own
+        (``_pipeline``: from redis-py's pool here, for the rate-limit calls; ``AcceptGroups``
+        sends on its ``PrivateConnections``); parts past ``max_in_flight`` wait for a round
+        trip to come back."""
         self._flushing = False
         batch, self._pending = self._pending, []
         parts = self._parts(batch)
