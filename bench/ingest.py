@@ -181,7 +181,9 @@ def run_wrk(url: str, script: Path, duration: int, connections: int) -> dict[str
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    seconds = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+    # wrk prints the duration in its own units: "15.10s", "1.00m" from a minute on
+    value, unit = re.search(r"requests in ([\d.]+)(ms|s|m|h),", out).groups()
+    seconds = float(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = int(errors.group(1)) if errors else 0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -460,11 +462,14 @@ class Bench:
         loaded_latencies: list[float] = []  # event-to-queryable while the batches pour in
         stop = threading.Event()
         prober = threading.Thread(target=self.probe, args=(stop, loaded_latencies))
+        before, started = self.cpu(), time.monotonic()
         prober.start()
         probed = batch_load("batch-probed")
         stop.set()
         prober.join()
-        self.wait_landed(base + (probed["requests"] - probed["failed"]) * BATCH_ITEMS)
+        probed_done = self.wait_landed(base + (probed["requests"] - probed["failed"]) * BATCH_ITEMS)
+        cpu_notes.append(self.cpu_report("/track/batch with probes until landed", before,
+                                         probed_done - started))
         db_floor = self.database_floor()
 
         p95 = percentile_95(latencies)
