@@ -433,7 +433,10 @@ class Bench:
         # machine accepted 8-14% fewer events (three runs, both in each: 48.6, 48.1, 49.2 k/s
         # alone; 44.5, 41.5, 44.6 with probes), the observer's cost, not the stack's. Since
         # live events land apart from imports, the probes are also four small inserts a second
-        # (and their parts to merge): 57.6-61.9 k/s alone, 43.3-46.6 k/s with probes.
+        # (and their parts to merge): 57.6-61.9 k/s alone, 43.3-46.6 k/s with probes. About
+        # half of that gap is not the probes: the second load starts while the warehouse still
+        # merges the first one's million rows (the same load again with one probe in all:
+        # 64.2 k/s first, 56.7 k/s second; a 60-second run: 56.5 k/s).
         self.browser_client = self.server_client  # importer: the secret client
         importing = args.batch_mode == "import"
 
