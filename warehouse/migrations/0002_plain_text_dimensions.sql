@@ -6,10 +6,10 @@
 -- LowCardinality costs every insert a dictionary lookup per value and column, and every
 -- merge a dictionary rebuild per column, even for a column that is empty in most rows; a
 -- plain String that is mostly empty is stored sparsely and costs almost nothing. Measured on
--- the embedded warehouse with 400,000 collector-made import rows (8 inserts of 50,000, then
--- OPTIMIZE FINAL; three rounds in one run, this schema against the first): insert 6.8-7.1 ->
--- 5.6-5.8 us of CPU per row, the merge 2.8-3.0 -> 2.2-2.3 us, on disk +4 % (7.44 -> 7.73 MB,
--- LZ4). In bench/ingest.py (two runs each, one machine) /track/batch imports went from
+-- the embedded warehouse with 400,000 collector-made import rows (bench/raw_schema.py: 8
+-- inserts of 50,000, then OPTIMIZE FINAL; three rounds, this schema against the first):
+-- insert 5.3-5.9 -> 3.7-4.3 us of CPU per row, the merge 2.3-2.8 -> 1.7-1.9 us, on disk +4 %
+-- (7.44 -> 7.73 MB, LZ4). In bench/ingest.py (two runs each, one machine) /track/batch imports went from
 -- 50.7-51.4 to 58.4-59.5 k events/s, and events landed per CPU-second of the whole stack from
 -- 26.1-26.4 k to 30.1-31.2 k.
 --
