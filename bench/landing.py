@@ -22,6 +22,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,25 @@ def jsonl(rows: list[dict[str, Any]], leave_out: tuple[str, ...] = ()) -> bytes:
                       for row in rows)
 
 
+@contextmanager
+def migrated_warehouse(prefix: str) -> Iterator[tuple[Any, int]]:
+    """A private embedded warehouse (a ``trackhouse warehouse`` process on a free port, with a
+    temporary data directory) holding the raw schema: (a client, the process id)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        endpoint = warehouse_bench.start_endpoint(Path(scratch))
+        try:
+            os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = endpoint.url
+            from trackhouse.settings import get_settings
+            from warehouse.client import warehouse
+            from warehouse.migrate import migrate
+
+            get_settings.cache_clear()
+            migrate()
+            yield warehouse(send_receive_timeout=600), endpoint.process.pid
+        finally:
+            endpoint.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=40_000, help="rows per insert (the "
@@ -91,63 +112,50 @@ def main() -> None:
     from collector.worker import INSERT_SETTINGS
 
     rows = collector_rows(args.rows)
-    with tempfile.TemporaryDirectory(prefix="trackhouse-bench-landing-") as scratch:
-        endpoint = warehouse_bench.start_endpoint(Path(scratch))
-        try:
-            os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = endpoint.url
-            from trackhouse.settings import get_settings
-            from warehouse.client import warehouse
-            from warehouse.migrate import migrate
+    with migrated_warehouse("trackhouse-bench-landing-") as (client, pid):
 
-            get_settings.cache_clear()
-            migrate()
-            client = warehouse()
-            pid = endpoint.process.pid
+        def cpu_per_row(work: Any, row_count: int) -> float:
+            before = tree_cpu_seconds(pid)
+            work()
+            return (tree_cpu_seconds(pid) - before) / row_count * 1e6
 
-            def cpu_per_row(work: Any, row_count: int) -> float:
-                before = tree_cpu_seconds(pid)
-                work()
-                return (tree_cpu_seconds(pid) - before) / row_count * 1e6
+        client.command("CREATE TABLE trackhouse.events_parse AS trackhouse.events "
+                       "ENGINE = Null")
+        print(f"warehouse CPU per row, {args.rows:,} collector-made import rows per insert")
+        variants = {"as the collector makes them": (),
+                    "without enrichment text": ENRICHMENT_TEXT,
+                    "without DateTime64 columns": DATETIMES, "without the event id": ("id",)}
+        full = 0.0
+        for label, leave_out in variants.items():
+            data = jsonl(rows, leave_out)
+            figure = min(cpu_per_row(lambda d=data: client.raw_insert(
+                "trackhouse.events_parse", insert_block=d, fmt="JSONEachRow",
+                settings=INSERT_SETTINGS), args.rows) for _ in range(3))
+            full = full or figure
+            print(f"  parse only, {label:<36} {figure:6.2f} us  ({figure / full:.0%}; "
+                  f"{len(data) / args.rows:.0f} bytes/row)")
 
-            client.command("CREATE TABLE trackhouse.events_parse AS trackhouse.events "
-                           "ENGINE = Null")
-            print(f"warehouse CPU per row, {args.rows:,} collector-made import rows per insert")
-            variants = {"as the collector makes them": (),
-                        "without enrichment text": ENRICHMENT_TEXT,
-                        "without DateTime64 columns": DATETIMES, "without the event id": ("id",)}
-            full = 0.0
-            for label, leave_out in variants.items():
-                data = jsonl(rows, leave_out)
-                figure = min(cpu_per_row(lambda d=data: client.raw_insert(
-                    "trackhouse.events_parse", insert_block=d, fmt="JSONEachRow",
-                    settings=INSERT_SETTINGS), args.rows) for _ in range(3))
-                full = full or figure
-                print(f"  parse only, {label:<36} {figure:6.2f} us  ({figure / full:.0%}; "
-                      f"{len(data) / args.rows:.0f} bytes/row)")
+        data = jsonl(rows)
+        for merges in ("STOP", "START"):
+            client.command("TRUNCATE TABLE trackhouse.events")
+            client.command(f"SYSTEM {merges} MERGES trackhouse.events")
 
-            data = jsonl(rows)
-            for merges in ("STOP", "START"):
-                client.command("TRUNCATE TABLE trackhouse.events")
-                client.command(f"SYSTEM {merges} MERGES trackhouse.events")
+            def land(merges: str = merges) -> None:
+                started = time.monotonic()
+                for n in range(args.inserts):
+                    client.raw_insert("trackhouse.events", insert_block=data,
+                                      fmt="JSONEachRow", settings=INSERT_SETTINGS | {
+                                          "insert_deduplication_token": f"{merges}-{n}"})
+                    time.sleep(max(0.0, started + n + 1 - time.monotonic()))
+                time.sleep(5)  # merges the inserts set off
 
-                def land(merges: str = merges) -> None:
-                    started = time.monotonic()
-                    for n in range(args.inserts):
-                        client.raw_insert("trackhouse.events", insert_block=data,
-                                          fmt="JSONEachRow", settings=INSERT_SETTINGS | {
-                                              "insert_deduplication_token": f"{merges}-{n}"})
-                        time.sleep(max(0.0, started + n + 1 - time.monotonic()))
-                    time.sleep(5)  # merges the inserts set off
-
-                figure = cpu_per_row(land, args.rows * args.inserts)
-                parts = client.query("SELECT count() FROM system.parts WHERE database = "
-                                     "'trackhouse' AND table = 'events' AND active"
-                                     ).result_rows[0][0]
-                state = "stopped" if merges == "STOP" else "running"
-                print(f"  landing, one insert a second, merges {state:<8} {figure:6.2f} us  "
-                      f"(active parts after: {parts})")
-        finally:
-            endpoint.stop()
+            figure = cpu_per_row(land, args.rows * args.inserts)
+            parts = client.query("SELECT count() FROM system.parts WHERE database = "
+                                 "'trackhouse' AND table = 'events' AND active"
+                                 ).result_rows[0][0]
+            state = "stopped" if merges == "STOP" else "running"
+            print(f"  landing, one insert a second, merges {state:<8} {figure:6.2f} us  "
+                  f"(active parts after: {parts})")
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ Usage: ``.venv/bin/python bench/raw_schema.py [--rows 50000] [--parts 8] [--roun
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))
 from ingest import tree_cpu_seconds  # noqa: E402  (bench/ingest.py's helper)
-from landing import collector_rows, jsonl, warehouse_bench  # noqa: E402
+from landing import collector_rows, jsonl, migrated_warehouse  # noqa: E402
 
 FIRST_SCHEMA = ROOT / "warehouse" / "migrations" / "0001_raw_schema.sql"
 
@@ -49,51 +47,38 @@ def main() -> None:
     total = args.rows * args.parts
     rows = collector_rows(total)
     blocks = [jsonl(rows[n * args.rows:(n + 1) * args.rows]) for n in range(args.parts)]
-    with tempfile.TemporaryDirectory(prefix="trackhouse-bench-schema-") as scratch:
-        endpoint = warehouse_bench.start_endpoint(Path(scratch))
-        try:
-            os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = endpoint.url
-            from trackhouse.settings import get_settings
-            from warehouse.client import warehouse
-            from warehouse.migrate import migrate
-
-            get_settings.cache_clear()
-            migrate()
-            client = warehouse(send_receive_timeout=600)
-            pid = endpoint.process.pid
-            schemas = {
-                "first (0001, LowCardinality)": first_events_ddl,
-                "today (0002, plain String)": lambda t: f"create table {t} as trackhouse.events",
-            }
-            print(f"warehouse CPU per row: {args.parts} inserts of {args.rows:,} collector-made "
-                  f"import rows, then one merge of them")
-            for round_number in range(1, args.rounds + 1):
-                for n, (label, ddl) in enumerate(schemas.items()):
-                    table = f"trackhouse.bench_schema_{n}"
-                    client.command(f"drop table if exists {table}")
-                    client.command(ddl(table))
-                    client.command(f"system stop merges {table}")
-                    before = tree_cpu_seconds(pid)
-                    for part, block in enumerate(blocks):
-                        token = f"{round_number}-{part}"
-                        client.raw_insert(table, insert_block=block, fmt="JSONEachRow",
-                                          settings=INSERT_SETTINGS | {
-                                              "insert_deduplication_token": token})
-                    inserted = tree_cpu_seconds(pid)
-                    client.command(f"system start merges {table}")
-                    client.command(f"optimize table {table} final")
-                    merged = tree_cpu_seconds(pid)
-                    size = client.query(
-                        "select sum(bytes_on_disk) from system.parts where active and "
-                        "database = 'trackhouse' and table = {t:String}",
-                        parameters={"t": table.split(".")[1]}).result_rows[0][0]
-                    print(f"  round {round_number}  {label:<30} insert "
-                          f"{(inserted - before) / total * 1e6:5.2f} us  merge "
-                          f"{(merged - inserted) / total * 1e6:5.2f} us  "
-                          f"on disk {size / 1e6:6.2f} MB", flush=True)
-                    client.command(f"drop table {table}")
-        finally:
-            endpoint.stop()
+    with migrated_warehouse("trackhouse-bench-schema-") as (client, pid):
+        schemas = {
+            "first (0001, LowCardinality)": first_events_ddl,
+            "today (0002, plain String)": lambda t: f"create table {t} as trackhouse.events",
+        }
+        print(f"warehouse CPU per row: {args.parts} inserts of {args.rows:,} collector-made "
+              f"import rows, then one merge of them")
+        for round_number in range(1, args.rounds + 1):
+            for n, (label, ddl) in enumerate(schemas.items()):
+                table = f"trackhouse.bench_schema_{n}"
+                client.command(f"drop table if exists {table}")
+                client.command(ddl(table))
+                client.command(f"system stop merges {table}")
+                before = tree_cpu_seconds(pid)
+                for part, block in enumerate(blocks):
+                    token = f"{round_number}-{part}"
+                    client.raw_insert(table, insert_block=block, fmt="JSONEachRow",
+                                      settings=INSERT_SETTINGS | {
+                                          "insert_deduplication_token": token})
+                inserted = tree_cpu_seconds(pid)
+                client.command(f"system start merges {table}")
+                client.command(f"optimize table {table} final")
+                merged = tree_cpu_seconds(pid)
+                size = client.query(
+                    "select sum(bytes_on_disk) from system.parts where active and "
+                    "database = 'trackhouse' and table = {t:String}",
+                    parameters={"t": table.split(".")[1]}).result_rows[0][0]
+                print(f"  round {round_number}  {label:<30} insert "
+                      f"{(inserted - before) / total * 1e6:5.2f} us  merge "
+                      f"{(merged - inserted) / total * 1e6:5.2f} us  "
+                      f"on disk {size / 1e6:6.2f} MB", flush=True)
+                client.command(f"drop table {table}")
 
 
 if __name__ == "__main__":
