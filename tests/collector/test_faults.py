@@ -24,7 +24,7 @@ from collector_support import (
 )
 from fastapi.testclient import TestClient
 
-from collector.buffer import Keys
+from collector.buffer import LANES, Keys
 from trackhouse.settings import Settings
 from warehouse.client import warehouse
 from warehouse.migrate import migrate
@@ -91,21 +91,28 @@ def stack(tmp_path: Path, trackhouse_env) -> Iterator[Stack]:
             built.redis_process.wait()
 
 
-def send(api: TestClient, project: TestProject, first: int, last: int) -> int:
-    """Events first..last-1 in batches of 250; returns how many were accepted."""
+def send(api: TestClient, project: TestProject, first: int, last: int, *,
+         importing: bool = False) -> int:
+    """Events first..last-1 in batches of 250 (live, or a history import through the secret
+    client); returns how many were accepted."""
     accepted = 0
+    path, headers = (("/track/batch?import=true", project.server_headers()) if importing else
+                     ("/track/batch", project.browser_headers()))
     for start in range(first, last, 250):
         items = [{"type": "track", "payload": {"name": "tick", "properties": {
             "__eventId": f"tick-{n}", "n": n}}} for n in range(start, min(last, start + 250))]
-        answer = api.post("/track/batch", json=items, headers=project.browser_headers())
+        answer = api.post(path, json=items, headers=headers)
         assert answer.status_code == 200, answer.text
         accepted += answer.json()["accepted"]
     return accepted
 
 
 def test_worker_killed_mid_batch(stack: Stack, fresh_project: TestProject) -> None:
+    """Live events and an import, both being landed (each by its own loop) when the worker is
+    killed."""
     with stack.api() as api:
-        accepted = send(api, fresh_project, 0, 3000)
+        accepted = (send(api, fresh_project, 0, 1500) +
+                    send(api, fresh_project, 1500, 3000, importing=True))
     assert accepted == 3000
     # freeze the warehouse so the worker's insert hangs, then kill -9 the worker mid-insert
     stack.house.process.send_signal(signal.SIGSTOP)
@@ -120,8 +127,8 @@ def test_worker_killed_mid_batch(stack: Stack, fresh_project: TestProject) -> No
     # worker lands it again after the lease, with the same deduplication token
     second = stack.worker("second", **settings)
     try:
-        wait_until(lambda: stack.count(fresh_project.project_id)[0] >= 3000 and
-                   connection.zcard(Keys.pending("events")) == 0, timeout_s=60,
+        wait_until(lambda: stack.count(fresh_project.project_id)[0] >= 3000 and not any(
+                   connection.zcard(Keys.pending(lane)) for lane in LANES), timeout_s=60,
                    message="every event landed")
         time.sleep(1.0)  # nothing more may arrive
         assert stack.count(fresh_project.project_id) == (3000, 3000)
