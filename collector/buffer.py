@@ -25,7 +25,9 @@ from functools import lru_cache
 # imports have a lane of their own: an import of millions of rows makes its lane busy (large,
 # rarer inserts) and fills its own buffer, while live events keep a quiet lane that flushes
 # every few hundred milliseconds, and their landing jobs go first (``worker``), so a running
-# import does not delay what the realtime page shows.
+# import does not delay what the realtime page shows. ``ACCEPT`` addresses the lanes by
+# position in this order (1 live events, 2 profiles, 3 imports; ``BUFFER_KEYS``): a lane added
+# here needs its place in the script too.
 LANES = {"events": "events", "profiles": "profiles", "imports": "events"}
 PREFIX = "th:"
 # a day's session hash is read as "yesterday" the whole next day
