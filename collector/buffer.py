@@ -21,79 +21,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-# A lane is one buffer and its batches, landing in one raw table (lane -> table). History
-# imports have a lane of their own: an import of millions of rows makes its lane busy (large,
-# rarer inserts) and fills its own buffer, while live events keep a quiet lane that flushes
-# every few hundred milliseconds, and their landing jobs go first (``worker``), so a running
-# import does not delay what the realtime page shows. ``ACCEPT`` addresses the lanes by
-# position in this order (1 live events, 2 profiles, 3 imports; ``BUFFER_KEYS``): a lane added
-# here needs its place in the script too.
-LANES = {"events": "events", "profiles": "profiles", "imports": "events"}
-PREFIX = "th:"
+from trackhouse.buffer_layout import BACKLOG_KEYS, LANES, PREFIX, Keys
+
+__all__ = ["ACCEPT", "BACKLOG_KEYS", "BUFFER_KEYS", "CLAIM", "FINISH", "LANES", "PREFIX", "Keys",
+           "AcceptLimits", "AcceptRequest", "accept_call"]
+
 # a day's session hash is read as "yesterday" the whole next day
 SESSION_DAYS_TTL_S = 3 * 86_400
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Redis key names (one place, so the app, the worker and the tests agree)."""
-
-    @staticmethod
-    def buffer(lane: str) -> str:
-        """List of chunks: the rows one request (or group) added to ``lane``, joined by
-        newlines."""
-        return f"{PREFIX}buf:{lane}"
-
-    @staticmethod
-    def chunk_rows(lane: str) -> str:
-        """List of the row count of each chunk of ``buffer(lane)``, in the same order."""
-        return f"{PREFIX}bufn:{lane}"
-
-    @staticmethod
-    def buffered_rows(lane: str) -> str:
-        """Counter: rows in ``buffer(lane)``."""
-        return f"{PREFIX}bufrows:{lane}"
-
-    @staticmethod
-    def pending(lane: str) -> str:
-        """Sorted set: batch id -> time (ms) after which it may be (re)enqueued."""
-        return f"{PREFIX}pending:{lane}"
-
-    @staticmethod
-    def batch(batch_id: str) -> str:
-        return f"{PREFIX}batch:{batch_id}"
-
-    @staticmethod
-    def lease(batch_id: str) -> str:
-        return f"{PREFIX}lease:{batch_id}"
-
-    @staticmethod
-    def attempts(lane: str) -> str:
-        return f"{PREFIX}attempts:{lane}"
-
-    @staticmethod
-    def dead_letter(lane: str) -> str:
-        return f"{PREFIX}dead:{lane}"
-
-    inflight = f"{PREFIX}inflight_rows"
-
-    @staticmethod
-    def sessions(project_id: str, day: date) -> str:
-        """Hash: device id -> "session start ms:last seen ms", for the devices of one UTC day
-        (a device id is salted per day; an SDK's own device id is kept under each day it is
-        seen). Expires ``SESSION_DAYS_TTL_S`` after its last write."""
-        return f"{PREFIX}s:{project_id}:{day.isoformat()}"
-
-    @staticmethod
-    def dedup(kind: str, value: str) -> str:
-        """A request fingerprint's own key (``SET NX EX``, a 10-second window)."""
-        return f"{PREFIX}seen:{kind}:{value}"
-
-    @staticmethod
-    def seen_ids(window: int) -> str:
-        """Set of the event ids accepted in one dedup window (``collector_event_dedup_ttl_s``
-        long); an id counts as seen while it is in this window's set or the previous one's."""
-        return f"{PREFIX}seen:ids:{window}"
 
 
 # One script call for a group of requests: the requests of one loop turn of a collector
@@ -478,8 +412,8 @@ class AcceptLimits:
     sessions_ttl_s: int = SESSION_DAYS_TTL_S
 
 
-BUFFER_KEYS = (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES),
-               *map(Keys.buffered_rows, LANES), Keys.inflight)
+# the accept script sums KEYS[7..10], the backlog's counters, against the backlog bound
+BUFFER_KEYS = (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES), *BACKLOG_KEYS)
 
 
 @lru_cache(maxsize=1_024)

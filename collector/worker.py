@@ -33,7 +33,6 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import orjson
 import redis
 from clickhouse_connect.driver.client import Client as WarehouseClient
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
@@ -42,6 +41,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from collector.buffer import CLAIM, FINISH, LANES, Keys
+from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
 
@@ -161,19 +161,8 @@ class Lander:
 
     def _dead_letter(self, lane: str, row: bytes, token: str, reason: str) -> None:
         log.error("row rejected by ClickHouse, moved to dead letters (%s): %s", lane, reason[:300])
-        entry = {"table": LANES[lane], "lane": lane, "batch": token, "reason": reason[:2000],
-                 "at": datetime.now(UTC).isoformat(), "row": row.decode("utf-8", "replace")}
-        self.redis.rpush(Keys.dead_letter(lane), orjson.dumps(entry))
-
-
-def dead_letters(connection: redis.Redis, limit: int = 20) -> dict[str, tuple[int, list[dict]]]:
-    """Per lane: how many rows ClickHouse rejected, and the latest ``limit`` of them."""
-    found = {}
-    for lane in LANES:
-        key = Keys.dead_letter(lane)
-        entries = [orjson.loads(raw) for raw in connection.lrange(key, -limit, -1)]
-        found[lane] = (int(connection.llen(key)), entries)
-    return found
+        self.redis.rpush(Keys.dead_letter(lane), dead_letter_entry(
+            lane, token, reason, row, at=datetime.now(UTC).isoformat()))
 
 
 _landers = threading.local()  # one per landing loop: a warehouse client is not shared

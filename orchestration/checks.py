@@ -9,7 +9,7 @@
 # No `from __future__ import annotations`: Dagster reads the Config and resource annotations
 # of the decorated functions at run time.
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from redis import Redis, RedisError
 from orchestration.assets import RAW_EVENTS_KEY, dbt_translator
 from orchestration.project import dbt_manifest
 from orchestration.resources import RedisResource
+from trackhouse.buffer_layout import BufferFigures
 from trackhouse.settings import get_settings
 
 # The marts with their own, slower cadence (schedules.py); every other mart is incremental.
@@ -80,37 +81,18 @@ with warnings.catch_warnings():
     )
 
 
-# --- the collector's Redis buffer ---------------------------------------------------------
-# Key names of collector/buffer.py (``Keys``), repeated here by name because nothing imports
-# the collector but the CLI (docs/architecture.md); keep the two in step.
-COLLECTOR_LANES = ("events", "profiles", "imports")  # live events, profiles, history imports
-BUFFER_KEYS = tuple(f"th:buf:{lane}" for lane in COLLECTOR_LANES)
-INFLIGHT_ROWS_KEY = "th:inflight_rows"  # rows claimed into batches, not yet acknowledged
-DEAD_LETTER_KEYS = tuple(f"th:dead:{lane}" for lane in COLLECTOR_LANES)
-
-
-def _total_length(client: Redis, keys: Sequence[str]) -> int:
-    """Sum of the sizes of ``keys``, whatever Redis type each one has (absent keys count 0)."""
-    sizes = {"list": client.llen, "stream": client.xlen, "zset": client.zcard,
-             "set": client.scard, "hash": client.hlen}
-    total = 0
-    for key in keys:
-        kind = client.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        if kind in sizes:
-            total += int(sizes[kind](key))
-    return total
+# --- the collector's Redis buffer (its layout: trackhouse/buffer_layout.py) ---------------
 
 
 def buffer_backlog(client: Redis) -> int:
     """Rows accepted by the collector and not yet landed: buffered plus claimed in batches (the
     same sum the collector bounds with TRACKHOUSE_COLLECTOR_BACKLOG_LIMIT)."""
-    return _total_length(client, BUFFER_KEYS) + int(client.get(INFLIGHT_ROWS_KEY) or 0)
+    return BufferFigures.read(client).backlog_rows
 
 
 def dead_letters(client: Redis) -> int:
-    """Rows (or batches) the worker gave up on, kept for inspection and replay."""
-    return _total_length(client, DEAD_LETTER_KEYS)
+    """Rows the worker could not land, kept for inspection and replay."""
+    return BufferFigures.read(client).dead_letters
 
 
 def _redis_count_check(

@@ -6,9 +6,9 @@ import asyncio
 
 from fastapi import APIRouter
 
-from collector.buffer import LANES, Keys
 from collector.deps import AppState, StateDep
 from collector.http import JSON
+from trackhouse.buffer_layout import BufferFigures
 from warehouse.client import warehouse
 
 router = APIRouter(tags=["health"])
@@ -39,17 +39,13 @@ async def ready(state: StateDep) -> JSON:
     try:
         await redis.ping()
         pipe = redis.pipeline(transaction=False)
-        for lane in LANES:
-            pipe.get(Keys.buffered_rows(lane))
-            pipe.zcard(Keys.pending(lane))
-            pipe.llen(Keys.dead_letter(lane))
-        pipe.get(Keys.inflight)
-        values = await pipe.execute()
+        BufferFigures.queue(pipe)
+        figures = BufferFigures.from_replies(await pipe.execute())
         checks["redis"] = "ok"
-        checks["buffered_rows"] = sum(int(values[3 * i] or 0) for i in range(len(LANES)))
-        checks["inflight_rows"] = int(values[-1] or 0)
-        checks["pending_batches"] = sum(int(values[3 * i + 1]) for i in range(len(LANES)))
-        checks["dead_letters"] = sum(int(values[3 * i + 2]) for i in range(len(LANES)))
+        checks["buffered_rows"] = figures.buffered_rows
+        checks["inflight_rows"] = figures.inflight_rows
+        checks["pending_batches"] = figures.pending_batches
+        checks["dead_letters"] = figures.dead_letters
         checks["backlog_limit"] = state.services.settings.collector_backlog_limit
     except Exception as error:  # any failure means not ready; say which
         checks["redis"] = f"error: {error}"

@@ -75,50 +75,45 @@ def test_collector_checks_pass_on_an_empty_buffer(built_marts: Any) -> None:
 def test_collector_checks_fail_on_backlog_and_dead_letters(
     redis_server: Any, monkeypatch: Any
 ) -> None:
+    """The checks' thresholds; that they count the rows the collector really wrote is
+    tests/collector/test_buffer_layout.py's."""
     import redis
 
-    from orchestration.checks import (
-        BUFFER_KEYS,
-        DEAD_LETTER_KEYS,
-        INFLIGHT_ROWS_KEY,
-        collector_buffer_backlog,
-        dead_letter_store_empty,
-    )
+    from orchestration.checks import collector_buffer_backlog, dead_letter_store_empty
     from orchestration.resources import RedisResource
+    from trackhouse.buffer_layout import LANES, Keys
     from trackhouse.settings import get_settings
 
     client = redis.Redis.from_url(redis_server.url)
     monkeypatch.setenv("TRACKHOUSE_BUFFER_BACKLOG_ALERT_ROWS", "10")
     get_settings.cache_clear()
     resource = RedisResource(url=redis_server.url)
+    touched = [Keys.buffered_rows("events"), Keys.buffered_rows("imports"), Keys.inflight,
+               *map(Keys.dead_letter, LANES)]
+    saved = {key: client.dump(key) for key in touched}
+    client.delete(*touched)
     try:
-        client.rpush(BUFFER_KEYS[0], *[b"{}"] * 8)
-        client.set(INFLIGHT_ROWS_KEY, 2)
+        client.set(Keys.buffered_rows("events"), 8)
+        client.set(Keys.inflight, 2)
         assert collector_buffer_backlog(redis=resource).passed  # 10 rows: at the limit
-        client.rpush(BUFFER_KEYS[1], b"{}")
+        client.set(Keys.buffered_rows("imports"), 1)
         backlog = collector_buffer_backlog(redis=resource)
         assert not backlog.passed and backlog.metadata["backlog_rows"].value == 11
 
         assert dead_letter_store_empty(redis=resource).passed
-        client.rpush(DEAD_LETTER_KEYS[0], b'{"reason": "test"}')
+        client.rpush(Keys.dead_letter("profiles"), b'{"reason": "test"}')
         dead = dead_letter_store_empty(redis=resource)
         assert not dead.passed and dead.severity.value == "ERROR"
 
         unreachable = collector_buffer_backlog(redis=RedisResource(url="redis://127.0.0.1:1/0"))
         assert not unreachable.passed and "unreachable" in (unreachable.description or "")
     finally:
-        client.delete(*BUFFER_KEYS, INFLIGHT_ROWS_KEY, *DEAD_LETTER_KEYS)
+        client.delete(*touched)
+        for key, value in saved.items():
+            if value is not None:
+                client.restore(key, 0, value)
         monkeypatch.undo()
         get_settings.cache_clear()
-
-
-def test_buffer_key_names_match_the_collector() -> None:
-    from collector.buffer import LANES, Keys
-    from orchestration.checks import BUFFER_KEYS, DEAD_LETTER_KEYS, INFLIGHT_ROWS_KEY
-
-    assert BUFFER_KEYS == tuple(Keys.buffer(lane) for lane in LANES)
-    assert DEAD_LETTER_KEYS == tuple(Keys.dead_letter(lane) for lane in LANES)
-    assert INFLIGHT_ROWS_KEY == Keys.inflight
 
 
 def test_freshness_checks_cover_every_mart(manifest_ready: None) -> None:

@@ -62,7 +62,7 @@ def deadletters(
     import redis
     from rich.console import Console
 
-    from collector.worker import dead_letters
+    from trackhouse.buffer_layout import dead_letters
     from trackhouse.settings import get_settings
 
     console = Console()
