@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from accounts.db import upgrade as upgrade_metadata
 from collector.deps import AppState
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import referrer_index
@@ -31,6 +32,9 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the collector reads projects and clients: bring their tables to this code's version
+        # before the first request (cheap at head; concurrent starts wait on a lock)
+        upgrade_metadata(settings)
         redis = Redis.from_url(settings.redis_url, max_connections=256)
         referrer_index()  # load the referrer list before the first request
         services = Services(settings=settings, redis=redis,

@@ -44,6 +44,7 @@ from collector.buffer import CLAIM, FINISH, LANES, Keys
 from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
+from warehouse.migrate import SchemaBehind, wait_for_schema
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,10 @@ def run_worker(settings: Settings | None = None, *, burst: bool = False) -> None
     ``burst``: land everything buffered now (and batches due for a retry), then return.
     """
     settings = settings or get_settings()
+    try:
+        wait_for_schema(settings, settings.worker_schema_wait_s)
+    except SchemaBehind as error:
+        raise SystemExit(f"trackhouse worker: {error}") from None
     connection = redis.Redis.from_url(settings.redis_url)
     queue = Queue(QUEUE_NAME, connection=connection)
     imports_queue = Queue(IMPORTS_QUEUE_NAME, connection=connection)

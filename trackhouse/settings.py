@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     collector_backlog_limit: int = Field(
         default=2_000_000, ge=1, description="Buffered rows beyond which /track answers 503."
     )
+    worker_schema_wait_s: float = Field(
+        default=120.0, ge=0,
+        description="How long a starting worker waits for pending raw-table migrations "
+        "(`trackhouse migrate`) before it exits saying so.",
+    )
     # Measured: the warehouse's CPU per landed row falls as inserts grow and become rarer
     # (merges, per-insert work): rows the collector produced, 35,000 rows/s for 10 s, CPU of
     # the warehouse until 8 s after (one run, load ~3): 19.5 us/row at 10 inserts/s, 15.7 at

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,54 @@ def applied_versions(client: Client, settings: Settings) -> set[int]:
     )
     rows = client.query(f"select version from {db}.schema_migrations final").result_rows
     return {int(r[0]) for r in rows}
+
+
+def pending(client: Client, settings: Settings) -> list[Migration]:
+    """The migrations not yet applied, read without changing anything (a service's start-up
+    check: only ``migrate`` creates the raw database)."""
+    exists = client.command(
+        "select count() from system.tables where database = {db:String} "
+        "and name = 'schema_migrations'", parameters={"db": settings.raw_database})
+    if not int(exists):
+        return discover()
+    rows = client.query(
+        f"select version from {settings.raw_database}.schema_migrations final").result_rows
+    done = {int(r[0]) for r in rows}
+    return [m for m in discover() if m.version not in done]
+
+
+class SchemaBehind(RuntimeError):
+    """The raw tables are older than this code; ``trackhouse migrate`` brings them up."""
+
+
+def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) -> None:
+    """Return once the raw schema is current; a service calls it before it serves.
+
+    Waits while the warehouse does not answer (a service has nothing to do until it does), and
+    up to ``timeout_s`` while a migration is pending (``trackhouse up`` migrates once the
+    warehouse answers, after its services started); then raises ``SchemaBehind`` naming the
+    command to run.
+    """
+    behind_since: float | None = None
+    logged = 0.0
+    while True:
+        try:
+            behind = pending(warehouse(settings, connect_timeout=2), settings)
+        except Exception as error:  # down or starting
+            behind_since, reason = None, f"the warehouse does not answer ({str(error)[:200]})"
+        else:
+            if not behind:
+                return
+            names = ", ".join(f"{m.version:04d}_{m.name}" for m in behind)
+            reason = f"the raw tables in '{settings.raw_database}' lack migration(s) {names}"
+            now = time.monotonic()
+            behind_since = behind_since or now
+            if now - behind_since >= timeout_s:
+                raise SchemaBehind(f"{reason}: run `trackhouse migrate`")
+        if time.monotonic() - logged >= 10:
+            log.warning("waiting: %s", reason)
+            logged = time.monotonic()
+        time.sleep(every_s)
 
 
 def migrate(client: Client | None = None, settings: Settings | None = None) -> list[Migration]:
