@@ -113,7 +113,8 @@ def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) 
     logged = 0.0
     while True:
         try:
-            behind = pending(warehouse(settings, connect_timeout=2), settings)
+            behind = pending(warehouse(settings, connect_timeout=2, send_receive_timeout=10),
+                             settings)
         except Exception as error:  # down or starting
             behind_since, reason = None, f"the warehouse does not answer ({str(error)[:200]})"
         else:

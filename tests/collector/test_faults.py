@@ -23,6 +23,7 @@ from collector_support import (
     wait_until,
 )
 from fastapi.testclient import TestClient
+from rq import Worker as RqWorker
 
 from collector.buffer import LANES, Keys
 from trackhouse.settings import Settings
@@ -110,15 +111,17 @@ def send(api: TestClient, project: TestProject, first: int, last: int, *,
 def test_worker_killed_mid_batch(stack: Stack, fresh_project: TestProject) -> None:
     """Live events and an import, both being landed (each by its own loop) when the worker is
     killed."""
+    settings = {"TRACKHOUSE_WORKER_BATCH_SIZE": "1000", "TRACKHOUSE_WORKER_BATCH_LEASE_S": "5"}
+    first = stack.worker("first", **settings)
+    connection = stack.redis()
+    # past its start-up check of the raw schema: its landing loops are registered in Redis
+    wait_until(lambda: len(RqWorker.all(connection=connection)) >= 2, message="worker started")
+    # freeze the warehouse so the worker's insert hangs, then kill -9 the worker mid-insert
+    stack.house.process.send_signal(signal.SIGSTOP)
     with stack.api() as api:
         accepted = (send(api, fresh_project, 0, 1500) +
                     send(api, fresh_project, 1500, 3000, importing=True))
     assert accepted == 3000
-    # freeze the warehouse so the worker's insert hangs, then kill -9 the worker mid-insert
-    stack.house.process.send_signal(signal.SIGSTOP)
-    settings = {"TRACKHOUSE_WORKER_BATCH_SIZE": "1000", "TRACKHOUSE_WORKER_BATCH_LEASE_S": "5"}
-    first = stack.worker("first", **settings)
-    connection = stack.redis()
     wait_until(lambda: connection.keys(Keys.lease("*")), message="a batch being landed")
     time.sleep(0.5)
     first.stop(signal.SIGKILL)
