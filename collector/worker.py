@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import redis
 from clickhouse_connect.driver.client import Client as WarehouseClient
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "trackhouse-land"  # live lanes' batches
 IMPORTS_QUEUE_NAME = "trackhouse-land-imports"
 MAX_BACKOFF_S = 60.0
+EARLIEST_EVENT_TIME = date(2000, 1, 1)  # the earliest event time the collector accepts
 RECOVERY_EVERY_S = 1.0
 # ClickHouse error codes that mean "this data is wrong" (retrying cannot help): parse errors,
 # type mismatches, out-of-range values, unknown fields, NULL in a non-Nullable column.
@@ -67,6 +68,16 @@ INSERT_SETTINGS = {
     # 6.6 us (45,000-row inserts, 45,000 rows/s, collector-made rows).
     "optimize_on_insert": 0,
 }
+
+
+def partitions_in_accepted_range(today: date | None = None) -> int:
+    """The monthly partitions (``toYYYYMM(created_at)``) that accepted event times can fall in:
+    an insert may touch every one of them (an import of years of history), and ClickHouse
+    refuses an insert touching more than ``max_partitions_per_insert_block`` (default 100)."""
+    today = today or datetime.now(UTC).date()
+    first = EARLIEST_EVENT_TIME
+    # to next month: the collector accepts times up to a day after it received them
+    return (today.year - first.year) * 12 + today.month - first.month + 2
 
 
 def is_data_error(error: Exception) -> bool:
@@ -147,7 +158,9 @@ class Lander:
         try:
             self.client().raw_insert(
                 f"{self.settings.raw_database}.{LANES[lane]}", insert_block=data, fmt="JSONEachRow",
-                settings=INSERT_SETTINGS | {"insert_deduplication_token": token},
+                settings=INSERT_SETTINGS | {
+                    "insert_deduplication_token": token,
+                    "max_partitions_per_insert_block": partitions_in_accepted_range()},
             )
         except DatabaseError as error:
             if not is_data_error(error):
