@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 CLAMP_PAST_MS = 7 * 86_400_000
 CLAMP_FUTURE_MS = 60_000
-REQUEST_DEDUP_TTL_S = 10  # the SDK retries within 0.5 + 1 + 2 s
 SESSION_BUCKET_MS = 1_800_000
 MAX_CLIENT_ID = 64
 
@@ -85,7 +84,8 @@ class Services:
             backlog_limit=settings.collector_backlog_limit,
             session_idle_ms=settings.collector_session_idle_s * 1000,
             # an id is looked up in its window's set and the next one's
-            event_ids_ttl_s=2 * window_s + 60, request_dedup_ttl_s=REQUEST_DEDUP_TTL_S))
+            event_ids_ttl_s=2 * window_s + 60,
+            request_window_ms=settings.collector_duplicate_window_ms))
 
 
 @dataclass
@@ -239,7 +239,7 @@ class _Prepared:
     # event rows leave out the columns at their default (see ``json_members``)
     row: dict[str, Any]
     # the event id (remembered in the dedup window's set) or, for an event with neither id nor
-    # time, its request fingerprint's key (a 10-second SET NX)
+    # time, its request fingerprint's key (SET NX for the duplicate window)
     dedup_token: str
     by_id: bool
     device_id: str

@@ -100,11 +100,11 @@ CASES = [
                     "email: 'ada@example.com'})",
         track_js="opClient.track('signup', {plan: 'pro', seats: 3})",
         sdk_name="web",
-        # The SDK sends no event id or timestamp, so the collector counts a request with the
-        # same body from the same visitor within 10 s once (protocol.md: that is how the
-        # SDK's retries are told apart). Going back to the landing page 2 s later sends
-        # exactly the landing page view's body again, and it is dropped.
-        page_views=_spa("openpanel", replace_tracked=True, popstate_tracked=False),
+        # The SDK sends no event id or timestamp, so the collector counts the same body from
+        # the same visitor once only within the duplicate window (1 s): going back to the
+        # landing page 1.8 s later sends exactly the landing page view's body again, and it
+        # is a page view of its own.
+        page_views=_spa("openpanel", replace_tracked=True, popstate_tracked=True),
         outgoing_event="link_out", outgoing_property="href",
         profile_id="user-openpanel",
         cta_properties={"plan": "pro", "buttonColor": "blue"},
