@@ -484,8 +484,17 @@ BUFFER_KEYS = (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES),
                *map(Keys.buffered_rows, LANES), Keys.inflight)
 
 
+def live_session_start(value: bytes | None, at_ms: int, idle_ms: int) -> int | None:
+    """The start (ms) of the session a ``Keys.sessions`` value ("start ms:last seen ms")
+    holds if it is still live at ``at_ms``, as ``ACCEPT`` decides it; None otherwise."""
+    if not value:
+        return None
+    start, _, seen = value.partition(b":")
+    return int(start) if at_ms - int(seen) <= idle_ms else None
+
+
 @lru_cache(maxsize=1_024)
-def _session_keys(project: str, day: date) -> tuple[str, str]:
+def session_keys(project: str, day: date) -> tuple[str, str]:
     """The session hashes of a request of ``day``: that day's and the day before's."""
     return Keys.sessions(project, day), Keys.sessions(project, day - timedelta(days=1))
 
@@ -509,7 +518,7 @@ def accept_call(requests: list[AcceptRequest], window: int, limits: AcceptLimits
     counters: dict[str, tuple[int, int]] = {}
     args: list[bytes] = [b""]
     for request in requests:
-        today_key, yesterday_key = _session_keys(request.project, request.day)
+        today_key, yesterday_key = session_keys(request.project, request.day)
         today, yesterday = position(today_key), position(yesterday_key)
         fields = [request.project, str(today), str(yesterday), str(len(request.live_rows))]
         for key, expiry, amount in request.limits:

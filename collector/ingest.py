@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import AcceptLimits, AcceptRequest, Keys
+from collector.buffer import AcceptLimits, AcceptRequest, Keys, live_session_start, session_keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
@@ -149,10 +149,17 @@ class ItemResult:
     session_id: str = ""
     error: str = ""
 
+    def ids(self) -> dict[str, str]:
+        """``deviceId``, and ``sessionId`` only when there is one: OpenPanel's web SDK keeps
+        whatever session id an answer carries, an empty one too."""
+        if not self.session_id:
+            return {"deviceId": self.device_id}
+        return {"deviceId": self.device_id, "sessionId": self.session_id}
+
     def as_json(self) -> dict[str, str]:
         if self.status == "error":
             return {"status": "error", "error": self.error}
-        return {"status": self.status, "deviceId": self.device_id, "sessionId": self.session_id}
+        return {"status": self.status, **self.ids()}
 
 
 def format_time(moment: datetime) -> str:
@@ -523,6 +530,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     layout = bytearray()
     tokens: list[str] = []
     live_rows: list[tuple[bytes, bytes]] = []
+    profiles: list[_Prepared] = []  # live profile rows: their answers carry the live session
     for item in prepared:
         tokens.append(item.dedup_token)
         if item.live_session:
@@ -537,6 +545,8 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
             item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
         profile = item.table == "profiles"
+        if profile and not context.importing:
+            profiles.append(item)
         blobs[profile].append(item.json())
         layout += _BLOB_LAYOUT[profile, item.by_id]
     request = AcceptRequest(
@@ -560,4 +570,30 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             device, session = item.device_id, item.row.get("session_id", "")
         results[item.index] = ItemResult(status="accepted" if flag == ord("1") else "duplicate",
                                          device_id=device, session_id=session)
+    if profiles:
+        await _answer_live_sessions(profiles, context, results)
+
+
+async def _answer_live_sessions(items: list[_Prepared], context: IngestContext,
+                                results: list[ItemResult | None]) -> None:
+    """The answers of profile messages (identify, increment, group...) carry the device's
+    live session, as a track answer would: a read of the session hashes, which these rows
+    neither open nor extend (today's device id, or yesterday's while that one is live)."""
+    services = context.services
+    project = context.client.project_id
+    today, yesterday = session_keys(project, context.received_day)
+    async with services.redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(today, [item.device_id for item in items])
+        pipe.hmget(yesterday, [item.previous_device_id for item in items])
+        current, previous = await pipe.execute()
+    idle_ms = services.settings.collector_session_idle_s * 1000
+    for item, value, previous_value in zip(items, current, previous, strict=True):
+        device, start = item.device_id, live_session_start(value, item.event_ms, idle_ms)
+        if start is None and item.previous_device_id:
+            device = item.previous_device_id
+            start = live_session_start(previous_value, item.event_ms, idle_ms)
+        result = results[item.index]
+        if start is not None and result is not None:
+            result.device_id = device
+            result.session_id = identity.session_id(project, device, start)
 

@@ -567,6 +567,53 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
         fresh_project.project_id)
 
 
+def test_profile_answers_carry_the_live_session(api, fresh_project: TestProject,
+                                                redis_client) -> None:
+    """identify, increment, decrement, group and assign_group answer the device's live
+    session as a track call would (OpenPanel's web SDK keeps whatever sessionId comes back),
+    and leave the key out while the device has none: they neither open nor extend one."""
+    browser = fresh_project.browser_headers(**{"x-forwarded-for": "81.2.69.160"})
+    profile_messages = [
+        {"type": "identify", "payload": {"profileId": "u-7", "firstName": "Ada"}},
+        {"type": "increment", "payload": {"profileId": "u-7", "property": "logins"}},
+        {"type": "decrement", "payload": {"profileId": "u-7", "property": "credits"}},
+        {"type": "group", "payload": {"id": "acme", "type": "company", "name": "Acme"}},
+        {"type": "assign_group", "payload": {"profileId": "u-7", "groupIds": ["acme"]}},
+    ]
+    before = api.post("/track", json=profile_messages[0], headers=browser).json()
+    assert set(before) == {"deviceId"} and before["deviceId"]
+    today = datetime.now(UTC).date()
+    assert redis_client.hget(Keys.sessions(fresh_project.project_id, today),
+                             before["deviceId"]) is None
+
+    view = api.post("/track", json=screen_view("/account"), headers=browser).json()
+    assert view["deviceId"] == before["deviceId"] and view["sessionId"]
+    for message in profile_messages:
+        assert api.post("/track", json=message, headers=browser).json() == view, message
+    batch = api.post("/track/batch", json=profile_messages, headers=browser).json()
+    assert {(r["deviceId"], r["sessionId"]) for r in batch["results"]} == {
+        (view["deviceId"], view["sessionId"])}
+    # a session idle past 30 minutes is over: no session id
+    started_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    redis_client.hset(Keys.sessions(fresh_project.project_id, today), view["deviceId"],
+                      f"{started_ms}:{started_ms}")
+    renamed = {"type": "identify", "payload": {"profileId": "u-7", "firstName": "Ada L."}}
+    assert api.post("/track", json=renamed, headers=browser).json() == {
+        "deviceId": view["deviceId"]}
+    # a visit live under yesterday's device id (past midnight) answers that id and session
+    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    other_ip = "81.2.69.161"
+    yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
+                                           fresh_project.project_id)
+    recent_ms = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    redis_client.hset(Keys.sessions(fresh_project.project_id, today - timedelta(days=1)),
+                      yesterdays_device, f"{recent_ms}:{recent_ms}")
+    answer = api.post("/track", json=profile_messages[0],
+                      headers={**browser, "x-forwarded-for": other_ip}).json()
+    assert answer == {"deviceId": yesterdays_device, "sessionId": identity.session_id(
+        fresh_project.project_id, yesterdays_device, recent_ms)}
+
+
 def test_survives_redis_forgetting_its_scripts(api, project: TestProject, redis_client) -> None:
     assert api.post("/track", json=screen_view("/s1"), headers=project.browser_headers()
                     ).status_code == 200
