@@ -96,6 +96,8 @@ class IngestContext:
     client: AuthenticatedClient
     ip: str
     user_agent: str
+    # the request's Origin header: the site of an event that names no page (``__path``)
+    origin: str = ""
     sdk_name: str = ""
     sdk_version: str = ""
     # True on /track/batch when a client that proved its secret asks for an import: history
@@ -282,11 +284,13 @@ def _page_fields(url: str) -> tuple[dict[str, str], str]:
 
 
 @lru_cache(maxsize=20_000)
-def _page_columns(page_url: str, referrer_url: str) -> dict[str, str]:
-    """Page, referrer and UTM columns of (page URL, referrer URL); a site's pages and
-    referrers repeat, so one cached dict serves many events (callers only read it)."""
+def _page_columns(page_url: str, referrer_url: str, origin: str) -> dict[str, str]:
+    """Page, referrer and UTM columns of (page URL, referrer URL, request's Origin); a site's
+    pages and referrers repeat, so one cached dict serves many events (callers only read it)."""
     page, page_host = _page_fields(page_url)
-    referrer = classify_referrer(referrer_url, page_host)
+    # an event without a page URL (an SDK's link_out) comes from the site of its Origin, so
+    # a referrer on that site is internal, not a source
+    referrer = classify_referrer(referrer_url, page_host or _page_fields(origin)[1])
     return {**page, "referrer": referrer_url, "referrer_name": referrer.name,
             "referrer_type": referrer.type, **utm_from_query(page["query"])}
 
@@ -332,8 +336,8 @@ def json_members(columns: dict[str, Any]) -> bytes:
 
 
 @lru_cache(maxsize=20_000)
-def _page_json(page_url: str, referrer_url: str) -> bytes:
-    return json_members(_page_columns(page_url, referrer_url))
+def _page_json(page_url: str, referrer_url: str, origin: str) -> bytes:
+    return json_members(_page_columns(page_url, referrer_url, origin))
 
 
 @lru_cache(maxsize=65_536)
@@ -448,7 +452,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     referrer_url = _text(properties.get("__referrer"))
     live = not context.importing
     if _OVERRIDES.keys().isdisjoint(properties):
-        fragments = (context.request_json, _page_json(page_url, referrer_url),
+        fragments = (context.request_json, _page_json(page_url, referrer_url, context.origin),
                      _visitor_json(context.services.geo, ip, user_agent, bot_check))
         # the request's members are never empty (project_id, received_at)
         tail = b"," + b",".join(filter(None, fragments))
@@ -456,7 +460,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
                          live, created_ms, tail)
     # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
     row.update(context.request_columns())
-    row.update(_page_columns(page_url, referrer_url))
+    row.update(_page_columns(page_url, referrer_url, context.origin))
     row.update(_visitor_columns(context.services.geo, ip, user_agent, bot_check))
     for key, column in _OVERRIDES.items():
         if properties.get(key) not in (None, ""):

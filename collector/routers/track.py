@@ -62,6 +62,7 @@ def _context(incoming: Incoming, state: AppState, client: AuthenticatedClient, *
     return IngestContext(
         services=state.services, client=client, ip=ip,
         user_agent=headers.get("user-agent", "")[:1000],
+        origin=headers.get("origin", ""),
         sdk_name=headers.get("openpanel-sdk-name", ""),
         sdk_version=headers.get("openpanel-sdk-version", ""),
         importing=importing,

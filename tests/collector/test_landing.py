@@ -12,6 +12,7 @@ from collector_support import (
     UA_IPHONE,
     TestProject,
     buffered,
+    make_project,
     wait_until,
 )
 
@@ -148,6 +149,31 @@ def test_identical_clicks_seconds_apart_are_two_events(api, worker, fresh_projec
                     ).result_rows
     assert len(rows) == 2 and rows[0][0] != rows[1][0]
     assert (rows[1][1] - rows[0][1]).total_seconds() >= 2
+
+
+def test_a_referrer_on_the_requests_own_site_is_internal_without_a_path(api, worker, ch
+                                                                         ) -> None:
+    """An event that names no page (@openpanel/web's link_out: no __path, the page's
+    document.referrer as __referrer) is on the site of its request's Origin: a referrer
+    there is internal, not a source; another site's still is one."""
+    origin = "http://127.0.0.1:8765"
+    project = make_project(origin=origin)
+    headers = {"openpanel-client-id": project.browser_client, "origin": origin,
+               "user-agent": UA_IPHONE, "openpanel-sdk-name": "web"}
+
+    def link_out(referrer: str) -> dict:
+        return {"type": "track", "payload": {"name": "link_out", "properties": {
+            "__referrer": referrer, "href": "https://partner.example/"}}}
+
+    for referrer in (f"{origin}/page", "https://news.example.org/story"):
+        answer = api.post("/track", json=link_out(referrer), headers=headers)
+        assert answer.status_code == 200, answer.text
+    wait_until(lambda: count(ch, "events", project.project_id) == 2, message="rows landed")
+    rows = ch.query("select referrer, referrer_name, referrer_type from trackhouse.events "
+                    "where project_id = {p:String} order by referrer",
+                    parameters={"p": project.project_id}).result_rows
+    assert rows == [(f"{origin}/page", "", "internal"),
+                    ("https://news.example.org/story", "news.example.org", "referral")]
 
 
 def test_import_drops_duplicates_between_kept_rows_intact(api, worker, fresh_project: TestProject,
