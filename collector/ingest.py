@@ -582,22 +582,26 @@ async def _answer_live_sessions(items: list[_Prepared], context: IngestContext,
                                 results: list[ItemResult | None]) -> None:
     """The answers of profile messages (identify, increment, group...) carry the device's
     live session, as a track answer would: a read of the session hashes, which these rows
-    neither open nor extend (today's device id, or yesterday's while that one is live)."""
+    neither open nor extend. Today's device id first; yesterday's only for a device without
+    a live session today (a visit that crossed midnight), as ``buffer.ACCEPT`` decides."""
     services = context.services
     project = context.client.project_id
-    today, yesterday = session_keys(project, context.received_day)
-    async with services.redis.pipeline(transaction=False) as pipe:
-        pipe.hmget(today, [item.device_id for item in items])
-        pipe.hmget(yesterday, [item.previous_device_id for item in items])
-        current, previous = await pipe.execute()
     idle_ms = services.settings.collector_session_idle_s * 1000
-    for item, value, previous_value in zip(items, current, previous, strict=True):
-        device, start = item.device_id, live_session_start(value, item.event_ms, idle_ms)
-        if start is None and item.previous_device_id:
-            device = item.previous_device_id
-            start = live_session_start(previous_value, item.event_ms, idle_ms)
-        result = results[item.index]
-        if start is not None and result is not None:
-            result.device_id = device
-            result.session_id = identity.session_id(project, device, start)
-
+    today, yesterday = session_keys(project, context.received_day)
+    waiting = items
+    for key, yesterdays in ((today, False), (yesterday, True)):
+        devices = [item.previous_device_id if yesterdays else item.device_id
+                   for item in waiting]
+        values = await services.accept.command(b"HMGET", key, *devices)
+        without: list[_Prepared] = []
+        for item, device, value in zip(waiting, devices, values, strict=True):
+            start = live_session_start(value, item.event_ms, idle_ms)
+            result = results[item.index]
+            if start is not None and result is not None:
+                result.device_id = device
+                result.session_id = identity.session_id(project, device, start)
+            elif item.previous_device_id:
+                without.append(item)
+        if not without:
+            return
+        waiting = without
