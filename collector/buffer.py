@@ -7,9 +7,10 @@ Every multi-step change is one Lua script, so it is atomic and costs one round t
   refuses it when the backlog is past its bound; per row, reads and updates the device's
   live session (start, last seen; a device id from yesterday's salt that is still live
   wins), then checks that its event id is new to the dedup window (or its request
-  fingerprint new to the last 10 seconds); the group's new rows are appended to their
-  lane's buffer (``LANES``) as ONE chunk (JSONEachRow lines), with its row count alongside:
-  a 500-event import is one list element, not 500, and arrives as one blob (see ``ACCEPT``).
+  fingerprint new to the duplicate window, ``collector_duplicate_window_ms``); the group's
+  new rows are appended to their lane's buffer (``LANES``) as ONE chunk (JSONEachRow
+  lines), with its row count alongside: a 500-event import is one list element, not 500,
+  and arrives as one blob (see ``ACCEPT``).
 - ``claim``: move whole chunks, up to N rows, into one batch (a list of chunks: JSONEachRow
   lines) with a fresh id, registered in the lane's pending set; the rows leave the buffer
   only here, and the batch leaves Redis only after ClickHouse acknowledged it (``finish``).
@@ -46,11 +47,11 @@ SESSION_DAYS_TTL_S = 3 * 86_400
 #   (``Keys.sessions``) and rate-limit counters, each once; requests name them by position.
 # ARGV (fields joined by NUL: each argument costs the client more to encode than a field
 #   costs Lua to split): ARGV[1] the group's head: backlog limit, session idle ms, the
-#   event-id sets' ttl s, the request fingerprints' dedup ttl s, the session hashes' ttl s,
-#   the number of requests, then per rate-limit counter: its KEYS position, expiry s and
-#   allowed amount. Then per request: its head (project id, KEYS positions of its today's
-#   and yesterday's session hashes, number of live rows, then the KEYS positions of the
-#   counters it is charged one hit on); the two blobs: the rows that need no live session
+#   event-id sets' ttl s, the request fingerprints' duplicate window ms, the session
+#   hashes' ttl s, the number of requests, then per rate-limit counter: its KEYS position,
+#   expiry s and allowed amount. Then per request: its head (project id, KEYS positions of
+#   its today's and yesterday's session hashes, number of live rows, then the KEYS positions
+#   of the counters it is charged one hit on); the two blobs: the rows that need no live session
 #   (imports, profiles), already complete, joined by newlines, one blob per table (events,
 #   profiles; the events blob holds imported rows only, and goes to the imports lane); the
 #   layout: one character per row, in message order: 'e' a row of the events
@@ -64,7 +65,8 @@ SESSION_DAYS_TTL_S = 3 * 86_400
 # Event ids are remembered in one set per window: SMISMEMBER and SADD per group instead of a
 # SET NX EX per row (measured on 500-row imports: 2.6 -> 1.3 us of Redis CPU per row,
 # 143 -> 101 bytes of memory per remembered id). An id is remembered for one to two windows.
-# A fingerprint (an event with neither id nor time) keeps its own 10-second key.
+# A fingerprint (an event with neither id nor time) keeps its own key for the duplicate
+# window (milliseconds: real repeats, two clicks a second apart, are two events).
 # Why blobs: a 500-row import then needs no per-row string work in Lua (fields are cut with
 # plain finds of NUL: Lua's pattern character classes cost microseconds), and a handful of
 # arguments for the client to encode (redis-py spends about a microsecond of Python per
@@ -242,7 +244,7 @@ local new_ids = {}
 -- accepted once: a new event id (remembered from here on) or a fingerprint's first SET NX
 local function first_time(token, by_id)
   if not by_id then
-    return redis.call('SET', token, '1', 'NX', 'EX', head[4]) and true or false
+    return redis.call('SET', token, '1', 'NX', 'PX', head[4]) and true or false
   end
   if known[token] then
     return false
@@ -408,7 +410,7 @@ class AcceptLimits:
     backlog_limit: int
     session_idle_ms: int
     event_ids_ttl_s: int
-    request_dedup_ttl_s: int
+    request_window_ms: int  # a request fingerprint's duplicate window
     sessions_ttl_s: int = SESSION_DAYS_TTL_S
 
 
@@ -416,8 +418,17 @@ class AcceptLimits:
 BUFFER_KEYS = (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES), *BACKLOG_KEYS)
 
 
+def live_session_start(value: bytes | None, at_ms: int, idle_ms: int) -> int | None:
+    """The start (ms) of the session a ``Keys.sessions`` value ("start ms:last seen ms")
+    holds if it is still live at ``at_ms``, as ``ACCEPT`` decides it; None otherwise."""
+    if not value:
+        return None
+    start, _, seen = value.partition(b":")
+    return int(start) if at_ms - int(seen) <= idle_ms else None
+
+
 @lru_cache(maxsize=1_024)
-def _session_keys(project: str, day: date) -> tuple[str, str]:
+def session_keys(project: str, day: date) -> tuple[str, str]:
     """The session hashes of a request of ``day``: that day's and the day before's."""
     return Keys.sessions(project, day), Keys.sessions(project, day - timedelta(days=1))
 
@@ -437,11 +448,11 @@ def accept_call(requests: list[AcceptRequest], window: int, limits: AcceptLimits
         return found
 
     head = [limits.backlog_limit, limits.session_idle_ms, limits.event_ids_ttl_s,
-            limits.request_dedup_ttl_s, limits.sessions_ttl_s, len(requests)]
+            limits.request_window_ms, limits.sessions_ttl_s, len(requests)]
     counters: dict[str, tuple[int, int]] = {}
     args: list[bytes] = [b""]
     for request in requests:
-        today_key, yesterday_key = _session_keys(request.project, request.day)
+        today_key, yesterday_key = session_keys(request.project, request.day)
         today, yesterday = position(today_key), position(yesterday_key)
         fields = [request.project, str(today), str(yesterday), str(len(request.live_rows))]
         for key, expiry, amount in request.limits:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import AcceptLimits, AcceptRequest, Keys
+from collector.buffer import AcceptLimits, AcceptRequest, Keys, live_session_start, session_keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 
 CLAMP_PAST_MS = 7 * 86_400_000
 CLAMP_FUTURE_MS = 60_000
-REQUEST_DEDUP_TTL_S = 10  # the SDK retries within 0.5 + 1 + 2 s
 SESSION_BUCKET_MS = 1_800_000
 MAX_CLIENT_ID = 64
 
@@ -85,7 +84,8 @@ class Services:
             backlog_limit=settings.collector_backlog_limit,
             session_idle_ms=settings.collector_session_idle_s * 1000,
             # an id is looked up in its window's set and the next one's
-            event_ids_ttl_s=2 * window_s + 60, request_dedup_ttl_s=REQUEST_DEDUP_TTL_S))
+            event_ids_ttl_s=2 * window_s + 60,
+            request_window_ms=settings.collector_duplicate_window_ms))
 
 
 @dataclass
@@ -96,6 +96,8 @@ class IngestContext:
     client: AuthenticatedClient
     ip: str
     user_agent: str
+    # the request's Origin header: the site of an event that names no page (``__path``)
+    origin: str = ""
     sdk_name: str = ""
     sdk_version: str = ""
     # True on /track/batch when a client that proved its secret asks for an import: history
@@ -149,10 +151,17 @@ class ItemResult:
     session_id: str = ""
     error: str = ""
 
+    def ids(self) -> dict[str, str]:
+        """``deviceId``, and ``sessionId`` only when there is one: OpenPanel's web SDK keeps
+        whatever session id an answer carries, an empty one too."""
+        if not self.session_id:
+            return {"deviceId": self.device_id}
+        return {"deviceId": self.device_id, "sessionId": self.session_id}
+
     def as_json(self) -> dict[str, str]:
         if self.status == "error":
             return {"status": "error", "error": self.error}
-        return {"status": self.status, "deviceId": self.device_id, "sessionId": self.session_id}
+        return {"status": self.status, **self.ids()}
 
 
 def format_time(moment: datetime) -> str:
@@ -239,7 +248,7 @@ class _Prepared:
     # event rows leave out the columns at their default (see ``json_members``)
     row: dict[str, Any]
     # the event id (remembered in the dedup window's set) or, for an event with neither id nor
-    # time, its request fingerprint's key (a 10-second SET NX)
+    # time, its request fingerprint's key (SET NX for the duplicate window)
     dedup_token: str
     by_id: bool
     device_id: str
@@ -275,11 +284,13 @@ def _page_fields(url: str) -> tuple[dict[str, str], str]:
 
 
 @lru_cache(maxsize=20_000)
-def _page_columns(page_url: str, referrer_url: str) -> dict[str, str]:
-    """Page, referrer and UTM columns of (page URL, referrer URL); a site's pages and
-    referrers repeat, so one cached dict serves many events (callers only read it)."""
+def _page_columns(page_url: str, referrer_url: str, origin: str) -> dict[str, str]:
+    """Page, referrer and UTM columns of (page URL, referrer URL, request's Origin); a site's
+    pages and referrers repeat, so one cached dict serves many events (callers only read it)."""
     page, page_host = _page_fields(page_url)
-    referrer = classify_referrer(referrer_url, page_host)
+    # an event without a page URL (an SDK's link_out) comes from the site of its Origin, so
+    # a referrer on that site is internal, not a source
+    referrer = classify_referrer(referrer_url, page_host or _page_fields(origin)[1])
     return {**page, "referrer": referrer_url, "referrer_name": referrer.name,
             "referrer_type": referrer.type, **utm_from_query(page["query"])}
 
@@ -325,8 +336,8 @@ def json_members(columns: dict[str, Any]) -> bytes:
 
 
 @lru_cache(maxsize=20_000)
-def _page_json(page_url: str, referrer_url: str) -> bytes:
-    return json_members(_page_columns(page_url, referrer_url))
+def _page_json(page_url: str, referrer_url: str, origin: str) -> bytes:
+    return json_members(_page_columns(page_url, referrer_url, origin))
 
 
 @lru_cache(maxsize=65_536)
@@ -441,7 +452,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     referrer_url = _text(properties.get("__referrer"))
     live = not context.importing
     if _OVERRIDES.keys().isdisjoint(properties):
-        fragments = (context.request_json, _page_json(page_url, referrer_url),
+        fragments = (context.request_json, _page_json(page_url, referrer_url, context.origin),
                      _visitor_json(context.services.geo, ip, user_agent, bot_check))
         # the request's members are never empty (project_id, received_at)
         tail = b"," + b",".join(filter(None, fragments))
@@ -449,7 +460,7 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
                          live, created_ms, tail)
     # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
     row.update(context.request_columns())
-    row.update(_page_columns(page_url, referrer_url))
+    row.update(_page_columns(page_url, referrer_url, context.origin))
     row.update(_visitor_columns(context.services.geo, ip, user_agent, bot_check))
     for key, column in _OVERRIDES.items():
         if properties.get(key) not in (None, ""):
@@ -523,6 +534,7 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
     layout = bytearray()
     tokens: list[str] = []
     live_rows: list[tuple[bytes, bytes]] = []
+    profiles: list[_Prepared] = []  # live profile rows: their answers carry the live session
     for item in prepared:
         tokens.append(item.dedup_token)
         if item.live_session:
@@ -537,6 +549,8 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
             item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
         profile = item.table == "profiles"
+        if profile and not context.importing:
+            profiles.append(item)
         blobs[profile].append(item.json())
         layout += _BLOB_LAYOUT[profile, item.by_id]
     request = AcceptRequest(
@@ -560,4 +574,34 @@ async def _buffer(prepared: list[_Prepared], context: IngestContext,
             device, session = item.device_id, item.row.get("session_id", "")
         results[item.index] = ItemResult(status="accepted" if flag == ord("1") else "duplicate",
                                          device_id=device, session_id=session)
+    if profiles:
+        await _answer_live_sessions(profiles, context, results)
 
+
+async def _answer_live_sessions(items: list[_Prepared], context: IngestContext,
+                                results: list[ItemResult | None]) -> None:
+    """The answers of profile messages (identify, increment, group...) carry the device's
+    live session, as a track answer would: a read of the session hashes, which these rows
+    neither open nor extend. Today's device id first; yesterday's only for a device without
+    a live session today (a visit that crossed midnight), as ``buffer.ACCEPT`` decides."""
+    services = context.services
+    project = context.client.project_id
+    idle_ms = services.settings.collector_session_idle_s * 1000
+    today, yesterday = session_keys(project, context.received_day)
+    waiting = items
+    for key, yesterdays in ((today, False), (yesterday, True)):
+        devices = [item.previous_device_id if yesterdays else item.device_id
+                   for item in waiting]
+        values = await services.accept.command(b"HMGET", key, *devices)
+        without: list[_Prepared] = []
+        for item, device, value in zip(waiting, devices, values, strict=True):
+            start = live_session_start(value, item.event_ms, idle_ms)
+            result = results[item.index]
+            if start is not None and result is not None:
+                result.device_id = device
+                result.session_id = identity.session_id(project, device, start)
+            elif item.previous_device_id:
+                without.append(item)
+        if not without:
+            return
+        waiting = without

@@ -151,6 +151,11 @@ class AcceptGroups(ScriptPipeline):
         """Queue one request; the future resolves with its answer (see ``buffer.ACCEPT``)."""
         return self._queue((request, window))
 
+    async def command(self, *parts: Any) -> Any:
+        """One plain command (a read beside the accept calls) on the same private
+        connections: redis-py's pool would cost more than the command itself."""
+        return await self.connections.call(hiredis.pack_command(parts))
+
     def _parts(self, batch: Batch) -> list[Batch]:
         parts: list[Batch] = []
         rows, window = 0, None

@@ -85,7 +85,7 @@ class Keys:
 
     @staticmethod
     def dedup(kind: str, value: str) -> str:
-        """A request fingerprint's own key (``SET NX``, for the duplicate window)."""
+        """A request fingerprint's own key (``SET NX PX``: the duplicate window)."""
         return f"{PREFIX}seen:{kind}:{value}"
 
     @staticmethod

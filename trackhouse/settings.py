@@ -118,6 +118,14 @@ class Settings(BaseSettings):
         default=600, ge=60, description="Seconds an accepted event id is remembered so a "
         "retried delivery is dropped before it reaches the warehouse.",
     )
+    # A request with neither ``__eventId`` nor ``__timestamp`` is known only by its body, IP
+    # and user agent: the same one within this window is taken for a double fire (an SDK's
+    # retry or a doubled handler), later it is a real repeat (two clicks on one button).
+    # OpenPanel's own server uses 100 ms; a second also covers the SDKs' first retry (0.5 s).
+    collector_duplicate_window_ms: int = Field(
+        default=1_000, ge=1, description="Milliseconds within which the same id-less request "
+        "body from the same client IP and user agent counts once.",
+    )
     collector_session_idle_s: int = Field(
         default=1_800, ge=60, description="Idle seconds after which a device's live session ends."
     )

@@ -62,6 +62,7 @@ def _context(incoming: Incoming, state: AppState, client: AuthenticatedClient, *
     return IngestContext(
         services=state.services, client=client, ip=ip,
         user_agent=headers.get("user-agent", "")[:1000],
+        origin=headers.get("origin", ""),
         sdk_name=headers.get("openpanel-sdk-name", ""),
         sdk_version=headers.get("openpanel-sdk-version", ""),
         importing=importing,
@@ -102,7 +103,8 @@ Handler = Callable[[AppState, Incoming, ReadBody], Awaitable[tuple[dict[str, Any
 async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
                        ) -> tuple[dict[str, Any], dict[str, str]]:
     """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
-    ``assign_group``); answers ``{"deviceId", "sessionId"}``."""
+    ``assign_group``); answers ``{"deviceId", "sessionId"}``, the session id left out when the
+    device has no live one (a profile message opens none)."""
     headers = incoming.headers
     message = decode_json(await read(state.services.settings.collector_max_body_bytes))
     if not isinstance(message, dict):
@@ -115,8 +117,7 @@ async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
         raise _backlog_full() from None
     if result.status == "error":
         raise ApiError(400, result.error)
-    return ({"deviceId": result.device_id, "sessionId": result.session_id},
-            _readable_by(headers, client))
+    return result.ids(), _readable_by(headers, client)
 
 
 async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody

@@ -62,6 +62,7 @@ class ClientCase:
     profile_id: str | None = None
     extra_events: dict[str, int] = field(default_factory=dict)
     cta_properties: dict[str, str] = field(default_factory=lambda: {"plan": "pro"})
+    session_js: str | None = None  # the session id the client holds, where it exposes one
 
     def placeholders(self, stack: Stack, project: ClientProject) -> dict[str, str]:
         return {"__API_URL__": stack.url, "__CLIENT_ID__": project.browser_client,
@@ -100,14 +101,15 @@ CASES = [
                     "email: 'ada@example.com'})",
         track_js="opClient.track('signup', {plan: 'pro', seats: 3})",
         sdk_name="web",
-        # The SDK sends no event id or timestamp, so the collector counts a request with the
-        # same body from the same visitor within 10 s once (protocol.md: that is how the
-        # SDK's retries are told apart). Going back to the landing page 2 s later sends
-        # exactly the landing page view's body again, and it is dropped.
-        page_views=_spa("openpanel", replace_tracked=True, popstate_tracked=False),
+        # The SDK sends no event id or timestamp, so the collector counts the same body from
+        # the same visitor once only within the duplicate window (1 s): going back to the
+        # landing page 1.8 s later sends exactly the landing page view's body again, and it
+        # is a page view of its own.
+        page_views=_spa("openpanel", replace_tracked=True, popstate_tracked=True),
         outgoing_event="link_out", outgoing_property="href",
         profile_id="user-openpanel",
         cta_properties={"plan": "pro", "buttonColor": "blue"},
+        session_js="opClient.getSessionId()",
     ),
     ClientCase(
         name="plausible",
@@ -134,8 +136,10 @@ CASES = [
 ]
 
 
-def visit(browser: Any, site: SiteServer, case: ClientCase) -> None:
-    """What a visitor does: land, browse the SPA, click, sign up, open a page, leave."""
+def visit(browser: Any, site: SiteServer, case: ClientCase) -> list[str]:
+    """What a visitor does: land, browse the SPA, click, sign up, open a page, leave.
+    Returns the session id the client held before and after identify (``session_js``)."""
+    sessions: list[str] = []
     context = browser.new_context(user_agent=DESKTOP_CHROME_UA,
                                   viewport={"width": 1280, "height": 800})
     context.route("https://partner.example/**", lambda route: route.fulfill(
@@ -149,8 +153,12 @@ def visit(browser: Any, site: SiteServer, case: ClientCase) -> None:
             page.click(button)
             page.wait_for_timeout(SPA_SETTLE_MS)
         page.click("#cta")
+        if case.session_js:
+            sessions.append(page.evaluate(case.session_js))
         if case.identify_js:
-            page.evaluate(case.identify_js)
+            page.evaluate(case.identify_js)  # a promise (OpenPanel's): awaited, answer kept
+        if case.session_js:
+            sessions.append(page.evaluate(case.session_js))
         page.evaluate(case.track_js)
         page.wait_for_timeout(300)
         page.click("#second")
@@ -162,6 +170,7 @@ def visit(browser: Any, site: SiteServer, case: ClientCase) -> None:
         page.wait_for_timeout(300)  # keepalive requests outlive the page; give them a moment
     finally:
         context.close()
+    return sessions
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -170,7 +179,7 @@ def test_browser_client_delivers_correct_rows(
 ) -> None:
     project = make_client_project(site.origin, f"e2e-{case.name}")
     site.placeholders[case.name] = case.placeholders(stack, project)
-    visit(browser, site, case)
+    sessions = visit(browser, site, case)
 
     expected = len(case.page_views) + 3 + sum(case.extra_events.values())
     rows = wait_for_rows(EVENTS_SQL, {"project": project.project_id}, expected)
@@ -204,6 +213,9 @@ def test_browser_client_delivers_correct_rows(
     assert {k: cta["properties"].get(k) for k in case.cta_properties} == case.cta_properties
     outgoing = by_name[case.outgoing_event]
     assert outgoing["properties"][case.outgoing_property] == PARTNER_URL
+    # the page it leaves from is on the site: not a referrer source (OpenPanel's has no
+    # __path, only the page's document.referrer)
+    assert outgoing["referrer_name"] == "" and outgoing["referrer_type"] in ("", "internal")
     for name, count in case.extra_events.items():
         assert names.count(name) == count
 
@@ -224,6 +236,9 @@ def test_browser_client_delivers_correct_rows(
             assert (profiles[0]["first_name"], profiles[0]["email"]) == ("Ada", "ada@example.com")
             # events after identify carry the profile (until the page is left)
             assert signup["profile_id"] == case.profile_id
+        if case.session_js:
+            # identify's answer leaves the client's live session id as it was
+            assert sessions == [signup["session_id"]] * 2
 
 
 def assert_one_live_session(rows: list[dict[str, Any]]) -> None:

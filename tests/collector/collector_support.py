@@ -54,8 +54,9 @@ class TestProject:
                 "openpanel-client-secret": self.secret, "user-agent": UA_CHROME_WINDOWS, **extra}
 
 
-def make_project(project_id: str | None = None) -> TestProject:
-    """A project with a browser client, a secret write client and a read client."""
+def make_project(project_id: str | None = None, origin: str = ORIGIN) -> TestProject:
+    """A project with a browser client (sending from ``origin``), a secret write client and a
+    read client."""
     from accounts import service
     from accounts.db import session_scope, upgrade
 
@@ -63,7 +64,7 @@ def make_project(project_id: str | None = None) -> TestProject:
     project_id = project_id or f"ct-{uuid.uuid4().hex[:10]}"
     with session_scope() as session:
         service.create_project(session, name=project_id, domain="shop.example.com",
-                               project_id=project_id, allowed_origins=[ORIGIN], mirror=False)
+                               project_id=project_id, allowed_origins=[origin], mirror=False)
         browser, _ = service.create_client(session, project_id=project_id, with_secret=False)
         server, secret = service.create_client(session, project_id=project_id)
         read, read_secret = service.create_client(session, project_id=project_id, type="read")

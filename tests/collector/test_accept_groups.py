@@ -16,7 +16,7 @@ from collector.buffer import BUFFER_KEYS, AcceptLimits, AcceptRequest
 from collector.pipeline import AcceptGroups, PrivateConnections
 
 LIMITS = AcceptLimits(backlog_limit=10**9, session_idle_ms=1_800_000, event_ids_ttl_s=60,
-                      request_dedup_ttl_s=10)
+                      request_window_ms=10_000)
 
 
 def request(rows: int, project: str = "p", token: str = "") -> AcceptRequest:

@@ -3,6 +3,7 @@ matrix, CORS, rate limits, proxies, and bad input (4xx saying what is wrong, not
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from collector_support import (
     buffered,
 )
 
+from collector import identity
 from collector.buffer import Keys
 from trackhouse.settings import Settings
 
@@ -362,8 +364,6 @@ def test_server_side_batches_are_live_unless_they_ask_to_import(
         api, fresh_project: TestProject, redis_client) -> None:
     """A secret client's batch without the import flag (the Python SDK's) is live traffic:
     clamped times, no imported_at, the visitor's live session."""
-    from collector import identity
-
     headers = fresh_project.server_headers(**{"openpanel-client-ip": "81.2.69.142"})
     old = screen_view("/server-old", __timestamp="2026-01-05T08:00:00Z")
     recent = screen_view("/server-now")
@@ -390,7 +390,7 @@ def test_same_event_twice_is_accepted_once(api, project: TestProject, redis_clie
     cases = [
         screen_view("/id", __eventId="evt-123"),  # own id
         screen_view("/ts", __timestamp="2026-11-01T10:00:00Z"),  # content + client time
-        screen_view("/plain"),  # neither: same body, IP and UA within 10 s
+        screen_view("/plain"),  # neither: same body, IP and UA within the duplicate window
     ]
     for message in cases:
         before = buffered(redis_client)
@@ -401,6 +401,26 @@ def test_same_event_twice_is_accepted_once(api, project: TestProject, redis_clie
         assert buffered(redis_client) == before + 1
     batch = api.post("/track/batch", json=[cases[0], cases[0]], headers=headers).json()
     assert [r["status"] for r in batch["results"]] == ["duplicate", "duplicate"]
+
+
+def test_the_duplicate_window_is_a_setting_in_milliseconds(make_api, fresh_project: TestProject,
+                                                           redis_client) -> None:
+    """An id-less body's fingerprint is remembered for collector_duplicate_window_ms (SET NX
+    PX): the same body inside it is a duplicate, just after it a new event."""
+    api = make_api(collector_duplicate_window_ms=300)
+    headers = fresh_project.browser_headers(**{"x-forwarded-for": "81.2.69.142"})
+    message = screen_view("/window")
+
+    def status() -> str:
+        answer = api.post("/track/batch", json=[message], headers=headers).json()
+        return answer["results"][0]["status"]
+
+    assert [status(), status()] == ["accepted", "duplicate"]
+    fingerprint = identity.request_fingerprint(fresh_project.project_id, message, "81.2.69.142",
+                                               UA_CHROME_WINDOWS)
+    assert 0 < redis_client.pttl(Keys.dedup("req", fingerprint)) <= 300
+    time.sleep(0.35)
+    assert status() == "accepted"
 
 
 def test_backlog_past_its_bound_answers_503(make_api, project: TestProject,
@@ -545,6 +565,53 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
     assert answer["deviceId"] == identity.device_id(
         redis_client.get(f"th:salt:{today}").decode(), UA_CHROME_WINDOWS, third_ip,
         fresh_project.project_id)
+
+
+def test_profile_answers_carry_the_live_session(api, fresh_project: TestProject,
+                                                redis_client) -> None:
+    """identify, increment, decrement, group and assign_group answer the device's live
+    session as a track call would (OpenPanel's web SDK keeps whatever sessionId comes back),
+    and leave the key out while the device has none: they neither open nor extend one."""
+    browser = fresh_project.browser_headers(**{"x-forwarded-for": "81.2.69.160"})
+    profile_messages = [
+        {"type": "identify", "payload": {"profileId": "u-7", "firstName": "Ada"}},
+        {"type": "increment", "payload": {"profileId": "u-7", "property": "logins"}},
+        {"type": "decrement", "payload": {"profileId": "u-7", "property": "credits"}},
+        {"type": "group", "payload": {"id": "acme", "type": "company", "name": "Acme"}},
+        {"type": "assign_group", "payload": {"profileId": "u-7", "groupIds": ["acme"]}},
+    ]
+    before = api.post("/track", json=profile_messages[0], headers=browser).json()
+    assert set(before) == {"deviceId"} and before["deviceId"]
+    today = datetime.now(UTC).date()
+    assert redis_client.hget(Keys.sessions(fresh_project.project_id, today),
+                             before["deviceId"]) is None
+
+    view = api.post("/track", json=screen_view("/account"), headers=browser).json()
+    assert view["deviceId"] == before["deviceId"] and view["sessionId"]
+    for message in profile_messages:
+        assert api.post("/track", json=message, headers=browser).json() == view, message
+    batch = api.post("/track/batch", json=profile_messages, headers=browser).json()
+    assert {(r["deviceId"], r["sessionId"]) for r in batch["results"]} == {
+        (view["deviceId"], view["sessionId"])}
+    # a session idle past 30 minutes is over: no session id
+    started_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    redis_client.hset(Keys.sessions(fresh_project.project_id, today), view["deviceId"],
+                      f"{started_ms}:{started_ms}")
+    renamed = {"type": "identify", "payload": {"profileId": "u-7", "firstName": "Ada L."}}
+    assert api.post("/track", json=renamed, headers=browser).json() == {
+        "deviceId": view["deviceId"]}
+    # a visit live under yesterday's device id (past midnight) answers that id and session
+    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    other_ip = "81.2.69.161"
+    yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
+                                           fresh_project.project_id)
+    recent_ms = int(datetime.now(UTC).timestamp() * 1000) - 60_000
+    redis_client.hset(Keys.sessions(fresh_project.project_id, today - timedelta(days=1)),
+                      yesterdays_device, f"{recent_ms}:{recent_ms}")
+    answer = api.post("/track", json=profile_messages[0],
+                      headers={**browser, "x-forwarded-for": other_ip}).json()
+    assert answer == {"deviceId": yesterdays_device, "sessionId": identity.session_id(
+        fresh_project.project_id, yesterdays_device, recent_ms)}
 
 
 def test_survives_redis_forgetting_its_scripts(api, project: TestProject, redis_client) -> None:

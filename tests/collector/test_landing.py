@@ -3,9 +3,20 @@ into ClickHouse; duplicates never land twice; bots are stored flagged."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
-from collector_support import ORIGIN, UA_GOOGLEBOT, UA_IPHONE, TestProject, wait_until
+from collector_support import (
+    ORIGIN,
+    UA_GOOGLEBOT,
+    UA_IPHONE,
+    TestProject,
+    buffered,
+    make_project,
+    wait_until,
+)
+
+from collector.buffer import Keys
 
 
 def count(ch, table: str, project_id: str) -> int:
@@ -118,6 +129,53 @@ def test_retries_never_count_twice(api, worker, fresh_project: TestProject, ch, 
     assert distinct == accepted == count(ch, "events", project.project_id)
 
 
+def test_identical_clicks_seconds_apart_are_two_events(api, worker, fresh_project: TestProject,
+                                                       ch, redis_client) -> None:
+    """A body with neither __eventId nor __timestamp: fired twice at once it counts once (the
+    duplicate window, 1 s by default); the same click 2 s later is an event of its own."""
+    headers = fresh_project.browser_headers()
+    click = {"type": "track", "payload": {"name": "cta_click", "properties": {
+        "__path": f"{ORIGIN}/pricing", "plan": "pro"}}}
+    for _ in range(2):  # a double fire
+        assert api.post("/track", json=click, headers=headers).status_code == 200
+    time.sleep(2)
+    assert api.post("/track", json=click, headers=headers).status_code == 200
+    wait_until(lambda: count(ch, "events", fresh_project.project_id) >= 2,
+               message="the clicks landed")
+    wait_until(lambda: buffered(redis_client) == 0 and not int(
+        redis_client.get(Keys.inflight) or 0), message="every accepted row landed")
+    rows = ch.query("select id, created_at from trackhouse.events where project_id = {p:String} "
+                    "order by created_at", parameters={"p": fresh_project.project_id}
+                    ).result_rows
+    assert len(rows) == 2 and rows[0][0] != rows[1][0]
+    assert (rows[1][1] - rows[0][1]).total_seconds() >= 2
+
+
+def test_a_referrer_on_the_requests_own_site_is_internal_without_a_path(api, worker, ch
+                                                                         ) -> None:
+    """An event that names no page (@openpanel/web's link_out: no __path, the page's
+    document.referrer as __referrer) is on the site of its request's Origin: a referrer
+    there is internal, not a source; another site's still is one."""
+    origin = "http://127.0.0.1:8765"
+    project = make_project(origin=origin)
+    headers = {"openpanel-client-id": project.browser_client, "origin": origin,
+               "user-agent": UA_IPHONE, "openpanel-sdk-name": "web"}
+
+    def link_out(referrer: str) -> dict:
+        return {"type": "track", "payload": {"name": "link_out", "properties": {
+            "__referrer": referrer, "href": "https://partner.example/"}}}
+
+    for referrer in (f"{origin}/page", "https://news.example.org/story"):
+        answer = api.post("/track", json=link_out(referrer), headers=headers)
+        assert answer.status_code == 200, answer.text
+    wait_until(lambda: count(ch, "events", project.project_id) == 2, message="rows landed")
+    rows = ch.query("select referrer, referrer_name, referrer_type from trackhouse.events "
+                    "where project_id = {p:String} order by referrer",
+                    parameters={"p": project.project_id}).result_rows
+    assert rows == [(f"{origin}/page", "", "internal"),
+                    ("https://news.example.org/story", "news.example.org", "referral")]
+
+
 def test_import_drops_duplicates_between_kept_rows_intact(api, worker, fresh_project: TestProject,
                                                          ch) -> None:
     """Imports travel to Redis as one blob per table; duplicates anywhere in it (already seen,
@@ -166,7 +224,7 @@ def _private_accept(redis_client, backlog_limit: int = 1_000_000):
     window = uuid.uuid4().int % 10**12 + 10**12
     accept = redis_client.register_script(ACCEPT)
     limits = AcceptLimits(backlog_limit=backlog_limit, session_idle_ms=1_800_000,
-                          event_ids_ttl_s=60, request_dedup_ttl_s=10)
+                          event_ids_ttl_s=60, request_window_ms=10_000)
 
     def request(rows: list[bytes] = (), live: list[tuple[str, int, bytes]] = (),
                 counters: tuple[tuple[str, int, int], ...] = ()) -> AcceptRequest:
