@@ -5,14 +5,15 @@ input gets a 4xx saying what is wrong, never a 500, with nothing wrong stored.""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from collector_support import ORIGIN, TestProject, buffered, make_project
+from collector_support import ORIGIN, TestProject, buffered, make_project, wait_until
 
 from collector import identity
 from collector.buffer import Keys
+from collector.ingest import IMPORT_RANGE_TEXT
 from collector.schemas import (
     _MESSAGE,
     MAX_DEPTH,
@@ -308,3 +309,92 @@ def test_every_openapi_reference_resolves(api) -> None:
     kinds = {variant["properties"]["type"]["const"]
              for variant in batch["application/json"]["schema"]["items"]["oneOf"]}
     assert kinds == {"track", "identify", "increment", "decrement", "group", "assign_group"}
+
+
+def landed(ch, project_id: str) -> dict[str, dict]:
+    rows = ch.query("select name, revenue, toString(created_at) as created, properties "
+                    "from trackhouse.events where project_id = {p:String}",
+                    parameters={"p": project_id}).named_results()
+    return {row["name"]: row for row in rows}
+
+
+def test_a_batch_keeps_its_valid_items_around_hostile_ones(api, worker, fresh_project, ch
+                                                           ) -> None:
+    """The hostile tester's batches (a browser client id, no secret), as a JSON array and as
+    NDJSON: each hostile item is refused in its slot, saying why; its neighbours land."""
+    project = fresh_project
+    items = [
+        ("ok-0", track_text('{"__revenue":4900}', "{}ok-0")),
+        ("deep", track_text(nested(300), "{}deep")),
+        ("ok-1", track_text('{"plan":"pro"}', "{}ok-1")),
+        ("huge", track_text('{"__revenue":1e29}', "{}huge")),
+        ("ok-2", track_text('{"__timestamp":"0001-01-01T00:00:00+01:00"}', "{}ok-2")),
+        ("text", track_text('{"__revenue":"99999999999999999999999"}', "{}text")),
+        ("u64", track_text('{"__revenue":18446744073709551615}', "{}u64")),
+        ("many", track_text(orjson.dumps(TEN_THOUSAND_NESTED).decode(), "{}many")),
+        ("ok-3", track_text(nested(MAX_DEPTH, '"deep"'), "{}ok-3")),
+    ]
+    errors = {"deep": "is nested deeper than the 8 levels", "huge": "is out of range",
+              "text": "is out of range", "u64": "is out of range",
+              "many": "at most 200 properties"}
+    for prefix, separator, content_type in (("json-", b",", "application/json"),
+                                            ("ndjson-", b"\n", "application/x-ndjson")):
+        lines = [text.replace(b"{}", prefix.encode()) for _, text in items]
+        body = separator.join(lines)
+        if separator == b",":
+            body = b"[%s]" % body
+        answer = api.post("/track/batch", content=body, headers={
+            **project.browser_headers(), "content-type": content_type})
+        assert answer.status_code == 200, answer.text
+        result = answer.json()
+        assert (result["accepted"], result["duplicates"], result["errors"]) == (4, 0, 5)
+        for (label, _), item in zip(items, result["results"], strict=True):
+            if label in errors:
+                assert item["status"] == "error" and errors[label] in item["error"], item
+            else:
+                assert item["status"] == "accepted" and item["sessionId"], item
+    wanted = {f"{prefix}ok-{n}" for prefix in ("json-", "ndjson-") for n in range(4)}
+    wait_until(lambda: set(landed(ch, project.project_id)) >= wanted, message="neighbours")
+    rows = landed(ch, project.project_id)
+    assert set(rows) == wanted  # nothing of the hostile items, wrapped or cut
+    assert rows["json-ok-0"]["revenue"] == 4900
+    assert rows["ndjson-ok-3"]["properties"] == {".".join(["k"] * MAX_DEPTH): "deep"}
+    assert all(row["revenue"] in (0, 4900) for row in rows.values())
+
+
+def test_imported_events_must_lie_in_the_documented_range(api, worker, fresh_project, ch
+                                                           ) -> None:
+    project = fresh_project
+    now = datetime.now(UTC)
+
+    def iso(moment: datetime) -> str:
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    inside_high = (now + timedelta(days=1, minutes=-1)).replace(microsecond=0)
+    cases = [
+        ("earliest", "2000-01-01T00:00:00Z", "2000-01-01 00:00:00.000"),
+        ("too-early", "1999-12-31T23:59:59.999Z", None),
+        ("epoch-zero", 0, None),
+        ("latest", iso(inside_high), inside_high.strftime("%Y-%m-%d %H:%M:%S.000")),
+        ("too-late", iso(now + timedelta(days=1, minutes=1)), None),
+        ("year-one", "0001-01-01T00:00:00+01:00", None),
+        ("year-9999", "9999-12-31T23:59:59-01:00", None),
+        ("middle", "2026-01-05T08:00:00.250+02:00", "2026-01-05 06:00:00.250"),
+    ]
+    batch = [{"type": "track", "payload": {"name": name, "properties": {
+        "__timestamp": timestamp, "__eventId": f"{name}-{uuid.uuid4().hex[:8]}"}}}
+        for name, timestamp, _ in cases]
+    answer = api.post("/track/batch?import=true", json=batch, headers=project.server_headers())
+    assert answer.status_code == 200, answer.text
+    for (name, timestamp, expected), item in zip(cases, answer.json()["results"], strict=True):
+        if expected is None:
+            assert item["status"] == "error", (name, item)
+            assert item["error"] == (
+                f"properties.__timestamp {timestamp!r} is outside the range of imported events:"
+                f" {IMPORT_RANGE_TEXT}")
+        else:
+            assert item["status"] == "accepted", (name, item)
+    wanted = {name: expected for name, _, expected in cases if expected}
+    wait_until(lambda: set(landed(ch, project.project_id)) >= set(wanted), message="in range")
+    rows = landed(ch, project.project_id)
+    assert {name: row["created"] for name, row in rows.items()} == wanted
