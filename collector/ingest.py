@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -47,6 +50,14 @@ log = logging.getLogger(__name__)
 
 CLAMP_PAST_MS = 7 * 86_400_000
 CLAMP_FUTURE_MS = 60_000
+# The times an imported event may have (``__timestamp``; live events are clamped instead):
+# from 2000-01-01T00:00:00Z to a day after the request arrived. Anything else is a client's
+# bug (a zero or seconds-for-milliseconds epoch, a year typo) that would land as history.
+IMPORT_EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+IMPORT_AHEAD_MS = 86_400_000
+IMPORT_RANGE_TEXT = "2000-01-01T00:00:00Z to a day after the request arrived"
+INT64_MAX = 2**63 - 1
+UINT32_MAX = 2**32 - 1
 SESSION_BUCKET_MS = 1_800_000
 MAX_CLIENT_ID = 64
 
@@ -185,7 +196,48 @@ def parse_client_time(value: Any) -> datetime | None:
     except ValueError:
         raise MessageError(f"properties.__timestamp is not an ISO 8601 time: "
                            f"{str(value)[:40]!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset pushes it past the calendar's first or last day
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+def revenue_value(value: Any) -> int:
+    """``__revenue``: a whole number of the currency's smallest unit (cents) within the
+    column's Int64, as an integer, an integral float or their text (e.g. 4900, 4900.0, "4900").
+    A fraction is refused, not rounded: it means the sender counted in whole units."""
+    if type(value) is int:
+        number = value
+    elif type(value) is float and value.is_integer():  # finite and whole
+        number = int(value)
+    elif type(value) is str and _INTEGER.fullmatch(value):
+        number = int(value) if len(value) < 30 else INT64_MAX + 1
+    else:
+        raise MessageError(f"properties.__revenue must be a whole number of the currency's "
+                           f"smallest unit (e.g. cents), not {_clip(value)}")
+    if not -INT64_MAX - 1 <= number <= INT64_MAX:
+        raise MessageError(f"properties.__revenue {_clip(value)} is out of range: it must fit "
+                           f"a signed 64-bit integer")
+    return number
+
+
+def duration_value(value: Any) -> int:
+    """``__duration`` in milliseconds, clamped to the column's UInt32 (fractions dropped)."""
+    if type(value) is str and _INTEGER.fullmatch(value):
+        value = int(value) if len(value) < 30 else UINT32_MAX
+    if type(value) is not int and not (type(value) is float and math.isfinite(value)):
+        raise MessageError(f"properties.__duration must be a number of milliseconds, not "
+                           f"{_clip(value)}")
+    return max(0, min(int(value), UINT32_MAX))
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _clip(value: Any) -> str:
+    return repr(value)[:40] if isinstance(value, str | int | float) else type(value).__name__
 
 
 def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
@@ -193,7 +245,7 @@ def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
     keys (as OpenPanel does), lists JSON, booleans ``true``/``false``; nulls are dropped."""
     if not properties:
         return {}
-    if all(type(value) is str and len(value) <= MAX_VALUE for value in properties.values()):
+    if _all_text(properties.values()):
         return dict(properties)  # the common case: text values, nothing to convert
     flat: dict[str, str] = {}
 
@@ -219,6 +271,15 @@ def flatten_properties(properties: dict[str, Any] | None) -> dict[str, str]:
     for key, value in properties.items():
         visit(key, value)
     return flat
+
+
+def _all_text(values: Iterable[Any]) -> bool:
+    """Every value is text of at most ``MAX_VALUE`` characters (a loop: twice as fast as
+    ``all()`` over a generator for an event's few properties)."""
+    for value in values:
+        if type(value) is not str or len(value) > MAX_VALUE:
+            return False
+    return True
 
 
 def _text(value: Any, limit: int = 2_000) -> str:
@@ -397,6 +458,9 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         if not context.importing:
             created_ms = min(max(created_ms, received_ms - CLAMP_PAST_MS),
                              received_ms + CLAMP_FUTURE_MS)
+        elif not IMPORT_EARLIEST_MS <= created_ms <= received_ms + IMPORT_AHEAD_MS:
+            raise MessageError(f"properties.__timestamp {_clip(properties['__timestamp'])} is "
+                               f"outside the range of imported events: {IMPORT_RANGE_TEXT}")
 
     client_event_id = properties.get("__eventId")
     if client_event_id is not None and (
@@ -441,14 +505,10 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     if payload.groups:
         row["groups"] = [str(group)[:200] for group in payload.groups]
     revenue, duration = properties.get("__revenue"), properties.get("__duration")
-    if revenue or duration:
-        try:
-            if revenue := int(revenue or 0):
-                row["revenue"] = revenue
-            if duration := max(0, min(int(duration or 0), 2**32 - 1)):
-                row["duration_ms"] = duration
-        except (TypeError, ValueError):
-            raise MessageError("properties.__revenue and __duration must be integers") from None
+    if revenue not in (None, "") and (revenue := revenue_value(revenue)):
+        row["revenue"] = revenue
+    if duration not in (None, "") and (duration := duration_value(duration)):
+        row["duration_ms"] = duration
     referrer_url = _text(properties.get("__referrer"))
     live = not context.importing
     if _OVERRIDES.keys().isdisjoint(properties):
@@ -512,6 +572,11 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
             prepared.append(_prepare(index, raw, message, context, salts))
         except MessageError as error:
             results[index] = ItemResult(status="error", error=str(error))
+        except Exception as error:  # a bug's victim is this message, never its neighbours
+            log.exception("message %d of a request could not be prepared", index)
+            results[index] = ItemResult(status="error", error=(
+                f"the message could not be processed ({type(error).__name__}); "
+                f"check its fields' types and sizes"))
     limits = context.rate_limits
     if prepared:
         await _buffer(prepared, context, results)

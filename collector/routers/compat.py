@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import ORJSONResponse, Response
@@ -24,7 +25,7 @@ from accounts.db import session_scope
 from accounts.models import Project
 from collector.deps import AppState, StateDep
 from collector.http import ApiError, client_ip, cors_headers, decode_json, read_body
-from collector.ingest import BacklogFull, IngestContext, ingest_messages
+from collector.ingest import INT64_MAX, BacklogFull, IngestContext, ingest_messages
 from collector.schemas import describe
 
 router = APIRouter(tags=["compatibility"])
@@ -159,14 +160,29 @@ def plausible_message(event: PlausibleEvent) -> dict[str, Any]:
     if event.referrer:
         properties["__referrer"] = event.referrer
     if event.revenue:
-        try:
-            amount = float(str(event.revenue.get("amount")))
-        except ValueError:
-            raise ApiError(400, "$.amount must be a number") from None
-        properties["__revenue"] = round(amount * 100)  # OpenPanel: smallest currency unit
-        properties["currency"] = str(event.revenue.get("currency", ""))[:10]
+        properties["__revenue"] = plausible_cents(event.revenue.get("amount"))
+        currency = event.revenue.get("currency")
+        properties["currency"] = currency[:10] if isinstance(currency, str) else ""
     name = "screen_view" if event.name == "pageview" else event.name
     return {"type": "track", "payload": {"name": name, "properties": properties}}
+
+
+def plausible_cents(amount: Any) -> int:
+    """Plausible's revenue amount (whole currency units, a number or its text: "10.29") as
+    the smallest unit OpenPanel's ``__revenue`` holds (1029), rounded to the nearest cent:
+    the amount is a decimal, so only a sub-cent remainder is rounded away."""
+    try:
+        if type(amount) not in (int, float, str):
+            raise ValueError
+        cents = (Decimal(str(amount).strip()) * 100).to_integral_value(ROUND_HALF_EVEN)
+        if not cents.is_finite():
+            raise ValueError
+    except (ValueError, ArithmeticError):  # decimal's errors are ArithmeticErrors
+        raise ApiError(400, "$.amount must be a number (of whole currency units)") from None
+    if not -INT64_MAX - 1 <= cents <= INT64_MAX:
+        raise ApiError(400, "$.amount is out of range: in cents it must fit a signed 64-bit "
+                            "integer")
+    return int(cents)
 
 
 @router.post("/api/event", status_code=202, summary="Plausible tracker events")
@@ -240,15 +256,29 @@ def _decoded(text: str | None) -> str:
     return unquote(text) if text else ""
 
 
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+
+
 def _page_url(payload: UmamiPayload, origin: str | None) -> str:
     url = _decoded(payload.url)
-    if urlsplit(url).scheme:
+    parts = _split(url)
+    if parts is None:
+        raise ApiError(400, f"url is not a valid URL: {url[:100]!r}")
+    if parts.scheme:
         return url
     # The tracker sends the path; the page's origin (with its port) comes with the request.
     base = f"https://{payload.hostname}" if payload.hostname else ""
-    if origin and payload.hostname and urlsplit(origin).hostname == payload.hostname:
+    origin_parts = _split(origin) if origin else None
+    if origin and payload.hostname and origin_parts and origin_parts.hostname == payload.hostname:
         base = origin.rstrip("/")
-    return base + (url if url.startswith("/") or not url else "/" + url)
+    page_url = base + (url if url.startswith("/") or not url else "/" + url)
+    if _split(page_url) is None:
+        raise ApiError(400, f"hostname is not a valid host name: {payload.hostname!r:.100}")
+    return page_url
 
 
 def umami_message(body: UmamiRequest, origin: str | None) -> dict[str, Any]:
@@ -267,7 +297,7 @@ def umami_message(body: UmamiRequest, origin: str | None) -> dict[str, Any]:
     referrer = _decoded(payload.referrer)
     if referrer.startswith("/") and not referrer.startswith("//"):
         # after an SPA route change the tracker sends the previous path as the referrer
-        parts = urlsplit(page_url)
+        parts = urlsplit(page_url)  # valid: _page_url checked it
         referrer = f"{parts.scheme}://{parts.netloc}{referrer}" if parts.netloc else referrer
     properties.update({
         "__path": page_url,

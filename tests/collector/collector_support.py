@@ -44,6 +44,8 @@ class TestProject:
     secret: str
     read_client: str
     read_secret: str
+    plausible_domain: str = ""
+    umami_website_id: str = ""
 
     def browser_headers(self, **extra: str) -> dict[str, str]:
         return {"openpanel-client-id": self.browser_client, "origin": ORIGIN,
@@ -54,23 +56,28 @@ class TestProject:
                 "openpanel-client-secret": self.secret, "user-agent": UA_CHROME_WINDOWS, **extra}
 
 
-def make_project(project_id: str | None = None, origin: str = ORIGIN) -> TestProject:
+def make_project(project_id: str | None = None, origin: str = ORIGIN, *,
+                 trackers: bool = False) -> TestProject:
     """A project with a browser client (sending from ``origin``), a secret write client and a
-    read client."""
+    read client (and, with ``trackers``, a Plausible domain and an Umami website id of its
+    own)."""
     from accounts import service
     from accounts.db import session_scope, upgrade
 
     upgrade()
     project_id = project_id or f"ct-{uuid.uuid4().hex[:10]}"
+    compat = {"plausible_domain": f"{project_id}.example.com",
+              "umami_website_id": str(uuid.uuid4())} if trackers else {}
     with session_scope() as session:
         service.create_project(session, name=project_id, domain="shop.example.com",
-                               project_id=project_id, allowed_origins=[origin], mirror=False)
+                               project_id=project_id, allowed_origins=[origin], mirror=False,
+                               **compat)
         browser, _ = service.create_client(session, project_id=project_id, with_secret=False)
         server, secret = service.create_client(session, project_id=project_id)
         read, read_secret = service.create_client(session, project_id=project_id, type="read")
         ids = browser.id, server.id, read.id
     assert secret and read_secret
-    return TestProject(project_id, ids[0], ids[1], secret, ids[2], read_secret)
+    return TestProject(project_id, ids[0], ids[1], secret, ids[2], read_secret, **compat)
 
 
 def make_client(**overrides: object) -> TestClient:
