@@ -41,6 +41,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from collector.buffer import CLAIM, FINISH, LANES, Keys
+from collector.ingest import IMPORT_EARLIEST_MS
 from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "trackhouse-land"  # live lanes' batches
 IMPORTS_QUEUE_NAME = "trackhouse-land-imports"
 MAX_BACKOFF_S = 60.0
-EARLIEST_EVENT_TIME = date(2000, 1, 1)  # the earliest event time the collector accepts
 RECOVERY_EVERY_S = 1.0
 # ClickHouse error codes that mean "this data is wrong" (retrying cannot help): parse errors,
 # type mismatches, out-of-range values, unknown fields, NULL in a non-Nullable column.
@@ -75,7 +75,7 @@ def partitions_in_accepted_range(today: date | None = None) -> int:
     an insert may touch every one of them (an import of years of history), and ClickHouse
     refuses an insert touching more than ``max_partitions_per_insert_block`` (default 100)."""
     today = today or datetime.now(UTC).date()
-    first = EARLIEST_EVENT_TIME
+    first = datetime.fromtimestamp(IMPORT_EARLIEST_MS / 1000, UTC)
     # to next month: the collector accepts times up to a day after it received them
     return (today.year - first.year) * 12 + today.month - first.month + 2
 
