@@ -290,6 +290,29 @@ def parse_insert_head(head: bytes, complete: bool) -> InsertHead | None:
     raise NeedMoreData
 
 
+def insert_from_file(statement: str, path: str, data_format: str) -> str:
+    """``statement`` (an INSERT without its FORMAT clause) reading its data from ``path``.
+
+    ``FROM INFILE`` goes where ClickHouse's grammar wants it: after the table and its column
+    list, before a top-level ``SETTINGS`` clause.
+    """
+    data = statement.encode("utf-8")
+    position, depth, settings_at = 0, 0, len(data)
+    while position < len(data):
+        match = _TOKEN.match(data, position)
+        if match is None:
+            break
+        kind = match.lastgroup
+        depth += (kind == "open") - (kind == "close")
+        if kind == "word" and depth == 0 and match.group().upper() == b"SETTINGS":
+            settings_at = match.start()
+            break
+        position = match.end()
+    head, tail = data[:settings_at].decode().rstrip(), data[settings_at:].decode()
+    infile = "FROM INFILE '" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{head} {infile} COMPRESSION 'none' {tail}".rstrip() + f" FORMAT {data_format}"
+
+
 _FORMAT_CLAUSE = re.compile(
     rb"\bFORMAT\s+([A-Za-z][A-Za-z0-9_]*)(?:\s+SETTINGS\s+[^;()]*)?\s*;?\s*$", re.I
 )

@@ -604,24 +604,23 @@ class QueryRequest:
     async def _insert(
         self, connection: EngineConnection, statement: str, data_format: str, first: bytes
     ) -> None:
-        engine_statement = self.tag + statement
-        native = connection.native
-        try:
-            handle = await self.app.in_thread(native.send_insert, engine_statement, data_format)
-        except RuntimeError as error:
-            raise ClickHouseError.from_engine(error) from None
-        feed = StreamingInsert(native, handle, asyncio.get_running_loop(), self.app.executor)
+        feed = StreamingInsert.start(
+            partial(self.app.in_thread, connection.run),
+            self.tag + statement,
+            data_format,
+            partial(self.app.in_thread, self.app.engine.kill, self.tag.strip(), False),
+        )
         try:
             if first:
                 await feed.append(first)
             while (chunk := await self.body.read()) is not None:
                 await feed.append(chunk)
             result = await feed.finish()
-        except BaseException as error:
-            with contextlib.suppress(Exception):
+        except BaseException:
+            try:
                 await feed.cancel()
-            if isinstance(error, RuntimeError):
-                raise ClickHouseError.from_engine(error) from None
+            except Exception:  # the original failure is what the client must hear
+                log.exception("query %s: cancelling an abandoned insert failed", self.tag)
             raise
         elapsed = self.elapsed()
         summary = summary_figures(

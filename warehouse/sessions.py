@@ -278,11 +278,13 @@ class Engine:
             log.info("reaped %d expired session(s)", reaped_sessions)
         return reaped_sessions
 
-    def kill(self, tag: str) -> None:
-        """Cancel the running statements whose text starts with ``tag`` (and wait for them)."""
-        sql = "KILL QUERY WHERE startsWith(query, {tag:String}) SYNC"
+    def kill(self, tag: str, wait: bool = True) -> bool:
+        """Cancel the running statements whose text starts with ``tag``, waiting for them to
+        end unless ``wait`` is False; return whether there was one."""
+        sql = f"KILL QUERY WHERE startsWith(query, {{tag:String}}) {'SYNC' if wait else 'ASYNC'}"
         with self._anchor_lock, contextlib.suppress(ClickHouseError):
-            self._anchor.run(sql, params={"tag": tag})
+            return bool(bytes(self._anchor.run(sql, params={"tag": tag}).bytes()).strip())
+        return False
 
     def close(self) -> None:
         """Close every connection; the engine shuts down with the last one (flushing data)."""
