@@ -290,11 +290,14 @@ def parse_insert_head(head: bytes, complete: bool) -> InsertHead | None:
     raise NeedMoreData
 
 
-def insert_from_file(statement: str, path: str, data_format: str) -> str:
+def insert_from_file(
+    statement: str, path: str, data_format: str, defaults: dict[str, str] | None = None
+) -> str:
     """``statement`` (an INSERT without its FORMAT clause) reading its data from ``path``.
 
     ``FROM INFILE`` goes where ClickHouse's grammar wants it: after the table and its column
-    list, before a top-level ``SETTINGS`` clause.
+    list, before a top-level ``SETTINGS`` clause. ``defaults`` are settings for this statement
+    that its own ``SETTINGS`` clause may override.
     """
     data = statement.encode("utf-8")
     position, depth, settings_at = 0, 0, len(data)
@@ -308,9 +311,14 @@ def insert_from_file(statement: str, path: str, data_format: str) -> str:
             settings_at = match.start()
             break
         position = match.end()
-    head, tail = data[:settings_at].decode().rstrip(), data[settings_at:].decode()
+    head, own = data[:settings_at].decode().rstrip(), data[settings_at:].decode().strip()
+    named = {m.group().lower() for m in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", own)}
+    extra = ", ".join(
+        f"{name} = '{value}'" for name, value in (defaults or {}).items() if name not in named
+    )
+    settings = (f"{own}, {extra}" if own else f"SETTINGS {extra}") if extra else own
     infile = "FROM INFILE '" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return f"{head} {infile} COMPRESSION 'none' {tail}".rstrip() + f" FORMAT {data_format}"
+    return f"{head} {infile} COMPRESSION 'none' {settings}".rstrip() + f" FORMAT {data_format}"
 
 
 _FORMAT_CLAUSE = re.compile(

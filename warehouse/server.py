@@ -608,6 +608,7 @@ class QueryRequest:
             partial(self.app.in_thread, connection.run),
             self.tag + statement,
             data_format,
+            self.settings,
             partial(self.app.in_thread, self.app.engine.kill, self.tag.strip(), False),
         )
         try:
