@@ -388,6 +388,13 @@ class WarehouseApp:
             declared = headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise too_large(self.max_body_bytes)
+            if params.get("decompress") in ("1", "true"):
+                # Read as plain data, such a body would be stored as garbage or misreported.
+                raise ClickHouseError.named(
+                    "NOT_IMPLEMENTED",
+                    "decompress=1 (ClickHouse's own compressed request body) is not supported "
+                    "by the embedded warehouse; send Content-Encoding: gzip, zstd or lz4 instead",
+                )
             body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes)
             external: list[ExternalTable] = []
             if headers.get("content-type", "").startswith("multipart/form-data"):

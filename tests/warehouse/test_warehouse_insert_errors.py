@@ -287,3 +287,21 @@ def test_body_limit_hit_mid_insert_stores_nothing(private_warehouse: Callable[..
     small = post("INSERT INTO t FORMAT JSONEachRow", b'{"n": 1, "s": "fits"}\n')
     assert small.status_code == 200, small.text
     assert post("SELECT count() FROM t").text == "1\n"
+
+
+@pytest.mark.embedded_only
+def test_clickhouse_compressed_body_is_refused(
+    warehouse_url: str, credentials: tuple[str, str], make_table: Callable[[str], str], ch: Client
+) -> None:
+    """decompress=1 (ClickHouse's own block compression) is not implemented by the endpoint:
+    it says so instead of storing the compressed bytes as a row."""
+    table = make_table("CREATE TABLE {table} (s String) ENGINE = MergeTree ORDER BY s")
+    response = httpx.post(
+        warehouse_url,
+        params={"query": f"INSERT INTO {table} FORMAT RawBLOB", "decompress": "1"},
+        content=b"\x82" + b"\x00" * 24,
+        auth=credentials,
+        timeout=30,
+    )
+    assert_clickhouse_answer(response, Failure("", 48, "NOT_IMPLEMENTED", 501, monthly_rows))
+    assert ch.command(f"SELECT count() FROM {table}") == 0
