@@ -11,9 +11,13 @@ the embedded endpoint or, with TRACKHOUSE_CLICKHOUSE_URL, a real ClickHouse serv
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gzip
 import json
+import socket
+import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -305,3 +309,28 @@ def test_clickhouse_compressed_body_is_refused(
     )
     assert_clickhouse_answer(response, Failure("", 48, "NOT_IMPLEMENTED", 501, monthly_rows))
     assert ch.command(f"SELECT count() FROM {table}") == 0
+
+
+def test_client_gone_mid_insert_stores_nothing(
+    warehouse_url: str, credentials: tuple[str, str], make_table: Callable[[str], str], ch: Client
+) -> None:
+    """A client that goes away halfway through its body has inserted nothing, although the
+    engine has already parsed what came."""
+    table = make_table("CREATE TABLE {table} (n UInt32, s String) ENGINE = MergeTree ORDER BY n")
+    host, port = warehouse_url.removeprefix("http://").rsplit(":", 1)
+    token = base64.b64encode(":".join(credentials).encode()).decode()
+    query = urllib.parse.quote(f"INSERT INTO {table} FORMAT JSONEachRow")
+    rows = b"".join(b'{"n": %d, "s": "row"}\n' % n for n in range(20_000))
+    with socket.create_connection((host, int(port)), timeout=30) as client:
+        client.sendall(
+            f"POST /?query={query} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+            + b"%x\r\n%s\r\n" % (len(rows), rows)
+        )
+        time.sleep(1.0)  # the rows reach the engine; the body's last chunk never comes
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # a wrongly committed insert would show up meanwhile
+        assert ch.command(f"SELECT count() FROM {table}") == 0
+        time.sleep(0.25)
+    processes = "SELECT count() FROM system.processes WHERE query LIKE '%FORMAT JSONEachRow%'"
+    assert ch.command(processes + f" AND query LIKE '%{table}%' AND query NOT LIKE '%system%'") == 0
