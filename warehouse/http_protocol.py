@@ -226,7 +226,7 @@ _TOKEN = re.compile(
 class InsertHead:
     """``INSERT ... FORMAT name`` followed by inline data starting at ``data_offset``."""
 
-    statement: str  # the INSERT without its FORMAT clause (what chdb's send_insert takes)
+    statement: str  # the INSERT without its FORMAT clause (what insert_from_file takes)
     format: str
     data_offset: int
 

@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -48,8 +48,9 @@ from warehouse.sessions import (
     EngineConnection,
     ExternalTable,
     Session,
+    create_external_tables,
     drop_external_tables,
-    load_external_tables,
+    quote_identifier,
 )
 from warehouse.streaming_insert import StreamingInsert
 
@@ -559,7 +560,10 @@ class QueryRequest:
             # External tables live for this query only: a pooled connection is retired
             # afterwards, a session drops them before it is unlocked.
             self.keeps_state = False
-            await self.app.in_thread(load_external_tables, connection, self.external)
+            await self.app.in_thread(create_external_tables, connection, self.external)
+            for table in self.external:
+                statement = f"INSERT INTO {quote_identifier(table.name)}"
+                await self._stream_into(connection, statement, table.data_format, _once(table.data))
         head = await self._read_head(query_text)
         if head is not None:
             statement, output_format, data = head
@@ -611,6 +615,28 @@ class QueryRequest:
     async def _insert(
         self, connection: EngineConnection, statement: str, data_format: str, first: bytes
     ) -> None:
+        async def body() -> AsyncIterator[bytes]:
+            if first:
+                yield first
+            while (chunk := await self.body.read()) is not None:
+                yield chunk
+
+        result = await self._stream_into(connection, statement, data_format, body())
+        elapsed = self.elapsed()
+        summary = summary_figures(
+            0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed
+        )
+        await self.responder.start(summary, None)
+        await self.responder.body(b"", more=False)
+
+    async def _stream_into(
+        self,
+        connection: EngineConnection,
+        statement: str,
+        data_format: str,
+        chunks: AsyncIterator[bytes],
+    ) -> Any:
+        """Insert ``chunks`` as they come; the engine's result once they are committed."""
         feed = StreamingInsert.start(
             partial(self.app.in_thread, connection.run),
             self.tag + statement,
@@ -619,23 +645,15 @@ class QueryRequest:
             partial(self.app.in_thread, self.app.engine.kill, self.tag.strip(), False),
         )
         try:
-            if first:
-                await feed.append(first)
-            while (chunk := await self.body.read()) is not None:
+            async for chunk in chunks:
                 await feed.append(chunk)
-            result = await feed.finish()
+            return await feed.finish()
         except BaseException:
             try:
                 await feed.cancel()
             except Exception:  # the original failure is what the client must hear
                 log.exception("query %s: cancelling an abandoned insert failed", self.tag)
             raise
-        elapsed = self.elapsed()
-        summary = summary_figures(
-            0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed
-        )
-        await self.responder.start(summary, None)
-        await self.responder.body(b"", more=False)
 
     async def _statement(self, connection: EngineConnection, sql: str) -> None:
         default_format = self.params.get("default_format") or DEFAULT_FORMAT
@@ -768,6 +786,10 @@ class Progress:
         return summary_figures(
             self.read_rows, self.read_bytes, 0, 0, self.result_rows, self.result_bytes, elapsed_s
         )
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _has_query(scope: Scope) -> bool:

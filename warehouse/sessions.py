@@ -127,16 +127,11 @@ def split_top_level(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def load_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+def create_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+    """Create the (empty) temporary tables; their data goes in as an INSERT of each."""
     for table in tables:
         name = quote_identifier(table.name)
         connection.run(f"CREATE TEMPORARY TABLE {name} ({table.structure}) ENGINE = Memory")
-        try:
-            handle = connection.native.send_insert(f"INSERT INTO {name}", table.data_format)
-            connection.native.insert_append(handle, table.data)
-            connection.native.insert_done(handle)
-        except RuntimeError as error:
-            raise ClickHouseError.from_engine(error) from None
 
 
 def drop_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
