@@ -226,7 +226,7 @@ _TOKEN = re.compile(
 class InsertHead:
     """``INSERT ... FORMAT name`` followed by inline data starting at ``data_offset``."""
 
-    statement: str  # the INSERT without its FORMAT clause (what chdb's send_insert takes)
+    statement: str  # the INSERT without its FORMAT clause (what insert_from_file takes)
     format: str
     data_offset: int
 
@@ -288,6 +288,37 @@ def parse_insert_head(head: bytes, complete: bool) -> InsertHead | None:
     if complete:
         return None
     raise NeedMoreData
+
+
+def insert_from_file(
+    statement: str, path: str, data_format: str, defaults: dict[str, str] | None = None
+) -> str:
+    """``statement`` (an INSERT without its FORMAT clause) reading its data from ``path``.
+
+    ``FROM INFILE`` goes where ClickHouse's grammar wants it: after the table and its column
+    list, before a top-level ``SETTINGS`` clause. ``defaults`` are settings for this statement
+    that its own ``SETTINGS`` clause may override.
+    """
+    data = statement.encode("utf-8")
+    position, depth, settings_at = 0, 0, len(data)
+    while position < len(data):
+        match = _TOKEN.match(data, position)
+        if match is None:
+            break
+        kind = match.lastgroup
+        depth += (kind == "open") - (kind == "close")
+        if kind == "word" and depth == 0 and match.group().upper() == b"SETTINGS":
+            settings_at = match.start()
+            break
+        position = match.end()
+    head, own = data[:settings_at].decode().rstrip(), data[settings_at:].decode().strip()
+    named = {m.group().lower() for m in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", own)}
+    extra = ", ".join(
+        f"{name} = '{value}'" for name, value in (defaults or {}).items() if name not in named
+    )
+    settings = (f"{own}, {extra}" if own else f"SETTINGS {extra}") if extra else own
+    infile = "FROM INFILE '" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{head} {infile} COMPRESSION 'none' {settings}".rstrip() + f" FORMAT {data_format}"
 
 
 _FORMAT_CLAUSE = re.compile(

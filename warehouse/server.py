@@ -21,7 +21,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -48,8 +48,9 @@ from warehouse.sessions import (
     EngineConnection,
     ExternalTable,
     Session,
+    create_external_tables,
     drop_external_tables,
-    load_external_tables,
+    quote_identifier,
 )
 from warehouse.streaming_insert import StreamingInsert
 
@@ -388,6 +389,13 @@ class WarehouseApp:
             declared = headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise too_large(self.max_body_bytes)
+            if params.get("decompress") in ("1", "true"):
+                # Read as plain data, such a body would be stored as garbage or misreported.
+                raise ClickHouseError.named(
+                    "NOT_IMPLEMENTED",
+                    "decompress=1 (ClickHouse's own compressed request body) is not supported "
+                    "by the embedded warehouse; send Content-Encoding: gzip, zstd or lz4 instead",
+                )
             body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes)
             external: list[ExternalTable] = []
             if headers.get("content-type", "").startswith("multipart/form-data"):
@@ -552,7 +560,10 @@ class QueryRequest:
             # External tables live for this query only: a pooled connection is retired
             # afterwards, a session drops them before it is unlocked.
             self.keeps_state = False
-            await self.app.in_thread(load_external_tables, connection, self.external)
+            await self.app.in_thread(create_external_tables, connection, self.external)
+            for table in self.external:
+                statement = f"INSERT INTO {quote_identifier(table.name)}"
+                await self._stream_into(connection, statement, table.data_format, _once(table.data))
         head = await self._read_head(query_text)
         if head is not None:
             statement, output_format, data = head
@@ -604,31 +615,45 @@ class QueryRequest:
     async def _insert(
         self, connection: EngineConnection, statement: str, data_format: str, first: bytes
     ) -> None:
-        engine_statement = self.tag + statement
-        native = connection.native
-        try:
-            handle = await self.app.in_thread(native.send_insert, engine_statement, data_format)
-        except RuntimeError as error:
-            raise ClickHouseError.from_engine(error) from None
-        feed = StreamingInsert(native, handle, asyncio.get_running_loop(), self.app.executor)
-        try:
+        async def body() -> AsyncIterator[bytes]:
             if first:
-                await feed.append(first)
+                yield first
             while (chunk := await self.body.read()) is not None:
-                await feed.append(chunk)
-            result = await feed.finish()
-        except BaseException as error:
-            with contextlib.suppress(Exception):
-                await feed.cancel()
-            if isinstance(error, RuntimeError):
-                raise ClickHouseError.from_engine(error) from None
-            raise
+                yield chunk
+
+        result = await self._stream_into(connection, statement, data_format, body())
         elapsed = self.elapsed()
         summary = summary_figures(
             0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed
         )
         await self.responder.start(summary, None)
         await self.responder.body(b"", more=False)
+
+    async def _stream_into(
+        self,
+        connection: EngineConnection,
+        statement: str,
+        data_format: str,
+        chunks: AsyncIterator[bytes],
+    ) -> Any:
+        """Insert ``chunks`` as they come; the engine's result once they are committed."""
+        feed = StreamingInsert.start(
+            partial(self.app.in_thread, connection.run),
+            self.tag + statement,
+            data_format,
+            self.settings,
+            partial(self.app.in_thread, self.app.engine.kill, self.tag.strip(), False),
+        )
+        try:
+            async for chunk in chunks:
+                await feed.append(chunk)
+            return await feed.finish()
+        except BaseException:
+            try:
+                await feed.cancel()
+            except Exception:  # the original failure is what the client must hear
+                log.exception("query %s: cancelling an abandoned insert failed", self.tag)
+            raise
 
     async def _statement(self, connection: EngineConnection, sql: str) -> None:
         default_format = self.params.get("default_format") or DEFAULT_FORMAT
@@ -761,6 +786,10 @@ class Progress:
         return summary_figures(
             self.read_rows, self.read_bytes, 0, 0, self.result_rows, self.result_bytes, elapsed_s
         )
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _has_query(scope: Scope) -> bool:

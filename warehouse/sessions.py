@@ -127,16 +127,11 @@ def split_top_level(text: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def load_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+def create_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
+    """Create the (empty) temporary tables; their data goes in as an INSERT of each."""
     for table in tables:
         name = quote_identifier(table.name)
         connection.run(f"CREATE TEMPORARY TABLE {name} ({table.structure}) ENGINE = Memory")
-        try:
-            handle = connection.native.send_insert(f"INSERT INTO {name}", table.data_format)
-            connection.native.insert_append(handle, table.data)
-            connection.native.insert_done(handle)
-        except RuntimeError as error:
-            raise ClickHouseError.from_engine(error) from None
 
 
 def drop_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
@@ -278,11 +273,13 @@ class Engine:
             log.info("reaped %d expired session(s)", reaped_sessions)
         return reaped_sessions
 
-    def kill(self, tag: str) -> None:
-        """Cancel the running statements whose text starts with ``tag`` (and wait for them)."""
-        sql = "KILL QUERY WHERE startsWith(query, {tag:String}) SYNC"
+    def kill(self, tag: str, wait: bool = True) -> bool:
+        """Cancel the running statements whose text starts with ``tag``, waiting for them to
+        end unless ``wait`` is False; return whether there was one."""
+        sql = f"KILL QUERY WHERE startsWith(query, {{tag:String}}) {'SYNC' if wait else 'ASYNC'}"
         with self._anchor_lock, contextlib.suppress(ClickHouseError):
-            self._anchor.run(sql, params={"tag": tag})
+            return bool(bytes(self._anchor.run(sql, params={"tag": tag}).bytes()).strip())
+        return False
 
     def close(self) -> None:
         """Close every connection; the engine shuts down with the last one (flushing data)."""

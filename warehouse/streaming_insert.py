@@ -1,85 +1,139 @@
-"""Feeding an HTTP request body into chdb's streaming INSERT as it arrives.
+"""Feeding an HTTP request body into one chdb INSERT as it arrives, and hearing how it ended.
 
-The event loop receives the body in chunks of about 64 KiB; a worker thread appends them to
-the engine (chdb parses while the next chunks are received, and releases the GIL while it
-does). Chunks travel through a queue, so the loop does not pay a thread hand-off per chunk,
-and the queue is bounded by bytes, so a client faster than the engine waits instead of
-filling the memory. chdb itself parses small appends best: they keep its pipeline busy.
+The statement runs as an ordinary query, ``INSERT INTO t FROM INFILE '/dev/fd/N' FORMAT x``,
+in a worker thread, while the event loop writes the body's chunks into the other end of
+that pipe. An ordinary query reports every failure, including those raised while the last
+block is written or committed (partition and constraint checks, memory limits), and returns
+only once the data is stored. (chdb's streaming insert API, ``send_insert``/``insert_done``,
+swallows exactly those: it answers success and stores nothing.)
+
+The pipe is the flow control: a client faster than the engine fills it and then waits. An
+insert is abandoned (client gone, body too large) by killing its query before the pipe
+reaches end-of-file, so that nothing the engine has parsed so far is committed.
+
+This module owns both ends of the pipe and closes each exactly once: the engine's threads
+open and close descriptors all the time, so a second close(2) of a number could close one of
+theirs (uvloop's pipe transports do that, which is why none is used here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
-from concurrent.futures import Executor
+import contextlib
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from warehouse.http_protocol import ClickHouseError
+from warehouse.http_protocol import ClickHouseError, insert_from_file
 
-MAX_QUEUED_BYTES = 8 << 20
+log = logging.getLogger(__name__)
+
+# Settings of every streamed insert unless the request sets them. The body arrives in chunks
+# that one thread parses as they come; parallel parsing (FROM INFILE's default, not that of
+# chdb's streaming API) cost up to half again as much CPU per JSONEachRow row, no faster.
+INSERT_DEFAULTS = {"input_format_parallel_parsing": "0"}
+PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the engine may lag this far behind
+CANCEL_TIMEOUT_S = 30.0
 
 
 class StreamingInsert:
-    """One ``INSERT ... FORMAT x`` whose data is appended by a worker thread."""
+    """One ``INSERT ... FORMAT x`` whose data is written into a pipe the engine reads."""
 
     def __init__(
-        self, native: Any, handle: Any, loop: asyncio.AbstractEventLoop, executor: Executor
+        self, query: asyncio.Future[Any], write_fd: int, cancel_query: Callable[[], Awaitable[bool]]
     ) -> None:
-        self._native = native
-        self._handle = handle
-        self._loop = loop
-        self._executor = executor
-        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._queued = 0
-        self._lock = threading.Lock()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._error: BaseException | None = None
-        self._worker = loop.run_in_executor(executor, self._append_all)
+        self._query = query
+        self._write_fd: int | None = write_fd
+        self._cancel_query = cancel_query
+        self._ignoring = False  # the engine ended before the data did (no format does this)
 
-    def _append_all(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            if self._error is None:
-                try:
-                    self._native.insert_append(self._handle, chunk)
-                except Exception as error:  # a malformed row: the rest is drained unread
-                    self._error = error
-            with self._lock:
-                self._queued -= len(chunk)
-                has_room = self._queued < MAX_QUEUED_BYTES
-            if has_room:
-                self._loop.call_soon_threadsafe(self._room.set)
+    @classmethod
+    def start(
+        cls,
+        run: Callable[[str], Awaitable[Any]],
+        statement: str,
+        data_format: str,
+        settings: dict[str, str],
+        cancel_query: Callable[[], Awaitable[bool]],
+    ) -> StreamingInsert:
+        """Start ``statement`` through ``run`` (which runs SQL on the request's connection,
+        whose ``settings`` the request has set).
 
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise ClickHouseError.from_engine(self._error)
+        ``cancel_query`` kills the running statement without waiting for it and says whether
+        it found it; ``statement`` must start with a tag by which it can be found.
+        """
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):  # a smaller pipe only costs more wake-ups
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(write_fd, False)
+        defaults = {k: v for k, v in INSERT_DEFAULTS.items() if k not in settings}
+        query = asyncio.ensure_future(
+            run(insert_from_file(statement, f"/dev/fd/{read_fd}", data_format, defaults))
+        )
+        # Once the engine has stopped reading, writes must fail (EPIPE) rather than wait.
+        query.add_done_callback(lambda _: os.close(read_fd))
+        return cls(query, write_fd, cancel_query)
 
     async def append(self, chunk: bytes) -> None:
-        """Queue a chunk; waits while the engine is MAX_QUEUED_BYTES behind."""
-        self._raise_if_failed()
-        while True:
-            with self._lock:
-                if self._queued < MAX_QUEUED_BYTES:
-                    self._queued += len(chunk)
-                    break
-                self._room.clear()
-            await self._room.wait()
-            self._raise_if_failed()
-        self._chunks.put(chunk)
+        """Write a chunk into the pipe; waits while the pipe is full."""
+        if not self._ignoring and not await self._write(memoryview(chunk)):
+            await self._engine_result()  # raises the engine's error, if it had one
+            self._ignoring = True
+            log.warning("an INSERT ended before its data did; the rest of the body is ignored")
+
+    async def _write(self, data: memoryview) -> bool:
+        """False if the engine closed its end."""
+        assert self._write_fd is not None
+        loop = asyncio.get_running_loop()
+        while data:
+            try:
+                data = data[os.write(self._write_fd, data) :]
+            except BlockingIOError:
+                writable = loop.create_future()
+                loop.add_writer(self._write_fd, _resolve, writable)
+                try:
+                    await writable
+                finally:
+                    loop.remove_writer(self._write_fd)
+            except BrokenPipeError:
+                return False
+        return True
+
+    def _close_pipe(self) -> None:
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
+
+    async def _engine_result(self) -> Any:
+        try:
+            return await self._query
+        except RuntimeError as error:
+            raise ClickHouseError.from_engine(error) from None
 
     async def finish(self) -> Any:
-        """Commit the insert once every chunk is in; returns chdb's insert result."""
-        self._chunks.put(None)
-        await self._worker
-        self._raise_if_failed()
-        return await self._loop.run_in_executor(
-            self._executor, self._native.insert_done, self._handle
-        )
+        """End the data and wait until the insert is committed; returns chdb's query result."""
+        self._close_pipe()
+        return await self._engine_result()
 
     async def cancel(self) -> None:
-        """Abort: stop the worker and roll the insert back (idempotent with finish)."""
-        self._error = self._error or ClickHouseError.named("QUERY_WAS_CANCELLED", "cancelled")
-        self._chunks.put(None)
-        await asyncio.shield(self._worker)
-        await self._loop.run_in_executor(self._executor, self._native.insert_cancel, self._handle)
+        """Abandon the insert: nothing it carried is committed (idempotent with finish)."""
+        deadline = time.monotonic() + CANCEL_TIMEOUT_S
+        # Until the pipe ends the query cannot finish, so it is killed once it is registered.
+        while self._write_fd is not None and not self._query.done():
+            if await self._cancel_query():
+                break
+            if time.monotonic() > deadline:
+                log.error("could not cancel an abandoned INSERT; ending its data instead")
+                break
+            await asyncio.sleep(0.005)
+        self._close_pipe()
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._query)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -15,6 +15,7 @@ from warehouse.http_protocol import (
     StreamEncoder,
     exception_block,
     first_keyword,
+    insert_from_file,
     parse_insert_head,
     trailing_format,
 )
@@ -72,6 +73,28 @@ def test_incomplete_head_asks_for_more() -> None:
     ):
         with pytest.raises(NeedMoreData):
             parse_insert_head(prefix, complete=False)
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        ("INSERT INTO t (a)", "INSERT INTO t (a) FROM INFILE '/dev/fd/7' {c} SETTINGS x = '0'"),
+        (
+            "/* q */ INSERT INTO t SETTINGS async_insert=0",
+            "/* q */ INSERT INTO t FROM INFILE '/dev/fd/7' {c} SETTINGS async_insert=0, x = '0'",
+        ),
+        # The statement's own value wins over the default.
+        ("INSERT INTO t SETTINGS x=1", "INSERT INTO t FROM INFILE '/dev/fd/7' {c} SETTINGS x=1"),
+        (
+            "INSERT INTO FUNCTION f('SETTINGS', (SETTINGS))",
+            "INSERT INTO FUNCTION f('SETTINGS', (SETTINGS)) FROM INFILE '/dev/fd/7' {c} "
+            "SETTINGS x = '0'",
+        ),
+    ],
+)
+def test_insert_from_file_puts_infile_before_settings(statement: str, expected: str) -> None:
+    sql = insert_from_file(statement, "/dev/fd/7", "JSONEachRow", {"x": "0"})
+    assert sql == expected.format(c="COMPRESSION 'none'") + " FORMAT JSONEachRow"
 
 
 def test_trailing_format_and_first_keyword() -> None:
