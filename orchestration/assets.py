@@ -21,6 +21,7 @@ from dagster import (
     BetaWarning,
     Config,
     DataVersion,
+    Failure,
     MetadataValue,
     ObserveResult,
     RetryRequested,
@@ -37,6 +38,9 @@ from dagster_dbt import (
 
 from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
 from orchestration.resources import WarehouseResource
+from trackhouse.settings import get_settings
+from warehouse.client import warehouse
+from warehouse.migrate import SchemaBehind, pending
 
 KEEP_INVOCATION_DIRS = 20  # dbt target folders of past invocations kept for their logs
 RAW_GROUP = "raw"
@@ -110,6 +114,20 @@ def is_transient_warehouse_error(message: str) -> bool:
     return any(marker in message for marker in TRANSIENT_WAREHOUSE_ERRORS)
 
 
+def refuse_raw_tables_behind() -> None:
+    """Fail the run, saying what to do, when the raw tables lack a migration: dbt would build
+    on columns that are not there yet. An unreachable warehouse is left to dbt's own run (and
+    its retries)."""
+    settings = get_settings()
+    try:
+        behind = pending(warehouse(settings, connect_timeout=2, send_receive_timeout=10),
+                         settings)
+    except Exception:
+        return
+    if behind:
+        raise Failure(str(SchemaBehind.of(settings, behind)))
+
+
 def build_dbt_models(project: DbtProject) -> AssetsDefinition:
     """The ``@dbt_assets`` of ``project`` (the Trackhouse project below; tests build one over a
     copy of it)."""
@@ -127,6 +145,7 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
     ) -> Iterator[Any]:
         """``dbt build`` of the selected models: materializations, then their tests as checks."""
         apply_dbt_env()
+        refuse_raw_tables_behind()
         prune_invocation_dirs(
             Path(project.project_dir) / project.target_path, context.op_def.name,
             keep=KEEP_INVOCATION_DIRS - 1,

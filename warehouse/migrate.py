@@ -100,6 +100,12 @@ def pending(client: Client, settings: Settings) -> list[Migration]:
 class SchemaBehind(RuntimeError):
     """The raw tables are older than this code; ``trackhouse migrate`` brings them up."""
 
+    @classmethod
+    def of(cls, settings: Settings, behind: list[Migration]) -> SchemaBehind:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in behind)
+        return cls(f"the raw tables in '{settings.raw_database}' lack migration(s) {names}: "
+                   "run `trackhouse migrate`")
+
 
 def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) -> None:
     """Return once the raw schema is current; a service calls it before it serves.
@@ -120,12 +126,12 @@ def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) 
         else:
             if not behind:
                 return
-            names = ", ".join(f"{m.version:04d}_{m.name}" for m in behind)
-            reason = f"the raw tables in '{settings.raw_database}' lack migration(s) {names}"
+            error = SchemaBehind.of(settings, behind)
+            reason = str(error)
             now = time.monotonic()
             behind_since = behind_since or now
             if now - behind_since >= timeout_s:
-                raise SchemaBehind(f"{reason}: run `trackhouse migrate`")
+                raise error
         if time.monotonic() - logged >= 10:
             log.warning("waiting: %s", reason)
             logged = time.monotonic()
