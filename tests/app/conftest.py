@@ -4,7 +4,7 @@ real dbt project, and dashboard users in the metadata database."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,3 +46,25 @@ def dashboard_data(migrated: None) -> Iterator[DashboardData]:
         pytest.fail(f"dbt build failed: {result.exception or failed}")
     client.close()
     yield DashboardData(now, events)
+
+
+@pytest.fixture
+def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[datetime], None]]:
+    """Rewrite the build_info mart as if dbt had last built the marts at a given time; the row
+    dbt wrote comes back afterwards."""
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    table = f"{get_settings().analytics_database}.build_info"
+    client = warehouse()
+    original = client.query(f"select built_at, invocation_id from {table}").result_rows
+
+    def rewrite(rows: list) -> None:
+        client.command(f"truncate table {table}")
+        client.insert(table, rows, column_names=["built_at", "invocation_id"])
+
+    try:
+        yield lambda built_at: rewrite([[built_at, "test-build"]])
+    finally:
+        rewrite(original)
+        client.close()
