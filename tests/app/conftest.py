@@ -53,7 +53,8 @@ def dashboard_data(migrated: None) -> Iterator[DashboardData]:
 @pytest.fixture
 def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[datetime], None]]:
     """Rewrite the build_info mart as if dbt had last built the marts at a given time; the row
-    dbt wrote comes back afterwards."""
+    dbt wrote comes back afterwards (and this process forgets the time it cached)."""
+    from app.queries.freshness import marts_built_at
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 
@@ -70,3 +71,4 @@ def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[date
     finally:
         rewrite(original)
         client.close()
+        marts_built_at.clear()

@@ -176,6 +176,27 @@ def test_stale_marts_show_a_notice_with_the_time_of_their_last_build(
         "miss recent events; see the `incremental_marts` job in Dagster."]
 
 
+def test_marts_without_a_recorded_build_show_a_notice(dashboard_data: DashboardData) -> None:
+    """No build_info yet (a fresh install before dbt's first complete run): the pages say so."""
+    from app.queries.freshness import marts_built_at
+    from warehouse.client import warehouse
+
+    analytics = get_settings().analytics_database
+    client = warehouse()
+    client.command(f"rename table {analytics}.build_info to {analytics}.build_info_hidden")
+    try:
+        marts_built_at.clear()
+        at = log_in(app_test(project=fd.SHOP, range="7d"), ADMIN)
+        assert_no_exception(at)
+        assert [w.value for w in at.warning] == [
+            "The marts have not been built yet: figures that come from them are missing until "
+            "dbt's first complete run (Dagster's `incremental_marts` job)."]
+    finally:
+        client.command(f"rename table {analytics}.build_info_hidden to {analytics}.build_info")
+        client.close()
+        marts_built_at.clear()
+
+
 def test_a_viewer_sees_only_granted_projects_and_no_admin(dashboard_data: DashboardData) -> None:
     at = log_in(app_test(project=fd.SHOP, range="7d"), VIEWER)  # asks for a project not granted
     assert_no_exception(at)
