@@ -18,11 +18,14 @@
     {#-
         A filter keeping the rows of the affected days. With `timestamp_column` it also bounds
         that UTC timestamp (project days lie within 14 hours of UTC), so the scan skips old
-        partitions before the day expression is evaluated.
+        partitions before the day expression is evaluated. The bounds are DateTime64: a Date
+        (up to 2149) converted to DateTime (up to 2106) would wrap around.
     -#}
     {%- if timestamp_column %}
-    {{ timestamp_column }} >= (select toDateTime(min(day)) - toIntervalDay(1) from affected_days)
-    and {{ timestamp_column }} < (select toDateTime(max(day)) + toIntervalDay(2) from affected_days)
+    {{ timestamp_column }} >= (
+        select toDateTime64(min(day), 3, 'UTC') - toIntervalDay(1) from affected_days)
+    and {{ timestamp_column }} < (
+        select toDateTime64(max(day), 3, 'UTC') + toIntervalDay(2) from affected_days)
     and
     {%- endif %}
     ({{ 'project_id' }}, {{ day_column }}) in (select project_id, day from affected_days)

@@ -4,7 +4,7 @@ real dbt project, and dashboard users in the metadata database."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,10 +39,36 @@ def dashboard_data(migrated: None) -> Iterator[DashboardData]:
         service.create_user(session, email=ADMIN, password=PASSWORD, name="Ada", is_admin=True)
         service.create_user(session, email=VIEWER, password=PASSWORD, name="Vic",
                             project_ids=[fd.BLOG])
-    result = run_dbt(["build"])
+    # a full refresh: these events were received "in the past" (received_at = created_at), so
+    # an incremental build after another module's (the orchestration tests') would skip them
+    result = run_dbt(["build", "--full-refresh"])
     if not result.success:
         failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
                   if str(r.status) in ("error", "fail")]
         pytest.fail(f"dbt build failed: {result.exception or failed}")
     client.close()
     yield DashboardData(now, events)
+
+
+@pytest.fixture
+def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[datetime], None]]:
+    """Rewrite the build_info mart as if dbt had last built the marts at a given time; the row
+    dbt wrote comes back afterwards (and this process forgets the time it cached)."""
+    from app.queries.freshness import marts_built_at
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    table = f"{get_settings().analytics_database}.build_info"
+    client = warehouse()
+    original = client.query(f"select built_at, invocation_id from {table}").result_rows
+
+    def rewrite(rows: list) -> None:
+        client.command(f"truncate table {table}")
+        client.insert(table, rows, column_names=["built_at", "invocation_id"])
+
+    try:
+        yield lambda built_at: rewrite([[built_at, "test-build"]])
+    finally:
+        rewrite(original)
+        client.close()
+        marts_built_at.clear()

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dashboard_fixture as fd
 import httpx
@@ -81,13 +83,19 @@ def metric_values(page: Page) -> list[str]:
     return [text.strip() for text in values.all_inner_texts()]
 
 
+STALE_NOTICE = "The marts are stale"
+
+
 def test_a_person_logs_in_and_sees_every_page(dashboard_url: str, page: Page,
-                                              dashboard_data: DashboardData) -> None:
+                                              dashboard_data: DashboardData,
+                                              set_marts_built_at) -> None:
+    set_marts_built_at(datetime.now(UTC) - timedelta(minutes=1))  # fresh marts
     page.goto(f"{dashboard_url}/?project={fd.SHOP}&range=30d")
     page.get_by_role("textbox", name="E-mail").fill(ADMIN)
     page.get_by_role("textbox", name="Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(STALE_NOTICE)).to_have_count(0)
 
     date_range = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
     figures = fd.expected_kpis(dashboard_data.events, fd.SHOP, date_range.start, date_range.end)
@@ -165,6 +173,34 @@ def test_a_login_survives_a_reload_and_a_new_tab_until_logout(
         expect(tab.get_by_role("heading", name="Overview")).to_have_count(0)
     finally:
         context.close()
+
+
+def test_a_person_sees_when_the_marts_are_stale(dashboard_url: str, page: Page,
+                                               dashboard_data: DashboardData,
+                                               set_marts_built_at) -> None:
+    """Built three hours ago: every analytics page says so, with the time on the project's
+    clock. The app keeps the build time cached for FRESHNESS_TTL_S, hence the reloads."""
+    from app.queries.freshness import FRESHNESS_TTL_S
+
+    built_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+    set_marts_built_at(built_at)
+    local = built_at.astimezone(ZoneInfo(fd.PROJECT_ZONES[fd.SHOP]))
+    notice = page.locator('[data-testid="stAlert"]').filter(has_text=STALE_NOTICE)
+    page.goto(f"{dashboard_url}/?project={fd.SHOP}&range=7d")
+    page.get_by_role("textbox", name="E-mail").fill(ADMIN)  # the first test logged out
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    deadline = time.monotonic() + FRESHNESS_TTL_S + 15
+    while not notice.count() and time.monotonic() < deadline:
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(2000)
+        if not notice.count():
+            page.reload()
+    expect(notice).to_contain_text(f"{local:%Y-%m-%d %H:%M} (Europe/Berlin), 3 h ")
+    page.screenshot(path=str(ARTIFACTS / "dashboard-stale-notice.png"), full_page=True)
+    page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Retention").first.click()
+    expect(page.get_by_role("heading", name="Retention").first).to_be_visible(timeout=30_000)
+    expect(notice).to_be_visible()
 
 
 def _wait_for_cookie(context, name: str, timeout_s: float = 15) -> dict:

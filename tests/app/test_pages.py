@@ -3,8 +3,9 @@ figures, filters (including hostile ones) from the URL, viewers' project scope, 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dashboard_fixture as fd
 import pytest
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import charts
 from app.periods import Preset, preset_range
+from trackhouse.settings import get_settings
 
 MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
 PAGES = ["overview", "realtime", "events", "funnels", "retention", "profiles", "admin"]
@@ -141,6 +143,58 @@ def test_realtime_counts_the_last_five_minutes(dashboard_data: DashboardData) ->
     assert_no_exception(at)
     assert at.metric[0].value == "4"  # devices in the last 5 minutes, the crawler not counted
     assert at.metric[1].value == "5"  # events in the last 30 minutes
+
+
+@pytest.mark.parametrize(("page", "stale"), [
+    ("overview", False), ("overview", True), ("retention", True), ("funnels", True)])
+def test_stale_marts_show_a_notice_with_the_time_of_their_last_build(
+    dashboard_data: DashboardData, set_marts_built_at, page: str, stale: bool
+) -> None:
+    """Stale: the last complete build (build_info) lies more than two schedule intervals back
+    (TRACKHOUSE_MARTS_INTERVAL_MINUTES, 5 by default); a minute less is still fresh."""
+    from app.queries.freshness import marts_built_at
+
+    two_intervals = timedelta(minutes=2 * get_settings().marts_interval_minutes)
+    now = datetime.now(UTC).replace(microsecond=0)
+    built_at = now - two_intervals - timedelta(minutes=1) if stale else \
+        now - two_intervals + timedelta(minutes=1)
+    set_marts_built_at(built_at)
+    marts_built_at.clear()
+    at = log_in(app_test(project=fd.SHOP, range="7d"), ADMIN)
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert_no_exception(at)
+    notices = [w.value for w in at.warning if "stale" in w.value]
+    if not stale:
+        assert notices == []
+        return
+    local = built_at.astimezone(ZoneInfo(fd.PROJECT_ZONES[fd.SHOP]))
+    assert notices == [
+        f"The marts are stale: their last successful build was at {local:%Y-%m-%d %H:%M} "
+        f"(Europe/Berlin), {int(two_intervals.total_seconds() // 60) + 1} min ago, and they "
+        f"should be rebuilt every {get_settings().marts_interval_minutes} min. Figures may "
+        "miss recent events; see the `incremental_marts` job in Dagster."]
+
+
+def test_marts_without_a_recorded_build_show_a_notice(dashboard_data: DashboardData) -> None:
+    """No build_info yet (a fresh install before dbt's first complete run): the pages say so."""
+    from app.queries.freshness import marts_built_at
+    from warehouse.client import warehouse
+
+    analytics = get_settings().analytics_database
+    client = warehouse()
+    client.command(f"rename table {analytics}.build_info to {analytics}.build_info_hidden")
+    try:
+        marts_built_at.clear()
+        at = log_in(app_test(project=fd.SHOP, range="7d"), ADMIN)
+        assert_no_exception(at)
+        assert [w.value for w in at.warning] == [
+            "The marts have not been built yet: figures that come from them are missing until "
+            "dbt's first complete run (Dagster's `incremental_marts` job)."]
+    finally:
+        client.command(f"rename table {analytics}.build_info_hidden to {analytics}.build_info")
+        client.close()
+        marts_built_at.clear()
 
 
 def test_a_viewer_sees_only_granted_projects_and_no_admin(dashboard_data: DashboardData) -> None:

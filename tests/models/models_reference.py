@@ -6,12 +6,15 @@ rows) and returns what the corresponding mart must contain, keyed by its grain.
 
 from __future__ import annotations
 
+import csv
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from trackhouse.settings import PROJECT_ROOT
 
 SESSION_GAP = timedelta(minutes=30)
 IGNORED_EVENTS = {"session_start", "session_end"}
@@ -31,6 +34,13 @@ def counted_events(raw: Iterable[dict]) -> list[dict]:
         if kept is None or event["received_at"] < kept["received_at"]:
             first[event["id"]] = event
     return list(first.values())
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A warehouse timestamp (naive means UTC) as an aware UTC datetime."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def project_day(moment: datetime, zone: str) -> date:
@@ -107,23 +117,30 @@ def sessions_mart(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict
     return {(r["project_id"], r["device_id"], r["started_at"]): r for r in rows}
 
 
-def daily_metrics(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
-    days: dict[tuple, dict] = defaultdict(
+def time_bucket_metrics(
+    events: list[dict], zones: dict[str, str], bucket: Callable[[datetime], tuple]
+) -> dict[tuple, dict]:
+    """The daily figures of metrics.md per (project, *bucket(local time)): events count in the
+    bucket of their own time, sessions in the bucket of their first event."""
+    buckets: dict[tuple, dict] = defaultdict(
         lambda: {"devices": set(), "pageviews": 0, "events": 0, "sessions": []}
     )
+
+    def key(project_id: str, moment: datetime) -> tuple:
+        return (project_id, *bucket(moment.astimezone(ZoneInfo(zones.get(project_id, "UTC")))))
+
     for event in events:
-        day = project_day(event["created_at"], zones.get(event["project_id"], "UTC"))
-        figures = days[(event["project_id"], day)]
+        figures = buckets[key(event["project_id"], event["created_at"])]
         figures["devices"].add(event["device_id"])
         figures["events"] += 1
         figures["pageviews"] += event["name"] == "screen_view"
     for session in sessions_mart(events, zones).values():
-        days[(session["project_id"], session["day"])]["sessions"].append(session)
+        buckets[key(session["project_id"], session["started_at"])]["sessions"].append(session)
     result = {}
-    for key, figures in days.items():
+    for grain, figures in buckets.items():
         sessions = figures["sessions"]
         count = len(sessions)
-        result[key] = {
+        result[grain] = {
             "visitors": len(figures["devices"]),
             "sessions": count,
             "pageviews": figures["pageviews"],
@@ -135,6 +152,17 @@ def daily_metrics(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict
             "views_per_session": figures["pageviews"] / count if count else 0.0,
         }
     return result
+
+
+def daily_metrics(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
+    return time_bucket_metrics(events, zones, lambda local: (local.date(),))
+
+
+def hourly_metrics(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
+    """Per hour of the project's clock (the mart has no views_per_session)."""
+    rows = time_bucket_metrics(events, zones, lambda local: (local.date(), local.hour))
+    return {grain: {k: v for k, v in row.items() if k != "views_per_session"}
+            for grain, row in rows.items()}
 
 
 def session_breakdown(
@@ -176,6 +204,19 @@ class Funnel:
     name: str
     steps: tuple[str, ...]
     window: timedelta
+
+
+def seed_funnels() -> list[Funnel]:
+    """The funnels of the dbt seed funnels.csv."""
+    with (PROJECT_ROOT / "dbt_project/seeds/funnels.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    funnels = []
+    for key in sorted({(r["project_id"], r["funnel"]) for r in rows}):
+        steps = sorted((int(r["step"]), r) for r in rows if (r["project_id"], r["funnel"]) == key)
+        window = max(int(r["window_seconds"] or 86400) for _, r in steps)
+        funnels.append(Funnel(key[0], key[1], tuple(r["event_name"] for _, r in steps),
+                              timedelta(seconds=window)))
+    return funnels
 
 
 def funnel_level(start: dict, timeline: list[dict], funnel: Funnel) -> int:

@@ -8,16 +8,14 @@ the incremental marts exactly.
 
 from __future__ import annotations
 
-import csv
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import models_reference as reference
 import pytest
+from models_reference import seed_funnels, utc
 from models_scenario import START, ZONES, build, loads
-
-from trackhouse.settings import PROJECT_ROOT
 
 CONTRACT_MARTS = ("sessions", "daily_metrics", "funnel_steps", "retention", "profiles")
 # the order a full refresh must reproduce, per mart (its grain, no watermark columns)
@@ -34,24 +32,6 @@ GRAIN = {
     "daily_countries": "project_id, day, country",
     "daily_entry_pages": "project_id, day, entry_path",
 }
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def seed_funnels() -> list[reference.Funnel]:
-    with (PROJECT_ROOT / "dbt_project/seeds/funnels.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    funnels = []
-    for key in sorted({(r["project_id"], r["funnel"]) for r in rows}):
-        steps = sorted((int(r["step"]), r) for r in rows if (r["project_id"], r["funnel"]) == key)
-        window = max(int(r["window_seconds"] or 86400) for _, r in steps)
-        funnels.append(reference.Funnel(key[0], key[1], tuple(r["event_name"] for _, r in steps),
-                                        timedelta(seconds=window)))
-    return funnels
 
 
 @pytest.fixture(scope="module")

@@ -89,3 +89,18 @@ def test_jobs_split_the_models_between_the_cadences(manifest_ready: None) -> Non
     assert raw <= incremental  # the raw tables are observed on every tick
     assert (incremental - raw) | slow == all_models
     assert full == all_models
+
+
+def test_build_info_follows_every_mart_of_the_incremental_job(manifest_ready: None) -> None:
+    """build_info (the dashboards' "last complete build") is built after, and only after, every
+    mart incremental_marts builds: a mart added without it would not hold the notice back."""
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    incremental_marts = {
+        key for key in defs.resolve_job_def("incremental_marts").asset_layer.selected_asset_keys
+        if graph.get(key).group_name == "marts"
+    }
+    assert AssetKey("build_info") in incremental_marts
+    assert set(graph.get(AssetKey("build_info")).parent_keys) == incremental_marts - {
+        AssetKey("build_info")}

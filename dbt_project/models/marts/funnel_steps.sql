@@ -60,7 +60,8 @@ events as (
     from {{ ref('int_events_localized') }}
     where project_id in (select project_id from funnels)
     {%- if is_incremental() %}
-        and created_at >= (select toDateTime(min(day)) - toIntervalDay(1) from affected_days)
+        and created_at >= (
+            select toDateTime64(min(day), 3, 'UTC') - toIntervalDay(1) from affected_days)
         and day >= (select min(day) from affected_days)
     {%- endif %}
 

@@ -3,6 +3,12 @@
     duplicates of an event id (retried deliveries not merged away yet) reduced to the copy the
     collector received first.
 
+    Only events whose time lies in the range the collector accepts count: from 2000-01-01 UTC
+    to a day after they were received (and after this run started). Older collectors and other
+    writers may have stored times anywhere in DateTime64's range (1900-2299), but a project day
+    is a Date (1970-2149): outside it toDate wraps around (1960 becomes 2139), and a lone 1974
+    or 2120 day would stretch every chart, cohort and incremental scan of its project.
+
     Materialized as an incremental table (not a view) so that downstream models read deduplicated
     events with their filters pushed into the primary key; deduplicating inside a view would make
     every reader sort the whole raw table. Each run takes every copy of every event id received
@@ -28,6 +34,8 @@ raw_events as (
     select * from {{ source('trackhouse', 'events') }}
     where not is_bot
         and name not in ('session_start', 'session_end')
+        and created_at >= toDateTime64('2000-01-01 00:00:00', 3, 'UTC')
+        and created_at <= least(received_at, {{ run_started() }}) + toIntervalDay(1)
     {% if is_incremental() %}
         -- every copy of the ids received since the last run, older copies included, so the
         -- first-received copy wins exactly as in a full refresh

@@ -1,0 +1,37 @@
+{#-
+    One row: when the last dbt run that built every incremental mart finished them. The
+    dashboards read it to tell their users that the figures are stale; a run in which any of
+    these marts fails skips this model, so it keeps the time of the last complete build.
+    Every mart the incremental job builds is a parent (tests/models check the list).
+-#}
+-- depends_on: {{ ref('sessions') }}
+-- depends_on: {{ ref('session_contents') }}
+-- depends_on: {{ ref('daily_metrics') }}
+-- depends_on: {{ ref('hourly_metrics') }}
+-- depends_on: {{ ref('daily_visitor_states') }}
+-- depends_on: {{ ref('profiles') }}
+-- depends_on: {{ ref('daily_browsers') }}
+-- depends_on: {{ ref('daily_cities') }}
+-- depends_on: {{ ref('daily_countries') }}
+-- depends_on: {{ ref('daily_devices') }}
+-- depends_on: {{ ref('daily_entry_pages') }}
+-- depends_on: {{ ref('daily_exit_pages') }}
+-- depends_on: {{ ref('daily_operating_systems') }}
+-- depends_on: {{ ref('daily_page_states') }}
+-- depends_on: {{ ref('daily_pages') }}
+-- depends_on: {{ ref('daily_referrers') }}
+-- depends_on: {{ ref('daily_regions') }}
+-- depends_on: {{ ref('daily_utm') }}
+{{ config(materialized='table', order_by='built_at') }}
+
+with
+
+final as (
+
+    select
+        now64(3, 'UTC') as built_at,
+        '{{ invocation_id }}' as invocation_id
+
+)
+
+select * from final
