@@ -10,7 +10,6 @@
 # of the decorated functions at run time.
 import warnings
 from collections.abc import Callable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from dagster import (
@@ -31,7 +30,7 @@ from orchestration.assets import RAW_EVENTS_KEY, dbt_translator
 from orchestration.project import dbt_manifest
 from orchestration.resources import RedisResource
 from trackhouse.buffer_layout import BufferFigures
-from trackhouse.settings import get_settings
+from trackhouse.settings import get_settings, stale_after
 
 # The marts with their own, slower cadence (schedules.py); every other mart is incremental.
 SLOW_MARTS = ("funnel_steps", "retention")
@@ -54,8 +53,8 @@ def mart_keys(manifest: Mapping[str, Any], *, slow: bool) -> list[AssetKey]:
 
 
 def build_freshness_checks() -> list[AssetChecksDefinition]:
-    """A mart is stale when its last build is older than two of its schedule intervals (one
-    interval for the next tick plus room for the run itself)."""
+    """A mart is stale when its last build is older than ``stale_after`` its schedule
+    interval."""
     settings = get_settings()
     checks: list[AssetChecksDefinition] = []
     for slow, minutes in ((False, settings.marts_interval_minutes),
@@ -63,7 +62,7 @@ def build_freshness_checks() -> list[AssetChecksDefinition]:
         keys = mart_keys(dbt_manifest(), slow=slow)
         if keys:
             checks.extend(build_last_update_freshness_checks(
-                assets=keys, lower_bound_delta=timedelta(minutes=2 * minutes),
+                assets=keys, lower_bound_delta=stale_after(minutes),
             ))
     return checks
 

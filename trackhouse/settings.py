@@ -7,6 +7,7 @@ e.g. ``TRACKHOUSE_CLICKHOUSE_URL``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -219,6 +220,13 @@ class Settings(BaseSettings):
 
 
 @lru_cache(maxsize=1)
+def stale_after(interval_minutes: int) -> timedelta:
+    """A mart is stale once its last build is older than two of its schedule intervals (one for
+    the next tick, one for the run itself): Dagster's freshness checks and the dashboards'
+    notice both use it."""
+    return timedelta(minutes=2 * interval_minutes)
+
+
 def get_settings() -> Settings:
     """The process-wide settings instance (tests call ``get_settings.cache_clear()``)."""
     return Settings()

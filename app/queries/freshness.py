@@ -7,12 +7,12 @@ warehouse like every other figure, whichever scheduler ran dbt.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import streamlit as st
 
 from app.queries.base import TableMissing, mart, run
-from trackhouse.settings import get_settings
+from trackhouse.settings import get_settings, stale_after
 
 FRESHNESS_TTL_S = 30
 
@@ -31,11 +31,6 @@ def marts_built_at() -> datetime | None:
     return built_at.replace(tzinfo=UTC) if built_at.tzinfo is None else built_at
 
 
-def stale_after() -> timedelta:
-    """Two schedule intervals: one for the next tick, one for the run itself (as the marts'
-    freshness checks in Dagster)."""
-    return timedelta(minutes=2 * get_settings().marts_interval_minutes)
-
-
 def is_stale(built_at: datetime | None, now: datetime) -> bool:
-    return built_at is None or now - built_at > stale_after()
+    """Stale as Dagster's freshness checks of the incremental marts judge it."""
+    return built_at is None or now - built_at > stale_after(get_settings().marts_interval_minutes)
