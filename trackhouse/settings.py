@@ -219,7 +219,6 @@ class Settings(BaseSettings):
         return self.data_dir / "logs"
 
 
-@lru_cache(maxsize=1)
 def stale_after(interval_minutes: int) -> timedelta:
     """A mart is stale once its last build is older than two of its schedule intervals (one for
     the next tick, one for the run itself): Dagster's freshness checks and the dashboards'
@@ -227,6 +226,7 @@ def stale_after(interval_minutes: int) -> timedelta:
     return timedelta(minutes=2 * interval_minutes)
 
 
+@lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings instance (tests call ``get_settings.cache_clear()``)."""
     return Settings()

@@ -47,3 +47,26 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def build_staging_with(monkeypatch: Any, env: dict[str, str], **config: Any) -> Any:
+    """A real in-process Dagster run of the dbt assets' ``stg_events`` under settings changed
+    by ``env`` (restored afterwards), with ``config`` for the dbt op."""
+    from dagster import materialize
+
+    from orchestration.assets import dbt_models
+    from orchestration.resources import dbt_resource
+    from trackhouse.settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        return materialize(
+            [dbt_models], resources={"dbt": dbt_resource()},
+            selection=[key for key in dbt_models.keys if key.path[-1] == "stg_events"],
+            raise_on_error=False, run_config={"ops": {"dbt_models": {"config": config}}},
+        )
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

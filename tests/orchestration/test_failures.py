@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, materialize
-from orchestration_support import unused_port
+from orchestration_support import build_staging_with, unused_port
 
 FAILING_TEST = "orchestration_sessions_are_empty"
 
@@ -59,24 +59,9 @@ def test_a_failing_dbt_test_is_a_failed_check_and_the_marts_after_it_still_build
 def test_an_unreachable_warehouse_is_retried_with_backoff(
     manifest_ready: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from orchestration.assets import dbt_models
-    from orchestration.resources import dbt_resource
-    from trackhouse.settings import get_settings
-
-    monkeypatch.setenv("TRACKHOUSE_CLICKHOUSE_URL", f"http://127.0.0.1:{unused_port()}")
-    get_settings.cache_clear()
-    try:
-        result = materialize(
-            [dbt_models], resources={"dbt": dbt_resource()},
-            selection=[key for key in dbt_models.keys if key.path[-1] == "stg_events"],
-            raise_on_error=False,
-            run_config={"ops": {"dbt_models": {"config": {
-                "transient_retries": 2, "retry_base_delay_s": 0.2,
-            }}}},
-        )
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    result = build_staging_with(
+        monkeypatch, {"TRACKHOUSE_CLICKHOUSE_URL": f"http://127.0.0.1:{unused_port()}"},
+        transient_retries=2, retry_base_delay_s=0.2)
     assert not result.success
     retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
     waits = [e.event_specific_data.seconds_to_wait for e in retries]
