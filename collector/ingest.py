@@ -44,18 +44,16 @@ from collector.schemas import (
     PlainTrackMessage,
     parse_message,
 )
+from trackhouse import event_times
 from trackhouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
 CLAMP_PAST_MS = 7 * 86_400_000
 CLAMP_FUTURE_MS = 60_000
-# The times an imported event may have (``__timestamp``; live events are clamped instead):
-# from 2000-01-01T00:00:00Z to a day after the request arrived. Anything else is a client's
-# bug (a zero or seconds-for-milliseconds epoch, a year typo) that would land as history.
-IMPORT_EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
-IMPORT_AHEAD_MS = 86_400_000
-IMPORT_RANGE_TEXT = "2000-01-01T00:00:00Z to a day after the request arrived"
+# The times an imported event may have (``__timestamp``; live events are clamped instead).
+IMPORT_EARLIEST_MS, IMPORT_AHEAD_MS = event_times.EARLIEST_MS, event_times.AHEAD_MS
+IMPORT_RANGE_TEXT = event_times.RANGE_TEXT
 INT64_MAX = 2**63 - 1
 UINT32_MAX = 2**32 - 1
 SESSION_BUCKET_MS = 1_800_000

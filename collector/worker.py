@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import redis
 from clickhouse_connect.driver.client import Client as WarehouseClient
@@ -41,7 +41,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
 from collector.buffer import CLAIM, FINISH, LANES, Keys
-from collector.ingest import IMPORT_EARLIEST_MS
+from trackhouse import event_times
 from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
@@ -68,16 +68,6 @@ INSERT_SETTINGS = {
     # 6.6 us (45,000-row inserts, 45,000 rows/s, collector-made rows).
     "optimize_on_insert": 0,
 }
-
-
-def partitions_in_accepted_range(today: date | None = None) -> int:
-    """The monthly partitions (``toYYYYMM(created_at)``) that accepted event times can fall in:
-    an insert may touch every one of them (an import of years of history), and ClickHouse
-    refuses an insert touching more than ``max_partitions_per_insert_block`` (default 100)."""
-    today = today or datetime.now(UTC).date()
-    first = datetime.fromtimestamp(IMPORT_EARLIEST_MS / 1000, UTC)
-    # to next month: the collector accepts times up to a day after it received them
-    return (today.year - first.year) * 12 + today.month - first.month + 2
 
 
 def is_data_error(error: Exception) -> bool:
@@ -160,7 +150,7 @@ class Lander:
                 f"{self.settings.raw_database}.{LANES[lane]}", insert_block=data, fmt="JSONEachRow",
                 settings=INSERT_SETTINGS | {
                     "insert_deduplication_token": token,
-                    "max_partitions_per_insert_block": partitions_in_accepted_range()},
+                    "max_partitions_per_insert_block": event_times.months_in_range()},
             )
         except DatabaseError as error:
             if not is_data_error(error):

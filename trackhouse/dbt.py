@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from trackhouse import event_times
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:  # dbt is imported only when it runs: importing it takes a second or two
@@ -34,6 +35,7 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "TRACKHOUSE_DBT_PASSWORD": settings.clickhouse_password.get_secret_value(),
         "TRACKHOUSE_RAW_DATABASE": settings.raw_database,
         "TRACKHOUSE_ANALYTICS_DATABASE": settings.analytics_database,
+        "TRACKHOUSE_DBT_MAX_PARTITIONS_PER_INSERT": str(event_times.weeks_in_range()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
     }

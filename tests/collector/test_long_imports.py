@@ -65,11 +65,13 @@ def test_concurrent_long_imports_and_a_live_event_land_once(
     assert post(monthly_events("first", 2000, 120)) == 0
 
 
-def test_the_insert_partition_bound_covers_the_accepted_range() -> None:
+def test_the_partition_bounds_cover_the_accepted_range() -> None:
     from datetime import date
 
-    from collector.worker import partitions_in_accepted_range
+    from trackhouse.event_times import months_in_range, weeks_in_range
 
-    # 2000-01 .. 2027-01 (an event of 2026-12-31 received a day early): 325 months
-    assert partitions_in_accepted_range(date(2026, 12, 6)) == 325
-    assert partitions_in_accepted_range(date(2000, 1, 1)) == 2
+    # 2000-01 .. 2027-01 (an event of 2026-12-31 stamped a day ahead): 325 months
+    assert months_in_range(date(2026, 12, 6)) == 325
+    assert months_in_range(date(2000, 1, 1)) == 2
+    # the Mondays from 1999-12-27 (2000-01-01's week) to 2026-12-07 (a day ahead): 1407
+    assert weeks_in_range(date(2026, 12, 6)) == 1407

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from trackhouse import event_times
 from trackhouse.settings import Settings
 
 RAW_EVENT_COLUMNS = (
@@ -27,6 +28,10 @@ PROFILE_COLUMNS = (
     "id", "project_id", "profile_id", "kind", "first_name", "last_name", "email", "properties",
     "property", "delta", "updated_at", "received_at",
 )
+
+
+# as the worker writes: one insert may hold years of history, a partition per month
+WRITER_SETTINGS = {"max_partitions_per_insert_block": event_times.months_in_range()}
 
 
 @dataclass
@@ -48,7 +53,8 @@ class ModelsWarehouse:
     def insert_events(self, rows: list[dict]) -> None:
         if rows:
             data = [[row[c] for c in RAW_EVENT_COLUMNS] for row in rows]
-            self.client.insert(f"{self.raw}.events", data, column_names=list(RAW_EVENT_COLUMNS))
+            self.client.insert(f"{self.raw}.events", data, column_names=list(RAW_EVENT_COLUMNS),
+                               settings=WRITER_SETTINGS)
 
     def insert_profile_calls(self, rows: list[dict]) -> None:
         if rows:
