@@ -39,8 +39,7 @@ from dagster_dbt import (
 from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
 from orchestration.resources import WarehouseResource
 from trackhouse.settings import get_settings
-from warehouse.client import warehouse
-from warehouse.migrate import SchemaBehind, pending
+from warehouse.migrate import schema_behind
 
 KEEP_INVOCATION_DIRS = 20  # dbt target folders of past invocations kept for their logs
 RAW_GROUP = "raw"
@@ -118,14 +117,12 @@ def refuse_raw_tables_behind() -> None:
     """Fail the run, saying what to do, when the raw tables lack a migration: dbt would build
     on columns that are not there yet. An unreachable warehouse is left to dbt's own run (and
     its retries)."""
-    settings = get_settings()
     try:
-        behind = pending(warehouse(settings, connect_timeout=2, send_receive_timeout=10),
-                         settings)
+        behind = schema_behind(get_settings())
     except Exception:
         return
-    if behind:
-        raise Failure(str(SchemaBehind.of(settings, behind)))
+    if behind is not None:
+        raise Failure(str(behind))
 
 
 def build_dbt_models(project: DbtProject) -> AssetsDefinition:

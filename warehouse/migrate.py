@@ -86,10 +86,11 @@ def applied_versions(client: Client, settings: Settings) -> set[int]:
 def pending(client: Client, settings: Settings) -> list[Migration]:
     """The migrations not yet applied, read without changing anything (a service's start-up
     check: only ``migrate`` creates the raw database)."""
-    exists = client.command(
+    exists = client.query(
         "select count() from system.tables where database = {db:String} "
-        "and name = 'schema_migrations'", parameters={"db": settings.raw_database})
-    if not int(exists):
+        "and name = 'schema_migrations'", parameters={"db": settings.raw_database}
+    ).result_rows[0][0]
+    if not exists:
         return discover()
     rows = client.query(
         f"select version from {settings.raw_database}.schema_migrations final").result_rows
@@ -107,6 +108,17 @@ class SchemaBehind(RuntimeError):
                    "run `trackhouse migrate`")
 
 
+def schema_behind(settings: Settings) -> SchemaBehind | None:
+    """What the raw tables lack, as the error a service reports, or None when they are
+    current; raises when the warehouse does not answer (within seconds, not minutes)."""
+    client = warehouse(settings, connect_timeout=2, send_receive_timeout=10)
+    try:
+        behind = pending(client, settings)
+    finally:
+        client.close()
+    return SchemaBehind.of(settings, behind) if behind else None
+
+
 def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) -> None:
     """Return once the raw schema is current; a service calls it before it serves.
 
@@ -119,19 +131,17 @@ def wait_for_schema(settings: Settings, timeout_s: float, every_s: float = 2.0) 
     logged = 0.0
     while True:
         try:
-            behind = pending(warehouse(settings, connect_timeout=2, send_receive_timeout=10),
-                             settings)
+            behind = schema_behind(settings)
         except Exception as error:  # down or starting
             behind_since, reason = None, f"the warehouse does not answer ({str(error)[:200]})"
         else:
-            if not behind:
+            if behind is None:
                 return
-            error = SchemaBehind.of(settings, behind)
-            reason = str(error)
+            reason = str(behind)
             now = time.monotonic()
             behind_since = behind_since or now
             if now - behind_since >= timeout_s:
-                raise error
+                raise behind
         if time.monotonic() - logged >= 10:
             log.warning("waiting: %s", reason)
             logged = time.monotonic()
