@@ -3,13 +3,16 @@
 Prints, from one run:
 * Native insert rows/s through the endpoint vs in-process chdb (and the ratio);
 * clickhouse-connect row insert rows/s through the endpoint;
-* p50/p99 latency of a small aggregate query through the endpoint vs in-process.
+* p50/p99 latency of a small aggregate query through the endpoint vs in-process;
+* a cancellation soak: rounds of 100 streamed queries abandoned after their first bytes, with
+  the /ping latency right after, the time until system.processes is empty and the endpoint's
+  thread count (which must come back to its figure after the first round).
 
-Usage: ``.venv/bin/python bench/warehouse.py [--rows 2000000] [--queries 400]``. The endpoint
-runs as its own ``trackhouse warehouse`` process on a free port with a temporary data
-directory; the in-process baseline is chdb (raw connection and clickhouse-connect's
-``interface='chdb'``) on another temporary directory. Phases run one after the other so the
-two engines never compete for the CPU.
+Usage: ``.venv/bin/python bench/warehouse.py [--rows 2000000] [--queries 400]
+[--soak-rounds 5]``. The endpoint runs as its own ``trackhouse warehouse`` process on a free
+port with a temporary data directory; the in-process baseline is chdb (raw connection and
+clickhouse-connect's ``interface='chdb'``) on another temporary directory. Phases run one
+after the other so the two engines never compete for the CPU.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
+sys.path.append(str(ROOT / "tests" / "warehouse"))
+from abandoned_streams import (  # noqa: E402  (the cancellation test's tools)
+    abandon_streams,
+    running_queries,
+    thread_count,
+    wait_until,
+)
 from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
 
 TABLE_DDL = (
@@ -89,7 +99,13 @@ def main() -> None:
     parser.add_argument("--row-insert-rows", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=400, help="queries per latency sample")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per insert figure")
+    parser.add_argument("--soak-rounds", type=int, default=5, help="cancellation soak rounds")
+    parser.add_argument("--soak-streams", type=int, default=100, help="abandoned per round")
     args = parser.parse_args()
+    auth = (
+        os.environ.get("TRACKHOUSE_CLICKHOUSE_USER", "default"),
+        os.environ.get("TRACKHOUSE_CLICKHOUSE_PASSWORD", ""),
+    )
 
     with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as scratch:
         scratch_dir = Path(scratch)
@@ -176,6 +192,19 @@ def main() -> None:
             web.close()
             raw_http.close()
             local.close()
+
+            # --- cancellation soak ---------------------------------------------------------
+            assert endpoint.process is not None
+            pid = endpoint.process.pid
+            soak = []
+            for _ in range(args.soak_rounds):
+                abandoned_s = abandon_streams(url, auth, args.soak_streams)
+                started = time.perf_counter()
+                httpx.get(f"{url}/ping", timeout=30).raise_for_status()
+                ping_ms = (time.perf_counter() - started) * 1000
+                drained_s = wait_until(lambda: running_queries(url, auth) == 0, 30)
+                time.sleep(1)  # let finished threads exit
+                soak.append((abandoned_s, ping_ms, drained_s, thread_count(pid)))
         finally:
             endpoint.stop()
 
@@ -203,6 +232,13 @@ def main() -> None:
         f"  endpoint, clickhouse-connect    {endpoint_cc[0]:6.2f} / {endpoint_cc[1]:6.2f}"
         f"   overhead p50 {endpoint_cc[0] - local_cc[0]:+.2f} ms"
     )
+    print(
+        f"cancellation soak, {args.soak_rounds} rounds of {args.soak_streams} streams abandoned "
+        "after their first bytes:"
+    )
+    print("  round  open+abandon s  /ping ms  processes empty after s  threads")
+    for number, (abandoned_s, ping_ms, drained_s, threads) in enumerate(soak, 1):
+        print(f"  {number:5}  {abandoned_s:13.2f}  {ping_ms:8.1f}  {drained_s:23.2f}  {threads:7}")
 
 
 if __name__ == "__main__":

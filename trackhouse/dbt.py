@@ -36,6 +36,8 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "TRACKHOUSE_RAW_DATABASE": settings.raw_database,
         "TRACKHOUSE_ANALYTICS_DATABASE": settings.analytics_database,
         "TRACKHOUSE_DBT_MAX_PARTITIONS_PER_INSERT": str(event_times.weeks_in_range()),
+        # dbt_project/macros/apply_grants.sql: grants are skipped on the embedded warehouse
+        "TRACKHOUSE_DBT_EMBEDDED": "true" if settings.embedded_warehouse else "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
     }

@@ -35,6 +35,7 @@ from warehouse.http_protocol import (
     PARAM_PREFIX,
     TRANSPORT_PARAMETERS,
     ClickHouseError,
+    NativeRevision,
     NeedMoreData,
     StreamDecoder,
     StreamEncoder,
@@ -47,9 +48,10 @@ from warehouse.sessions import (
     Engine,
     EngineConnection,
     ExternalTable,
-    Session,
     create_external_tables,
     drop_external_tables,
+    engine_params,
+    engine_text,
     quote_identifier,
 )
 from warehouse.streaming_insert import StreamingInsert
@@ -62,6 +64,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 T = TypeVar("T")
 
+CANCEL_WAIT_S = 10.0  # a cancelled statement gets this long to end before it is given up on
+CANCEL_RETRY_S = 0.25  # a kill that missed (statement not registered yet) is repeated this often
 HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
 BATCH_BYTES = 1 << 20  # result bytes per send
 SPOOL_MEMORY_BYTES = 16 << 20  # a wait_end_of_query result beyond this waits on disk
@@ -210,7 +214,7 @@ class Responder:
 
     def _base_headers(self) -> list[tuple[bytes, bytes]]:
         return [
-            (b"x-clickhouse-query-id", self.query_id.encode()),
+            (b"x-clickhouse-query-id", engine_text(self.query_id)),
             (b"x-clickhouse-timezone", self.timezone.encode()),
             (b"x-clickhouse-server-display-name", DISPLAY_NAME),
         ]
@@ -320,12 +324,20 @@ class WarehouseApp:
         self.password = password
         self.max_body_bytes = max_body_bytes
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="chdb")
+        # Cancellations run on threads of their own: with every worker busy on abandoned
+        # queries, a kill queued behind them would never run.
+        self.control = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chdb-control")
         self._reaper: asyncio.Task | None = None
         http_protocol.ENGINE_VERSION = engine.version
 
     async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
             self.executor, partial(function, *args)
+        )
+
+    async def in_control(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.control, partial(function, *args)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -342,7 +354,7 @@ class WarehouseApp:
             await _plain(send, 200, b"Ok.\n")
             return
         if path not in ("/", "/query"):
-            await _plain(send, 404, b"There is no handle " + path.encode() + b"\n")
+            await _plain(send, 404, b"There is no handle " + engine_text(path) + b"\n")
             return
         await self.handle_query(scope, receive, send)
 
@@ -357,9 +369,10 @@ class WarehouseApp:
                     self._reaper.cancel()
                 # uvicorn has let in-flight requests finish (or given up on them); a query
                 # still running in a worker thread is stopped before its connection closes.
-                await self.in_thread(self.engine.kill, QUERY_TAG_PREFIX)
+                await self.in_control(self.engine.kill, QUERY_TAG_PREFIX, False)
                 await self.in_thread(self.engine.close)
                 self.executor.shutdown(wait=False, cancel_futures=True)
+                self.control.shutdown(wait=False, cancel_futures=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -373,8 +386,14 @@ class WarehouseApp:
 
     # --- one query request ----------------------------------------------------------------
     async def handle_query(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # surrogateescape keeps bytes that are not UTF-8 (engine_text restores them for chdb)
         params = dict(
-            parse_qsl(scope["query_string"].decode("utf-8", "replace"), keep_blank_values=True)
+            parse_qsl(
+                scope["query_string"].decode("utf-8", "surrogateescape"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
         )
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query_id = (
@@ -426,8 +445,8 @@ class WarehouseApp:
         user = user or "default"
         password = password or ""
         if not (
-            hmac.compare_digest(user.encode(), self.user.encode())
-            and hmac.compare_digest(password.encode(), self.password.encode())
+            hmac.compare_digest(engine_text(user), engine_text(self.user))
+            and hmac.compare_digest(engine_text(password), engine_text(self.password))
         ):
             raise ClickHouseError.named(
                 "AUTHENTICATION_FAILED",
@@ -492,20 +511,17 @@ class WarehouseApp:
             try:
                 if external:
                     await self.in_thread(drop_external_tables, session.connection, external)
-                if not request.keeps_state:  # USE may have moved the session elsewhere
-                    await self.in_thread(session.connection.refresh_database)
+                if request.keyword == "USE":
+                    await self.in_thread(session.remember_use)
+                elif request.keyword == "SET" and request.succeeded:
+                    names = http_protocol.set_statement_names(request.sql)
+                    await self.in_thread(session.remember_set, names)
             finally:
                 self.engine.unlock_session(session)
 
         responder.before_finish(unlock)
-        await self.in_thread(_prepare_session, session, database, settings)
+        await self.in_thread(session.prepare, database, settings)
         await request.execute(session.connection)
-
-
-def _prepare_session(session: Session, database: str, settings: dict[str, str]) -> None:
-    if database:
-        session.connection.use_database(database)
-    session.connection.apply_settings(settings)
 
 
 def _session_timeout(params: dict[str, str]) -> float | None:
@@ -551,6 +567,10 @@ class QueryRequest:
         self.responder = responder
         self.tag = f"{QUERY_TAG_PREFIX}{uuid.uuid4().hex} */ "
         self.keeps_state = True  # False after SET, USE or CREATE TEMPORARY TABLE
+        self.keyword = ""  # the statement's first keyword, once known
+        self.sql = ""
+        self.succeeded = False
+        self.abandoned = False  # the client went away; engine work not yet started is skipped
         self.started = time.monotonic()
 
     async def execute(self, connection: EngineConnection) -> None:
@@ -572,11 +592,8 @@ class QueryRequest:
             await self._insert(connection, statement, output_format, data)
             return
         rest = await self.body.read_all()
-        sql = (
-            (query_text + "\n" + rest.decode("utf-8", "replace"))
-            if query_text and rest
-            else (query_text or rest.decode("utf-8", "replace"))
-        )
+        body_text = rest.decode("utf-8", "surrogateescape")  # engine_text restores the bytes
+        sql = (query_text + "\n" + body_text) if query_text and rest else (query_text or body_text)
         if not sql.strip():
             raise ClickHouseError.named("EMPTY_QUERY", "Empty query")
         await self._statement(connection, sql)
@@ -585,12 +602,12 @@ class QueryRequest:
         """If the request is ``INSERT ... FORMAT x`` + data: (statement, format, first data)."""
         if query_text:
             try:
-                head = parse_insert_head(query_text.encode(), complete=True)
+                head = parse_insert_head(engine_text(query_text), complete=True)
             except NeedMoreData:
                 head = None
             if head is None:
                 return None
-            remainder = query_text.encode()[head.data_offset :]
+            remainder = engine_text(query_text)[head.data_offset :]
             return head.statement, head.format, remainder
         buffered = b""
         while True:
@@ -642,7 +659,7 @@ class QueryRequest:
             self.tag + statement,
             data_format,
             self.settings,
-            partial(self.app.in_thread, self.app.engine.kill, self.tag.strip(), False),
+            self._kill,
         )
         try:
             async for chunk in chunks:
@@ -657,13 +674,14 @@ class QueryRequest:
 
     async def _statement(self, connection: EngineConnection, sql: str) -> None:
         default_format = self.params.get("default_format") or DEFAULT_FORMAT
-        classified = connection.native.classify_query(sql)
+        classified = connection.native.classify_query(engine_text(sql))
         if classified["statement_count"] > 1:
             raise ClickHouseError.named("SYNTAX_ERROR", "Multi-statements are not allowed")
         returns_rows = str(classified["query_class"]).endswith("READ_ONLY")
         if self.read_only and not returns_rows and http_protocol.first_keyword(sql) != "SET":
             raise readonly_error()
         keyword = http_protocol.first_keyword(sql)
+        self.keyword, self.sql = keyword, sql
         tagged = self.tag + sql
         output_format = (trailing_format(sql) or default_format) if returns_rows else None
         streamable = keyword in STREAMABLE_KEYWORDS or sql.lstrip().startswith("(")
@@ -672,39 +690,93 @@ class QueryRequest:
             return
         # DDL, SHOW, DESCRIBE, ...: small answers that chdb only runs as a whole.
         result = await self._guarded(
-            partial(connection.run, tagged, default_format, self.query_params)
+            partial(connection.run, tagged, default_format, self.query_params), self._kill
         )
+        self.succeeded = True
         self.keeps_state = self.keeps_state and not (
             keyword in ("SET", "USE") or (keyword == "CREATE" and "TEMPORARY" in sql.upper()[:200])
         )
         summary = summary_of(result, self.elapsed())
+        answer = bytes(result.bytes() or b"")
+        requested = NativeRevision.requested(self.params, output_format or "")
+        if requested and answer:
+            revision = NativeRevision(requested)
+            if revision.wants_types(answer):
+                revision.real_types = await self.app.in_thread(self._real_types, connection, sql)
+            answer = revision.convert(answer, walk_all=True)
         await self.responder.start(summary, output_format)
-        await self.responder.body(bytes(result.bytes() or b""), more=False)
+        await self.responder.body(answer, more=False)
 
-    async def _guarded(self, work: Callable[[], T]) -> T:
+    async def _kill(self) -> bool:
+        """Cancel this request's running statement without waiting for it to end; say
+        whether it was found. Never ``KILL ... SYNC``: a streamed query leaves
+        system.processes only once its stream is released, which happens after the kill, so
+        a synchronous kill waited forever (and, holding the engine's kill lock, blocked every
+        other cancellation)."""
+        return await self.app.in_control(self.app.engine.kill, self.tag.strip(), False)
+
+    def _real_types(self, connection: EngineConnection, sql: str) -> list[str]:
+        """The result's column types as the engine knows them: chdb drops DateTime's time
+        zone from Native headers, DESCRIBE keeps it ([] if the statement cannot be described:
+        the types then stay as chdb wrote them)."""
+        statement = http_protocol.without_format(sql)
+        # On a connection of its own: a statement on the streaming one would end its stream.
+        # (A session's temporary tables are not seen there; their types stay as chdb wrote.)
+        engine = self.app.engine
+        helper = engine.acquire(connection.database, connection.settings)
+        try:
+            described = helper.run(f"DESCRIBE ({statement})", "TabSeparatedRaw", self.query_params)
+        except ClickHouseError:
+            return []
+        finally:
+            retired = engine.give_back(helper)
+            if retired is not None:
+                retired.close()
+        lines = bytes(described.bytes()).decode("utf-8", "surrogateescape").splitlines()
+        return [line.split("\t")[1] for line in lines if "\t" in line]
+
+    async def _guarded(self, work: Callable[[], T], cancel: Callable[[], Awaitable[bool]]) -> T:
         """Run engine work in a thread; cancel the statement if the client disconnects."""
         future = asyncio.ensure_future(self.app.in_thread(work))
         watcher = asyncio.ensure_future(self.body.wait_for_disconnect())
         try:
             done, _ = await asyncio.wait({future, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if future not in done:
-                await self.app.in_thread(self.app.engine.kill, self.tag.strip())
-                with contextlib.suppress(BaseException):
-                    await future
+                self.abandoned = True
+                await self._cancel_until_done(future, cancel)
                 raise ClientGone
             return future.result()
         finally:
             watcher.cancel()
+
+    async def _cancel_until_done(
+        self, future: asyncio.Future[Any], cancel: Callable[[], Awaitable[bool]]
+    ) -> None:
+        """Cancel until the engine work ends (its thread is free again) or CANCEL_WAIT_S.
+
+        A kill can miss a statement that is not registered yet, so it is repeated."""
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while not future.done() and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                await cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(future), CANCEL_RETRY_S)
+        if not future.done():
+            log.error("query %s: still running %.0f s after cancelling", self.tag, CANCEL_WAIT_S)
+        elif not future.cancelled():
+            future.exception()  # retrieved: the client is gone, nobody else will read it
 
     async def _stream(
         self, connection: EngineConnection, sql: str, default_format: str, output_format: str
     ) -> None:
         """Answer a SELECT block by block as the engine produces it.
 
-        With ``wait_end_of_query=1`` (clickhouse-connect's default for query()) the answer
-        starts only once the query has finished, so that a late error still gets an error
-        status; the result waits in a spooled temporary file (memory up to a bound, then
-        disk), as ClickHouse buffers it, rather than whole in memory.
+        With ``wait_end_of_query=0`` the answer starts with the first block, as a server
+        starts it; an error after that goes into the stream as ClickHouse's tagged exception
+        block (clients raise it). With ``wait_end_of_query=1`` (clickhouse-connect's default
+        for query()) the answer starts only once the query has finished, so that a late error
+        still gets an error status; the result waits in a spooled temporary file (memory up to
+        a bound, then disk), as ClickHouse buffers it, rather than whole in memory.
         """
         native = connection.native
         spool = None
@@ -712,36 +784,45 @@ class QueryRequest:
             spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)
         progress = Progress()
         handle: list[Any] = []
+        requested = NativeRevision.requested(self.params, output_format)
+        revision: list[NativeRevision] = []
 
-        def pull() -> tuple[list[bytes], bool]:
-            """Blocks until BATCH_BYTES or the end (one thread hop, not one per block)."""
-            chunks: list[bytes] = []
+        def pull() -> tuple[bytes, bool]:
+            """The next block (spooling: every block up to BATCH_BYTES); True at the end."""
             size = 0
+            if self.abandoned:  # the client left while this waited for a thread
+                raise ClientGone
             try:
                 if not handle:
-                    handle.append(native.send_query(sql, default_format, params=self.query_params))
+                    if requested:
+                        revision.append(NativeRevision(requested))
+                    bound = engine_params(self.query_params)
+                    handle.append(native.send_query(engine_text(sql), default_format, params=bound))
                 while True:
                     result = native.streaming_fetch_result(handle[0])
                     if result is None or not (result.rows_read() or result.bytes()):
-                        return chunks, True
+                        return b"", True
                     data = bytes(result.bytes())
                     progress.add(result, len(data))
+                    if revision:
+                        if revision[0].wants_types(data):  # the stream may run meanwhile
+                            revision[0].real_types = self._real_types(connection, sql)
+                        data = revision[0].convert(data)
+                    if spool is None:
+                        return data, False
+                    spool.write(data)
                     size += len(data)
-                    if spool is not None:
-                        spool.write(data)
-                    else:
-                        chunks.append(data)
                     if size >= BATCH_BYTES:
-                        return chunks, False
+                        return b"", False
             except RuntimeError as error:
                 raise ClickHouseError.from_engine(error) from None
 
         finished = False
         try:
-            chunks, finished = await self._guarded(pull)
+            data, finished = await self._guarded(pull, self._kill)
             if spool is not None:
                 while not finished:
-                    chunks, finished = await self._guarded(pull)
+                    data, finished = await self._guarded(pull, self._kill)
                 spool.seek(0)
                 await self.responder.start(progress.summary(self.elapsed()), output_format)
                 while piece := await self.app.in_thread(spool.read, BATCH_BYTES):
@@ -749,22 +830,27 @@ class QueryRequest:
                 await self.responder.body(b"", more=False)
                 return
             await self.responder.start(progress.summary(self.elapsed()), output_format)
-            await self.responder.body(b"".join(chunks), more=not finished)
+            await self.responder.body(data, more=not finished)
             while not finished:
                 try:
-                    chunks, done = await self._guarded(pull)
+                    data, finished = await self._guarded(pull, self._kill)
                 except ClickHouseError as error:
                     finished = True  # the failed stream is over; nothing left to cancel
                     await self.responder.error(error)
                     return
-                finished = done
-                await self.responder.body(b"".join(chunks), more=not finished)
+                await self.responder.body(data, more=not finished)
         finally:
             if not finished and handle:
-                with contextlib.suppress(Exception):
-                    await self.app.in_thread(native.streaming_cancel_query, handle[0])
+                await self._release_stream(native, handle[0])
             if spool is not None:
                 spool.close()
+
+    async def _release_stream(self, native: Any, stream: Any) -> None:
+        """End an abandoned streamed query: kill it (so that a producer waiting for its reader
+        gives up), then release its stream, within CANCEL_WAIT_S."""
+        await self._kill()
+        release = asyncio.ensure_future(self.app.in_control(native.streaming_cancel_query, stream))
+        await self._cancel_until_done(release, self._kill)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -824,7 +910,7 @@ def _form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[st
         if part.get_filename():
             files[str(name)] = data
         else:
-            fields[str(name)] = data.decode("utf-8", "replace")
+            fields[str(name)] = data.decode("utf-8", "surrogateescape")
     return fields, files
 
 

@@ -12,15 +12,19 @@ run in parallel (chdb releases the GIL). A connection runs one statement at a ti
   connection instead of returning it, because outside a session ClickHouse forgets such
   state after the query.
 * A ``session_id`` owns one connection for its lifetime; ``USE``, ``SET`` and temporary
-  tables persist across its requests. A second concurrent request on a busy session is
-  refused with SESSION_IS_LOCKED, as ClickHouse does; idle sessions are reaped after their
-  timeout.
+  tables persist across its requests, while a request's URL ``database`` and settings apply
+  to that request only (ClickHouse runs each query in a copy of the session's context). The
+  session remembers its own database and settings; each request sets the connection to
+  those plus its URL overrides, changing only what differs. A second concurrent request on a
+  busy session is refused with SESSION_IS_LOCKED, as ClickHouse does; idle sessions are
+  reaped after their timeout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,6 +37,35 @@ from warehouse.http_protocol import ClickHouseError
 log = logging.getLogger(__name__)
 
 MAX_SESSION_TIMEOUT_S = 3600  # ClickHouse's default max_session_timeout
+
+
+def engine_text(text: str | bytes) -> bytes:
+    """SQL for chdb, byte for byte as the client sent it.
+
+    Request text is decoded with ``surrogateescape`` so that bytes which are not UTF-8
+    survive; encoding it back the same way restores them (chdb takes bytes as they are).
+    """
+    if isinstance(text, bytes):
+        return text
+    return text.encode("utf-8", "surrogateescape")
+
+
+def engine_params(params: dict | None) -> dict[str, str]:
+    """Bound query parameters for chdb, which takes them as UTF-8 text only.
+
+    ClickHouse reads a parameter value as an escaped (TSV) field, so a byte that is not
+    UTF-8 (a surrogate after surrogateescape) goes in as its ``\\xHH`` escape and arrives
+    as that very byte."""
+    return {name: _escape_raw_bytes(str(value)) for name, value in (params or {}).items()}
+
+
+def _escape_raw_bytes(value: str) -> str:
+    if value.isascii():
+        return value
+    return _SURROGATE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02X}", value)
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def quote_string(value: str) -> str:
@@ -56,7 +89,7 @@ class EngineConnection:
 
     def run(self, sql: str, output_format: str = "TabSeparated", params: dict | None = None) -> Any:
         try:
-            return self.native.query(sql, output_format, params=params or {})
+            return self.native.query(engine_text(sql), output_format, params=engine_params(params))
         except RuntimeError as error:
             raise ClickHouseError.from_engine(error) from None
 
@@ -78,6 +111,18 @@ class EngineConnection:
 
     def refresh_database(self) -> None:
         self.database = bytes(self.run("SELECT currentDatabase()").bytes()).decode().strip()
+
+    def read_settings(self, names: list[str]) -> dict[str, str]:
+        """The current values of ``names`` on this connection (after a SET statement)."""
+        if not names:
+            return {}
+        rows = self.run(
+            "SELECT name, value FROM system.settings WHERE name IN {names:Array(String)}",
+            "TabSeparatedRaw",
+            {"names": "[" + ", ".join(quote_string(n) for n in names) + "]"},
+        )
+        text = bytes(rows.bytes()).decode("utf-8", "surrogateescape")
+        return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -147,9 +192,28 @@ class Session:
     timeout_s: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    # The session's own state (USE and SET statements); URL parameters never change it.
+    database: str = "default"
+    settings: dict[str, str] = field(default_factory=dict)
 
     def expired(self, now: float) -> bool:
         return now - self.last_used > self.timeout_s
+
+    def prepare(self, database: str, overrides: dict[str, str]) -> None:
+        """Set the connection to the session's state plus one request's URL overrides."""
+        self.connection.use_database(database or self.database)
+        self.connection.apply_settings({**self.settings, **overrides})
+
+    def remember_use(self) -> None:
+        """After a USE statement: the connection's database becomes the session's."""
+        self.connection.refresh_database()
+        self.database = self.connection.database
+
+    def remember_set(self, names: list[str]) -> None:
+        """After a SET statement: the values it gave ``names`` become the session's."""
+        values = self.connection.read_settings(names)
+        self.settings.update(values)
+        self.connection.settings.update(values)
 
 
 class Engine:

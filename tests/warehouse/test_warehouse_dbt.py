@@ -19,6 +19,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from dbt.cli.main import dbtRunner
 
+from trackhouse.settings import PROJECT_ROOT
+
 PROJECT = Path(__file__).parent / "dbt_mini"
 
 
@@ -111,3 +113,41 @@ def test_dbt_build_incremental_runs_and_docs(dbt_project: tuple[Path, str], ch: 
     catalog = json.loads((project / "target" / "catalog.json").read_text())
     documented = {node["metadata"]["name"] for node in catalog["nodes"].values()}
     assert {"people", "people_view", "people_table", "people_latest"} <= documented
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize("embedded", [True, False])
+def test_dbt_grants_on_the_embedded_warehouse(
+    dbt_project: tuple[Path, str], ch: Client, embedded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's apply_grants override: on the embedded target a model with ``grants:``
+    builds and its grants are skipped with a warning; otherwise dbt's own apply_grants runs
+    unchanged (and the embedded engine, which has no grants, refuses it)."""
+    project, schema = dbt_project
+    macros = project / "macros"
+    macros.mkdir()
+    shutil.copy(PROJECT_ROOT / "dbt_project" / "macros" / "apply_grants.sql", macros)
+    (project / "dbt_project.yml").write_text(
+        (project / "dbt_project.yml").read_text() + 'macro-paths: ["macros"]\n'
+    )
+    (project / "models" / "people_granted.sql").write_text(
+        "{{ config(materialized='table', grants={'select': ['analyst']}) }}\n"
+        "select id, name from {{ ref('people') }}\n"
+    )
+    monkeypatch.setenv("TRACKHOUSE_DBT_EMBEDDED", "true" if embedded else "false")
+    dbt(project, "seed")
+    result = dbtRunner().invoke(
+        [
+            "run", "--select", "people_granted", "--project-dir", str(project),
+            "--profiles-dir", str(project), "--log-path", str(project / "logs"),
+            "--target-path", str(project / "target"),
+        ]
+    )
+    log = (project / "logs" / "dbt.log").read_text()
+    if embedded:
+        assert result.success, result.exception
+        assert ch.command(f"SELECT count() FROM {schema}.people_granted") == 6
+        assert "grants on" in log and "skipped: the embedded warehouse has no users" in log
+    else:
+        assert not result.success
+        assert "skipped: the embedded warehouse" not in log

@@ -9,7 +9,9 @@ import pytest
 import zstandard
 
 from warehouse.http_protocol import (
+    BLOCK_INFO,
     ClickHouseError,
+    NativeRevision,
     NeedMoreData,
     StreamDecoder,
     StreamEncoder,
@@ -17,7 +19,10 @@ from warehouse.http_protocol import (
     first_keyword,
     insert_from_file,
     parse_insert_head,
+    set_statement_names,
+    split_type,
     trailing_format,
+    without_format,
 )
 
 
@@ -145,3 +150,57 @@ def test_unknown_encoding_is_a_clickhouse_error() -> None:
     with pytest.raises(ClickHouseError) as failure:
         StreamDecoder("snappy-ish")
     assert failure.value.name == "UNKNOWN_COMPRESSION_METHOD"
+
+
+def test_set_statement_names() -> None:
+    assert set_statement_names("SET max_threads = 3") == ["max_threads"]
+    assert set_statement_names(
+        "/* c */ set a = 'x,y', `b` = [1, 2], c = DEFAULT, join_algorithm = hash"
+    ) == ["a", "b", "c", "join_algorithm"]
+    assert set_statement_names("SELECT 1") == []
+    assert set_statement_names("SETTINGS x = 1") == []
+
+
+def test_without_format() -> None:
+    assert without_format("SELECT 1\n FORMAT Native") == "SELECT 1"
+    assert without_format("SELECT 1 FORMAT Native SETTINGS a = 1;") == "SELECT 1 SETTINGS a = 1"
+    assert without_format("SELECT 'FORMAT x' AS f;") == "SELECT 'FORMAT x' AS f"
+
+
+def test_split_type() -> None:
+    assert split_type("Map(String, Array(Tuple(a UInt8, b String)))") == (
+        "Map",
+        ["String", "Array(Tuple(a UInt8, b String))"],
+    )
+    assert split_type("Enum8('a,b' = 1, 'c' = 2)") == ("Enum8", ["'a,b' = 1", "'c' = 2"])
+    assert split_type("UInt8") == ("UInt8", [])
+
+
+def _column(name: bytes, type_name: bytes, data: bytes) -> bytes:
+    return bytes([len(name)]) + name + bytes([len(type_name)]) + type_name + data
+
+
+def test_native_revision_adds_block_info_time_zones_and_flags() -> None:
+    strings = _column(b"s", b"String", b"\x01a\x02bc")
+    nested = _column(b"n", b"Array(Nullable(String))", (1).to_bytes(8, "little") * 2 + b"\x00\x01x")
+    stamps = _column(b"d", b"DateTime", b"\x01\x00\x00\x00\x02\x00\x00\x00")
+    block = b"\x03\x02" + strings + nested + stamps
+    real = ["String", "Array(Nullable(String))", "DateTime('Asia/Tokyo')"]
+    converted = NativeRevision(54405, real).convert(block + block, walk_all=True)
+    tokyo = _column(b"d", b"DateTime('Asia/Tokyo')", b"\x01\x00\x00\x00\x02\x00\x00\x00")
+    expected_block = BLOCK_INFO + b"\x03\x02" + strings + nested + tokyo
+    assert converted == expected_block * 2
+    # One streamed block: the columns after the last change are copied without a walk.
+    assert NativeRevision(54405, ["String"]).convert(block) == BLOCK_INFO + block
+    # Below the time zone revision: block info only.
+    assert NativeRevision(54000, real).convert(block) == BLOCK_INFO + block
+    # From the custom serialization revision every column header ends with a flag byte.
+    flagged = NativeRevision(54460, real).convert(b"\x01\x02" + strings)
+    assert flagged == BLOCK_INFO + b"\x01\x02\x01s\x06String\x00\x01a\x02bc"
+
+
+def test_native_revision_refuses_a_layout_it_cannot_walk() -> None:
+    block = b"\x01\x01" + _column(b"v", b"Dynamic", b"\x00" * 10)
+    with pytest.raises(ClickHouseError) as failure:
+        NativeRevision(54460).convert(block)
+    assert failure.value.name == "NOT_IMPLEMENTED"
