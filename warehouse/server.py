@@ -66,6 +66,7 @@ T = TypeVar("T")
 
 CANCEL_WAIT_S = 10.0  # a cancelled statement gets this long to end before it is given up on
 CANCEL_RETRY_S = 0.25  # a kill that missed (statement not registered yet) is repeated this often
+CANCEL_GRACE_S = 0.2  # engine work this close to its end is let finish rather than killed
 HEAD_LIMIT = 256 * 1024  # ClickHouse's max_query_size: the statement must fit in this
 BATCH_BYTES = 1 << 20  # result bytes per send
 SPOOL_MEMORY_BYTES = 16 << 20  # a wait_end_of_query result beyond this waits on disk
@@ -755,6 +756,10 @@ class QueryRequest:
         """Cancel until the engine work ends (its thread is free again) or CANCEL_WAIT_S.
 
         A kill can miss a statement that is not registered yet, so it is repeated."""
+        # A pull of a streamed query usually ends with its block within milliseconds; a kill
+        # (serialised in the engine's process list) is for work that does not.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE_S)
         deadline = time.monotonic() + CANCEL_WAIT_S
         while not future.done() and time.monotonic() < deadline:
             with contextlib.suppress(Exception):
@@ -846,10 +851,12 @@ class QueryRequest:
                 spool.close()
 
     async def _release_stream(self, native: Any, stream: Any) -> None:
-        """End an abandoned streamed query: kill it (so that a producer waiting for its reader
-        gives up), then release its stream, within CANCEL_WAIT_S."""
-        await self._kill()
+        """End an abandoned streamed query by releasing its stream (a fraction of a
+        millisecond, and the producer waiting for its reader gives up); it is killed only if
+        that does not end it at once."""
         release = asyncio.ensure_future(self.app.in_control(native.streaming_cancel_query, stream))
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(release), CANCEL_GRACE_S)
         await self._cancel_until_done(release, self._kill)
 
     def elapsed(self) -> float:

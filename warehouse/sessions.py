@@ -341,9 +341,21 @@ class Engine:
         """Cancel the running statements whose text starts with ``tag``, waiting for them to
         end unless ``wait`` is False; return whether there was one."""
         sql = f"KILL QUERY WHERE startsWith(query, {{tag:String}}) {'SYNC' if wait else 'ASYNC'}"
-        with self._anchor_lock, contextlib.suppress(ClickHouseError):
-            return bool(bytes(self._anchor.run(sql, params={"tag": tag}).bytes()).strip())
-        return False
+        if wait:
+            with self._anchor_lock, contextlib.suppress(ClickHouseError):
+                return bool(bytes(self._anchor.run(sql, params={"tag": tag}).bytes()).strip())
+            return False
+        # An asynchronous kill returns at once; on a pooled connection, several run in parallel
+        # instead of queueing for the anchor.
+        connection = self.take_idle("default", {}) or self.acquire("default", {})
+        try:
+            return bool(bytes(connection.run(sql, params={"tag": tag}).bytes()).strip())
+        except ClickHouseError:
+            return False
+        finally:
+            retired = self.give_back(connection)
+            if retired is not None:
+                retired.close()
 
     def close(self) -> None:
         """Close every connection; the engine shuts down with the last one (flushing data)."""
