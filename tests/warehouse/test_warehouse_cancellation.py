@@ -37,7 +37,8 @@ def test_hundred_abandoned_streams_leave_nothing_behind(
         abandon_streams(endpoint.url, credentials)
         started = time.monotonic()
         assert httpx.get(f"{endpoint.url}/ping", timeout=5).text == "Ok.\n"
-        assert time.monotonic() - started < 0.5, "ping waited behind the cancellations"
+        # "At once": 0.2-0.8 s on a 2-core machine busy with other suites, a hang is endless
+        assert time.monotonic() - started < 2, "ping waited behind the cancellations"
         wait_until(lambda: running_queries(endpoint.url, credentials) == 0, 10)
     # No worker thread is lost: the endpoint's pools keep idle threads (its 64 workers and 4
     # for cancellations; the engine's own pool), so the count plateaus rather than returning
