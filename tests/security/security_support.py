@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 
-from trackhouse.settings import PROJECT_ROOT
-
 TRACKHOUSE = str(Path(sys.executable).parent / "trackhouse")
 FOREIGN_HOST = "rebind.evil.example"
-
-
-def root_fixtures() -> ModuleType:
-    """tests/conftest.py's helpers (EmbeddedWarehouse, free_port), loaded by path."""
-    spec = importlib.util.spec_from_file_location(
-        "trackhouse_root_conftest_security", PROJECT_ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ROOT = root_fixtures()
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:

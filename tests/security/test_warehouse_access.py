@@ -9,10 +9,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
-from security_support import FOREIGN_HOST, ROOT, TRACKHOUSE, stop, wait_for
+from security_support import FOREIGN_HOST, TRACKHOUSE, stop, wait_for
 
 from trackhouse.dbt import dbt_env
 from trackhouse.settings import PROJECT_ROOT, Settings
@@ -95,11 +96,11 @@ def test_wrong_or_missing_credentials_as_clickhouse_answers(embedded_warehouse) 
     assert password not in log and wrong not in log
 
 
-def test_configured_origin_and_host_are_allowed(tmp_path: Path) -> None:
+def test_configured_origin_and_host_are_allowed(tmp_path: Path, root: ModuleType) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRACKHOUSE_CLICKHOUSE_URL"}
     env["TRACKHOUSE_WAREHOUSE_ALLOWED_ORIGINS"] = '["https://notebook.example.com"]'
     env["TRACKHOUSE_WAREHOUSE_ALLOWED_HOSTS"] = '["warehouse.internal", "*.lan.example"]'
-    instance = ROOT.EmbeddedWarehouse(host="127.0.0.1", port=ROOT.free_port(),
+    instance = root.EmbeddedWarehouse(host="127.0.0.1", port=root.free_port(),
                                       data_dir=tmp_path / "data", log_path=tmp_path / "log",
                                       env=env)
     instance.start()
@@ -119,7 +120,9 @@ def test_configured_origin_and_host_are_allowed(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fresh_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
+def fresh_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: ModuleType
+) -> Iterator[tuple[Path, int]]:
     """`trackhouse warehouse` on a data directory of its own, nothing configured (as after
     installation): no password in the environment, no URL."""
     for name in ("TRACKHOUSE_CLICKHOUSE_PASSWORD", "TRACKHOUSE_CLICKHOUSE_URL"):
@@ -127,7 +130,7 @@ def fresh_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
     data_dir.chmod(0o755)
-    port = ROOT.free_port()
+    port = root.free_port()
     log = tmp_path / "warehouse.log"
     env = {**os.environ, "TRACKHOUSE_DATA_DIR": str(data_dir),
            "TRACKHOUSE_WAREHOUSE_PORT": str(port)}

@@ -37,9 +37,9 @@ def serve_dagster(
     settings = get_settings()
     home = prepare_dagster_home(settings)
     prepare_manifest()
-    env = {**dagster_process_env(settings), "TRACKHOUSE_DAGSTER_HOST": host}  # the guard's
     bin_dir = Path(sys.executable).parent
     host = host or settings.dagster_host
+    env = {**dagster_process_env(settings), "TRACKHOUSE_DAGSTER_HOST": host}  # the guard's
     port = port or settings.dagster_port
     commands = {
         # dagster-webserver behind the Host/Origin/GraphQL-GET guard (orchestration/webserver)
