@@ -25,7 +25,7 @@ _settings = get_settings()
 app = st.App(
     "main.py",
     middleware=[Middleware(
-        HostGuard,  # type: ignore[arg-type]  # a plain ASGI middleware class
+        HostGuard,
         allowed=AllowedHosts(_settings.app_allowed_hosts, _settings.app_host),
         setting="TRACKHOUSE_APP_ALLOWED_HOSTS",
     )],
