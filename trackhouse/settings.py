@@ -11,8 +11,10 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trackhouse.secure_files import read_or_create_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +37,11 @@ class Settings(BaseSettings):
         "the embedded warehouse is not started and everything uses this server.",
     )
     clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="ClickHouse password. Unset or empty: the embedded warehouse's generated "
+        "one, <data_dir>/warehouse-password (also read, when it exists, for an external URL).",
+    )
     warehouse_host: str = Field(
         default="127.0.0.1", description="Bind address of the embedded warehouse."
     )
@@ -48,6 +54,14 @@ class Settings(BaseSettings):
     )
     warehouse_max_body_bytes: int = Field(
         default=1 << 30, description="Largest request body the embedded warehouse accepts."
+    )
+    warehouse_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the embedded warehouse answers besides loopback "
+        "and its bind address (e.g. [\"warehouse.internal\"]; `*.example.com`).",
+    )
+    warehouse_allowed_origins: list[str] = Field(
+        default=[], description="Browser origins (https://host[:port]) whose requests the "
+        "embedded warehouse runs; a request carrying any other Origin header gets 403.",
     )
     raw_database: str = Field(default="trackhouse", description="Database of the raw tables.")
     analytics_database: str = Field(default="analytics", description="Database of the dbt marts.")
@@ -64,6 +78,18 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     app_host: str = "127.0.0.1"
     app_port: int = 8501
+    # Besides loopback names and the bind address (DNS rebinding protection): the names a
+    # reverse proxy forwards. The collector's ingestion routes answer every host.
+    collector_allowed_hosts: list[str] = Field(
+        default=[], description="Host names of the collector's non-ingestion routes (/docs, "
+        "/openapi.json, /ready).",
+    )
+    app_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the dashboards answer.",
+    )
+    dagster_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the Dagster UI answers.",
+    )
 
     # --- accounts: client authentication caches ------------------------------------------
     auth_client_cache_ttl_s: float = Field(
@@ -194,7 +220,26 @@ class Settings(BaseSettings):
         "which the backlog asset check fails.",
     )
 
+    @model_validator(mode="after")
+    def _warehouse_password(self) -> Settings:
+        """No password configured (or an empty one): the embedded warehouse's own, generated at
+        first use into the data directory, so that every process on this data directory shares
+        it without configuration; the embedded warehouse never runs without one. With an
+        external ClickHouse the file is only read (it exists when this data directory's
+        embedded warehouse is reached through TRACKHOUSE_CLICKHOUSE_URL, as tests and
+        benchmarks do)."""
+        if self.clickhouse_password.get_secret_value():
+            return self
+        path = self.warehouse_password_file
+        if self.embedded_warehouse or path.exists():
+            self.clickhouse_password = SecretStr(read_or_create_secret(path))
+        return self
+
     # --- derived values ------------------------------------------------------------------
+    @property
+    def warehouse_password_file(self) -> Path:
+        return self.data_dir / "warehouse-password"
+
     @property
     def embedded_warehouse(self) -> bool:
         """True when Trackhouse runs its own chdb-backed warehouse process."""
