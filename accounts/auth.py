@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import os
@@ -226,10 +227,11 @@ class Lane:
     waiting`` calls may be in progress; one more is refused at once (429) instead of queueing
     behind them: a flood gets answers, not a growing queue that known clients wait in."""
 
-    def __init__(self, name: str, threads: int, waiting: int | None) -> None:
+    def __init__(self, name: str, threads: int, waiting: int | None, nice: int = 0) -> None:
         self.name = name
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            threads, thread_name_prefix=f"auth-{name}")
+            threads, thread_name_prefix=f"auth-{name}", initializer=_lower_priority,
+            initargs=(nice,))
         self._places = (threading.BoundedSemaphore(threads + waiting)
                         if waiting is not None else None)
 
@@ -254,6 +256,19 @@ class Lane:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+# The nice value of the threads working for unproven requests: weight 110 against the event
+# loops' 1024 while both want the CPU.
+UNPROVEN_NICE = 10
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux schedules threads apart): work for unproven
+    requests then yields the CPU to the event loops answering known clients, and takes
+    the rest of it."""
+    if nice > 0:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class Lanes:
     """``known``: reloading records of clients already seen (never refused); ``lookup``:
     records of ids not seen yet (a database query each); ``verify``: argon2 of secrets not
@@ -264,8 +279,8 @@ class Lanes:
         # rest to answer known clients
         verifiers = max(1, (os.cpu_count() or 2) // 2)
         self.known = Lane("known", 1, None)
-        self.lookup = Lane("lookup", 2, 8)
-        self.verify = Lane("verify", verifiers, 2 * verifiers)
+        self.lookup = Lane("lookup", 2, 8, nice=UNPROVEN_NICE)
+        self.verify = Lane("verify", verifiers, 2 * verifiers, nice=UNPROVEN_NICE)
 
     def shutdown(self) -> None:
         for lane in (self.known, self.lookup, self.verify):
