@@ -272,18 +272,26 @@ def _lower_priority(nice: int) -> None:
 class Lanes:
     """``known``: reloading records of clients already seen (never refused); ``lookup``:
     records of ids not seen yet (a database query each); ``verify``: argon2 of secrets not
-    verified yet (each run takes a core and 64 MiB for ~0.1 s)."""
+    verified yet (each run takes a core and 64 MiB for ~0.1 s); each of the last two with a
+    ``suspect`` twin for senders or clients with recent failures."""
 
     def __init__(self) -> None:
         # half the cores: a collector runs a process per core, and the event loops need the
         # rest to answer known clients
         verifiers = max(1, (os.cpu_count() or 2) // 2)
         self.known = Lane("known", 1, None)
-        self.lookup = Lane("lookup", 2, 8, nice=UNPROVEN_NICE)
-        self.verify = Lane("verify", verifiers, 2 * verifiers, nice=UNPROVEN_NICE)
+        # work for a sender (and client) with no recent failures, such as a new server-side
+        # sender, runs at ordinary priority: a flood gets that once a window; the rest of it
+        # in the ``suspect`` lanes, niced
+        self.lookup = Lane("lookup", 1, 4)
+        self.lookup_suspect = Lane("lookup-suspect", 1, 4, nice=UNPROVEN_NICE)
+        self.verify = Lane("verify", verifiers, 2 * verifiers)
+        self.verify_suspect = Lane("verify-suspect", verifiers, 2 * verifiers,
+                                   nice=UNPROVEN_NICE)
 
     def shutdown(self) -> None:
-        for lane in (self.known, self.lookup, self.verify):
+        for lane in (self.known, self.lookup, self.lookup_suspect, self.verify,
+                     self.verify_suspect):
             lane.shutdown()
 
 
@@ -293,8 +301,10 @@ class AttemptGuard(Protocol):
     method raises to refuse the request (429); ``admit``/``failed`` return normally to let it
     on."""
 
-    async def admit(self, client_id: str | None) -> None:
-        """Before slow work for a request not proven yet: count it as a failure in advance."""
+    async def admit(self, client_id: str | None) -> bool:
+        """Before slow work for a request not proven yet: count it as a failure in advance.
+        True when nothing failed lately from its sender or for its client (its work may
+        then run at ordinary priority)."""
 
     async def refund(self, client_id: str | None) -> None:
         """The admitted request proved itself: take back its count."""
@@ -633,10 +643,12 @@ class ClientAuthenticator:
                                      lambda: self.reload(client_id, force=True))
         if running is not None:
             return await asyncio.wrap_future(running)
+        quiet = True
         if guard is not None:
-            await guard.admit(None)
+            quiet = await guard.admit(None)
             counted.append(None)
-        running, _ = self._start(key, self.lanes.lookup, lambda: self.reload(client_id))
+        lane = self.lanes.lookup if quiet else self.lanes.lookup_suspect
+        running, _ = self._start(key, lane, lambda: self.reload(client_id))
         record: ClientRecord | None = await asyncio.wrap_future(running)
         if record is not None and counted:
             counted.clear()
@@ -647,12 +659,14 @@ class ClientAuthenticator:
                             guard: AttemptGuard | None, counted: list[str | None]) -> bool:
         running = self._joinable(("verdict", key))
         if running is None:
+            quiet = True
             if guard is not None:
-                await guard.admit(client_id)
+                quiet = await guard.admit(client_id)
                 counted.append(client_id)
+            lane = self.lanes.verify if quiet else self.lanes.verify_suspect
             # a full lane refuses (429); the attempt stays counted, so a flood that fills the
             # lane reaches its limit, not an argon2 run per place freed
-            running, _ = self._start(("verdict", key), self.lanes.verify, lambda: self._verify(
+            running, _ = self._start(("verdict", key), lane, lambda: self._verify(
                 key, stored_hash, secret, own_lane=True))
         right: bool = await asyncio.wrap_future(running)
         if right and counted:

@@ -200,9 +200,10 @@ class FailedAuthLimits:
                 self._blocked.clear()
         self._blocked[key] = until
 
-    async def count(self, ip: str, client_id: str | None, amount: int = 1) -> None:
+    async def count(self, ip: str, client_id: str | None, amount: int = 1) -> bool:
         """Add ``amount`` to the windows of ``ip`` and of ``client_id``; raise ApiError(429)
-        when one is over its limit (for a count; -1 takes a count back and never refuses)."""
+        when one is over its limit (for a count; -1 takes a count back and never refuses).
+        True when this count is the first in each of its windows (nothing failed lately)."""
         windows = self.windows(ip, client_id)
         if amount > 0:
             now = time.monotonic()
@@ -214,13 +215,16 @@ class FailedAuthLimits:
         pending = [self._count.submit([w.key], [w.item.get_expiry(), amount]) for w in windows]
         for future in pending:  # a failure is raised by the first await; don't log it twice
             future.add_done_callback(_retrieve)
+        first = True
         for window, counted in zip(windows, pending, strict=True):
             current, seconds_left = (int(value) for value in await counted)
+            first = first and current <= amount
             if amount > 0 and current > window.item.amount:
                 seconds_left = seconds_left if seconds_left > 0 else window.item.get_expiry()
                 self._remember_blocked(window.key, time.monotonic() + seconds_left)
                 await self._hold()
                 raise self.refusal(window, seconds_left)
+        return first
 
     async def _hold(self) -> None:
         """Answer a refusal late: a sender that waits for its answers (as a flood's
@@ -246,8 +250,8 @@ class FailedAuthGuard:
             self._ip = sender_ip(self.incoming, self.limits.trusted_proxies)
         return self._ip
 
-    async def admit(self, client_id: str | None) -> None:
-        await self.limits.count(self.ip, client_id)
+    async def admit(self, client_id: str | None) -> bool:
+        return await self.limits.count(self.ip, client_id)
 
     async def refund(self, client_id: str | None) -> None:
         await self.limits.count(self.ip, client_id, -1)

@@ -277,9 +277,9 @@ def test_a_known_client_costs_no_failure_count(make_api, project: TestProject) -
     calls: list[tuple[str | None, int]] = []
     real_count = limits.count
 
-    async def counted(ip: str, client_id: str | None, amount: int = 1) -> None:
+    async def counted(ip: str, client_id: str | None, amount: int = 1) -> bool:
         calls.append((client_id, amount))
-        await real_count(ip, client_id, amount)
+        return await real_count(ip, client_id, amount)
 
     limits.count = counted
     browser = {**project.browser_headers(), "x-forwarded-for": address()}
