@@ -448,6 +448,9 @@ class ClientAuthenticator:
     def _verify(self, key: bytes, stored_hash: str, secret: str, *, own_lane: bool) -> bool:
         """argon2, once per key at a time, and cache the verdict. ``own_lane``: called in a
         ``Lanes.verify`` thread, which bounds the runs (no shared semaphore to wait on)."""
+        cached = self.cached_verdict(key)
+        if cached is not None:
+            return cached
         with self._verifying.hold(key):
             cached = self.cached_verdict(key)
             if cached is not None:
@@ -719,5 +722,11 @@ async def authenticate_client_async(client_id: str | None, secret: str | None,
                                     origin: str | None, *, need: str = "write",
                                     guard: AttemptGuard | None = None) -> AuthenticatedClient:
     """For async handlers: answers from the caches on the loop; slow work in its lane."""
-    return await authenticator().authenticate_async(client_id, secret, origin, need=need,
-                                                    guard=guard)
+    auth = authenticator()
+    try:  # the hot path without another coroutine; failures are counted by the one below
+        result = auth.authenticate_cached(client_id, secret, origin, need=need)
+    except AuthError:
+        result = None
+    if result is not None:
+        return result
+    return await auth.authenticate_async(client_id, secret, origin, need=need, guard=guard)
