@@ -19,7 +19,7 @@ from collector.fastpath import CollectorApp
 from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
-from collector.ratelimit import RateLimits
+from collector.ratelimit import FailedAuthLimits, RateLimits
 from collector.routers import compat, health, track, tracker
 from trackhouse.hosts import AllowedHosts, HostGuard
 from trackhouse.settings import Settings, get_settings
@@ -51,6 +51,12 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
             rate_limits=RateLimits(settings.redis_url, settings.collector_rate_limit_client,
                                    settings.collector_rate_limit_ip, redis=redis),
             known_origins=KnownOrigins(),
+            failed_auth=FailedAuthLimits(
+                redis, settings.collector_failed_auth_limit_ip,
+                settings.collector_failed_auth_limit_client, settings.collector_trusted_proxies,
+                settings.collector_failed_auth_delay_ms)
+            if settings.collector_failed_auth_limit_ip
+            or settings.collector_failed_auth_limit_client else None,
         )
         app.state.collector = state
         # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives

@@ -96,10 +96,13 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="Seconds a client's record (type, origins, revoked) is "
         "cached per process; a revoke takes effect within this time.",
     )
+    # A verdict cannot change while the stored hash stays the same (rotation changes it, and
+    # revocation is read from the client record), so a right secret in use is kept.
     auth_secret_cache_ttl_s: float = Field(
-        default=60.0,
+        default=3600.0,
         ge=0,
-        description="Seconds a client-secret verdict (argon2 verify) is cached.",
+        description="Seconds a client-secret verdict (argon2 verify) is cached: a right "
+        "secret this long after its last use, a wrong one this long after it was checked.",
     )
     auth_cache_max_entries: int = Field(
         default=10_000, ge=1, description="Bound on each authentication cache.",
@@ -129,6 +132,21 @@ class Settings(BaseSettings):
     )
     collector_rate_limit_ip: str = Field(
         default="200/second", description="Rate limit per visitor IP (limits syntax)."
+    )
+    # Failed authentication (401s, and unproven requests while their database lookup or
+    # argon2 run is under way): past a limit, 429 with Retry-After before any such work.
+    # Secrets are 256-bit random, so the limits guard the server's CPU, not the secrets.
+    collector_failed_auth_limit_ip: str = Field(
+        default="30/minute", description="Failed authentication attempts per client IP "
+        "(limits syntax; empty: no limit).",
+    )
+    collector_failed_auth_limit_client: str = Field(
+        default="60/minute", description="Failed authentication attempts per known client id "
+        "(limits syntax; empty: no limit).",
+    )
+    collector_failed_auth_delay_ms: int = Field(
+        default=500, ge=0, le=10_000, description="How long a request refused by those limits "
+        "waits for its 429 (a flood's connections then send a few requests a second).",
     )
     collector_geo_db_path: Path | None = Field(
         default=None,
