@@ -253,7 +253,7 @@ class Lane:
         return future
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False)  # queued work still ends: its callers await it
 
 
 # The nice value of the threads working for unproven requests: weight 110 against the event

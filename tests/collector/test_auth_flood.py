@@ -300,3 +300,24 @@ def test_a_known_client_costs_no_failure_count(make_api, project: TestProject) -
     assert api.post("/track", json=EVENT, headers={
         **fresh.server_headers(), "x-forwarded-for": address()}).status_code == 200
     assert sum(amount for _, amount in calls) == 0 and calls, calls
+
+
+def test_unknown_tracker_domains_are_limited_too(http: httpx.Client) -> None:
+    """Plausible's domains (and Umami's website ids) name a project as a client id does:
+    unknown ones are failed attempts, each a database lookup, limited the same way."""
+    known = make_project(trackers=True)
+
+    def plausible(domain: str, ip: str) -> httpx.Response:
+        return http.post("/api/event", json={"n": "pageview", "u": f"https://{domain}/",
+                                             "d": domain},
+                         headers={"content-type": "text/plain", "user-agent": "Mozilla/5.0",
+                                  "origin": ORIGIN, "x-forwarded-for": ip})
+
+    ip = address()
+    statuses = [plausible(f"{uuid.uuid4().hex[:12]}.example", ip).status_code
+                for _ in range(LIMIT_IP)]
+    assert statuses == [404] * LIMIT_IP
+    assert_refused(plausible(f"{uuid.uuid4().hex[:12]}.example", ip), "IP")
+    # a project's domain this collector has looked up passes from that address too
+    assert plausible(known.plausible_domain, address()).status_code == 202
+    assert plausible(known.plausible_domain, ip).status_code == 202
