@@ -37,7 +37,7 @@ from sqlalchemy import delete, select
 from accounts import logins, service
 from accounts.db import session_scope
 from accounts.models import LoginSession, User, utcnow
-from app.text import markdown_text
+from app.text import markdown_escape
 from collector.http import client_ip
 from trackhouse.settings import get_settings
 
@@ -305,7 +305,7 @@ def refusal_message(result: LoginResult) -> str:
 def sidebar_account(user: SessionUser) -> None:
     with st.sidebar:
         role = "admin" if user.is_admin else "viewer"
-        st.caption(f"Signed in as **{markdown_text(user.email)}** ({role})")
+        st.caption(f"Signed in as **{markdown_escape(user.email)}** ({role})")
         if st.button("Log out", key="logout"):
             log_out()
             st.rerun()

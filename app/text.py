@@ -7,9 +7,12 @@ URL) is attacker-controlled: a public client id is enough to send it.
   ``<br>``, ...) and decodes entities: ``plotly_text`` turns ``&``, ``<`` and ``>`` into
   entities, which Plotly shows as the characters themselves.
 - ``st.markdown``, ``st.caption``, ``st.error`` and other Streamlit text elements read
-  Markdown (links, autolinks, emphasis, ``:color[...]`` directives, LaTeX):
-  ``markdown_text`` backslash-escapes every ASCII punctuation character (CommonMark lets any
-  of them be escaped) and folds line breaks, so the text shows as typed.
+  Markdown (links, emphasis, ``:color[...]`` directives, LaTeX) and turn bare URLs, ``www.``
+  names and e-mail addresses into links *after* parsing, so backslash escapes do not stop
+  those. ``markdown_text`` puts event data and URL values in an inline code span, where
+  nothing of that applies; ``markdown_escape`` backslash-escapes every ASCII punctuation
+  character, for names an admin typed (project names, messages about them) that should read
+  as prose.
 - Tables (``st.dataframe``), widget options and ``st.json`` show text as text already.
 """
 
@@ -23,6 +26,7 @@ import pandas as pd
 
 _MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+_BACKTICKS = re.compile(r"`+")
 
 
 def plotly_text(value: object) -> str:
@@ -39,6 +43,20 @@ def plotly_labels(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return frame.assign(**escaped) if escaped else frame
 
 
-def markdown_text(value: object) -> str:
-    """A string Streamlit's Markdown shows literally, on one line."""
+def markdown_escape(value: object) -> str:
+    """A string Streamlit's Markdown shows literally, on one line, except that a URL or an
+    e-mail address in it becomes a link (see the module doc)."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
+
+
+def markdown_text(value: object) -> str:
+    """Markdown that shows the string exactly as text (an inline code span, on one line)."""
+    text = _LINE_BREAKS.sub(" ", str(value))
+    if not text:
+        return ""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(text)), default=0) + 1)
+    # CommonMark strips one space from each end of a code span that starts and ends with one:
+    # the padding keeps backticks at the ends apart from the fence, and spaces as they are
+    padded = text.startswith(("`", " ")) or text.endswith(("`", " "))
+    pad = " " if padded else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -10,7 +10,7 @@ from accounts import logins, service
 from accounts.db import session_scope
 from accounts.errors import AccountsError
 from app.auth import current_user
-from app.text import markdown_text
+from app.text import markdown_escape
 
 user = current_user()
 if user is None or not user.is_admin:  # the navigation hides the page; this guards direct calls
@@ -27,9 +27,9 @@ def attempt(action, success: str) -> None:
         with session_scope() as session:
             action(session)
     except AccountsError as error:
-        st.error(markdown_text(error.message))
+        st.error(markdown_escape(error.message))
     else:
-        st.toast(markdown_text(success))
+        st.toast(markdown_escape(success))
         st.rerun()
 
 
@@ -101,7 +101,7 @@ with clients_tab:
                             with_secret=with_secret)
                         client_id = created.id
                 except AccountsError as error:
-                    st.error(markdown_text(error.message))
+                    st.error(markdown_escape(error.message))
                 else:
                     st.session_state[SECRET_KEY] = (client_id, plain or "(none: origin-only)")
                     st.rerun()
