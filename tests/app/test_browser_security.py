@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import dashboard_fixture as fd
@@ -53,7 +54,8 @@ def _send_through_the_collector(secret_client: str, secret: str) -> int:
         for visitor in range(8):
             headers = {"openpanel-client-id": secret_client, "openpanel-client-secret": secret,
                        "user-agent": UA, "openpanel-client-ip": f"198.51.100.{visitor + 1}"}
-            messages = [{"type": "track", "payload": {"name": "screen_view", "properties": {
+            messages: list[dict[str, Any]] = [{"type": "track", "payload": {
+                "name": "screen_view", "properties": {
                 "__path": "https://shop.example/<b>bold</b>", "__title": HOSTILE_NAMES[0],
                 "label": HOSTILE_NAMES[1]}}}]
             messages += [{"type": "track", "payload": {"name": name,
@@ -86,8 +88,8 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
     with session_scope() as session:
         service.create_project(session, name="Dash hostile", domain="shop.example",
                                timezone="UTC", project_id=project_id)
-        client, secret = service.create_client(session, project_id=project_id)
-        client_id = client.id
+        created, secret = service.create_client(session, project_id=project_id)
+        client_id = created.id
     assert secret
     sent = _send_through_the_collector(client_id, secret)
 
@@ -95,12 +97,12 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
     worker = subprocess.Popen([str(Path(sys.executable).parent / "trackhouse"), "worker"],
                               env={**os.environ, "TRACKHOUSE_WORKER_FLUSH_INTERVAL_MS": "100"},
                               stdout=log, stderr=subprocess.STDOUT)
-    client = warehouse()
+    raw = warehouse()
     try:
         table = f"{get_settings().raw_database}.events"
         deadline = time.monotonic() + 120
         while True:
-            landed = client.query(f"select count() from {table} where project_id = "
+            landed = raw.query(f"select count() from {table} where project_id = "
                                   "{p:String}", parameters={"p": project_id}).result_rows[0][0]
             if landed >= sent:
                 break
@@ -109,7 +111,7 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
     finally:
         worker.terminate()
         worker.wait(20)
-        client.close()
+        raw.close()
     result = run_dbt(["build"])
     assert result.success, result.exception
     return Hostile(project_id, sent)
@@ -221,6 +223,7 @@ def test_guessing_in_a_browser_locks_the_email_out(
     email = f"browser.guess.{uuid.uuid4().hex[:6]}@dash.test"
     with session_scope() as session:
         service.create_user(session, email=email, password=PASSWORD, project_ids=[fd.BLOG])
+    assert page.context.browser is not None
     context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         tab = context.new_page()
@@ -328,6 +331,7 @@ def test_the_login_cookie_is_secure_over_https(https_app: str, page: Page,  # no
 
     from app.auth import COOKIE_NAME
 
+    assert page.context.browser is not None
     context = page.context.browser.new_context(ignore_https_errors=True)
     try:
         tab = context.new_page()
