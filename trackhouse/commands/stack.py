@@ -14,6 +14,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from trackhouse.secure_files import secure_state
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 
 PROCFILE = PROJECT_ROOT / "Procfile"
@@ -84,6 +85,8 @@ def up(
     Applies the migrations once the warehouse answers. Stop it with Ctrl-C or `trackhouse down`.
     """
     settings = get_settings()
+    # owner-only local state, also for a data directory made before that rule (README Security)
+    secure_state(settings.data_dir, [settings.warehouse_password_file])
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     names = procfile_processes(settings)
     command = [sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(PROJECT_ROOT),
