@@ -238,6 +238,28 @@ class Settings(BaseSettings):
         "which the backlog asset check fails.",
     )
 
+    # --- dashboards: login guessing (accounts/logins.py) ---------------------------------
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins of one e-mail within the window that lock "
+        "it out (until the oldest of them leaves the window).",
+    )
+    # An IP may be an office or a proxy shared by several people: twice the account's limit.
+    login_max_failures_per_ip: int = Field(
+        default=10, ge=1, description="Failed logins from one IP within the window that lock "
+        "that IP out.",
+    )
+    login_failure_window_s: int = Field(
+        default=900, ge=1, description="Seconds a failed login counts against its e-mail and IP.",
+    )
+    login_attempts_retention_days: int = Field(
+        default=90, ge=1, description="Days login records are kept for the Admin page.",
+    )
+    app_trusted_proxies: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description="Networks whose x-forwarded-for / x-forwarded-proto the dashboards believe "
+        "(the login's IP and whether the page is served over https).",
+    )
+
     @model_validator(mode="after")
     def _warehouse_password(self) -> Settings:
         """No password configured (or an empty one): the embedded warehouse's own, generated at
