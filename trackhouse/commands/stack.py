@@ -47,10 +47,9 @@ def _pid_file(settings: Settings) -> Path:
     return settings.data_dir / "stack.pid"
 
 
-def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Block until the warehouse answers /ping, or raise after timeout_s."""
+def wait_until_answering(url: str, what: str, timeout_s: float) -> None:
+    """Block until ``url`` answers 200, or raise after timeout_s."""
     deadline = time.monotonic() + timeout_s
-    url = f"{settings.effective_clickhouse_url}/ping"
     while True:
         try:
             if httpx.get(url, timeout=2).status_code == 200:
@@ -58,8 +57,13 @@ def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the warehouse at {url} did not answer within {timeout_s:.0f} s")
+            raise RuntimeError(f"the {what} at {url} did not answer within {timeout_s:.0f} s")
         time.sleep(0.2)
+
+
+def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Block until the warehouse answers /ping, or raise after timeout_s."""
+    wait_until_answering(f"{settings.effective_clickhouse_url}/ping", "warehouse", timeout_s)
 
 
 def prepare_metadata() -> None:
@@ -106,6 +110,9 @@ def up(
         for migration in migrate(settings=settings):
             console.print(f"applied {migration.version:04d}_{migration.name}")
         prepare_metadata()
+        if "collector" in names:  # what comes next (demo traffic, SDKs) needs it listening
+            collector = f"http://{settings.collector_host}:{settings.collector_port}/health"
+            wait_until_answering(collector, "collector", timeout_s=120.0)
     except Exception:
         os.killpg(process.pid, signal.SIGTERM)
         raise
