@@ -9,6 +9,9 @@
 -- depends_on: {{ ref('daily_metrics') }}
 -- depends_on: {{ ref('hourly_metrics') }}
 -- depends_on: {{ ref('daily_visitor_states') }}
+-- depends_on: {{ ref('daily_visitor_states_current') }}
+-- depends_on: {{ ref('daily_page_states_current') }}
+-- depends_on: {{ ref('events_current') }}
 -- depends_on: {{ ref('profiles') }}
 -- depends_on: {{ ref('daily_browsers') }}
 -- depends_on: {{ ref('daily_cities') }}
