@@ -294,10 +294,10 @@ group by value order by visitors desc, sessions desc, value limit {{limit:UInt32
 """
 
 
-def time_rollups(runs: int) -> None:
+def time_rollups(runs: int, pid: int | None) -> None:
     """Each breakdown tile (unfiltered) from the sessions mart, as the overview reads it,
-    against a per-day rollup of its dimension: p95 of both, the rollup's rows and the time
-    to build it from scratch."""
+    against a per-day rollup of its dimension: p95 and warehouse CPU per run of both, the
+    rollup's rows and the time to build it from scratch."""
     from app.periods import Preset, preset_range
     from app.queries import overview as q
     from app.queries.base import range_params, run
@@ -310,8 +310,8 @@ def time_rollups(runs: int) -> None:
     client.command(f"drop database if exists {scratch}")
     client.command(f"create database {scratch}")
     print(f"\nbreakdown tiles: sessions mart against a per-day rollup ({runs} runs each)")
-    print(f"{'tile':<28} {'sessions p95':>12} {'rollup p95':>10} {'rollup rows':>12} "
-          f"{'build s':>8}")
+    print(f"{'tile':<28} {'sessions p95':>12} {'CPU ms':>7} {'rollup p95':>10} {'CPU ms':>7} "
+          f"{'rollup rows':>12} {'build s':>8}")
     try:
         for dimension, expression in q.SESSION_DIMENSIONS.items():
             started = time.perf_counter()
@@ -331,13 +331,15 @@ def time_rollups(runs: int) -> None:
                 for call in (mart_call, rollup_call):
                     call()
                     samples = []
+                    cpu_before = server_cpu_ms(pid)
                     for _ in range(runs):
                         started = time.perf_counter()
                         call()
                         samples.append((time.perf_counter() - started) * 1000)
-                    figures.append(p95(samples))
-                print(f"{preset.value:>3} {dimension:<24} {figures[0]:>12.1f} {figures[1]:>10.1f} "
-                      f"{rows:>12,} {built:>8.2f}", flush=True)
+                    figures += [p95(samples), (server_cpu_ms(pid) - cpu_before) / runs]
+                print(f"{preset.value:>3} {dimension:<24} {figures[0]:>12.1f} {figures[1]:>7.0f} "
+                      f"{figures[2]:>10.1f} {figures[3]:>7.0f} {rows:>12,} {built:>8.2f}",
+                      flush=True)
     finally:
         client.command(f"drop database if exists {scratch}")
         client.close()
@@ -384,7 +386,7 @@ def main() -> None:
             print(f"{name:<56} {median:>10.1f} {high:>8.1f} {cpu:>14.0f}"
                   f"{'' if high <= QUERY_TARGET_MS else '  OVER TARGET'}", flush=True)
         if args.rollups:
-            time_rollups(args.runs)
+            time_rollups(args.runs, pid)
         if args.no_pages:
             print(f"\nworst query p95 {worst:.0f} ms")
             return
