@@ -234,15 +234,21 @@ def time_queries(runs: int, pid: int | None,
             name = f"{preset.value:>3} {name}"
             if only not in name:
                 continue
-            call()  # warm the server's caches of the parts
-            samples = []
-            cpu_before = server_cpu_ms(pid)
-            for _ in range(runs):
-                started = time.perf_counter()
-                call()
-                samples.append((time.perf_counter() - started) * 1000)
-            cpu = (server_cpu_ms(pid) - cpu_before) / runs
+            samples, cpu = timed(call, runs, pid)
             yield name, statistics.median(samples), p95(samples), cpu
+
+
+def timed(call: Callable[[], object], runs: int, pid: int | None) -> tuple[list[float], float]:
+    """(ms of each of ``runs`` calls, warehouse CPU ms per call), after one warm-up call
+    that fills the server's caches of the parts."""
+    call()
+    samples = []
+    cpu_before = server_cpu_ms(pid)
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples, (server_cpu_ms(pid) - cpu_before) / runs
 
 
 def time_pages(runs: int, date_range: str, pages: tuple[str, ...] = PAGES,
@@ -329,14 +335,8 @@ def time_rollups(runs: int, pid: int | None) -> None:
                     {**range_params(PROJECT, current), "limit": 10})
                 figures = []
                 for call in (mart_call, rollup_call):
-                    call()
-                    samples = []
-                    cpu_before = server_cpu_ms(pid)
-                    for _ in range(runs):
-                        started = time.perf_counter()
-                        call()
-                        samples.append((time.perf_counter() - started) * 1000)
-                    figures += [p95(samples), (server_cpu_ms(pid) - cpu_before) / runs]
+                    samples, cpu = timed(call, runs, pid)
+                    figures += [p95(samples), cpu]
                 print(f"{preset.value:>3} {dimension:<24} {figures[0]:>12.1f} {figures[1]:>7.0f} "
                       f"{figures[2]:>10.1f} {figures[3]:>7.0f} {rows:>12,} {built:>8.2f}",
                       flush=True)
