@@ -84,20 +84,44 @@ _TICK_FORMAT = {Granularity.HOUR: "%b %d %H:%M", Granularity.DAY: "%b %d",
 
 
 def timeseries(current: pd.DataFrame, previous: pd.DataFrame, metric: str, label: str,
-               granularity: Granularity) -> go.Figure:
-    """The range's series with the previous period overlaid bucket by bucket (dashed)."""
+               granularity: Granularity, partial: pd.Timestamp | None = None) -> go.Figure:
+    """The range's series with the previous period overlaid bucket by bucket (dotted).
+
+    ``partial`` is the start of the bucket still in progress (today, this hour...): it is
+    drawn as a dashed, hollow-marked segment from the last complete bucket, as Plausible does,
+    and the buckets after it (the future) are not drawn, so an unfinished period never reads
+    as a drop.
+    """
     figure = go.Figure()
     aligned = previous[metric].reindex(range(len(current))).to_numpy()
     figure.add_scatter(x=current.bucket, y=aligned, name="Previous period", mode="lines",
                        line={"dash": "dot", "color": "#9aa5b1"},
                        customdata=previous.bucket.reindex(range(len(current))),
                        hovertemplate="%{customdata|%b %d %H:%M}: %{y}<extra></extra>")
-    figure.add_scatter(x=current.bucket, y=current[metric], name=label, mode="lines+markers",
+    complete, unfinished = split_partial(current, partial)
+    figure.add_scatter(x=complete.bucket, y=complete[metric], name=label, mode="lines+markers",
                        line={"color": "#2563eb", "width": 3})
+    if not unfinished.empty:
+        figure.add_scatter(x=unfinished.bucket, y=unfinished[metric], name=f"{label} (so far)",
+                           mode="lines+markers", line={"color": "#2563eb", "width": 3,
+                                                       "dash": "dash"},
+                           marker={"symbol": "circle-open", "size": 9})
     figure.update_layout(**_LAYOUT, hovermode="x unified",
                          xaxis={"tickformat": _TICK_FORMAT[granularity]},
                          yaxis={"rangemode": "tozero"})
     return figure
+
+
+def split_partial(series: pd.DataFrame, partial: pd.Timestamp | None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the complete buckets, the dashed segment: the last complete bucket and the one in
+    progress); buckets after the one in progress are dropped. Without a bucket in progress
+    in the series, everything is complete."""
+    if partial is None or partial not in set(series.bucket):
+        return series, series.iloc[0:0]
+    complete = series[series.bucket < partial]
+    unfinished = series[series.bucket == partial]
+    return complete, pd.concat([complete.tail(1), unfinished])
 
 
 def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
@@ -155,14 +179,17 @@ def funnel(frame: pd.DataFrame) -> go.Figure:
 
 
 def retention_heatmap(frame: pd.DataFrame, granularity: str) -> go.Figure:
-    """Cohorts (rows) × periods (columns), coloured by the retained share."""
+    """Cohorts (rows) × periods (columns), coloured by the retained share; a cell without
+    data (a period not reached yet, or nobody back) stays blank."""
     grid = frame.pivot_table(index="cohort", columns="period", values="rate")
     sizes = frame.groupby("cohort")["cohort_size"].first()
     labels = [f"{pd.Timestamp(c):%Y-%m-%d} ({sizes[c]:,})" for c in grid.index]
+    text = [["" if pd.isna(rate) else f"{rate * 100:.1f}%" for rate in row]
+            for row in grid.to_numpy()]
     figure = go.Figure(go.Heatmap(
         z=grid.to_numpy(), x=[f"{granularity} {p}" for p in grid.columns], y=labels,
-        colorscale="Blues", zmin=0, zmax=1, text=(grid * 100).round(1).to_numpy(),
-        texttemplate="%{text}%", hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>"))
+        colorscale="Blues", zmin=0, zmax=1, text=text, texttemplate="%{text}",
+        hoverongaps=False, hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>"))
     figure.update_layout(**{**_LAYOUT, "height": max(320, 28 * len(grid) + 80)},
                          yaxis={"autorange": "reversed"})
     return figure
