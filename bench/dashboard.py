@@ -14,7 +14,7 @@ query is timed without filters and under the filter sets of filter_sets() (a ses
 event-level filter, an event name, an event property); --only times the queries whose name
 contains a text. --rollups also times each session breakdown tile against a per-day rollup of
 its dimension (what a breakdown mart would give the tile), built from the sessions mart into
-a scratch database and dropped afterwards (docs/decisions/0005).
+a scratch database and dropped afterwards (docs/decisions/0008).
 
 Targets (issue 17): every overview query p95 <= 100 ms, filtered and unfiltered, 7 and 30
 days; every page cold <= 1 s. The figures are noisy on a shared machine: compare runs made
