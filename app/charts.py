@@ -1,4 +1,8 @@
-"""Plotly figures and number formats of the dashboards (pages stay UI-only)."""
+"""Plotly figures and number formats of the dashboards (pages stay UI-only).
+
+Every figure escapes the text it takes from the data (``app.text``): Plotly renders HTML in
+labels, legends and hover text, and event names are anyone's to choose.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.periods import Granularity
+from app.text import plotly_labels, plotly_text
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320,
            "legend": {"orientation": "h", "y": -0.15}}
@@ -79,30 +84,56 @@ _TICK_FORMAT = {Granularity.HOUR: "%b %d %H:%M", Granularity.DAY: "%b %d",
 
 
 def timeseries(current: pd.DataFrame, previous: pd.DataFrame, metric: str, label: str,
-               granularity: Granularity) -> go.Figure:
-    """The range's series with the previous period overlaid bucket by bucket (dashed)."""
+               granularity: Granularity, partial: pd.Timestamp | None = None) -> go.Figure:
+    """The range's series with the previous period overlaid bucket by bucket (dotted).
+
+    ``partial`` is the start of the bucket still in progress (today, this hour...): it is
+    drawn as a dashed, hollow-marked segment from the last complete bucket, as Plausible does,
+    and the buckets after it (the future) are not drawn, so an unfinished period never reads
+    as a drop.
+    """
     figure = go.Figure()
     aligned = previous[metric].reindex(range(len(current))).to_numpy()
     figure.add_scatter(x=current.bucket, y=aligned, name="Previous period", mode="lines",
                        line={"dash": "dot", "color": "#9aa5b1"},
                        customdata=previous.bucket.reindex(range(len(current))),
                        hovertemplate="%{customdata|%b %d %H:%M}: %{y}<extra></extra>")
-    figure.add_scatter(x=current.bucket, y=current[metric], name=label, mode="lines+markers",
+    complete, unfinished = split_partial(current, partial)
+    figure.add_scatter(x=complete.bucket, y=complete[metric], name=label, mode="lines+markers",
                        line={"color": "#2563eb", "width": 3})
+    if not unfinished.empty:
+        figure.add_scatter(x=unfinished.bucket, y=unfinished[metric], name=f"{label} (so far)",
+                           mode="lines+markers", line={"color": "#2563eb", "width": 3,
+                                                       "dash": "dash"},
+                           marker={"symbol": "circle-open", "size": 9})
     figure.update_layout(**_LAYOUT, hovermode="x unified",
                          xaxis={"tickformat": _TICK_FORMAT[granularity]},
                          yaxis={"rangemode": "tozero"})
     return figure
 
 
+def split_partial(series: pd.DataFrame, partial: pd.Timestamp | None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the complete buckets, the dashed segment: the last complete bucket and the one in
+    progress); buckets after the one in progress are dropped. Without a bucket in progress
+    in the series, everything is complete."""
+    if partial is None or partial not in set(series.bucket):
+        return series, series.iloc[0:0]
+    complete = series[series.bucket < partial]
+    unfinished = series[series.bucket == partial]
+    return complete, pd.concat([complete.tail(1), unfinished])
+
+
 def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
-    figure = px.bar(frame, x=x, y=y, title=title)
+    figure = px.bar(plotly_labels(frame, [x]), x=x, y=y,
+                    title=None if title is None else plotly_text(title))
     figure.update_layout(**_LAYOUT)
     return figure
 
 
 def stacked_bars(frame: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
-    figure = px.bar(frame, x=x, y=y, color=color)
+    # px writes the colour values into trace names and hover templates: escape them first
+    figure = px.bar(plotly_labels(frame, [x, color]), x=x, y=y, color=color)
     figure.update_layout(**_LAYOUT, barmode="stack")
     return figure
 
@@ -127,7 +158,8 @@ MAP_CONFIG = {"topojsonURL": "app/static/"}
 def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
     """A choropleth of ``frame`` (columns: value = ISO alpha-2 country code, ``value``)."""
     codes = _alpha3_codes()
-    data = frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"])
+    data = plotly_labels(frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"]),
+                         ["value"])
     figure = px.choropleth(data, locations="iso3", color=value, hover_name="value",
                            color_continuous_scale="Blues",
                            range_color=(0, max(int(data[value].max()), 1) if len(data) else 1))
@@ -140,21 +172,24 @@ def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
 
 def funnel(frame: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Funnel(
-        y=[f"{row.step}. {row.event_name}" for row in frame.itertuples()],
+        y=[f"{row.step}. {plotly_text(row.event_name)}" for row in frame.itertuples()],
         x=frame.visitors, textinfo="value+percent initial"))
     figure.update_layout(**_LAYOUT)
     return figure
 
 
 def retention_heatmap(frame: pd.DataFrame, granularity: str) -> go.Figure:
-    """Cohorts (rows) × periods (columns), coloured by the retained share."""
+    """Cohorts (rows) × periods (columns), coloured by the retained share; a cell without
+    data (a period not reached yet, or nobody back) stays blank."""
     grid = frame.pivot_table(index="cohort", columns="period", values="rate")
     sizes = frame.groupby("cohort")["cohort_size"].first()
     labels = [f"{pd.Timestamp(c):%Y-%m-%d} ({sizes[c]:,})" for c in grid.index]
+    text = [["" if pd.isna(rate) else f"{rate * 100:.1f}%" for rate in row]
+            for row in grid.to_numpy()]
     figure = go.Figure(go.Heatmap(
         z=grid.to_numpy(), x=[f"{granularity} {p}" for p in grid.columns], y=labels,
-        colorscale="Blues", zmin=0, zmax=1, text=(grid * 100).round(1).to_numpy(),
-        texttemplate="%{text}%", hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>"))
+        colorscale="Blues", zmin=0, zmax=1, text=text, texttemplate="%{text}",
+        hoverongaps=False, hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>"))
     figure.update_layout(**{**_LAYOUT, "height": max(320, 28 * len(grid) + 80)},
                          yaxis={"autorange": "reversed"})
     return figure

@@ -6,8 +6,9 @@ the SQL text, they travel as server-side parameters (``{f0_value:String}``), so 
 such as ``' OR 1=1 --`` is compared as a string and cannot change the query.
 
 The table decider (Plausible's idea): a field is either a *session* field (the sessions mart has
-it, taken from the session's first event; raw events carry the same column) or an *event* field
-(path, event name, event properties), which a session only matches when one of its events does.
+it, taken from the session's first event; events_current carries the same column) or an
+*event* field (path, event name, event properties), which a session only matches when one of
+its events does.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ OP_LABELS = {Op.IS: "is", Op.IS_NOT: "is not", Op.CONTAINS: "contains"}
 @dataclass(frozen=True)
 class FieldSpec:
     label: str
-    column: str  # the column of raw events (and of the sessions mart for session fields)
+    column: str  # the column of events_current (and of the sessions mart for session fields)
     session_level: bool  # True: the sessions mart has the column; False: event-level only
 
 
 FIELDS: dict[str, FieldSpec] = {
     "path": FieldSpec("Page path", "path", session_level=False),
-    "event": FieldSpec("Event name", "name", session_level=False),
+    "event": FieldSpec("Event name", "event_name", session_level=False),
     "referrer": FieldSpec("Referrer URL", "referrer", session_level=True),
     "referrer_name": FieldSpec("Referrer", "referrer_name", session_level=True),
     "utm_source": FieldSpec("UTM source", "utm_source", session_level=True),
@@ -132,7 +133,7 @@ def _condition(column_sql: str, op: Op, value_param: str) -> str:
 
 
 def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragment:
-    """AND together the filters' conditions on columns of raw events (or the sessions mart).
+    """AND together the filters' conditions on columns of events_current (or the sessions mart).
 
     ``prefix`` keeps parameter names apart when one query compiles several filter sets.
     """

@@ -45,6 +45,12 @@ BUCKET_SQL = {
     Granularity.WEEK: "toStartOfDay(toMonday({column}, {{tz:String}}), {{tz:String}})",
     Granularity.MONTH: "toStartOfDay(toStartOfMonth({column}, {{tz:String}}), {{tz:String}})",
 }
+# The same buckets of a project day (a Date already in the project's zone), for per-day marts.
+DAY_BUCKET_SQL = {
+    Granularity.DAY: "day",
+    Granularity.WEEK: "toMonday(day)",
+    Granularity.MONTH: "toStartOfMonth(day)",
+}
 _PANDAS_FREQ = {Granularity.HOUR: "h", Granularity.DAY: "D", Granularity.WEEK: "W-MON",
                 Granularity.MONTH: "MS"}
 
@@ -87,6 +93,21 @@ class DateRange:
         elif granularity is Granularity.MONTH:
             start = start.replace(day=1)
         return pd.date_range(start, end, freq=_PANDAS_FREQ[granularity])
+
+
+def bucket_in_progress(granularity: Granularity, tz: str,
+                       now: datetime | None = None) -> pd.Timestamp:
+    """The start of the chart bucket that contains ``now`` (local wall-clock time, naive, as
+    ``DateRange.buckets`` gives them): the period still in progress."""
+    local = pd.Timestamp((now or datetime.now(UTC)).astimezone(ZoneInfo(tz))).tz_localize(None)
+    if granularity is Granularity.HOUR:
+        return local.floor("h")
+    day = local.normalize()
+    if granularity is Granularity.WEEK:
+        return day - pd.Timedelta(days=day.weekday())
+    if granularity is Granularity.MONTH:
+        return day.replace(day=1)
+    return day
 
 
 def today_in(tz: str) -> date:

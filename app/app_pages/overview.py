@@ -10,10 +10,11 @@ import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
+from app.periods import bucket_in_progress
 from app.queries import overview as q
 
 # The breakdown tiles: key -> (title, {dimension: tab label}); the first dimension is the
-# default. "path" is top pages (raw events), "map" the country map; the rest are dimensions
+# default. "path" is top pages (page views), "map" the country map; the rest are dimensions
 # of the sessions mart.
 TILES = {
     "overview.pages": ("Pages", {"path": "Top pages", "entry_path": "Entry pages",
@@ -62,7 +63,9 @@ metric = st.segmented_control("Chart", ["visitors", "pageviews"], default="visit
 series, previous_series = q.timeseries(project, date_range, view.granularity, filters)
 st.plotly_chart(charts.timeseries(series, previous_series, metric,
                                   "Visitors" if metric == "visitors" else "Page views",
-                                  view.granularity), key="overview.series")
+                                  view.granularity,
+                                  bucket_in_progress(view.granularity, date_range.tz)),
+                key="overview.series")
 
 
 def show_tile(key: str) -> None:

@@ -24,9 +24,8 @@ if details is not None:
     traits, timeline = st.columns([1, 2])
     with traits:
         st.subheader("Traits")
-        st.json({key: str(value) for key, value in details.items()
-                 if key not in ("project_id",)}, expanded=True)
+        st.json(details, expanded=True)
     with timeline:
         st.subheader("Events")
-        st.dataframe(q.profile_timeline(project.id, chosen), hide_index=True, width="stretch",
-                     height=500)
+        # the default height: as many rows as there are (up to ten, then it scrolls)
+        st.dataframe(q.profile_timeline(project.id, chosen), hide_index=True, width="stretch")

@@ -1,4 +1,5 @@
-"""Realtime: the last minutes straight from raw events, refreshed every few seconds."""
+"""Realtime: the last minutes of events_current (current to the last stored batch),
+refreshed every few seconds."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import streamlit as st
 from app import charts
 from app.page_context import current_project
 from app.queries import realtime as q
+from app.text import markdown_escape
 
 REFRESH_S = 10
 
 project = current_project()
 st.title("Realtime")
-st.caption(f"{project.name} · refreshes every {REFRESH_S} s")
+st.caption(f"{markdown_escape(project.name)} · refreshes every {REFRESH_S} s")
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -30,7 +32,7 @@ def live() -> None:
     stream, sources = st.columns([3, 1])
     with stream:
         st.subheader("Live events")
-        st.dataframe(q.live_stream(project.id), hide_index=True, width="stretch", height=400)
+        st.dataframe(q.live_stream(project.id), hide_index=True, width="stretch")
     with sources:
         st.subheader("Sources (30 min)")
         st.dataframe(q.live_sources(project.id), hide_index=True, width="stretch")

@@ -1,4 +1,4 @@
-"""Custom events and their properties (raw events, filters applied)."""
+"""Custom events and their properties (events_current, filters applied)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from app.filters import Filter
 from app.periods import BUCKET_SQL, DateRange, Granularity
 from app.queries.base import (
     DISTINCT_DEVICES,
+    EVENTS,
     EVENTS_IN_RANGE,
-    PAGE_VIEW,
     RAW_TTL_S,
     event_filter_sql,
+    mart,
     range_params,
-    raw_table,
     run,
 )
 
@@ -26,9 +26,9 @@ def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) 
     """Every event name except page views: occurrences and distinct visitors."""
     where = event_filter_sql(filters)
     return run(
-        f"""select name, count() as events, {DISTINCT_DEVICES} as visitors
-        from {raw_table('events')}
-        where {EVENTS_IN_RANGE} and name != '{PAGE_VIEW}' and {where.sql}
+        f"""select event_name as name, count() as events, {DISTINCT_DEVICES} as visitors
+        from {mart(EVENTS)}
+        where {EVENTS_IN_RANGE} and not is_pageview and {where.sql}
         group by name order by events desc, name""",
         {**range_params(project_id, date_range), **where.params},
         columns=("name", "events", "visitors"),
@@ -42,9 +42,9 @@ def event_trend(project_id: str, date_range: DateRange, granularity: Granularity
     where = event_filter_sql(filters)
     bucket = BUCKET_SQL[granularity].format(column="created_at")
     frame = run(
-        f"""select toString({bucket}) as bucket, name, count() as events
-        from {raw_table('events')}
-        where {EVENTS_IN_RANGE} and name in {{names:Array(String)}} and {where.sql}
+        f"""select toString({bucket}) as bucket, event_name as name, count() as events
+        from {mart(EVENTS)}
+        where {EVENTS_IN_RANGE} and event_name in {{names:Array(String)}} and {where.sql}
         group by bucket, name order by bucket, name""",
         {**range_params(project_id, date_range), **where.params, "names": list(names)},
         columns=("bucket", "name", "events"),
@@ -60,9 +60,9 @@ def event_properties(project_id: str, date_range: DateRange, name: str,
     where = event_filter_sql(filters)
     return run(
         f"""select key, value, count() as events, {DISTINCT_DEVICES} as visitors
-        from {raw_table('events')}
+        from {mart(EVENTS)}
         array join mapKeys(properties) as key, mapValues(properties) as value
-        where {EVENTS_IN_RANGE} and name = {{name:String}} and {where.sql}
+        where {EVENTS_IN_RANGE} and event_name = {{name:String}} and {where.sql}
         group by key, value order by events desc, key, value limit {{limit:UInt32}}""",
         {**range_params(project_id, date_range), **where.params, "name": name, "limit": limit},
         columns=("key", "value", "events", "visitors"),
@@ -73,7 +73,7 @@ def event_properties(project_id: str, date_range: DateRange, name: str,
 def event_names(project_id: str, date_range: DateRange) -> list[str]:
     """Every event name seen in the range (for pickers)."""
     frame = run(
-        f"""select distinct name from {raw_table('events')}
+        f"""select distinct event_name as name from {mart(EVENTS)}
         where {EVENTS_IN_RANGE} order by name""",
         range_params(project_id, date_range),
         columns=("name",),

@@ -1,4 +1,5 @@
-"""Funnels: the analyst-defined ones of the ``funnel_steps`` mart, ad-hoc ones over raw events."""
+"""Funnels: the analyst-defined ones of the ``funnel_steps`` mart, ad-hoc ones over
+events_current."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import streamlit as st
 from app.filters import Filter
 from app.periods import DateRange
 from app.queries.base import (
+    EVENTS,
     EVENTS_IN_RANGE,
     MART_TTL_S,
     RAW_TTL_S,
     event_filter_sql,
     mart,
     range_params,
-    raw_table,
     run,
 )
 
@@ -71,13 +72,13 @@ def adhoc_funnel(project_id: str, date_range: DateRange, steps: tuple[str, ...],
         raise ValueError(f"a funnel has 2 to {MAX_STEPS} steps")
     where = event_filter_sql(filters)
     step_params = {f"step{i}": name for i, name in enumerate(steps)}
-    conditions = ", ".join(f"name = {{step{i}:String}}" for i in range(len(steps)))
+    conditions = ", ".join(f"event_name = {{step{i}:String}}" for i in range(len(steps)))
     levels = run(
         f"""select level, count() as devices from (
             select windowFunnel({{window_ms:UInt64}}, 'strict_increase')(
                        toUInt64(toUnixTimestamp64Milli(created_at)), {conditions}) as level
-            from {raw_table('events')}
-            where {EVENTS_IN_RANGE} and name in {{steps:Array(String)}} and {where.sql}
+            from {mart(EVENTS)}
+            where {EVENTS_IN_RANGE} and event_name in {{steps:Array(String)}} and {where.sql}
             group by device_id
         ) group by level""",
         {**range_params(project_id, date_range), **where.params, **step_params,

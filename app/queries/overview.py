@@ -1,34 +1,33 @@
 """Questions of the overview page: KPIs, the time series, and the breakdown tiles.
 
 Table decider: visitors and page views are event figures: exact distinct devices over the
-range, current to the last flushed batch, merged from the per-day states of the
-daily_visitor_states / daily_page_states marts for closed days and from raw events for the
-open ones (raw events only under filters); sessions, bounce rate and durations are session
-figures and come from the ``sessions`` mart (``session_contents`` under event-level filters).
+range, current to the last stored batch. Without filters they merge the per-day states of the
+daily_visitor_states_current / daily_page_states_current views (the marts' closed days plus the
+open days dbt has not taken yet); under filters they read events_current. Sessions, bounce rate
+and durations are session figures and come from the ``sessions`` mart (``session_contents``
+under event-level filters). Every relation read is dbt's; the rules of what counts live there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from app.filters import Filter
-from app.periods import BUCKET_SQL, DateRange, Granularity, today_in
+from app.periods import BUCKET_SQL, DAY_BUCKET_SQL, DateRange, Granularity
 from app.queries.base import (
     DISTINCT_DEVICES,
+    EVENTS,
     EVENTS_IN_RANGE,
     MART_TTL_S,
-    PAGE_VIEW,
     RAW_TTL_S,
     SESSIONS_IN_RANGE,
     event_filter_sql,
     mart,
     range_params,
-    raw_table,
     run,
     session_source,
 )
@@ -76,39 +75,30 @@ def _span_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
             "current_day": date_range.start}
 
 
-# The first project day whose figures come from raw events rather than a state mart: today,
-# or an earlier day when dbt has not caught up (the local day of the mart's newest received_at,
-# which its last run may have read only in part).
-# A project the mart has no row of yet reads raw events only (open from 1970-01-01).
-_OPEN_DAY = """least({{today:Date}}, (
-    select if(count() = 0, toDate(0), toDate(max(last_received_at), {{tz:String}}))
-    from {mart} where project_id = {{project:String}}))"""
-# Raw events from the first open day on (and inside the range).
-_OPEN_EVENTS = """created_at >= greatest({{start:DateTime64(3, 'UTC')}},
-    toDateTime64(toDateTime({open_day}, {{tz:String}}), 3, 'UTC'))"""
-
-
-def _merged_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
-    return {**_span_params(project_id, date_range), "today": today_in(date_range.tz)}
-
-
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
 def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
     """Distinct visitors and page views of the range and of the previous period: a range's
     visitors are the distinct devices of the whole range (exact and current), never a sum of
     days. Rows: (current: 1 for the range, 0 before, visitors, pageviews).
 
-    Table decider: without filters, closed days come from the daily_visitor_states mart (one
-    distinct-device state per day, merged) and only the open days from raw events, merged in
-    one query; filters read raw events (the mart has no per-event dimensions).
+    Table decider: without filters, the per-day states of daily_visitor_states_current merged;
+    filters read events_current (the states have no per-event dimensions).
     """
     if not filters:
-        return _merged_event_totals(project_id, date_range)
+        return run(
+            f"""select day >= {{current_day:Date}} as current,
+                   uniqExactMerge(visitors_state) as visitors, sum(pageviews) as pageviews
+            from {mart('daily_visitor_states_current')}
+            where {SESSIONS_IN_RANGE}
+            group by current order by current""",
+            _span_params(project_id, date_range),
+            columns=("current", "visitors", "pageviews"),
+        )
     where = event_filter_sql(filters)
     return run(
         f"""select created_at >= {{current_start:DateTime64(3, 'UTC')}} as current,
-               {DISTINCT_DEVICES} as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
-        from {raw_table('events')}
+               {DISTINCT_DEVICES} as visitors, countIf(is_pageview) as pageviews
+        from {mart(EVENTS)}
         where {EVENTS_IN_RANGE} and {where.sql}
         group by current order by current""",
         {**_span_params(project_id, date_range), **where.params},
@@ -116,74 +106,38 @@ def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) 
     )
 
 
-def _merged_event_totals(project_id: str, date_range: DateRange) -> pd.DataFrame:
-    return _merge_visitor_states(
-        "daily_visitor_states", "current", "day >= {current_day:Date}",
-        "created_at >= {current_start:DateTime64(3, 'UTC')}", "1", "order by current",
-        _merged_params(project_id, date_range))
-
-
-def _merge_visitor_states(states_mart: str, key: str, mart_key: str, raw_key: str,
-                          raw_condition: str, order: str, params: dict[str, Any]) -> pd.DataFrame:
-    """Exact distinct visitors and page views per ``key``: the per-day states of
-    ``states_mart`` for the closed days merged with states computed from raw events for the
-    open ones, in one query (``mart_key`` / ``raw_key`` compute the key on either side)."""
-    states = mart(states_mart)
-    return run(
-        f"""with {_OPEN_DAY.format(mart=states)} as open_day
-        select {key}, uniqExactMerge(visitors_state) as visitors,
-               sum(part_pageviews) as pageviews
-        from (
-            select {mart_key} as {key}, visitors_state, pageviews as part_pageviews
-            from {states}
-            where {SESSIONS_IN_RANGE} and day < open_day
-            union all
-            select {raw_key} as {key},
-                   uniqExactState(cityHash64(device_id)) as visitors_state,
-                   countIf(name = '{PAGE_VIEW}') as part_pageviews
-            from {raw_table('events')}
-            where {EVENTS_IN_RANGE} and {raw_condition}
-              and {_OPEN_EVENTS.format(open_day='open_day')}
-            group by {key}
-        )
-        group by {key} {order}""",
-        params,
-        columns=(key, "visitors", "pageviews"),
-    )
-
-
-def _raw_series(project_id: str, date_range: DateRange, granularity: Granularity,
-                filters: Filters, split: DateRange) -> pd.DataFrame:
-    """Visitors and page views per bucket of ``date_range`` from raw events; ``current`` says
+def _event_series(project_id: str, span: DateRange, granularity: Granularity,
+                  filters: Filters, split: DateRange) -> pd.DataFrame:
+    """Visitors and page views per bucket of ``span`` from events_current; ``current`` says
     whether a row lies in ``split`` (the range the user chose)."""
     where = event_filter_sql(filters)
     bucket = BUCKET_SQL[granularity].format(column="created_at")
     return run(
         f"""select created_at >= {{current_start:DateTime64(3, 'UTC')}} as current,
                toString({bucket}) as bucket,
-               {DISTINCT_DEVICES} as visitors, countIf(name = '{PAGE_VIEW}') as pageviews
-        from {raw_table('events')}
+               {DISTINCT_DEVICES} as visitors, countIf(is_pageview) as pageviews
+        from {mart(EVENTS)}
         where {EVENTS_IN_RANGE} and {where.sql}
         group by current, bucket order by current, bucket""",
-        {**range_params(project_id, date_range), **where.params,
+        {**range_params(project_id, span), **where.params,
          "current_start": split.utc_bounds()[0]},
         columns=("current", "bucket", "visitors", "pageviews"),
     )
 
 
-def _mart_series(project_id: str, date_range: DateRange, granularity: Granularity,
-                 split: DateRange) -> pd.DataFrame:
-    """The same figures from the daily / hourly metrics marts (complete project days)."""
-    if granularity is Granularity.HOUR:
-        source, bucket = mart("hourly_metrics"), "toDateTime(day, 'UTC') + toIntervalHour(hour)"
-    else:
-        source, bucket = mart("daily_metrics"), "toDateTime(day, 'UTC')"
+def _state_series(project_id: str, span: DateRange, granularity: Granularity,
+                  split: DateRange) -> pd.DataFrame:
+    """The same figures from the day states of daily_visitor_states_current, merged per day,
+    week or month (exact distinct visitors of each bucket)."""
+    bucket = DAY_BUCKET_SQL[granularity]
     return run(
-        f"""select day >= {{current_day:Date}} as current, toString({bucket}) as bucket,
-               visitors, pageviews
-        from {source}
-        where {SESSIONS_IN_RANGE} order by current, bucket""",
-        {**range_params(project_id, date_range), "current_day": split.start},
+        f"""select day >= {{current_day:Date}} as current,
+               toString(toDateTime({bucket}, 'UTC')) as bucket,
+               uniqExactMerge(visitors_state) as visitors, sum(pageviews) as pageviews
+        from {mart('daily_visitor_states_current')}
+        where {SESSIONS_IN_RANGE}
+        group by current, bucket order by current, bucket""",
+        {**range_params(project_id, span), "current_day": split.start},
         columns=("current", "bucket", "visitors", "pageviews"),
     )
 
@@ -193,24 +147,14 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
                  filters: Filters = ()) -> pd.DataFrame:
     """Visitors and page views per bucket of the range and of the previous period.
 
-    Table decider: visitors per day (or hour) are exact in the daily / hourly metrics marts,
-    so without filters the project days before today come from there (a few hundred rows)
-    and only today, which the marts may not have caught up with, from raw events. Filters,
-    weeks and months (whose distinct visitors no daily row can give) read raw events.
-    Rows: (current, bucket as local wall-clock text, visitors, pageviews).
+    Table decider: days, weeks and months without filters merge the day states of
+    daily_visitor_states_current (a few hundred rows); hours and filtered views read
+    events_current. Rows: (current, bucket as local wall-clock text, visitors, pageviews).
     """
     span = DateRange(date_range.previous().start, date_range.end, date_range.tz)
-    if filters or granularity not in (Granularity.HOUR, Granularity.DAY):
-        return _raw_series(project_id, span, granularity, filters, date_range)
-    today = today_in(date_range.tz)
-    parts = []
-    if span.start < today:
-        closed = DateRange(span.start, min(span.end, today - timedelta(days=1)), span.tz)
-        parts.append(_mart_series(project_id, closed, granularity, date_range))
-    if span.end >= today:
-        open_days = DateRange(max(span.start, today), span.end, span.tz)
-        parts.append(_raw_series(project_id, open_days, granularity, (), date_range))
-    return pd.concat(parts, ignore_index=True)
+    if filters or granularity is Granularity.HOUR:
+        return _event_series(project_id, span, granularity, filters, date_range)
+    return _state_series(project_id, span, granularity, date_range)
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
@@ -281,27 +225,27 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
               limit: int = 10) -> pd.DataFrame:
     """Paths by page views, with their distinct visitors over the range.
 
-    Table decider as in ``event_totals``: without filters, closed days come from the
-    daily_page_states mart (merged per path) and the open days from raw events."""
+    Table decider as in ``event_totals``: without filters, the per-day states of
+    daily_page_states_current merged per path; filters read events_current."""
     if not filters:
-        return _merged_top_pages(project_id, date_range, limit)
+        return run(
+            f"""select path, uniqExactMerge(visitors_state) as visitors,
+                   sum(pageviews) as pageviews
+            from {mart('daily_page_states_current')}
+            where {SESSIONS_IN_RANGE}
+            group by path order by pageviews desc, path limit {{limit:UInt32}}""",
+            {**range_params(project_id, date_range), "limit": limit},
+            columns=("path", "visitors", "pageviews"),
+        )
     where = event_filter_sql(filters)
     return run(
         f"""select path, {DISTINCT_DEVICES} as visitors, count() as pageviews
-        from {raw_table('events')}
-        where {EVENTS_IN_RANGE} and name = '{PAGE_VIEW}' and {where.sql}
+        from {mart(EVENTS)}
+        where {EVENTS_IN_RANGE} and is_pageview and {where.sql}
         group by path order by pageviews desc, path limit {{limit:UInt32}}""",
         {**range_params(project_id, date_range), **where.params, "limit": limit},
         columns=("path", "visitors", "pageviews"),
     )
-
-
-def _merged_top_pages(project_id: str, date_range: DateRange, limit: int) -> pd.DataFrame:
-    return _merge_visitor_states(
-        "daily_page_states", "path", "path", "path", f"name = '{PAGE_VIEW}'",
-        "order by pageviews desc, path limit {limit:UInt32}",
-        {**range_params(project_id, date_range), "today": today_in(date_range.tz),
-         "limit": limit})
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)

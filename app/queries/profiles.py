@@ -1,11 +1,20 @@
-"""Profiles: search, traits (the ``profiles`` mart) and a profile's event timeline (raw)."""
+"""Profiles: search, traits (the ``profiles`` mart) and a profile's event timeline
+(events_current)."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.queries.base import COUNTED_EVENT, MART_TTL_S, RAW_TTL_S, mart, raw_table, run
+from app.queries.base import EVENTS, MART_TTL_S, RAW_TTL_S, mart, run
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
@@ -28,24 +37,52 @@ def search_profiles(project_id: str, text: str = "", limit: int = 50) -> pd.Data
 
 
 @st.cache_data(ttl=MART_TTL_S, show_spinner=False)
-def profile(project_id: str, profile_id: str) -> dict | None:
-    """One profile's traits and counters, or None."""
+def profile(project_id: str, profile_id: str) -> dict[str, Any] | None:
+    """One profile's traits and counters as JSON values with their types (``traits_json``),
+    or None."""
     frame = run(
-        f"""select * from {mart('profiles')}
+        f"""select * except (project_id, last_received_at) from {mart('profiles')}
         where project_id = {{project:String}} and profile_id = {{profile:String}} limit 1""",
         {"project": project_id, "profile": profile_id},
     )
-    return None if frame.empty else frame.iloc[0].to_dict()
+    return None if frame.empty else traits_json(frame.iloc[0].to_dict())
+
+
+# A property value the collector stored from a JSON number or boolean (collector/ingest.py
+# writes them as their JSON text): shown as that number or boolean again.
+_JSON_SCALAR = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false")
+
+
+def traits_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A mart row as JSON values: NULL as null, counts as numbers, times as ISO 8601 text,
+    the properties map as an object whose numeric and boolean values are numbers and
+    booleans again."""
+    return {key: _json_value(value, is_property=False) for key, value in row.items()}
+
+
+def _json_value(value: Any, is_property: bool) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_value(v, is_property=True) for k, v in value.items()}
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime):  # pandas Timestamps too
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Decimal):
+        return float(value)
+    if is_property and isinstance(value, str) and _JSON_SCALAR.fullmatch(value):
+        return json.loads(value)
+    return value
 
 
 @st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
 def profile_timeline(project_id: str, profile_id: str, limit: int = 200) -> pd.DataFrame:
     """The profile's latest events, newest first."""
     return run(
-        f"""select created_at, name, path, properties, country, browser, device
-        from {raw_table('events')}
+        f"""select created_at, event_name as name, path, properties, country, browser, device
+        from {mart(EVENTS)}
         where project_id = {{project:String}} and profile_id = {{profile:String}}
-          and {COUNTED_EVENT}
         order by created_at desc limit {{limit:UInt32}}""",
         {"project": project_id, "profile": profile_id, "limit": limit},
         columns=("created_at", "name", "path", "properties", "country", "browser", "device"),

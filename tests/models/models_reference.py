@@ -165,27 +165,6 @@ def hourly_metrics(events: list[dict], zones: dict[str, str]) -> dict[tuple, dic
             for grain, row in rows.items()}
 
 
-def session_breakdown(
-    events: list[dict], zones: dict[str, str], dimensions: tuple[str, ...],
-    only_with_pageviews: bool = False,
-) -> dict[tuple, dict]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for session in sessions_mart(events, zones).values():
-        if only_with_pageviews and not session["pageviews"]:
-            continue
-        key = (session["project_id"], session["day"], *(session[d] for d in dimensions))
-        groups[key].append(session)
-    return {
-        key: {
-            "visitors": len({s["device_id"] for s in sessions}),
-            "sessions": len(sessions),
-            "pageviews": sum(s["pageviews"] for s in sessions),
-            "bounce_rate": sum(s["is_bounce"] for s in sessions) / len(sessions),
-        }
-        for key, sessions in groups.items()
-    }
-
-
 def daily_pages(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for event in events:

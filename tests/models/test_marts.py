@@ -27,10 +27,6 @@ GRAIN = {
     "retention": "project_id, granularity, cohort, period",
     "profiles": "project_id, profile_id",
     "hourly_metrics": "project_id, day, hour",
-    "daily_pages": "project_id, day, path",
-    "daily_referrers": "project_id, day, referrer_type, referrer_name, referrer",
-    "daily_countries": "project_id, day, country",
-    "daily_entry_pages": "project_id, day, entry_path",
 }
 
 
@@ -121,31 +117,6 @@ def test_daily_metrics(stages: dict[str, Any], stage: int) -> None:
         got = actual[key]
         for name, value in want.items():
             assert got[name] == pytest.approx(value), (key, name)
-
-
-@pytest.mark.parametrize("stage", STAGES)
-def test_breakdowns(stages: dict[str, Any], stage: int) -> None:
-    events, _ = answers(stages, stage)
-    marts = stages["marts"][stage]
-    cases = {
-        "daily_countries": reference.session_breakdown(events, ZONES, ("country",)),
-        "daily_referrers": reference.session_breakdown(
-            events, ZONES, ("referrer_type", "referrer_name", "referrer")),
-        "daily_entry_pages": reference.session_breakdown(
-            events, ZONES, ("entry_path",), only_with_pageviews=True),
-    }
-    for mart, expected in cases.items():
-        dimensions = GRAIN[mart].split(", ")
-        actual = {tuple(r[d] for d in dimensions): r for r in marts[mart]}
-        assert sorted(actual) == sorted(expected), mart
-        for key, want in expected.items():
-            for name, value in want.items():
-                assert actual[key][name] == pytest.approx(value), (mart, key, name)
-    expected_pages = reference.daily_pages(events, ZONES)
-    actual_pages = {(r["project_id"], r["day"], r["path"]): r for r in marts["daily_pages"]}
-    assert sorted(actual_pages) == sorted(expected_pages)
-    for key, want in expected_pages.items():
-        assert {k: actual_pages[key][k] for k in want} == want, key
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -44,7 +44,7 @@ def test_trackhouse_dbt_passes_arguments_through(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stdout + listed.stderr
     names = set(listed.stdout.split())
     assert {"sessions", "daily_metrics", "funnel_steps", "retention", "profiles",
-            "hourly_metrics", "daily_pages", "daily_referrers"} <= names
+            "hourly_metrics", "daily_visitor_states", "events_current"} <= names
 
     failed = subprocess.run(
         [str(trackhouse), "dbt", "run", "--select", "no_such_model", "--fail-fast",

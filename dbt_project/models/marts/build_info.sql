@@ -9,19 +9,11 @@
 -- depends_on: {{ ref('daily_metrics') }}
 -- depends_on: {{ ref('hourly_metrics') }}
 -- depends_on: {{ ref('daily_visitor_states') }}
+-- depends_on: {{ ref('daily_visitor_states_current') }}
+-- depends_on: {{ ref('daily_page_states_current') }}
+-- depends_on: {{ ref('events_current') }}
 -- depends_on: {{ ref('profiles') }}
--- depends_on: {{ ref('daily_browsers') }}
--- depends_on: {{ ref('daily_cities') }}
--- depends_on: {{ ref('daily_countries') }}
--- depends_on: {{ ref('daily_devices') }}
--- depends_on: {{ ref('daily_entry_pages') }}
--- depends_on: {{ ref('daily_exit_pages') }}
--- depends_on: {{ ref('daily_operating_systems') }}
 -- depends_on: {{ ref('daily_page_states') }}
--- depends_on: {{ ref('daily_pages') }}
--- depends_on: {{ ref('daily_referrers') }}
--- depends_on: {{ ref('daily_regions') }}
--- depends_on: {{ ref('daily_utm') }}
 {{ config(materialized='table', order_by='built_at') }}
 
 with

@@ -1,9 +1,9 @@
 {#-
     Partial distinct-visitor states per project day: the dashboards merge the states of a range's
     days (uniqExactMerge) into the exact distinct devices of the whole range — what a sum of
-    daily visitors cannot give — without rescanning the raw events of closed days. The state
-    hashes the device id with cityHash64, as app/queries/base.py's DISTINCT_DEVICES does, so
-    states merge with those computed over raw events.
+    daily visitors cannot give — without rescanning the events of closed days. The state columns
+    are macros/current_days.sql's visitor_state_columns; the dashboards read this mart through
+    daily_visitor_states_current, which adds the days it has not caught up with.
 -#}
 -- depends_on: {{ ref('sessions') }}
 {{
@@ -34,8 +34,7 @@ final as (
     select
         project_id,
         day,
-        uniqExactState(cityHash64(device_id)) as visitors_state,
-        countIf(is_pageview) as pageviews,
+        {{ visitor_state_columns() }},
         max(received_at) as last_received_at
 
     from events

@@ -32,10 +32,7 @@ with
 raw_events as (
 
     select * from {{ source('trackhouse', 'events') }}
-    where not is_bot
-        and name not in ('session_start', 'session_end')
-        and created_at >= toDateTime64('2000-01-01 00:00:00', 3, 'UTC')
-        and created_at <= least(received_at, {{ run_started() }}) + toIntervalDay(1)
+    where {{ counted_raw_event(run_started()) }}
     {% if is_incremental() %}
         -- every copy of the ids received since the last run, older copies included, so the
         -- first-received copy wins exactly as in a full refresh
@@ -52,8 +49,7 @@ raw_events as (
 deduplicated as (
 
     select * from raw_events
-    order by received_at, created_at, device_id
-    limit 1 by id
+    {{ first_received_copy() }}
 
 ),
 {% else %}
@@ -79,62 +75,16 @@ deduplicated as (
     select * from (
         select * from raw_events
         where id in (select id from duplicated_ids)
-        order by received_at, created_at, device_id
-        limit 1 by id
+        {{ first_received_copy() }}
     )
 
 ),
 {% endif %}
 
--- The raw table keeps its dimensions as plain String (cheaper to land: see the warehouse's
--- migration 0002); this table, which the models read, holds them as LowCardinality.
 renamed as (
 
     select
-        id as event_id,
-        project_id,
-        name as event_name,
-        cast(name = 'screen_view', 'Bool') as is_pageview,
-        device_id,
-        profile_id,
-        session_id as live_session_id,
-        created_at,
-        received_at,
-        imported_at,
-        toLowCardinality(sdk_name) as sdk_name,
-        toLowCardinality(sdk_version) as sdk_version,
-        toLowCardinality(origin) as origin,
-        -- the URL path only: no query string, no fragment
-        cutQueryStringAndFragment(path) as path,
-        query,
-        hash,
-        title,
-        referrer,
-        toLowCardinality(referrer_name) as referrer_name,
-        toLowCardinality(referrer_type) as referrer_type,
-        toLowCardinality(utm_source) as utm_source,
-        toLowCardinality(utm_medium) as utm_medium,
-        toLowCardinality(utm_campaign) as utm_campaign,
-        utm_term,
-        utm_content,
-        toLowCardinality(country) as country,
-        toLowCardinality(region) as region,
-        toLowCardinality(city) as city,
-        latitude,
-        longitude,
-        toLowCardinality(os) as os,
-        toLowCardinality(os_version) as os_version,
-        toLowCardinality(browser) as browser,
-        toLowCardinality(browser_version) as browser_version,
-        toLowCardinality(device) as device,
-        toLowCardinality(brand) as brand,
-        toLowCardinality(model) as model,
-        toLowCardinality(language) as language,
-        toLowCardinality(screen) as screen,
-        properties,
-        groups,
-        revenue,
-        duration_ms
+{{ staged_event_columns() }}
 
     from deduplicated
 

@@ -1,7 +1,8 @@
 {#-
     Partial distinct-visitor states and page views per URL path and project day: the top-pages
     tile merges a range's days per path (uniqExactMerge) into exact distinct visitors of the
-    range. Hashing as in daily_visitor_states.
+    range. State columns as in daily_visitor_states; the dashboards read it through
+    daily_page_states_current.
 -#}
 -- depends_on: {{ ref('sessions') }}
 {{
@@ -19,7 +20,7 @@ affected_days as ({{ affected_days() }}),
 
 pageviews as (
 
-    select project_id, day, path, device_id, received_at
+    select project_id, day, path, device_id, is_pageview, received_at
     from {{ ref('int_events_localized') }}
     where is_pageview
     {%- if is_incremental() %}
@@ -34,8 +35,7 @@ final as (
         project_id,
         day,
         path,
-        uniqExactState(cityHash64(device_id)) as visitors_state,
-        count() as pageviews,
+        {{ visitor_state_columns() }},
         max(received_at) as last_received_at
 
     from pageviews

@@ -1,0 +1,94 @@
+{#-
+    What the dashboards read to be current: the marts hold what the last dbt run took, the
+    `*_current` views add what was stored since. Every view splits at the same point, the
+    cutoff: the newest received_at the incremental marts have taken (never later than now),
+    minus `reprocess_minutes` for rows the collector had received but not yet inserted when
+    that run read them. stg_events holds every counted event created before the cutoff; the
+    events created after it are read from the raw rows at query time (stg_event_copies).
+    Any earlier cutoff gives the same rows, only more slowly, so a mart built a moment after
+    stg_events in the same run cannot make a view miss or repeat an event.
+-#}
+
+{% macro current_cutoff() -%}
+    (
+        select maxIf(last_received_at, last_received_at <= now64(3))
+            - toIntervalMinute({{ var('reprocess_minutes') }})
+        from {{ ref('daily_visitor_states') }}
+    )
+{%- endmacro %}
+
+
+{% macro open_day(project_id='project_id') -%}
+    {#- The first project day a per-day mart may lack events of: the day of the cutoff. -#}
+    {{ in_project_timezone('toDate', current_cutoff(), project_id) }}
+{%- endmacro %}
+
+
+{% macro visitor_state_columns() -%}
+    {#-
+        Per-day partial states of the distinct visitors (uniqExactMerge over several days gives
+        the distinct devices of those days together) and the page views. The device id is
+        hashed with cityHash64, as app/queries/base.py's DISTINCT_DEVICES does, so that the
+        states also merge with those the dashboards compute under filters.
+    -#}
+    uniqExactState(cityHash64(device_id)) as visitors_state,
+    countIf(is_pageview) as pageviews
+{%- endmacro %}
+
+
+{% macro current_days(mart, keys=[], where=none) -%}
+    {#-
+        A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made
+        current: its rows of the days before the open day, and for the open days the same
+        columns computed from events_current, restricted by `where`.
+    -#}
+    {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
+
+with
+
+closed_days as (
+
+    select project_id, day, {{ key_list }}visitors_state, pageviews
+    from {{ mart }}
+    where day < {{ open_day() }}
+
+),
+
+open_events as (
+
+    select
+        project_id,
+        {{ in_project_timezone('toDate', 'created_at') }} as day,
+        {{ key_list }}device_id,
+        is_pageview
+    from {{ ref('events_current') }}
+    -- a project day starts less than a day before any instant of it
+    where created_at >= {{ current_cutoff() }} - toIntervalDay(1)
+    {%- if where %}
+        and {{ where }}
+    {%- endif %}
+
+),
+
+open_days as (
+
+    select
+        project_id,
+        day,
+        {{ key_list }}{{ visitor_state_columns() }}
+    from open_events
+    where day >= {{ open_day() }}
+    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
+
+),
+
+final as (
+
+    select * from closed_days
+    union all
+    select * from open_days
+
+)
+
+select * from final
+{%- endmacro %}

@@ -1,1 +1,0 @@
-{{ session_breakdown(['entry_path'], where='pageviews > 0') }}

@@ -1,1 +1,0 @@
-{{ session_breakdown(['exit_path'], where='pageviews > 0') }}

@@ -1,1 +1,0 @@
-{{ session_breakdown(['referrer_type', 'referrer_name', 'referrer']) }}

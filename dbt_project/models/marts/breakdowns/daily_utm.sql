@@ -1,1 +1,0 @@
-{{ session_breakdown(['utm_source', 'utm_medium', 'utm_campaign']) }}

@@ -1,0 +1,75 @@
+"""The *_current views: events stored after the last dbt run count on the dashboards at once,
+under staging's rules (bots and session events never, a retried delivery once), and a late
+copy of an event the marts already hold is not counted again."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import dashboard_fixture as fd
+from dashboard_fixture import DashboardData
+
+from app.filters import Filter, Op
+from app.periods import Preset, preset_range
+from app.queries import events as event_queries
+from app.queries import overview, realtime
+
+PROJECT = "dash-current"  # its own project: the other tests' figures stay put
+
+
+def insert(rows: list[fd.Event], received_at: datetime | None = None) -> None:
+    from warehouse.client import warehouse
+
+    client = warehouse()
+    try:
+        table = "trackhouse.events"
+        data = fd.rows(rows)
+        if received_at is not None:  # a copy delivered again later
+            data = [[*row[:6], received_at, *row[7:]] for row in data]
+        client.insert(table, data, column_names=fd.COLUMNS)
+    finally:
+        client.close()
+
+
+def test_events_stored_since_the_last_run_count_once(dashboard_data: DashboardData) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    views = [fd.Event(PROJECT, "screen_view", device, now - timedelta(minutes=10 + n),
+                      path=f"/p{n}", country="DE") for n, device in enumerate("abc")]
+    signup = fd.Event(PROJECT, "signup", "a", now - timedelta(minutes=9), path="/p0",
+                      properties={"plan": "pro"})
+    ignored = [fd.Event(PROJECT, "screen_view", "crawler", now - timedelta(minutes=9),
+                        path="/p0", is_bot=True),
+               fd.Event(PROJECT, "session_start", "a", now - timedelta(minutes=10), path="/p0")]
+    insert([*views, signup, *ignored])
+    insert([views[0]], received_at=now)  # a retried delivery of the same event id
+
+    today = preset_range(Preset.TODAY, "UTC")
+    totals = overview.event_totals.__wrapped__(PROJECT, today)
+    assert totals[totals.current.astype(bool)][["visitors", "pageviews"]].values.tolist() \
+        == [[3, 3]]
+    pages = overview.top_pages.__wrapped__(PROJECT, today)
+    assert dict(zip(pages.path, pages.pageviews, strict=True)) == {"/p0": 1, "/p1": 1, "/p2": 1}
+    filtered = overview.event_totals.__wrapped__(PROJECT, today,
+                                                 (Filter("path", Op.IS, "/p0"),))
+    assert filtered[filtered.current.astype(bool)][["visitors", "pageviews"]].values.tolist() \
+        == [[1, 1]]
+    counts = event_queries.event_counts.__wrapped__(PROJECT, today)
+    assert dict(zip(counts.name, counts.events, strict=True)) == {"signup": 1}
+    assert realtime.live_visitors.__wrapped__(PROJECT, minutes=30) == 3
+
+
+def test_a_late_copy_of_a_modelled_event_is_not_counted_again(
+        dashboard_data: DashboardData) -> None:
+    date_range = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
+    before = overview.event_totals.__wrapped__(fd.SHOP, date_range,
+                                               (Filter("browser", Op.IS, "Safari"),))
+    old = next(e for e in dashboard_data.events if e.project_id == fd.SHOP
+               and e.browser == "Safari" and e.name == "screen_view"
+               and e.created_at < dashboard_data.now - timedelta(days=2))
+    copy = fd.Event(**{**old.__dict__, "id": old.id})
+    insert([copy], received_at=datetime.now(UTC))
+    after = overview.event_totals.__wrapped__(fd.SHOP, date_range,
+                                              (Filter("browser", Op.IS, "Safari"),))
+    assert after.values.tolist() == before.values.tolist()
+    assert uuid.UUID(old.id)  # the copy kept the event's id
