@@ -102,10 +102,6 @@ def main() -> None:
     parser.add_argument("--soak-rounds", type=int, default=5, help="cancellation soak rounds")
     parser.add_argument("--soak-streams", type=int, default=100, help="abandoned per round")
     args = parser.parse_args()
-    auth = (
-        os.environ.get("TRACKHOUSE_CLICKHOUSE_USER", "default"),
-        os.environ.get("TRACKHOUSE_CLICKHOUSE_PASSWORD", ""),
-    )
 
     with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as scratch:
         scratch_dir = Path(scratch)
@@ -199,6 +195,7 @@ def main() -> None:
             assert endpoint.process is not None
             pid = endpoint.process.pid
             soak = []
+            auth = ("default", endpoint.password)
             for _ in range(args.soak_rounds):
                 abandoned_s = abandon_streams(url, auth, args.soak_streams)
                 started = time.perf_counter()
