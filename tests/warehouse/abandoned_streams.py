@@ -43,7 +43,7 @@ def send_query(
     token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     connection = socket.create_connection((host, int(port)), timeout=30)
     connection.sendall(
-        f"POST /?{query_string} HTTP/1.1\r\nHost: warehouse\r\n".encode()
+        f"POST /?{query_string} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
         + f"Authorization: Basic {token}\r\nContent-Length: {len(sql)}\r\n\r\n".encode()
         + sql
     )
