@@ -1,4 +1,5 @@
-"""``trackhouse privacy erase|export|log``: one visitor's data, erased or handed over."""
+"""``trackhouse privacy erase|export|log`` (one visitor's data, erased or handed over) and
+``trackhouse backup DIR`` / ``restore DIR``."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ privacy_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(privacy_app, name="privacy")
+    app.command("backup")(backup)
+    app.command("restore")(restore)
 
 
 def _subject(project: str, profile: str | None, device: str | None):  # -> Subject
@@ -105,3 +108,44 @@ def log(limit: int = typer.Option(50, help="How many of the latest requests.")) 
             "fingerprint": request.subject_fingerprint, "by": request.requested_by,
             "rows": request.rows, "detail": request.detail,
         }))
+
+
+BACKUP_DIR = typer.Argument(..., help="A new (or empty) directory for the backup.")
+RESTORE_DIR = typer.Argument(..., help="A directory written by `trackhouse backup`.")
+
+
+def backup(target: Path = BACKUP_DIR) -> None:
+    """Back up the warehouse, the metadata database and the Dagster instance while the stack
+    runs (files readable by the owner only)."""
+    from lifecycle.backup import BackupError
+    from lifecycle.backup import backup as run_backup
+
+    try:
+        manifest = run_backup(target, progress=lambda m: stderr.print(m, highlight=False))
+    except BackupError as exc:
+        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    rows = sum(t["rows"] for t in manifest["tables"])
+    stderr.print(f"backed up {rows:,} rows in {len(manifest['tables'])} tables and views, "
+                 f"{manifest['bytes']:,} bytes, in {manifest['seconds']:.1f} s to {target}",
+                 highlight=False)
+
+
+def restore(source: Path = RESTORE_DIR) -> None:
+    """Restore a backup into an empty installation (fresh data directory, empty warehouse),
+    then bring its schemas up to this version."""
+    from accounts.db import upgrade
+    from lifecycle.backup import BackupError
+    from lifecycle.backup import restore as run_restore
+    from warehouse.migrate import migrate
+
+    try:
+        result = run_restore(source, progress=lambda m: stderr.print(m, highlight=False))
+    except BackupError as exc:
+        stderr.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    applied = migrate()
+    upgrade()
+    stderr.print(f"restored {result['rows']:,} rows in {result['seconds']:.1f} s"
+                 + (f"; applied migrations {[m.version for m in applied]}" if applied else ""),
+                 highlight=False)
