@@ -9,6 +9,7 @@ from accounts import service
 from accounts.db import session_scope
 from accounts.errors import AccountsError
 from app.auth import current_user
+from app.privacy_admin import privacy_section
 
 user = current_user()
 if user is None or not user.is_admin:  # the navigation hides the page; this guards direct calls
@@ -138,3 +139,6 @@ with users_tab:
                 attempt(lambda s: service.grant_access(s, uid, pid), "access granted")
             if uid is not None and pid is not None and revoking:
                 attempt(lambda s: service.revoke_access(s, uid, pid), "access revoked")
+
+st.divider()
+privacy_section(user, project_ids)
