@@ -16,7 +16,7 @@ and corrects what was computed from them:
    of the subject instead of the id.
 
 The id never appears in a statement ClickHouse records on disk: deletions name it through a
-subquery on the in-memory ``erase_targets`` table. See docs/decisions/0006-erasure.md.
+subquery on the in-memory ``erase_targets`` table. See docs/decisions/0006-data-lifecycle.md.
 """
 
 from __future__ import annotations

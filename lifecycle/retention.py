@@ -7,7 +7,7 @@ tables and their row-for-row copies in staging (every table with ``project_id`` 
 once and leave the disk at the parts' next merge. The marts keep their aggregates. Dagster runs
 ``expire`` daily (``orchestration/lifecycle.py``); ``trackhouse retention run`` runs it now.
 
-Why not TTL or dropping partitions (docs/decisions/0007-retention.md): a monthly partition of
+Why not TTL or dropping partitions (docs/decisions/0006-data-lifecycle.md): a monthly partition of
 ``events`` holds every project, so a partition can only be dropped once every project in it is
 past its period, and a table TTL would write each project's period into the table's DDL (an
 ``ALTER ... MODIFY TTL`` on the largest table, rewriting parts, at every change, deleting only
