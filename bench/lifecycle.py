@@ -33,6 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--backup-only", action="store_true",
+                        help="skip the dbt build and the erasure: time backup and restore only")
     args = parser.parse_args()
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
@@ -74,6 +76,18 @@ def main() -> None:
         print(f"{title}: {took:.1f} s", flush=True)
         return value, took
 
+    def erase_busiest_profile() -> None:
+        timed("seed + full dbt run", lambda: (dbt("seed"), dbt("run")))
+        project, profile, events = client.query(
+            f"select project_id, profile_id, count() as n from {raw}.events "
+            "where profile_id != '' group by project_id, profile_id order by n desc limit 1"
+        ).first_row
+        erasure, _ = timed(f"erase profile {profile} ({events} raw events)", lambda: erase(
+            Subject(project, "profile", profile), settings=settings, client=client,
+            dbt=lambda a: dbt(*a)))
+        print(f"  deleted {erasure.rows:,} rows in {len(erasure.deleted)} tables; "
+              f"recomputed {erasure.recomputed}")
+
     fresh_databases: list[str] = []
     try:
         migrate(client, settings)
@@ -90,17 +104,8 @@ def main() -> None:
             client.command(DUPLICATE_EVENTS.format(raw=raw, since="1970-01-01 00:00:00"))))
         total = int(client.query(f"select count() from {raw}.events").first_row[0])
         print(f"raw events: {total:,}")
-        timed("seed + full dbt run", lambda: (dbt("seed"), dbt("run")))
-
-        project, profile, events = client.query(
-            f"select project_id, profile_id, count() as n from {raw}.events "
-            "where profile_id != '' group by project_id, profile_id order by n desc limit 1"
-        ).first_row
-        erasure, _ = timed(f"erase profile {profile} ({events} raw events)", lambda: erase(
-            Subject(project, "profile", profile), settings=settings, client=client,
-            dbt=lambda a: dbt(*a)))
-        print(f"  deleted {erasure.rows:,} rows in {len(erasure.deleted)} tables; "
-              f"recomputed {erasure.recomputed}")
+        if not args.backup_only:
+            erase_busiest_profile()
 
         backup_dir = workdir / "backup"
         manifest, backup_s = timed("backup", lambda: backup(

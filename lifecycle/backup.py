@@ -3,7 +3,8 @@
 ``backup(DIR)`` writes, while the stack runs:
 
 - ``warehouse/<database role>/<table>.sql``: each table's and view's CREATE statement, and
-  ``<table>.native.zst``: its rows in ClickHouse's Native format, zstd-compressed. The dbt
+  ``<table>.NNNN.native.zst``: its rows in ClickHouse's Native format, zstd-compressed, in
+  slices of about 256 MB uncompressed (a large table's rows split by a hash of the row). The dbt
   tables are read first and the raw tables last, so the raw tables hold every row the models
   had seen; the first incremental run after a restore catches up with the rest. (chdb serves
   ``BACKUP``/``RESTORE`` only with a server configuration naming a backup disk or path, which
@@ -41,6 +42,9 @@ from warehouse.client import warehouse
 
 FORMAT_VERSION = 1
 CHUNK = 1 << 20
+# uncompressed Native bytes per backup file: one restore insert each, well under the embedded
+# warehouse's request-body cap (TRACKHOUSE_WAREHOUSE_MAX_BODY_BYTES, 1 GiB)
+SLICE_BYTES = 256 << 20
 # a restored table is one insert, which may hold every partition of the table
 RESTORE_SETTINGS = {"max_partitions_per_insert_block": 0, "max_insert_block_size": 1_048_576}
 VIEW_ENGINES = ("View", "MaterializedView")
@@ -189,14 +193,33 @@ def _dump(client: Client, relation: _Relation, target: Path, progress: Progress)
     if not relation.has_rows:
         return entry
     started = time.monotonic()
-    path = folder / f"{relation.name}.native.zst"
-    compressor = zstandard.ZstdCompressor(level=3)
-    stream = client.raw_stream(f"select * from {relation.ref} format Native")
-    with path.open("wb") as file, compressor.stream_writer(file) as writer:
-        while chunk := stream.read(CHUNK):
-            writer.write(chunk)
+    [(uncompressed,)] = client.query(
+        "select sum(data_uncompressed_bytes) from system.parts where database = {d:String} "
+        "and table = {t:String} and active",
+        parameters={"d": relation.database, "t": relation.name}).result_rows
+    # Each file is restored as one insert: a large table is split into slices (by a hash of
+    # the whole row, so a row lands in exactly one) that fit a request body comfortably.
+    slices = max(1, -(-int(uncompressed or 0) // SLICE_BYTES))
+    hashed = ", ".join(f"`{name}`" for (name,) in client.query(
+        "select name from system.columns where database = {d:String} and table = {t:String} "
+        # partial states do not hash, and a NULL makes the whole hash NULL
+        "and not startsWith(type, 'AggregateFunction') and not startsWith(type, 'Nullable')",
+        parameters={"d": relation.database, "t": relation.name}).result_rows)
+    if not hashed:
+        slices = 1
+    files = []
+    for number in range(slices):
+        where = f" where sipHash64({hashed}) % {slices} = {number}" if slices > 1 else ""
+        path = folder / f"{relation.name}.{number:04d}.native.zst"
+        compressor = zstandard.ZstdCompressor(level=3)
+        stream = client.raw_stream(f"select * from {relation.ref}{where} format Native")
+        with path.open("wb") as file, compressor.stream_writer(file) as writer:
+            while chunk := stream.read(CHUNK):
+                writer.write(chunk)
+        files.append(path)
     [(rows,)] = client.query(f"select count() from {relation.ref}").result_rows
-    entry.update(rows=int(rows), bytes=path.stat().st_size, file=str(path.relative_to(target)))
+    entry.update(rows=int(rows), bytes=sum(f.stat().st_size for f in files),
+                 files=[str(f.relative_to(target)) for f in files])
     progress(f"warehouse: {relation.database}.{relation.name}: {int(rows):,} rows, "
              f"{entry['bytes']:,} bytes, {time.monotonic() - started:.1f} s")
     return entry
@@ -271,13 +294,14 @@ def _load(client: Client, source: Path, entry: dict[str, Any], roles: dict[str, 
     database = roles[entry["role"]]
     create = (source / "warehouse" / entry["role"] / f"{entry['name']}.sql").read_text()
     client.command(_rename(create, names))
-    if not entry.get("file"):
+    if not entry.get("files"):
         return
     started = time.monotonic()
-    with (source / entry["file"]).open("rb") as file:
-        # the file is zstd already: sent as it is, with Content-Encoding: zstd
-        client.raw_insert(f"`{database}`.`{entry['name']}`", insert_block=file, fmt="Native",
-                          compression="zstd", settings=RESTORE_SETTINGS)
+    for name in entry["files"]:
+        with (source / name).open("rb") as file:
+            # the file is zstd already: sent as it is, with Content-Encoding: zstd
+            client.raw_insert(f"`{database}`.`{entry['name']}`", insert_block=file,
+                              fmt="Native", compression="zstd", settings=RESTORE_SETTINGS)
     progress(f"warehouse: {database}.{entry['name']}: {entry['rows']:,} rows, "
              f"{time.monotonic() - started:.1f} s")
 

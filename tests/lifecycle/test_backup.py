@@ -84,8 +84,14 @@ def round_trip(models_warehouse, tmp_path_factory) -> Iterator[dict[str, Any]]:
 
     client = models.client
     target = root / "the-backup"
+    # slices of 64 KB: the larger tables are split into several files, as at scale
+    mp = pytest.MonkeyPatch()
+    mp.setattr("lifecycle.backup.SLICE_BYTES", 64 << 10)
     messages: list[str] = []
-    manifest = backup(target, settings=source, client=client, progress=messages.append)
+    try:
+        manifest = backup(target, settings=source, client=client, progress=messages.append)
+    finally:
+        mp.undo()
     try:
         result = restore(target, settings=fresh, client=client, progress=messages.append)
         from warehouse.migrate import migrate
@@ -118,6 +124,12 @@ def test_every_table_has_its_rows_back(round_trip: dict[str, Any]) -> None:
     assert round_trip["restored_counts"] == counts
     assert round_trip["result"]["rows"] == sum(
         t["rows"] for t in round_trip["manifest"]["tables"]) > 0
+
+
+def test_large_tables_are_split_into_slices(round_trip: dict[str, Any]) -> None:
+    tables = {(t["role"], t["name"]): t for t in round_trip["manifest"]["tables"]}
+    assert len(tables[("raw", "events")]["files"]) > 1
+    assert len(tables[("marts", "daily_visitor_states")]["files"]) >= 1
 
 
 def test_marts_have_their_figures(round_trip: dict[str, Any]) -> None:
