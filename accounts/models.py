@@ -98,6 +98,8 @@ class Project(Base):
     # The Plausible tracker's ``d`` and the Umami tracker's ``website`` select the project.
     plausible_domain: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     umami_website_id: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
+    # Raw events older than this many days are deleted (lifecycle/retention.py); None: kept.
+    retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -211,3 +213,29 @@ class LoginAttempt(Base):
     def __repr__(self) -> str:
         return (f"LoginAttempt(id={self.id!r}, at={self.at!r}, email={self.email!r}, "
                 f"ip={self.ip!r}, outcome={self.outcome!r})")
+
+
+class PrivacyRequest(Base):
+    """An erasure or export of one profile's or device's data (``trackhouse privacy``, the
+    Admin page): who asked, when, and what it touched. The subject is kept only as a sha256
+    fingerprint (``lifecycle.privacy.Subject.fingerprint``), so an erased id is stored nowhere,
+    while a later request for the same id can still be matched to this record."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (
+        CheckConstraint("action in ('erase', 'export')", name="action"),
+        CheckConstraint("subject_kind in ('profile', 'device')", name="subject_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(8))
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    subject_kind: Mapped[str] = mapped_column(String(8))
+    subject_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    # who asked: the admin's e-mail in the app, "cli:<os user>" on the command line
+    requested_by: Mapped[str] = mapped_column(String(320), default="")
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    # per table: rows deleted or exported; for an erasure also what was recomputed
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

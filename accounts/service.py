@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------
 
 PROJECT_FIELDS = ("name", "domain", "timezone", "allowed_origins", "plausible_domain",
-                  "umami_website_id")
+                  "umami_website_id", "retention_days")
+# a retention period longer than the event-time range the collector accepts keeps everything
+MAX_RETENTION_DAYS = 36_500
 
 
 def _clean_name(name: str, what: str) -> str:
@@ -75,6 +77,15 @@ def _clean_project_field(field: str, value: Any) -> Any:
         return validate_plausible_domain(value)
     if field == "umami_website_id":
         return validate_umami_website_id(value)
+    if field == "retention_days":
+        # None or 0: keep raw events forever
+        if value is None or value == 0:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                1 <= value <= MAX_RETENTION_DAYS):
+            raise InvalidInput(f"retention days must be a whole number from 1 to "
+                               f"{MAX_RETENTION_DAYS} (0 keeps events forever), not {value!r}")
+        return value
     raise InvalidInput(
         f"unknown project field {field!r}; changeable fields: {', '.join(PROJECT_FIELDS)}"
     )

@@ -9,6 +9,7 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.assets import dbt_models, raw_tables
 from orchestration.checks import collector_checks, freshness_checks, freshness_sensor
+from orchestration.lifecycle import retention_job, retention_schedule
 from orchestration.resources import build_resources
 from orchestration.schedules import (
     first_build_sensor,
@@ -21,8 +22,8 @@ from orchestration.schedules import (
 defs = Definitions(
     assets=[raw_tables, dbt_models],
     asset_checks=[*collector_checks, *freshness_checks],
-    jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job],
-    schedules=schedules,
+    jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job, retention_job],
+    schedules=[*schedules, retention_schedule],
     sensors=[first_build_sensor, freshness_sensor],
     resources=build_resources(),
     # every job, the implicit ones of UI launches and the freshness sensor too, runs its steps

@@ -14,6 +14,7 @@ from trackhouse.commands import (
     accounts,
     collector,
     dashboards,
+    lifecycle,
     models,
     orchestration,
     stack,
@@ -29,6 +30,7 @@ app = typer.Typer(
 
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
+lifecycle.register(app)  # privacy, retention, backup and restore
 
 
 @app.callback()

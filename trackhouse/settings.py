@@ -237,6 +237,11 @@ class Settings(BaseSettings):
         default=100_000, ge=0, description="Rows waiting in the collector's Redis buffer above "
         "which the backlog asset check fails.",
     )
+    # --- data lifecycle: retention --------------------------------------------------------
+    retention_cron: str = Field(
+        default="15 2 * * *", description="Cron (UTC) of the job deleting raw events older than "
+        "their project's retention period (`trackhouse project update --retention-days`).",
+    )
 
     # --- dashboards: login guessing (accounts/logins.py) ---------------------------------
     login_max_failures: int = Field(

@@ -10,6 +10,7 @@ from accounts import logins, service
 from accounts.db import session_scope
 from accounts.errors import AccountsError
 from app.auth import current_user
+from app.privacy_admin import privacy_section
 from app.text import markdown_escape
 
 user = current_user()
@@ -151,3 +152,6 @@ with logins_tab:
     st.dataframe(pd.DataFrame(attempts, columns=["time", "outcome", "e-mail", "IP",
                                                  "user agent"]),
                  hide_index=True, width="stretch", key="admin.logins")
+
+st.divider()
+privacy_section(user, project_ids)

@@ -11,6 +11,11 @@
         arrayJoin(arrayMap(offset -> day + offset, range(toUInt32(end_day - day) + 1))) as day
     from {{ ref('sessions') }}
     where last_received_at > {{ incremental_watermark() }}
+
+    union distinct
+
+    -- days an erasure changed (macros/recompute.sql)
+    {{ recomputed_days() }}
 {%- endmacro %}
 
 

@@ -23,8 +23,13 @@
  * trackScreenViews (page views, SPA route changes included), trackHashChanges (hash routes
  * count as pages), trackOutgoingLinks (link_out events), trackAttributes (clicks on
  * [data-track="name"] elements, their other data-* attributes as properties),
- * respectPrivacySignals (send nothing when the browser says Do Not Track or Global Privacy
- * Control), disabled (hold events until op('ready'), for consent banners), filter(message).
+ * respectPrivacySignals (default true: send nothing when the browser says Do Not Track or
+ * Global Privacy Control; false ignores both), disabled (hold events until op('ready'), for
+ * consent banners), filter(message).
+ *
+ * A visitor (the site's owner, say) excludes their own browser with
+ * localStorage.trackhouse_ignore = 'true' (checked before every request, like Plausible's
+ * plausible_ignore); removing the item counts them again.
  */
 (function (win, doc) {
   'use strict';
@@ -77,6 +82,15 @@
     return target;
   }
 
+  // localStorage may be missing or throw (storage disabled, sandboxed frames): then no flag.
+  function ignoredBrowser() {
+    try {
+      return win.localStorage.getItem('trackhouse_ignore') === 'true';
+    } catch (e) {
+      return false;
+    }
+  }
+
   function privacySignal() {
     var nav = win.navigator || {};
     var dnt = nav.doNotTrack || win.doNotTrack || nav.msDoNotTrack;
@@ -112,7 +126,7 @@
   }
 
   function send(type, payload) {
-    if (!options || blocked) return;
+    if (!options || blocked || ignoredBrowser()) return;
     var message = { type: type, payload: payload };
     if (options.filter && !options.filter(message)) return;
     if (held) {
@@ -228,7 +242,7 @@
       : win.location.origin;
     options = assign({}, opts);
     options.apiUrl = String(options.apiUrl || defaultApi).replace(/\/+$/, '');
-    blocked = !!options.respectPrivacySignals && privacySignal();
+    blocked = options.respectPrivacySignals !== false && privacySignal();
     held = options.disabled ? [] : null;
     if (options.trackScreenViews) {
       watchHistory();

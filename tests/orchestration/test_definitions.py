@@ -20,7 +20,8 @@ def test_definitions_load_with_the_layered_asset_graph(manifest_ready: None) -> 
     for key in graph.get_all_asset_keys():
         by_group[graph.get(key).group_name].add(key)
     assert set(LAYERS) <= set(by_group)
-    assert {key.path[-1] for key in by_group["raw"]} == {"events", "profiles", "projects"}
+    assert {key.path[-1] for key in by_group["raw"]} == {"events", "profiles", "projects",
+                                                         "recompute"}
     assert MART_CONTRACT <= {key.path[-1] for key in by_group["marts"]}
 
     def layer(key: AssetKey) -> str:

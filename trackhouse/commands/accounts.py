@@ -94,6 +94,7 @@ def _project_dict(project: Any) -> dict[str, Any]:
         "timezone": project.timezone, "allowed_origins": list(project.allowed_origins),
         "plausible_domain": project.plausible_domain,
         "umami_website_id": project.umami_website_id,
+        "retention_days": project.retention_days,
         "created_at": project.created_at.isoformat(), "updated_at": project.updated_at.isoformat(),
     }
 
@@ -154,6 +155,9 @@ def project_update(
         "--origin", help="Replace the allowed origins (repeatable).")] = None,
     plausible_domain: str = typer.Option(None, help="New Plausible domain ('' to clear)."),
     umami_website_id: str = typer.Option(None, help="New Umami website id ('' to clear)."),
+    retention_days: int = typer.Option(
+        None, help="Delete raw events older than this many days (0: keep forever, the "
+        "default); the marts keep their aggregates. See README, Retention."),
 ) -> None:
     """Change a project's settings (its id never changes)."""
     from accounts.service import update_project
@@ -164,6 +168,8 @@ def project_update(
         "umami_website_id": umami_website_id,
     }
     fields = {key: value for key, value in given.items() if value is not None}
+    if retention_days is not None:
+        fields["retention_days"] = retention_days  # 0 clears it: a None would mean "unchanged"
     with _accounts() as session:
         project = update_project(session, project_id, mirror=False, **fields)
         session.commit()

@@ -23,6 +23,8 @@ events as (
     where device_id in (
         select device_id from {{ ref('int_events_localized') }}
         where received_at > {{ incremental_watermark() }}
+        union distinct
+        {{ recomputed_devices() }}
     )
     {%- endif %}
 

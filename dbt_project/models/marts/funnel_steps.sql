@@ -45,6 +45,16 @@ affected_days as (
 
     union distinct
 
+    -- days an erasure changed (macros/recompute.sql) and the window before them
+    select distinct
+        recomputed.project_id,
+        funnels.funnel,
+        arrayJoin(arrayMap(offset -> recomputed.day - offset, range({{ window_days + 1 }})))
+    from ({{ recomputed_days() }}) as recomputed
+    inner join funnels on recomputed.project_id = funnels.project_id
+
+    union distinct
+
     -- every day of a changed funnel's project (nothing is read when no funnel changed)
     select distinct events.project_id, changed_funnels.funnel, events.day
     from {{ ref('int_events_localized') }} as events

@@ -21,6 +21,11 @@ affected_profiles as (
     select profile_id from {{ ref('stg_events') }}
     where profile_id != '' and received_at > {{ incremental_watermark() }}
 
+    union distinct
+
+    -- profiles an erasure changed (macros/recompute.sql)
+    {{ recomputed_profiles() }}
+
 ),
 {% endif %}
 

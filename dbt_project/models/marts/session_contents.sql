@@ -35,6 +35,8 @@ changed_devices as (
 
     select device_id from {{ ref('int_events_localized') }}
     where received_at > {{ incremental_watermark() }}
+    union distinct
+    {{ recomputed_devices() }}
 
 ),
 {% endif %}

@@ -26,6 +26,8 @@ session_events as (
     where device_id in (
         select device_id from {{ ref('int_events_localized') }}
         where received_at > {{ incremental_watermark() }}
+        union distinct
+        {{ recomputed_devices() }}
     )
     {%- endif %}
 
@@ -81,6 +83,8 @@ first_events as (
     where device_id in (
         select device_id from {{ ref('int_events_localized') }}
         where received_at > {{ incremental_watermark() }}
+        union distinct
+        {{ recomputed_devices() }}
     )
     {%- endif %}
 

@@ -1,0 +1,29 @@
+{#-
+    Incremental runs of the per-day marts recompute whole (project, day) rows: the days touched
+    by sessions that gained events since the mart's last run. A session that gained events may
+    have absorbed sessions that started later (a late event closing a gap), so every day the
+    session spans counts, not only the days of the new events.
+-#}
+
+{% macro affected_days() -%}
+    select distinct
+        project_id,
+        arrayJoin(arrayMap(offset -> day + offset, range(toUInt32(end_day - day) + 1))) as day
+    from {{ ref('sessions') }}
+    where last_received_at > {{ incremental_watermark() }}
+{%- endmacro %}
+
+
+{% macro where_affected_day(day_column='day', timestamp_column=none) -%}
+    {#-
+        A filter keeping the rows of the affected days. With `timestamp_column` it also bounds
+        that UTC timestamp (project days lie within 14 hours of UTC), so the scan skips old
+        partitions before the day expression is evaluated.
+    -#}
+    {%- if timestamp_column %}
+    {{ timestamp_column }} >= (select toDateTime(min(day)) - toIntervalDay(1) from affected_days)
+    and {{ timestamp_column }} < (select toDateTime(max(day)) + toIntervalDay(2) from affected_days)
+    and
+    {%- endif %}
+    ({{ 'project_id' }}, {{ day_column }}) in (select project_id, day from affected_days)
+{%- endmacro %}

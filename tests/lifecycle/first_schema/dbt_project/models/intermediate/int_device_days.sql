@@ -1,0 +1,44 @@
+{#-
+    One row per project, device and project day with an event: the compact activity history
+    that retention is computed from. Incremental: devices with newly received events get their
+    days recomputed.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='device_id',
+        order_by='(project_id, device_id, day)',
+    )
+}}
+
+with
+
+events as (
+
+    select project_id, device_id, day, received_at
+    from {{ ref('int_events_localized') }}
+    {%- if is_incremental() %}
+    -- by device id alone (cheaper to probe than pairs; see sessions)
+    where device_id in (
+        select device_id from {{ ref('int_events_localized') }}
+        where received_at > {{ incremental_watermark() }}
+    )
+    {%- endif %}
+
+),
+
+device_days as (
+
+    select
+        project_id,
+        device_id,
+        day,
+        count() as events,
+        max(received_at) as last_received_at
+    from events
+    group by project_id, device_id, day
+
+)
+
+select * from device_days

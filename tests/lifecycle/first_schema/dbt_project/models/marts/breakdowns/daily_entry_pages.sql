@@ -1,0 +1,1 @@
+{{ session_breakdown(['entry_path'], where='pageviews > 0') }}

@@ -1,0 +1,1 @@
+{{ session_breakdown(['exit_path'], where='pageviews > 0') }}

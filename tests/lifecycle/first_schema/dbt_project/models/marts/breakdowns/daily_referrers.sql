@@ -1,0 +1,1 @@
+{{ session_breakdown(['referrer_type', 'referrer_name', 'referrer']) }}

@@ -1,0 +1,1 @@
+{{ session_breakdown(['utm_source', 'utm_medium', 'utm_campaign']) }}

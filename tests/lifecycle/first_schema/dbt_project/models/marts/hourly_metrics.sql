@@ -1,0 +1,86 @@
+{#- The daily figures per hour of the project day, for the "today" view. -#}
+{{
+    config(
+        unique_key='project_id, day',
+        order_by='(project_id, day, hour)',
+    )
+}}
+
+with
+
+{% if is_incremental() %}
+affected_days as ({{ affected_days() }}),
+{% endif %}
+
+events as (
+
+    select project_id, day, hour, device_id, is_pageview, received_at
+    from {{ ref('int_events_localized') }}
+    {% if is_incremental() %}
+    where {{ where_affected_day('day', 'created_at') }}
+    {% endif %}
+
+),
+
+sessions as (
+
+    select project_id, day, hour, is_bounce, duration_s
+    from {{ ref('sessions') }}
+    {% if is_incremental() %}
+    where {{ where_affected_day('day') }}
+    {% endif %}
+
+),
+
+events_per_hour as (
+
+    select
+        project_id,
+        day,
+        hour,
+        uniqExact(device_id) as visitors,
+        countIf(is_pageview) as pageviews,
+        count() as events,
+        max(received_at) as last_received_at
+    from events
+    group by project_id, day, hour
+
+),
+
+sessions_per_hour as (
+
+    select
+        project_id,
+        day,
+        hour,
+        count() as sessions,
+        countIf(is_bounce) as bounces,
+        sum(duration_s) as total_duration_s
+    from sessions
+    group by project_id, day, hour
+
+),
+
+final as (
+
+    select
+        events_per_hour.project_id as project_id,
+        events_per_hour.day as day,
+        events_per_hour.hour as hour,
+        visitors,
+        sessions_per_hour.sessions as sessions,
+        pageviews,
+        events,
+        if(sessions = 0, 0, bounces / sessions) as bounce_rate,
+        if(sessions = 0, 0, toFloat64(total_duration_s) / sessions) as avg_session_duration_s,
+        last_received_at
+
+    from events_per_hour
+    left join sessions_per_hour
+        on events_per_hour.project_id = sessions_per_hour.project_id
+        and events_per_hour.day = sessions_per_hour.day
+        and events_per_hour.hour = sessions_per_hour.hour
+
+)
+
+select * from final

@@ -1,0 +1,81 @@
+{#-
+    The sessions mart's rows that the overview reads, each with what the session contains: the
+    distinct (event name, path, properties) of its events as three aligned arrays. The overview
+    answers event-level filters (path, event name, event property: "sessions that contain a
+    matching event") with arrayExists over a session's own arrays instead of joining sessions
+    with raw events.
+
+    A separate mart (not new columns of `sessions`), so existing deployments build it on their
+    next run without a full refresh of `sessions`. Same sort order and incremental logic as
+    `sessions`: every device with events received since the last run gets all its sessions
+    rewritten (after `sessions` has recomputed them).
+-#}
+-- depends_on: {{ ref('int_events_localized') }}
+{{
+    config(
+        unique_key='device_id',
+        order_by='(project_id, day, device_id, started_at)',
+        partition_by='toYYYYMM(day)',
+        query_settings={'optimize_read_in_window_order': 1},
+    )
+}}
+
+{#- what the overview's session figures, breakdowns and session-level filters read -#}
+{%- set session_columns = [
+    'project_id', 'session_id', 'device_id', 'started_at', 'duration_s', 'is_bounce',
+    'entry_path', 'exit_path', 'referrer', 'referrer_name', 'referrer_type', 'utm_source',
+    'utm_medium', 'utm_campaign', 'country', 'region', 'city', 'browser', 'os', 'device', 'day',
+    'last_received_at',
+] %}
+
+with
+{% if is_incremental() %}
+-- devices with events received since the last run: all their sessions are rewritten
+changed_devices as (
+
+    select device_id from {{ ref('int_events_localized') }}
+    where received_at > {{ incremental_watermark() }}
+
+),
+{% endif %}
+contents as (
+
+    select
+        session_id,
+        -- sorted, so that a rebuild gives the same arrays
+        arraySort(e -> (e.1, e.2, toString(e.3)),
+                  groupUniqArray((event_name, path, properties))) as distinct_events
+    from {{ ref('int_events_sessionized') }}
+    {%- if is_incremental() %}
+    where device_id in (select device_id from changed_devices)
+    {%- endif %}
+    group by session_id
+
+),
+
+sessions as (
+
+    select {{ session_columns | join(', ') }}
+    from {{ ref('sessions') }}
+    {%- if is_incremental() %}
+    where device_id in (select device_id from changed_devices)
+    {%- endif %}
+
+),
+
+session_contents as (
+
+    select
+        {%- for column in session_columns %}
+        sessions.{{ column }} as {{ column }},
+        {%- endfor %}
+        arrayMap(e -> e.1, contents.distinct_events) as event_names,
+        arrayMap(e -> e.2, contents.distinct_events) as paths,
+        arrayMap(e -> e.3, contents.distinct_events) as event_properties
+    -- the arrays stream, the sessions' columns are the hash table
+    from contents
+    inner join sessions on contents.session_id = sessions.session_id
+
+)
+
+select * from session_contents
