@@ -450,10 +450,10 @@ class WarehouseApp:
                 user, _, password = decoded.partition(":")
         user = user or "default"
         password = password or ""
-        if not (
-            hmac.compare_digest(engine_text(user), engine_text(self.user))
-            and hmac.compare_digest(engine_text(password), engine_text(self.password))
-        ):
+        # both comparisons always run: a short cut would tell which user names exist
+        user_matches = hmac.compare_digest(engine_text(user), engine_text(self.user))
+        password_matches = hmac.compare_digest(engine_text(password), engine_text(self.password))
+        if not (user_matches and password_matches):
             raise ClickHouseError.named(
                 "AUTHENTICATION_FAILED",
                 f"{user}: Authentication failed: password is incorrect, or there is no user "

@@ -80,7 +80,7 @@ def test_wrong_or_missing_credentials_as_clickhouse_answers(embedded_warehouse) 
         query(url, "SELECT 1", {}, user="default", password=wrong),
         query(url, "SELECT 1", {}, user="admin", password=password),
     ):
-        assert refused.status_code == 401, refused.text
+        assert refused.status_code == 403, refused.text  # as ClickHouse's HTTPHandler
         assert refused.headers["X-ClickHouse-Exception-Code"] == "516"
         assert refused.text.startswith("Code: 516. DB::Exception: ")
         assert "Authentication failed: password is incorrect" in refused.text
@@ -153,7 +153,7 @@ def test_first_start_generates_the_password_every_component_uses(
     password = secret.read_text().strip()
     assert len(password) >= 40
     url = f"http://127.0.0.1:{port}"
-    assert query(url, "SELECT 1", {}).status_code == 401  # locked by default
+    assert query(url, "SELECT 1", {}).status_code == 403  # locked by default
     # every component builds its client (or dbt profile) from the settings: no configuration
     settings = Settings(data_dir=data_dir, warehouse_port=port)
     assert settings.clickhouse_password.get_secret_value() == password

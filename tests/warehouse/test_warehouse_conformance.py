@@ -327,3 +327,20 @@ def test_large_chunked_insert_body_is_streamed(
     assert ch.query(f"SELECT count(), sum(id), max(s) FROM {scratch_db}.big").result_rows == [
         (1_000_000, sum(range(1_000_000)), "row-999999")
     ]
+
+
+def test_error_statuses_are_a_servers(warehouse_url: str, credentials: tuple[str, str]) -> None:
+    """ClickHouse's HTTPHandler: a wrong password is 403 (a server answers 401 only when it asks
+    a browser for basic auth), a query stopped by max_execution_time is 408."""
+    user, password = credentials
+    wrong = httpx.post(warehouse_url, content=b"SELECT 1", auth=(user, password + "x"), timeout=10)
+    assert wrong.status_code == 403, wrong.text
+    assert wrong.headers["X-ClickHouse-Exception-Code"] == "516"
+    timed_out = httpx.post(
+        warehouse_url,
+        params={"max_execution_time": "1", "timeout_overflow_mode": "throw", "max_threads": "1"},
+        content=b"SELECT count() FROM numbers(100000000000) WHERE sipHash64(number) = 0",
+        auth=credentials, timeout=60,
+    )
+    assert timed_out.status_code == 408, timed_out.text[:300]
+    assert timed_out.headers["X-ClickHouse-Exception-Code"] == "159"
