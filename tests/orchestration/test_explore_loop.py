@@ -22,6 +22,9 @@ from dagster import AssetKey, materialize
 from orchestration_support import PROJECT_ID, unused_port
 
 ROOT = Path(__file__).resolve().parents[2]
+# the first test's setup holds the session's first full build, then a build and a docs
+# generation of the copy: on a loaded machine that is more than the suite's 600 s
+pytestmark = pytest.mark.timeout(1800)
 
 
 def readme_example() -> tuple[str, str, str]:

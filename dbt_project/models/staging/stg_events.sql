@@ -32,18 +32,21 @@ with
 raw_events as (
 
     select * from {{ source('trackhouse', 'events') }}
+    {%- if is_incremental() %}
+    -- every copy of the ids received since the last run, older copies included, so the
+    -- first-received copy wins exactly as in a full refresh. PREWHERE: of the whole table only
+    -- the id column is read, every other column only for those ids' rows (ClickHouse would
+    -- otherwise move the cheaper filters below first and read them for every row). The inner
+    -- scan skips old granules by the raw table's received_at index (migration 0003).
+    prewhere id in (
+        select id from {{ source('trackhouse', 'events') }}
+        where received_at > {{ incremental_watermark('received_at') }}
+    )
+    {%- endif %}
     where not is_bot
         and name not in ('session_start', 'session_end')
         and created_at >= toDateTime64('2000-01-01 00:00:00', 3, 'UTC')
         and created_at <= least(received_at, {{ run_started() }}) + toIntervalDay(1)
-    {% if is_incremental() %}
-        -- every copy of the ids received since the last run, older copies included, so the
-        -- first-received copy wins exactly as in a full refresh
-        and id in (
-            select id from {{ source('trackhouse', 'events') }}
-            where received_at > {{ incremental_watermark('received_at') }}
-        )
-    {% endif %}
 
 ),
 
