@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from trackhouse.secure_files import private_sqlite
 from trackhouse.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def _build_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite(Path(database))  # users' hashes, clients: 0600 (also when it exists)
         engine = create_engine(
             url,
             # Pooled connections move between the collector's threads, one thread at a time.

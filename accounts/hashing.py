@@ -39,10 +39,17 @@ def hash_secret(plaintext: str) -> str:
         return hasher().hash(plaintext)
 
 
-def verify_secret(stored_hash: str, plaintext: str) -> bool:
-    """True when ``plaintext`` matches ``stored_hash``; False for a mismatch or a corrupt hash."""
+def verify_secret(stored_hash: str, plaintext: str, *,
+                  slots: threading.BoundedSemaphore | None = _KDF_SLOTS) -> bool:
+    """True when ``plaintext`` matches ``stored_hash``; False for a mismatch or a corrupt hash.
+
+    ``slots=None`` for a caller that bounds its runs itself (the collector's verification
+    lanes, ``accounts.auth``): one shared semaphore would let unverified attempts hold the
+    places of known clients."""
     try:
-        with _KDF_SLOTS:
+        if slots is None:
+            return hasher().verify(stored_hash, plaintext)
+        with slots:
             return hasher().verify(stored_hash, plaintext)
     except (VerificationError, InvalidHashError):
         return False

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -181,3 +182,32 @@ class LoginSession(Base):
         # Never the token hash: reprs end up in logs.
         return (f"LoginSession(id={self.id!r}, user_id={self.user_id!r}, "
                 f"expires_at={self.expires_at!r}, revoked={self.revoked_at is not None!r})")
+
+
+LOGIN_OUTCOMES = ("pending", "succeeded", "failed", "refused")
+
+
+class LoginAttempt(Base):
+    """One try at the dashboard login: when, for which e-mail (as typed, known or not), from
+    which IP and user agent, and how it ended. ``pending`` while the password is checked (it
+    counts as a failure meanwhile, so parallel guesses wait their turn); ``refused`` when the
+    delay or lockout stopped it before any check."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        CheckConstraint("outcome in ('pending', 'succeeded', 'failed', 'refused')",
+                        name="outcome"),
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(45))
+    user_agent: Mapped[str] = mapped_column(String(500), default="")
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+
+    def __repr__(self) -> str:
+        return (f"LoginAttempt(id={self.id!r}, at={self.at!r}, email={self.email!r}, "
+                f"ip={self.ip!r}, outcome={self.outcome!r})")

@@ -12,13 +12,21 @@ component sets the cookie from JavaScript: it cannot be HttpOnly; it is SameSite
 Secure over https, and never in the URL. Every run checks the token again (one indexed
 query), so logging out (which revokes it), its expiry or deleting the user ends the login
 in every tab.
+
+Guessing is slowed and then stopped by ``accounts.logins`` (progressive delay, lockout per
+e-mail and per IP), which also records every attempt with its IP and user agent for the
+Admin page. The IP is the WebSocket peer's, or what a trusted proxy
+(``TRACKHOUSE_APP_TRUSTED_PROXIES``) forwards in ``x-forwarded-for``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
+import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,9 +34,12 @@ from typing import Any
 import streamlit as st
 from sqlalchemy import delete, select
 
-from accounts import service
+from accounts import logins, service
 from accounts.db import session_scope
 from accounts.models import LoginSession, User, utcnow
+from app.text import markdown_escape
+from collector.http import client_ip
+from trackhouse.settings import get_settings
 
 USER_KEY = "auth.user"
 TOKEN_KEY = "auth.token"  # this browser's login token (server memory; the DB has its hash)
@@ -81,9 +92,64 @@ def _browser_token() -> str:
     return value if isinstance(value, str) else ""  # AppTest's context is a stand-in
 
 
+@dataclass(frozen=True)
+class Requester:
+    """Who is on the other end of this session's WebSocket, as far as we may believe it."""
+
+    ip: str
+    user_agent: str
+    https: bool
+
+
+def _trusted(peer: str, networks: Iterable[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def served_over_https(url: str | None, headers: Mapping[str, str], peer_trusted: bool) -> bool:
+    """True when the browser reached the app over https: its own URL, the WebSocket's
+    ``Origin`` (browsers send their page's origin) or a trusted proxy's
+    ``x-forwarded-proto`` says so."""
+    if (url or "").lower().startswith("https://"):
+        return True
+    if (headers.get("origin") or "").lower().startswith("https://"):
+        return True
+    forwarded = (headers.get("x-forwarded-proto") or "").split(",")[0].strip().lower()
+    return peer_trusted and forwarded == "https"
+
+
+def requester_from(peer: str | None, headers: Mapping[str, str], url: str | None,
+                   trusted_proxies: Iterable[str]) -> Requester:
+    """The requester of a WebSocket from ``peer`` (None: loopback, as Streamlit reports it)
+    with these (lower-case) headers."""
+    peer = peer or "127.0.0.1"
+    trusted = tuple(trusted_proxies)
+    return Requester(ip=client_ip(peer, headers, trusted, secret_client=False),
+                     user_agent=headers.get("user-agent") or "",
+                     https=served_over_https(url, headers, _trusted(peer, trusted)))
+
+
+def requester() -> Requester:
+    """This session's requester (loopback without a request context, as in AppTest)."""
+    try:
+        context_headers = st.context.headers
+        # repeated headers (x-forwarded-for from two proxies) read as one list, in order
+        headers = {key.lower(): ", ".join(context_headers.get_all(key))
+                   for key in context_headers}
+        peer, url = st.context.ip_address, st.context.url
+    except Exception:  # noqa: BLE001 - no request context (bare mode, AppTest)
+        headers, peer, url = {}, None, None
+    return requester_from(peer if isinstance(peer, str) else None, headers,
+                          url if isinstance(url, str) else None,
+                          get_settings().app_trusted_proxies)
+
+
 def _write_cookie(value: str, max_age_s: int) -> None:
     st.session_state[COOKIE_KEY] = {"name": COOKIE_NAME, "value": value, "max_age": max_age_s,
-                                    "nonce": uuid.uuid4().hex}
+                                    "secure": requester().https, "nonce": uuid.uuid4().hex}
 
 
 def current_user() -> SessionUser | None:
@@ -108,21 +174,44 @@ def current_user() -> SessionUser | None:
     return user
 
 
-def log_in(email: str, password: str) -> SessionUser | None:
+@dataclass(frozen=True)
+class LoginResult:
+    user: SessionUser | None
+    wait_s: float = 0.0  # refused before any check: seconds until the next try may go ahead
+    locked: bool = False
+
+
+def log_in(email: str, password: str, who: Requester | None = None) -> LoginResult:
+    """Check the password unless the delay or lockout forbids trying now; record the attempt.
+
+    A wrong password is answered only once the next try may go ahead (at most
+    ``logins.MAX_DELAY_S``): guessing from one session is slowed, and guesses from parallel
+    sessions are refused meanwhile. Unknown e-mails are answered exactly like known ones.
+    """
+    who = who or requester()
+    with session_scope() as session:
+        attempt_id, judged = logins.start_attempt(session, email, who.ip, who.user_agent)
+    if not judged.allowed:
+        return LoginResult(None, judged.wait_s, judged.locked)
     token = secrets.token_urlsafe(32)
     with session_scope() as session:
         user = service.authenticate_user(session, email.strip(), password)
-        if user is None:
-            return None
-        snapshot = _snapshot(user)
-        session.add(LoginSession(user_id=user.id, token_hash=token_hash(token),
-                                 expires_at=utcnow() + LOGIN_LIFETIME))
-        # expired logins (revoked or not) are of no use any more: the table stays small
-        session.execute(delete(LoginSession).where(LoginSession.expires_at <= utcnow()))
+        logins.finish_attempt(session, attempt_id, succeeded=user is not None)
+        if user is not None:
+            snapshot = _snapshot(user)
+            session.add(LoginSession(user_id=user.id, token_hash=token_hash(token),
+                                     expires_at=utcnow() + LOGIN_LIFETIME))
+            # expired logins (revoked or not) are of no use any more: the table stays small
+            session.execute(delete(LoginSession).where(LoginSession.expires_at <= utcnow()))
+    if user is None:
+        with session_scope() as session:
+            after = logins.current_verdict(session, email, who.ip)
+        time.sleep(min(after.wait_s, logins.MAX_DELAY_S))
+        return LoginResult(None)
     st.session_state[USER_KEY] = snapshot
     st.session_state[TOKEN_KEY] = token
     _write_cookie(token, int(LOGIN_LIFETIME.total_seconds()))
-    return snapshot
+    return LoginResult(snapshot)
 
 
 def _forget_session() -> None:
@@ -152,7 +241,8 @@ def log_out() -> None:
 _COOKIE_JS = """
 export default function ({ data, setStateValue }) {
     if (!data || !data.name) return;
-    const secure = window.location.protocol === "https:" ? "; Secure" : "";
+    const https = data.secure || window.location.protocol === "https:";
+    const secure = https ? "; Secure" : "";
     document.cookie = `${data.name}=${data.value}; Path=/; Max-Age=${data.max_age}`
         + `; SameSite=Strict${secure}`;
     setStateValue("written", data.nonce);
@@ -195,16 +285,27 @@ def login_page() -> None:
         password = st.text_input("Password", type="password", key="login.password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        if log_in(email, password) is None:
-            st.error("Wrong e-mail or password.")
-        else:
+        result = log_in(email, password)
+        if result.user is not None:
             st.rerun()
+        st.error(refusal_message(result))
+
+
+def refusal_message(result: LoginResult) -> str:
+    """What a refused login is told: the same words whether the e-mail exists or not."""
+    if result.locked:
+        minutes = max(1, round(result.wait_s / 60))
+        return (f"Too many failed logins for this e-mail or from this address: try again in "
+                f"{minutes} min.")
+    if result.wait_s > 0:
+        return f"Too many failed logins: try again in {max(1, round(result.wait_s))} s."
+    return "Wrong e-mail or password."
 
 
 def sidebar_account(user: SessionUser) -> None:
     with st.sidebar:
         role = "admin" if user.is_admin else "viewer"
-        st.caption(f"Signed in as **{user.email}** ({role})")
+        st.caption(f"Signed in as **{markdown_escape(user.email)}** ({role})")
         if st.button("Log out", key="logout"):
             log_out()
             st.rerun()

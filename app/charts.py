@@ -1,4 +1,8 @@
-"""Plotly figures and number formats of the dashboards (pages stay UI-only)."""
+"""Plotly figures and number formats of the dashboards (pages stay UI-only).
+
+Every figure escapes the text it takes from the data (``app.text``): Plotly renders HTML in
+labels, legends and hover text, and event names are anyone's to choose.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.periods import Granularity
+from app.text import plotly_labels, plotly_text
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320,
            "legend": {"orientation": "h", "y": -0.15}}
@@ -96,13 +101,15 @@ def timeseries(current: pd.DataFrame, previous: pd.DataFrame, metric: str, label
 
 
 def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
-    figure = px.bar(frame, x=x, y=y, title=title)
+    figure = px.bar(plotly_labels(frame, [x]), x=x, y=y,
+                    title=None if title is None else plotly_text(title))
     figure.update_layout(**_LAYOUT)
     return figure
 
 
 def stacked_bars(frame: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
-    figure = px.bar(frame, x=x, y=y, color=color)
+    # px writes the colour values into trace names and hover templates: escape them first
+    figure = px.bar(plotly_labels(frame, [x, color]), x=x, y=y, color=color)
     figure.update_layout(**_LAYOUT, barmode="stack")
     return figure
 
@@ -127,7 +134,8 @@ MAP_CONFIG = {"topojsonURL": "app/static/"}
 def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
     """A choropleth of ``frame`` (columns: value = ISO alpha-2 country code, ``value``)."""
     codes = _alpha3_codes()
-    data = frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"])
+    data = plotly_labels(frame.assign(iso3=frame["value"].map(codes)).dropna(subset=["iso3"]),
+                         ["value"])
     figure = px.choropleth(data, locations="iso3", color=value, hover_name="value",
                            color_continuous_scale="Blues",
                            range_color=(0, max(int(data[value].max()), 1) if len(data) else 1))
@@ -140,7 +148,7 @@ def world_map(frame: pd.DataFrame, value: str = "visitors") -> go.Figure:
 
 def funnel(frame: pd.DataFrame) -> go.Figure:
     figure = go.Figure(go.Funnel(
-        y=[f"{row.step}. {row.event_name}" for row in frame.itertuples()],
+        y=[f"{row.step}. {plotly_text(row.event_name)}" for row in frame.itertuples()],
         x=frame.visitors, textinfo="value+percent initial"))
     figure.update_layout(**_LAYOUT)
     return figure

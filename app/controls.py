@@ -29,6 +29,7 @@ from app.periods import (
     preset_range,
     today_in,
 )
+from app.text import markdown_text
 
 STATE = "view"  # st.session_state[STATE] holds the view's plain values
 DEFAULT_PRESET = Preset.LAST_7_DAYS
@@ -139,10 +140,10 @@ def _filters_ui() -> tuple[Filter, ...]:
     filters = [Filter.from_url(text) for text in state["filters"]]
     with st.sidebar.expander(f"Filters ({len(filters)})", expanded=bool(filters)):
         for error in state.pop("errors", []) or []:
-            st.warning(f"Ignored a filter from the URL: {error}")
+            st.warning(f"Ignored a filter from the URL: {markdown_text(error)}")
         for index, item in enumerate(filters):
             left, right = st.columns([5, 1])
-            left.caption(item.label)
+            left.caption(markdown_text(item.label))
             if right.button("✕", key=f"filter.remove.{index}", help="Remove this filter"):
                 state["filters"].pop(index)
                 st.rerun()
@@ -159,7 +160,7 @@ def _filters_ui() -> tuple[Filter, ...]:
                 try:
                     state["filters"].append(Filter(name, op, value).to_url())
                 except FilterError as error:
-                    st.error(str(error))
+                    st.error(markdown_text(error))
                 else:
                     st.rerun()
         if filters and st.button("Clear filters", key="filter.clear"):

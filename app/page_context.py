@@ -10,6 +10,7 @@ import streamlit as st
 from app.auth import ProjectInfo
 from app.controls import View, analytics_view
 from app.queries.freshness import is_stale, marts_built_at
+from app.text import markdown_escape, markdown_text
 from trackhouse.settings import get_settings
 
 PROJECT_KEY = "page.project"  # set by main.py after the project picker ran
@@ -27,10 +28,10 @@ def analytics_page(title: str, *, granularity: bool = True, filters: bool = True
     project = current_project()
     view = analytics_view(project, granularity=granularity, filters=filters)
     st.title(title)
-    caption = (f"{project.name} · {view.date_range.start} – {view.date_range.end} "
-               f"({project.timezone})")
-    if view.filters:
-        caption += " · " + "; ".join(f.label for f in view.filters)
+    caption = (f"{markdown_escape(project.name)} · {view.date_range.start} – "
+               f"{view.date_range.end} ({project.timezone})")
+    if view.filters:  # filter values come from the URL: text, never Markdown
+        caption += " · " + "; ".join(markdown_text(f.label) for f in view.filters)
     st.caption(caption)
     stale_marts_notice(project)
     return view

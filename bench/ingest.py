@@ -448,7 +448,7 @@ class Bench:
                 duration, args.batch_connections)
 
         base = self.landed()
-        before = self.cpu()
+        batch_before = self.cpu()
         started = time.monotonic()
         redis_before = self.redis_usage()
         batch = batch_load("batch")
@@ -458,7 +458,7 @@ class Bench:
         batch_landed_cpu = self.cpu()
         redis_after = self.redis_usage()
         batch_landed_rate = batch_events / (batch_done - started)
-        cpu_notes.append(self.cpu_report("/track/batch until landed", before,
+        cpu_notes.append(self.cpu_report("/track/batch until landed", batch_before,
                                          batch_done - started))
 
         base = self.landed()
@@ -509,8 +509,8 @@ class Bench:
               f"HTTP floor {floor_per_cpu:,.0f} req, /track {track_per_cpu:,.0f} events "
               f"({track_per_cpu / floor_per_cpu:.0%} of the floor)")
         stack = ("collector", "redis", "worker0", "warehouse")
-        accept_cpu = batch_accept_cpu["collector"] - before["collector"]
-        stack_cpu = sum(batch_landed_cpu[n] - before[n] for n in stack if n in before)
+        accept_cpu = batch_accept_cpu["collector"] - batch_before["collector"]
+        stack_cpu = sum(batch_landed_cpu[n] - batch_before[n] for n in stack if n in batch_before)
         print(f"  /track/batch per CPU-second: {batch_events / max(accept_cpu, 1e-9):,.0f} events "
               f"accepted per collector CPU-second; {batch_events / max(stack_cpu, 1e-9):,.0f} "
               "events accepted and landed per CPU-second of collector, Redis, worker and "

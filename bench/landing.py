@@ -91,6 +91,7 @@ def migrated_warehouse(prefix: str) -> Iterator[tuple[Any, int]]:
         endpoint = warehouse_bench.start_endpoint(Path(scratch))
         try:
             os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = endpoint.url
+            os.environ["TRACKHOUSE_CLICKHOUSE_PASSWORD"] = endpoint.password
             from trackhouse.settings import get_settings
             from warehouse.client import warehouse
             from warehouse.migrate import migrate

@@ -100,7 +100,7 @@ def main() -> None:
             native = bytes(local.query(DATA_SQL.format(rows=args.rows), "Native").bytes())
             for sql in ("CREATE DATABASE IF NOT EXISTS bench", TABLE_DDL.format(table="bench.t")):
                 local.query(sql)
-            web = httpx.Client(base_url=url, timeout=300)
+            web = httpx.Client(base_url=url, timeout=300, headers=endpoint.auth_headers)
             for sql in ("CREATE DATABASE IF NOT EXISTS bench", TABLE_DDL.format(table="bench.t")):
                 web.post("/", content=sql.encode()).raise_for_status()
 
@@ -118,7 +118,8 @@ def main() -> None:
                 # http.client hands the body to one sendall(): the client's own cost stays
                 # out of the figure (httpx would slice it into many small writes).
                 raw_http.request(
-                    "POST", "/?query=INSERT%20INTO%20bench.t%20FORMAT%20Native", body=native
+                    "POST", "/?query=INSERT%20INTO%20bench.t%20FORMAT%20Native", body=native,
+                    headers=endpoint.auth_headers,
                 )
                 response = raw_http.getresponse()
                 response.read()
@@ -146,7 +147,8 @@ def main() -> None:
 
             # --- clickhouse-connect row insert ------------------------------------------------
             client = clickhouse_connect.get_client(
-                host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), autogenerate_session_id=False
+                host="127.0.0.1", port=int(url.rsplit(":", 1)[1]), autogenerate_session_id=False,
+                password=endpoint.password,
             )
             client.command(
                 "CREATE TABLE bench.rows (id UInt64, name String, v Float64) "

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 
 from collector.ingest import Services
 from collector.origins import KnownOrigins
-from collector.ratelimit import RateLimits
+from collector.ratelimit import FailedAuthLimits, RateLimits
 
 
 @dataclass
@@ -19,6 +19,8 @@ class AppState:
     rate_limits: RateLimits
     known_origins: KnownOrigins
     warehouse: WarehouseClient | None = None
+    # failed-authentication limits (None: both switched off)
+    failed_auth: FailedAuthLimits | None = None
 
 
 async def get_state(request: Request) -> AppState:

@@ -19,9 +19,16 @@ from collector.fastpath import CollectorApp
 from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
-from collector.ratelimit import RateLimits
+from collector.ratelimit import FailedAuthLimits, RateLimits
 from collector.routers import compat, health, track, tracker
+from trackhouse.hosts import AllowedHosts, HostGuard
 from trackhouse.settings import Settings, get_settings
+
+# Routes for browsers and SDKs on any site, under whatever name the operator exposes: every Host.
+# The others (API docs, /ready, unknown paths) answer only the collector's own names
+# (loopback, the bind address, TRACKHOUSE_COLLECTOR_ALLOWED_HOSTS): DNS rebinding protection.
+PUBLIC_PATHS = ("/track", "/track/batch", "/api/event", "/api/send", "/tracker.js", "/op1.js",
+                "/health")
 
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                 "auto_configure": False}
@@ -44,6 +51,12 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
             rate_limits=RateLimits(settings.redis_url, settings.collector_rate_limit_client,
                                    settings.collector_rate_limit_ip, redis=redis),
             known_origins=KnownOrigins(),
+            failed_auth=FailedAuthLimits(
+                redis, settings.collector_failed_auth_limit_ip,
+                settings.collector_failed_auth_limit_client, settings.collector_trusted_proxies,
+                settings.collector_failed_auth_delay_ms)
+            if settings.collector_failed_auth_limit_ip
+            or settings.collector_failed_auth_limit_client else None,
         )
         app.state.collector = state
         # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives
@@ -79,6 +92,9 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     for error_type in (ApiError, RedisError, Exception):
         app.add_exception_handler(error_type, answer_error)
 
+    app.add_middleware(
+        HostGuard, allowed=AllowedHosts(settings.collector_allowed_hosts, settings.collector_host),
+        setting="TRACKHOUSE_COLLECTOR_ALLOWED_HOSTS", public_paths=PUBLIC_PATHS, json=True)
     app.include_router(track.router)
     app.include_router(health.router)
     app.include_router(compat.router)

@@ -1,11 +1,13 @@
 """Rate limits per client and per visitor IP, counted in Redis with the ``limits`` library
-(shared by every collector process). A hit over a limit is answered 429 with Retry-After."""
+(shared by every collector process), and limits of failed authentication per client IP and
+per client id (``FailedAuthLimits``). A hit over a limit is answered 429 with Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -14,7 +16,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from redis.asyncio import Redis
 
-from collector.http import ApiError
+from collector.http import SDK_IP_HEADERS, ApiError, Incoming, client_ip
 from collector.pipeline import ScriptPipeline
 
 
@@ -105,3 +107,154 @@ class RateLimits:
         for charge, counted in zip(charges, pending, strict=True):
             if int(await counted) > charge.item.amount:
                 raise await self.refusal(charge)
+
+
+# ---------------------------------------------------------------------------------------
+# failed authentication
+# ---------------------------------------------------------------------------------------
+
+# One fixed-window counter: add ARGV[2] (1 to count, -1 to take a count back), start the
+# window (ARGV[1] s) with the first count, and answer the count with the window's seconds
+# left, so a refusal needs no second round trip for its Retry-After.
+COUNT_FAILURES = """
+local current = redis.call('incrby', KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+  redis.call('expire', KEYS[1], ARGV[1])
+end
+return {current, redis.call('ttl', KEYS[1])}
+"""
+# local memory of windows already over their limit: at most this many, the expired ones
+# dropped first
+BLOCKED_MEMORY = 65_536
+
+
+def sender_ip(incoming: Incoming, trusted_proxies: Iterable[str]) -> str:
+    """The address an unproven request came from: the peer, or what a trusted proxy forwarded.
+    Never the visitor address an SDK names (``openpanel-client-ip``): a sender that has not
+    proved its secret could set that to anything, a new one per attempt."""
+    headers = {name: value for name, value in incoming.headers.items()
+               if name not in SDK_IP_HEADERS}
+    return client_ip(incoming.peer, headers, trusted_proxies, secret_client=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureWindow:
+    scope: str  # "IP" | "client id"
+    item: RateLimitItem
+    key: str
+
+
+class FailedAuthLimits:
+    """Failed authentication attempts per client IP and per client id, counted in Redis so
+    every collector process shares them (``accounts.auth.AttemptGuard``).
+
+    Only requests that are not answered from the authentication caches as good pass here: a
+    known client with a verified secret (or an allowed Origin) costs no round trip. Before
+    any database lookup or argon2 run for an unproven request the attempt is counted in
+    advance (taken back when it proves right); a failure found without such work (a
+    remembered wrong secret, an unknown id, a wrong Origin) is counted when found. Past a
+    limit the answer is 429 with Retry-After until the window ends; a process that has seen
+    a window over its limit answers the rest of that window without asking Redis. Only
+    known client ids are counted per client id (random ids would each make a key).
+    """
+
+    def __init__(self, redis: Redis, per_ip: str, per_client: str,
+                 trusted_proxies: Iterable[str], delay_ms: int = 0) -> None:
+        # an empty setting switches that limit off
+        self.per_ip = parse(per_ip) if per_ip else None
+        self.per_client = parse(per_client) if per_client else None
+        self.delay_s = delay_ms / 1000
+        self.trusted_proxies = tuple(trusted_proxies)
+        self._count = ScriptPipeline(redis, COUNT_FAILURES)
+        self._blocked: dict[str, float] = {}  # counter key -> monotonic end of its window
+
+    def guard(self, incoming: Incoming) -> FailedAuthGuard:
+        return FailedAuthGuard(self, incoming)
+
+    @staticmethod
+    def key(scope: str, item: RateLimitItem, identifier: str) -> str:
+        """The Redis key of one window's counter."""
+        return "trackhouse:" + item.key_for("failed-auth", scope, identifier)
+
+    def windows(self, ip: str, client_id: str | None) -> list[FailureWindow]:
+        found = []
+        if self.per_ip is not None:
+            found.append(FailureWindow("IP", self.per_ip, self.key("IP", self.per_ip, ip)))
+        if self.per_client is not None and client_id is not None:
+            found.append(FailureWindow("client id", self.per_client,
+                                       self.key("client", self.per_client, client_id)))
+        return found
+
+    @staticmethod
+    def refusal(window: FailureWindow, seconds_left: float) -> ApiError:
+        retry = max(1, math.ceil(seconds_left))
+        return ApiError(429, f"too many failed authentication attempts for this "
+                        f"{window.scope} ({window.item}); retry after {retry} s",
+                        headers={"Retry-After": str(retry)})
+
+    def _remember_blocked(self, key: str, until: float) -> None:
+        if len(self._blocked) >= BLOCKED_MEMORY:
+            now = time.monotonic()
+            self._blocked = {k: t for k, t in self._blocked.items() if t > now}
+            if len(self._blocked) >= BLOCKED_MEMORY:
+                self._blocked.clear()
+        self._blocked[key] = until
+
+    async def count(self, ip: str, client_id: str | None, amount: int = 1) -> bool:
+        """Add ``amount`` to the windows of ``ip`` and of ``client_id``; raise ApiError(429)
+        when one is over its limit (for a count; -1 takes a count back and never refuses).
+        True when this count is the first in each of its windows (nothing failed lately)."""
+        windows = self.windows(ip, client_id)
+        if amount > 0:
+            now = time.monotonic()
+            for window in windows:
+                until = self._blocked.get(window.key)
+                if until is not None and until > now:
+                    await self._hold()
+                    raise self.refusal(window, until - now)
+        pending = [self._count.submit([w.key], [w.item.get_expiry(), amount]) for w in windows]
+        for future in pending:  # a failure is raised by the first await; don't log it twice
+            future.add_done_callback(_retrieve)
+        first = True
+        for window, counted in zip(windows, pending, strict=True):
+            current, seconds_left = (int(value) for value in await counted)
+            first = first and current <= amount
+            if amount > 0 and current > window.item.amount:
+                seconds_left = seconds_left if seconds_left > 0 else window.item.get_expiry()
+                self._remember_blocked(window.key, time.monotonic() + seconds_left)
+                await self._hold()
+                raise self.refusal(window, seconds_left)
+        return first
+
+    async def _hold(self) -> None:
+        """Answer a refusal late: a sender that waits for its answers (as a flood's
+        connections do) then sends a few a second, not thousands, and the collector's CPU
+        stays with the clients that authenticate. A sleeping request costs no CPU."""
+        if self.delay_s > 0:
+            await asyncio.sleep(self.delay_s)
+
+
+class FailedAuthGuard:
+    """``FailedAuthLimits`` for one request (its sender's IP found only when needed)."""
+
+    __slots__ = ("_ip", "incoming", "limits")
+
+    def __init__(self, limits: FailedAuthLimits, incoming: Incoming) -> None:
+        self.limits = limits
+        self.incoming = incoming
+        self._ip: str | None = None
+
+    @property
+    def ip(self) -> str:
+        if self._ip is None:
+            self._ip = sender_ip(self.incoming, self.limits.trusted_proxies)
+        return self._ip
+
+    async def admit(self, client_id: str | None) -> bool:
+        return await self.limits.count(self.ip, client_id)
+
+    async def refund(self, client_id: str | None) -> None:
+        await self.limits.count(self.ip, client_id, -1)
+
+    async def failed(self, client_id: str | None) -> None:
+        await self.limits.count(self.ip, client_id)

@@ -22,7 +22,8 @@ import httpx
 import pytest
 import redis
 
-from trackhouse.settings import PROJECT_ROOT, get_settings
+from trackhouse.secure_files import read_or_create_secret
+from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 
 EXTERNAL_CLICKHOUSE_URL = os.environ.get("TRACKHOUSE_CLICKHOUSE_URL")
 
@@ -74,12 +75,27 @@ class EmbeddedWarehouse:
     log_path: Path
     env: dict[str, str]
     process: subprocess.Popen | None = None
+    password: str = ""
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-ClickHouse-User": "default", "X-ClickHouse-Key": self.password}
+
     def start(self, timeout_s: float = 60.0) -> None:
+        """Start the process with the password it would take by itself: the configured one,
+        or the one generated into the data directory of ``env`` (created here if missing,
+        so the caller knows it before the process runs)."""
+        if not self.password:
+            self.password = self.env.get("TRACKHOUSE_CLICKHOUSE_PASSWORD") or (
+                read_or_create_secret(Path(self.env.get(
+                    "TRACKHOUSE_DATA_DIR", Settings.model_fields["data_dir"].default
+                )) / "warehouse-password")
+            )
+        self.env = {**self.env, "TRACKHOUSE_CLICKHOUSE_PASSWORD": self.password}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -103,30 +119,51 @@ class EmbeddedWarehouse:
 
 
 @pytest.fixture(scope="session")
-def warehouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of the ClickHouse HTTP endpoint every test talks to."""
+def session_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TRACKHOUSE_DATA_DIR of the session (metadata database, the warehouse's password)."""
+    return tmp_path_factory.mktemp("trackhouse-data")
+
+
+@pytest.fixture(scope="session")
+def embedded_warehouse(
+    tmp_path_factory: pytest.TempPathFactory, session_data_dir: Path
+) -> Iterator[EmbeddedWarehouse | None]:
+    """The session's embedded warehouse process (None when TRACKHOUSE_CLICKHOUSE_URL is set)."""
     if EXTERNAL_CLICKHOUSE_URL:
-        yield EXTERNAL_CLICKHOUSE_URL.rstrip("/")
+        yield None
         return
     root = tmp_path_factory.mktemp("warehouse")
     embedded = EmbeddedWarehouse(
         host="127.0.0.1", port=free_port(), data_dir=root / "data", log_path=root / "server.log",
-        env={**os.environ},
+        env={**os.environ, "TRACKHOUSE_DATA_DIR": str(session_data_dir)},
     )
     embedded.start()
     try:
-        yield embedded.url
+        yield embedded
     finally:
         embedded.stop()
 
 
+@pytest.fixture(scope="session")
+def warehouse_url(embedded_warehouse: EmbeddedWarehouse | None) -> str:
+    """URL of the ClickHouse HTTP endpoint every test talks to."""
+    if embedded_warehouse is None:
+        return str(EXTERNAL_CLICKHOUSE_URL).rstrip("/")
+    return embedded_warehouse.url
+
+
 @pytest.fixture(scope="session", autouse=True)
-def trackhouse_env(warehouse_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Point the settings of this process (and of subprocesses it starts) at the test services."""
-    data_dir = tmp_path_factory.mktemp("trackhouse-data")
+def trackhouse_env(
+    warehouse_url: str, embedded_warehouse: EmbeddedWarehouse | None, session_data_dir: Path
+) -> Iterator[None]:
+    """Point the settings of this process (and of subprocesses it starts) at the test services:
+    the embedded warehouse's generated password too (tests give processes data directories of
+    their own)."""
     previous = dict(os.environ)
     os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = warehouse_url
-    os.environ["TRACKHOUSE_DATA_DIR"] = str(data_dir)
+    os.environ["TRACKHOUSE_DATA_DIR"] = str(session_data_dir)
+    if embedded_warehouse is not None:
+        os.environ["TRACKHOUSE_CLICKHOUSE_PASSWORD"] = embedded_warehouse.password
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
     os.environ["DO_NOT_TRACK"] = "1"
     get_settings.cache_clear()

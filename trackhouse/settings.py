@@ -11,8 +11,10 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from trackhouse.secure_files import read_or_create_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +37,11 @@ class Settings(BaseSettings):
         "the embedded warehouse is not started and everything uses this server.",
     )
     clickhouse_user: str = "default"
-    clickhouse_password: SecretStr = SecretStr("")
+    clickhouse_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="ClickHouse password. Unset or empty: the embedded warehouse's generated "
+        "one, <data_dir>/warehouse-password (also read, when it exists, for an external URL).",
+    )
     warehouse_host: str = Field(
         default="127.0.0.1", description="Bind address of the embedded warehouse."
     )
@@ -48,6 +54,14 @@ class Settings(BaseSettings):
     )
     warehouse_max_body_bytes: int = Field(
         default=1 << 30, description="Largest request body the embedded warehouse accepts."
+    )
+    warehouse_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the embedded warehouse answers besides loopback "
+        "and its bind address (e.g. [\"warehouse.internal\"]; `*.example.com`).",
+    )
+    warehouse_allowed_origins: list[str] = Field(
+        default=[], description="Browser origins (https://host[:port]) whose requests the "
+        "embedded warehouse runs; a request carrying any other Origin header gets 403.",
     )
     raw_database: str = Field(default="trackhouse", description="Database of the raw tables.")
     analytics_database: str = Field(default="analytics", description="Database of the dbt marts.")
@@ -64,6 +78,18 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     app_host: str = "127.0.0.1"
     app_port: int = 8501
+    # Besides loopback names and the bind address (DNS rebinding protection): the names a
+    # reverse proxy forwards. The collector's ingestion routes answer every host.
+    collector_allowed_hosts: list[str] = Field(
+        default=[], description="Host names of the collector's non-ingestion routes (/docs, "
+        "/openapi.json, /ready).",
+    )
+    app_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the dashboards answer.",
+    )
+    dagster_allowed_hosts: list[str] = Field(
+        default=[], description="Host names the Dagster UI answers.",
+    )
     # `trackhouse docs`: the dbt docs site the pipeline publishes (trackhouse/dbt_docs.py)
     docs_host: str = "127.0.0.1"
     docs_port: int = 8081
@@ -77,10 +103,13 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="Seconds a client's record (type, origins, revoked) is "
         "cached per process; a revoke takes effect within this time.",
     )
+    # A verdict cannot change while the stored hash stays the same (rotation changes it, and
+    # revocation is read from the client record), so a right secret in use is kept.
     auth_secret_cache_ttl_s: float = Field(
-        default=60.0,
+        default=3600.0,
         ge=0,
-        description="Seconds a client-secret verdict (argon2 verify) is cached.",
+        description="Seconds a client-secret verdict (argon2 verify) is cached: a right "
+        "secret this long after its last use, a wrong one this long after it was checked.",
     )
     auth_cache_max_entries: int = Field(
         default=10_000, ge=1, description="Bound on each authentication cache.",
@@ -110,6 +139,21 @@ class Settings(BaseSettings):
     )
     collector_rate_limit_ip: str = Field(
         default="200/second", description="Rate limit per visitor IP (limits syntax)."
+    )
+    # Failed authentication (401s, and unproven requests while their database lookup or
+    # argon2 run is under way): past a limit, 429 with Retry-After before any such work.
+    # Secrets are 256-bit random, so the limits guard the server's CPU, not the secrets.
+    collector_failed_auth_limit_ip: str = Field(
+        default="30/minute", description="Failed authentication attempts per client IP "
+        "(limits syntax; empty: no limit).",
+    )
+    collector_failed_auth_limit_client: str = Field(
+        default="60/minute", description="Failed authentication attempts per known client id "
+        "(limits syntax; empty: no limit).",
+    )
+    collector_failed_auth_delay_ms: int = Field(
+        default=500, ge=0, le=10_000, description="How long a request refused by those limits "
+        "waits for its 429 (a flood's connections then send a few requests a second).",
     )
     collector_geo_db_path: Path | None = Field(
         default=None,
@@ -201,7 +245,48 @@ class Settings(BaseSettings):
         "which the backlog asset check fails.",
     )
 
+    # --- dashboards: login guessing (accounts/logins.py) ---------------------------------
+    login_max_failures: int = Field(
+        default=5, ge=1, description="Failed logins of one e-mail within the window that lock "
+        "it out (until the oldest of them leaves the window).",
+    )
+    # An IP may be an office or a proxy shared by several people: twice the account's limit.
+    login_max_failures_per_ip: int = Field(
+        default=10, ge=1, description="Failed logins from one IP within the window that lock "
+        "that IP out.",
+    )
+    login_failure_window_s: int = Field(
+        default=900, ge=1, description="Seconds a failed login counts against its e-mail and IP.",
+    )
+    login_attempts_retention_days: int = Field(
+        default=90, ge=1, description="Days login records are kept for the Admin page.",
+    )
+    app_trusted_proxies: list[str] = Field(
+        default=["127.0.0.1/32", "::1/128"],
+        description="Networks whose x-forwarded-for / x-forwarded-proto the dashboards believe "
+        "(the login's IP and whether the page is served over https).",
+    )
+
+    @model_validator(mode="after")
+    def _warehouse_password(self) -> Settings:
+        """No password configured (or an empty one): the embedded warehouse's own, generated at
+        first use into the data directory, so that every process on this data directory shares
+        it without configuration; the embedded warehouse never runs without one. With an
+        external ClickHouse the file is only read (it exists when this data directory's
+        embedded warehouse is reached through TRACKHOUSE_CLICKHOUSE_URL, as tests and
+        benchmarks do)."""
+        if self.clickhouse_password.get_secret_value():
+            return self
+        path = self.warehouse_password_file
+        if self.embedded_warehouse or path.exists():
+            self.clickhouse_password = SecretStr(read_or_create_secret(path))
+        return self
+
     # --- derived values ------------------------------------------------------------------
+    @property
+    def warehouse_password_file(self) -> Path:
+        return self.data_dir / "warehouse-password"
+
     @property
     def embedded_warehouse(self) -> bool:
         """True when Trackhouse runs its own chdb-backed warehouse process."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from warehouse import http_protocol
+from warehouse import access, http_protocol
 from warehouse.http_protocol import (
     PARAM_PREFIX,
     TRANSPORT_PARAMETERS,
@@ -314,8 +314,10 @@ class WarehouseApp:
         password: str = "",
         max_body_bytes: int = 1 << 30,
         max_workers: int = 64,
+        access_policy: access.AccessPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.access_policy = access_policy or access.AccessPolicy()
         self.user = user
         self.password = password
         self.max_body_bytes = max_body_bytes
@@ -333,6 +335,9 @@ class WarehouseApp:
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if (refusal := self.access_policy.refusal(scope)) is not None:
+            await access.refuse(send, refusal)
             return
         path = scope["path"]
         method = scope["method"]
@@ -834,6 +839,7 @@ def serve(
     """Run the embedded warehouse until SIGTERM/SIGINT (then shut down cleanly)."""
     import uvicorn
 
+    from trackhouse.secure_files import read_or_create_secret
     from trackhouse.settings import get_settings
 
     settings = get_settings()
@@ -848,8 +854,13 @@ def serve(
     app = WarehouseApp(
         engine,
         user=settings.clickhouse_user,
-        password=settings.clickhouse_password.get_secret_value(),
+        # never without a password, even when started with TRACKHOUSE_CLICKHOUSE_URL set
+        password=settings.clickhouse_password.get_secret_value()
+        or read_or_create_secret(settings.warehouse_password_file),
         max_body_bytes=settings.warehouse_max_body_bytes,
+        access_policy=access.AccessPolicy.configured(
+            settings.warehouse_allowed_hosts, settings.warehouse_allowed_origins, host
+        ),
     )
     log.info("warehouse: chdb %s on %s, serving http://%s:%s", engine.version, path, host, port)
     config = uvicorn.Config(

@@ -1,14 +1,16 @@
-"""Admin (admins only): projects, API clients and users with their project access."""
+"""Admin (admins only): projects, API clients, users with their project access, and the
+record of dashboard logins."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from accounts import service
+from accounts import logins, service
 from accounts.db import session_scope
 from accounts.errors import AccountsError
 from app.auth import current_user
+from app.text import markdown_escape
 
 user = current_user()
 if user is None or not user.is_admin:  # the navigation hides the page; this guards direct calls
@@ -25,13 +27,14 @@ def attempt(action, success: str) -> None:
         with session_scope() as session:
             action(session)
     except AccountsError as error:
-        st.error(error.message)
+        st.error(markdown_escape(error.message))
     else:
-        st.toast(success)
+        st.toast(markdown_escape(success))
         st.rerun()
 
 
-projects_tab, clients_tab, users_tab = st.tabs(["Projects", "API clients", "Users"])
+projects_tab, clients_tab, users_tab, logins_tab = st.tabs(
+    ["Projects", "API clients", "Users", "Logins"])
 
 with session_scope() as session:
     projects = [{"id": p.id, "name": p.name, "domain": p.domain, "timezone": p.timezone,
@@ -98,7 +101,7 @@ with clients_tab:
                             with_secret=with_secret)
                         client_id = created.id
                 except AccountsError as error:
-                    st.error(error.message)
+                    st.error(markdown_escape(error.message))
                 else:
                     st.session_state[SECRET_KEY] = (client_id, plain or "(none: origin-only)")
                     st.rerun()
@@ -138,3 +141,13 @@ with users_tab:
                 attempt(lambda s: service.grant_access(s, uid, pid), "access granted")
             if uid is not None and pid is not None and revoking:
                 attempt(lambda s: service.revoke_access(s, uid, pid), "access revoked")
+
+with logins_tab:
+    st.caption("The latest dashboard logins, newest first: e-mails as typed (known or not). "
+               "Refused: stopped by the delay or the lockout before the password was checked.")
+    with session_scope() as session:
+        attempts = [{"time": a.at, "outcome": a.outcome, "e-mail": a.email, "IP": a.ip,
+                     "user agent": a.user_agent} for a in logins.recent_attempts(session)]
+    st.dataframe(pd.DataFrame(attempts, columns=["time", "outcome", "e-mail", "IP",
+                                                 "user agent"]),
+                 hide_index=True, width="stretch", key="admin.logins")

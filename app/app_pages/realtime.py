@@ -7,12 +7,13 @@ import streamlit as st
 from app import charts
 from app.page_context import current_project
 from app.queries import realtime as q
+from app.text import markdown_escape
 
 REFRESH_S = 10
 
 project = current_project()
 st.title("Realtime")
-st.caption(f"{project.name} · refreshes every {REFRESH_S} s")
+st.caption(f"{markdown_escape(project.name)} · refreshes every {REFRESH_S} s")
 
 
 @st.fragment(run_every=REFRESH_S)

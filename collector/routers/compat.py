@@ -24,7 +24,7 @@ from accounts.auth import AuthenticatedClient, TTLCache, origin_allowed
 from accounts.db import session_scope
 from accounts.models import Project
 from collector.deps import AppState, StateDep
-from collector.http import ApiError, client_ip, cors_headers, decode_json, read_body
+from collector.http import ApiError, Incoming, client_ip, cors_headers, decode_json, read_body
 from collector.ingest import INT64_MAX, BacklogFull, IngestContext, ingest_messages
 from collector.schemas import describe
 
@@ -61,17 +61,29 @@ def _lookup(kind: str, key: str) -> AuthenticatedClient | None:
         return _as_client(kind, service.project_for_umami_website(session, key))
 
 
-async def _project_client(request: Request, kind: str, key: str) -> AuthenticatedClient:
+async def _project_client(request: Request, state: AppState, kind: str, key: str
+                          ) -> AuthenticatedClient:
     cache_key = (kind, key)
     cached = _projects.get(cache_key)  # a client, None (no such project), or a miss marker
+    # unknown domains and website ids are failed attempts, limited like unknown client ids
+    # (``FailedAuthLimits``): counted before the lookup, taken back when it finds a project
+    limits = state.failed_auth
+    admitted = None
     if cached is None or isinstance(cached, AuthenticatedClient):
         client = cached
     else:
+        if limits is not None:
+            admitted = limits.guard(Incoming.from_scope(request.scope))
+            await admitted.admit(None)
         client = await asyncio.to_thread(_projects.get_or_compute, cache_key,
                                          lambda: _lookup(kind, key))
     if client is None:
+        if limits is not None and admitted is None:
+            await limits.guard(Incoming.from_scope(request.scope)).failed(None)
         what = "domain" if kind == "plausible" else "website id"
         raise ApiError(404, f"no project has the {kind.title()} {what} {key[:100]!r}")
+    if admitted is not None:
+        await admitted.refund(None)
     origin = request.headers.get("origin")
     if client.allowed_origins and not origin_allowed(origin, client.allowed_origins):
         raise ApiError(403, f"origin {str(origin)[:100]!r} is not allowed for this project")
@@ -199,7 +211,7 @@ async def plausible_event(request: Request, state: StateDep) -> Response:
     last_error: ApiError | None = None
     for domain in event.domains()[:10]:
         try:
-            client = await _project_client(request, "plausible", domain)
+            client = await _project_client(request, state, "plausible", domain)
             break
         except ApiError as error:
             last_error = error
@@ -318,7 +330,7 @@ async def umami_send(request: Request, state: StateDep) -> Response:
     ``{cache, sessionId, visitId}`` as Umami does."""
     body = await read_body(request, state.services.settings.collector_max_body_bytes)
     umami: UmamiRequest = _validated(UmamiRequest, decode_json(body))
-    client = await _project_client(request, "umami", umami.payload.website.strip())
+    client = await _project_client(request, state, "umami", umami.payload.website.strip())
     message = umami_message(umami, request.headers.get("origin"))
     device_id, session_id = await _ingest(request, state, client, message, "umami", "")
     # Umami's ids are UUIDs; ours are derived, stable per device and session.

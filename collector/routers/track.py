@@ -41,16 +41,21 @@ _BATCH_BODY = {"parameters": [{
                                         "description": "one message per line"}}}}}
 
 
-async def _authenticate(headers: dict[str, str], body_client_id: Any, body_secret: Any
-                        ) -> AuthenticatedClient:
+async def _authenticate(state: AppState, incoming: Incoming, body_client_id: Any,
+                        body_secret: Any) -> AuthenticatedClient:
+    headers = incoming.headers
     client_id = headers.get("openpanel-client-id") or (
         body_client_id if isinstance(body_client_id, str) else None)
     secret = headers.get("openpanel-client-secret") or (
         body_secret if isinstance(body_secret, str) else None)
+    # failed attempts are limited per IP and client id (used only off the cached good path)
+    guard = state.failed_auth.guard(incoming) if state.failed_auth is not None else None
     try:
-        return await authenticate_client_async(client_id, secret, headers.get("origin"))
+        return await authenticate_client_async(client_id, secret, headers.get("origin"),
+                                               guard=guard)
     except AuthError as error:
-        raise ApiError(error.status_code, error.message) from None
+        retry = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        raise ApiError(error.status_code, error.message, retry) from None
 
 
 def _context(incoming: Incoming, state: AppState, client: AuthenticatedClient, *,
@@ -109,7 +114,8 @@ async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
     message = decode_json(await read(state.services.settings.collector_max_body_bytes))
     if not isinstance(message, dict):
         raise ApiError(400, "the body must be a JSON object with 'type' and 'payload'")
-    client = await _authenticate(headers, message.get("clientId"), message.get("clientSecret"))
+    client = await _authenticate(state, incoming, message.get("clientId"),
+                                 message.get("clientSecret"))
     context = _context(incoming, state, client, importing=False)
     try:
         (result,) = await ingest_messages([message], context)
@@ -139,7 +145,8 @@ async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody
         raise ApiError(413, f"at most {settings.collector_max_batch_items} messages per batch")
     first = messages[0] if isinstance(messages[0], dict) else {}
     headers = incoming.headers
-    client = await _authenticate(headers, first.get("clientId"), first.get("clientSecret"))
+    client = await _authenticate(state, incoming, first.get("clientId"),
+                                 first.get("clientSecret"))
     importing = _wants_import(incoming)
     if importing and not client.has_secret:
         raise ApiError(403, "importing history needs the client's secret "

@@ -167,7 +167,9 @@ def test_secret_verdict_is_cached_without_the_plaintext(project: Project) -> Non
     assert auth.authenticate_cached(client.id, secret, None) is not None
     # a wrong secret is also remembered, so repeating it costs no argon2 run
     assert_denied(401, "wrong client secret", client.id, "wrong-secret", None)
-    assert auth.verdicts.get(auth._verdict_key(auth.record(client.id), "wrong-secret")) is False
+    wrong_key = auth._verdict_key(auth.record(client.id), "wrong-secret")
+    assert auth.cached_verdict(wrong_key) is False
+    assert wrong_key not in auth.verdicts._entries  # wrong ones are kept apart from right ones
 
 
 def test_a_burst_of_new_requests_runs_argon2_once(project: Project,

@@ -72,3 +72,19 @@ def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[date
         rewrite(original)
         client.close()
         marts_built_at.clear()
+
+
+@pytest.fixture
+def forget_login_attempts(dashboard_data: DashboardData) -> Iterator[None]:
+    """Drop the login attempts a test made: every AppTest and browser login comes from
+    127.0.0.1, and failures left behind would delay or lock out the next test's logins."""
+    from sqlalchemy import delete, func, select
+
+    from accounts.db import session_scope
+    from accounts.models import LoginAttempt
+
+    with session_scope() as session:
+        before = session.scalar(select(func.max(LoginAttempt.id))) or 0
+    yield
+    with session_scope() as session:
+        session.execute(delete(LoginAttempt).where(LoginAttempt.id > before))

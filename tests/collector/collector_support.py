@@ -89,7 +89,9 @@ def make_client(**overrides: object) -> TestClient:
     from collector.main import create_app
 
     settings = Settings(**overrides) if overrides else get_settings()  # type: ignore[arg-type]
-    return TestClient(create_app(settings), client=("127.0.0.1", 50000))
+    # base_url: the collector's non-ingestion routes answer loopback names only
+    return TestClient(create_app(settings), client=("127.0.0.1", 50000),
+                      base_url="http://127.0.0.1")
 
 
 def buffered(connection: redis.Redis) -> int:

@@ -3,6 +3,7 @@ project with clients in the metadata database, the app in-process, a worker subp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,25 @@ import pytest
 import redis
 from collector_support import TestProject, Worker, make_client, make_project, start_worker
 from fastapi.testclient import TestClient
+
+from trackhouse.settings import get_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def generous_failed_auth_limits() -> Iterator[None]:
+    """Every test here sends from 127.0.0.1 into one Redis: a session's worth of refused
+    requests (the fuzzing's above all) would put that address over the default limit of
+    failed authentication and refuse the next test's first request. test_auth_flood sets
+    small limits of its own."""
+    previous = os.environ.get("TRACKHOUSE_COLLECTOR_FAILED_AUTH_LIMIT_IP")
+    os.environ["TRACKHOUSE_COLLECTOR_FAILED_AUTH_LIMIT_IP"] = "100000/minute"
+    get_settings.cache_clear()
+    yield
+    if previous is None:
+        os.environ.pop("TRACKHOUSE_COLLECTOR_FAILED_AUTH_LIMIT_IP", None)
+    else:
+        os.environ["TRACKHOUSE_COLLECTOR_FAILED_AUTH_LIMIT_IP"] = previous
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

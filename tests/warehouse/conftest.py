@@ -76,4 +76,7 @@ def private_warehouse(tmp_path: Path, pytestconfig: pytest.Config) -> Iterator[C
 
 
 def http_get(instance_url: str, sql: str, **params: str) -> httpx.Response:
-    return httpx.post(instance_url, params=params, content=sql.encode(), timeout=30)
+    settings = get_settings()
+    credentials = (settings.clickhouse_user, settings.clickhouse_password.get_secret_value())
+    return httpx.post(instance_url, params=params, content=sql.encode(), timeout=30,
+                      auth=credentials)

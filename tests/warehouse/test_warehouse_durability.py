@@ -19,7 +19,8 @@ TABLE = "durable.acked"
 
 
 def sql(instance: Any, statement: str) -> str:
-    response = httpx.post(instance.url, content=statement.encode(), timeout=30)
+    response = httpx.post(instance.url, content=statement.encode(), timeout=30,
+                          headers=instance.auth_headers)
     assert response.status_code == 200, response.text
     return response.text
 
@@ -43,7 +44,8 @@ def test_acknowledged_inserts_survive_kill_9(
         ) -> None:
             # A plain client of the private instance (the project's client targets the
             # session warehouse).
-            client = clickhouse_connect.get_client(host=instance.host, port=instance.port)
+            client = clickhouse_connect.get_client(host=instance.host, port=instance.port,
+                                                   password=instance.password)
             batch = cycle * 100_000
             try:
                 while not stop.is_set():

@@ -274,7 +274,8 @@ def test_body_limit_hit_mid_insert_stores_nothing(private_warehouse: Callable[..
 
     def post(sql: str, content: Any = b"", **params: str) -> httpx.Response:
         return httpx.post(
-            instance.url, params={"query": sql, **params}, content=content, timeout=60
+            instance.url, params={"query": sql, **params}, content=content, timeout=60,
+            headers=instance.auth_headers,
         )
 
     assert post("CREATE TABLE t (n UInt32, s String) ENGINE = MergeTree ORDER BY n").is_success

@@ -29,14 +29,17 @@ def serve_app(
     from accounts.db import upgrade
 
     upgrade()
+    host = host or settings.app_host
+    # app/serve.py: app/main.py behind the Host check (DNS rebinding protection)
     command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "main.py"),
-        "--server.address", host or settings.app_host,
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "serve.py"),
+        "--server.address", host,
         "--server.port", str(port or settings.app_port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
     ]
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+           "TRACKHOUSE_APP_HOST": host}  # the Host check allows the bind address
     # Streamlit reads .streamlit/config.toml from the working directory: the repository root.
     os.chdir(PROJECT_ROOT)
     os.execvpe(command[0], command, env)

@@ -37,13 +37,14 @@ def serve_dagster(
     settings = get_settings()
     home = prepare_dagster_home(settings)
     prepare_manifest()
-    env = dagster_process_env(settings)
     bin_dir = Path(sys.executable).parent
     host = host or settings.dagster_host
+    env = {**dagster_process_env(settings), "TRACKHOUSE_DAGSTER_HOST": host}  # the guard's
     port = port or settings.dagster_port
     commands = {
-        "webserver": [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port),
-                      *CODE_LOCATION],
+        # dagster-webserver behind the Host/Origin/GraphQL-GET guard (orchestration/webserver)
+        "webserver": [sys.executable, "-m", "orchestration.webserver", "-h", host, "-p",
+                      str(port), *CODE_LOCATION],
         "daemon": [str(bin_dir / "dagster-daemon"), "run", *CODE_LOCATION],
     }
     console.print(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={home})")

@@ -14,6 +14,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from trackhouse.secure_files import secure_state
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 
 PROCFILE = PROJECT_ROOT / "Procfile"
@@ -46,10 +47,9 @@ def _pid_file(settings: Settings) -> Path:
     return settings.data_dir / "stack.pid"
 
 
-def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Block until the warehouse answers /ping, or raise after timeout_s."""
+def wait_until_answering(url: str, what: str, timeout_s: float) -> None:
+    """Block until ``url`` answers 200, or raise after timeout_s."""
     deadline = time.monotonic() + timeout_s
-    url = f"{settings.effective_clickhouse_url}/ping"
     while True:
         try:
             if httpx.get(url, timeout=2).status_code == 200:
@@ -57,8 +57,13 @@ def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the warehouse at {url} did not answer within {timeout_s:.0f} s")
+            raise RuntimeError(f"the {what} at {url} did not answer within {timeout_s:.0f} s")
         time.sleep(0.2)
+
+
+def wait_for_warehouse(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Block until the warehouse answers /ping, or raise after timeout_s."""
+    wait_until_answering(f"{settings.effective_clickhouse_url}/ping", "warehouse", timeout_s)
 
 
 def prepare_metadata() -> None:
@@ -84,6 +89,8 @@ def up(
     Applies the migrations once the warehouse answers. Stop it with Ctrl-C or `trackhouse down`.
     """
     settings = get_settings()
+    # owner-only local state, also for a data directory made before that rule (README Security)
+    secure_state(settings.data_dir, [settings.warehouse_password_file])
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     names = procfile_processes(settings)
     command = [sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(PROJECT_ROOT),
@@ -103,6 +110,9 @@ def up(
         for migration in migrate(settings=settings):
             console.print(f"applied {migration.version:04d}_{migration.name}")
         prepare_metadata()
+        if "collector" in names:  # what comes next (demo traffic, SDKs) needs it listening
+            collector = f"http://{settings.collector_host}:{settings.collector_port}/health"
+            wait_until_answering(collector, "collector", timeout_s=120.0)
     except Exception:
         os.killpg(process.pid, signal.SIGTERM)
         raise
