@@ -38,6 +38,7 @@ else:
         st.Page(PAGES / "funnels.py", title="Funnels", icon=":material/filter_alt:"),
         st.Page(PAGES / "retention.py", title="Retention", icon=":material/replay:"),
         st.Page(PAGES / "profiles.py", title="Profiles", icon=":material/person_search:"),
+        st.Page(PAGES / "explore.py", title="Explore", icon=":material/explore:"),
     ]
     sections = {"Analytics": analytics}
     if user.is_admin:

@@ -9,6 +9,7 @@ from dagster import Definitions, in_process_executor
 
 from orchestration.assets import dbt_models, raw_tables
 from orchestration.checks import collector_checks, freshness_checks, freshness_sensor
+from orchestration.docs import dbt_docs
 from orchestration.lifecycle import retention_job, retention_schedule
 from orchestration.resources import build_resources
 from orchestration.schedules import (
@@ -20,7 +21,7 @@ from orchestration.schedules import (
 )
 
 defs = Definitions(
-    assets=[raw_tables, dbt_models],
+    assets=[raw_tables, dbt_models, dbt_docs],
     asset_checks=[*collector_checks, *freshness_checks],
     jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job, retention_job],
     schedules=[*schedules, retention_schedule],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sys
@@ -45,11 +46,41 @@ def prepare_manifest() -> None:
     dbt_project.preparer.prepare(dbt_project)
 
 
+PROJECT_INPUTS = ("dbt_project.yml", "models", "macros", "seeds", "tests")
+
+
+def manifest_is_stale(project: DbtProject = dbt_project) -> bool:
+    """True when a file of the project changed after its manifest was written."""
+    manifest = Path(project.manifest_path)
+    if not manifest.exists():
+        return True
+    written = manifest.stat().st_mtime
+    root = Path(project.project_dir)
+    inputs = (path for name in PROJECT_INPUTS
+              for path in ([root / name] if (root / name).is_file() else (root / name).rglob("*")))
+    return any(path.stat().st_mtime > written for path in inputs if path.is_file())
+
+
+def prepare_manifest_if_stale() -> None:
+    """Re-parse the project when a model, macro, seed or test changed since the last parse, so a
+    reload of the code location (Dagster UI, Deployment -> Reload) takes in a new model. The
+    webserver's and the daemon's code servers may load at once: a lock makes one parse."""
+    lock_path = Path(dbt_project.project_dir) / "target" / ".parse.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest_is_stale():
+            prepare_manifest()
+
+
 # Under `dagster dev` the manifest is re-parsed on every code load so model edits show up at
-# once; in production `trackhouse dagster` parses it once before starting (prepare_manifest).
+# once; in production `trackhouse dagster` parses it before starting (prepare_manifest), and a
+# code load re-parses it only when the project changed since.
 if dbt_project.preparer.using_dagster_dev():
     apply_dbt_env()
-dbt_project.prepare_if_dev()
+    dbt_project.prepare_if_dev()
+else:
+    prepare_manifest_if_stale()
 
 
 @cache

@@ -37,6 +37,7 @@ from dagster_dbt import build_dbt_asset_selection
 
 from orchestration.assets import DbtBuildConfig, dbt_models, raw_tables
 from orchestration.checks import SLOW_MARTS, collector_checks, mart_keys
+from orchestration.docs import dbt_docs
 from orchestration.project import dbt_manifest
 from trackhouse.settings import get_settings
 
@@ -65,8 +66,10 @@ incremental_marts_job = dbt_job(
     "incremental_marts",
     AssetSelection.assets(raw_tables)
     | AssetSelection.checks(*collector_checks)
-    | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION),
-    "Observe the raw tables, then dbt build every model except the slow marts.",
+    | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION)
+    | AssetSelection.assets(dbt_docs),
+    "Observe the raw tables, then dbt build every model except the slow marts; republish the "
+    "dbt docs site when the models or their relations changed.",
     # tests relating these models to funnel_steps / retention run with those (eager there)
     config=RunConfig(ops={dbt_models.op.name: DbtBuildConfig(indirect_selection="cautious")}),
 )
@@ -78,8 +81,9 @@ funnels_and_retention_job = dbt_job(
 )
 full_refresh_job = dbt_job(
     "full_refresh",
-    AssetSelection.assets(dbt_models),
-    "dbt build --full-refresh of every model: rebuilds incremental marts from raw.",
+    AssetSelection.assets(dbt_models, dbt_docs),
+    "dbt build --full-refresh of every model: rebuilds incremental marts from raw; then the "
+    "dbt docs site.",
     config=RunConfig(ops={dbt_models.op.name: DbtBuildConfig(full_refresh=True)}),
 )
 

@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     dagster_allowed_hosts: list[str] = Field(
         default=[], description="Host names the Dagster UI answers.",
     )
+    # `trackhouse docs`: the dbt docs site the pipeline publishes (trackhouse/dbt_docs.py)
+    docs_host: str = "127.0.0.1"
+    docs_port: int = 8081
+    docs_public_url: str | None = Field(
+        default=None, description="URL the dashboards link to for the dbt docs site, when "
+        "it is reached through a proxy; defaults to http://<docs_host>:<docs_port>/.",
+    )
 
     # --- accounts: client authentication caches ------------------------------------------
     auth_client_cache_ttl_s: float = Field(

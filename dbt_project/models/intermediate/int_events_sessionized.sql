@@ -1,5 +1,5 @@
 {#-
-    Every event with its session (metrics.md, "Sessions"): a device's events in time order, a
+    Every event with its session (docs/metrics.md#sessions): a device's events in time order, a
     new session when more than `session_gap_minutes` passed since its previous event. Days do
     not cut sessions. The session id is derived from (project, device, session start), so a
     rebuild gives the same ids.

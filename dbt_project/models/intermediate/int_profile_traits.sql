@@ -1,6 +1,6 @@
 {#-
     One row per profile that received identify / increment / decrement calls, with its traits
-    (metrics.md, "Profiles"):
+    (docs/metrics.md#profiles):
     - first_name, last_name, email, avatar: the latest value of each field across the identify
       calls that carry it (a call without a field keeps the earlier value);
     - properties: merged per key, the latest identify call carrying a key wins;
