@@ -23,7 +23,16 @@ from dashboard_fixture import DashboardData
 import app.queries
 from app.filters import Filter, Op
 from app.periods import Granularity, Preset, preset_range
-from app.queries import events, freshness, funnels, overview, profiles, realtime, retention
+from app.queries import (
+    events,
+    explore,
+    freshness,
+    funnels,
+    overview,
+    profiles,
+    realtime,
+    retention,
+)
 from trackhouse.dbt import DBT_PROJECT_DIR
 from trackhouse.settings import get_settings
 
@@ -35,7 +44,17 @@ BOTH = SESSION_FILTER + EVENT_FILTERS[:1]
 # Public functions of app/queries that send no statement of their own.
 NOT_QUERIES = {"base.client", "base.mart", "base.run", "base.range_params",
                "base.event_filter_sql", "base.session_source", "funnels.with_conversion",
-               "freshness.is_stale", "profiles.traits_json"}
+               "freshness.is_stale", "profiles.traits_json",
+               # Explore: the manifest's mart list and the catalog's column types (metadata,
+               # no figure); its charts are explore.series, checked below
+               "explore.mart_nodes", "explore.period_start", "explore.marts"}
+
+# Explore charts whatever mart the manifest names; daily_metrics stands for any of them.
+DAILY_METRICS = explore.MartDoc(
+    "daily_metrics", get_settings().analytics_database, "daily_metrics", "",
+    (explore.ColumnDoc("project_id", "", "LowCardinality(String)"),
+     explore.ColumnDoc("day", "", "Date"), explore.ColumnDoc("visitors", "", "UInt64")),
+    built=True)
 
 
 def calls() -> dict[str, list[Callable[[], Any]]]:
@@ -75,6 +94,9 @@ def calls() -> dict[str, list[Callable[[], Any]]]:
         "realtime.events_per_minute": [lambda: realtime.events_per_minute(fd.SHOP)],
         "realtime.live_stream": [lambda: realtime.live_stream(fd.SHOP)],
         "realtime.live_sources": [lambda: realtime.live_sources(fd.SHOP)],
+        "explore.series": [lambda a=a: explore.series(DAILY_METRICS, "day", ("visitors",), a,
+                                                      fd.SHOP, RANGE)
+                           for a in explore.AGGREGATES],
         "retention.cohorts": [lambda g=g, f=f: retention.cohorts(fd.SHOP, RANGE, g, filters=f)
                               for g in retention.GRANULARITIES for f in ((), BOTH)],
     }
