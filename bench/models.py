@@ -30,6 +30,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
 from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
 
+sys.path.append(str(ROOT / "bench"))
+from ingest import tree_cpu_seconds  # noqa: E402  (bench/ingest.py's helper)
+
 EVENTS_PER_SESSION = 3.95  # mean of the session-length distribution below
 
 # One row per event of `{sessions}` sessions starting within `{seconds}` seconds before `{end}`.
@@ -206,12 +209,19 @@ def main() -> None:
 
     logs = workdir / "logs"
 
+    cpu_spent: dict[str, tuple[float, float]] = {}  # dbt command -> (dbt, warehouse) CPU s
+
+    def warehouse_cpu() -> float:
+        return tree_cpu_seconds(embedded.process.pid) if embedded and embedded.process else 0.0
+
     def dbt(*dbt_args: str) -> float:
         shutil.rmtree(logs, ignore_errors=True)
-        started = time.perf_counter()
+        started, own, house = time.perf_counter(), time.process_time(), warehouse_cpu()
         result = run_dbt([*dbt_args, "--target-path", str(target), "--log-path", str(logs),
                           "--quiet"], settings)
         took = time.perf_counter() - started
+        # dbt runs in this process; its SQL runs in the warehouse (docs/capacity.md)
+        cpu_spent[" ".join(dbt_args)] = (time.process_time() - own, warehouse_cpu() - house)
         if not result.success:
             raise SystemExit(f"dbt {' '.join(dbt_args)} failed: {result.exception or ''}")
         return took
@@ -284,6 +294,11 @@ def main() -> None:
               f"one new hour {frequent:.1f} s (target <= 5 s); every model after that hour "
               f"{frequent + hourly:.1f} s on-time events only, {incremental:.1f} s with late "
               f"events; dbt test {tests:.1f} s")
+        print(f"\nCPU seconds (dbt process / warehouse; {total:,} raw events in the full build, "
+              f"{hour_sessions * EVENTS_PER_SESSION:,.0f} per added hour):")
+        for command, (own, house) in cpu_spent.items():
+            print(f"  dbt {command}: {own:.1f} / {house:.1f}; per raw event of the full build "
+                  f"{(own + house) / total * 1e6:.2f} us")
     finally:
         for database in (raw, *(f"{settings.analytics_database}{layer}"
                                 for layer in ("", "_staging", "_intermediate"))):

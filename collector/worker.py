@@ -26,6 +26,7 @@ the dead-letter list with the reason, and the rest of the batch lands.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 import threading
@@ -89,7 +90,8 @@ class Lander:
         self.redis = connection
         self.finish = connection.register_script(FINISH)
         self._client: WarehouseClient | None = None
-        self.name = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        # the lease's value: which host and process holds a batch (one look tells who died)
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def client(self) -> WarehouseClient:
         if self._client is None:
