@@ -46,6 +46,7 @@ from ingest import (  # noqa: E402  (bench/ingest.py's load scripts and helpers)
     ORIGIN,
     TRACK_LUA,
     UA,
+    bench_project,
     run_wrk,
     tree_cpu_seconds,
 )
@@ -106,8 +107,7 @@ class Stack:
 
         import redis
 
-        from accounts import service
-        from accounts.db import session_scope, upgrade
+        from accounts.db import upgrade
         from trackhouse.settings import get_settings
         from warehouse.client import warehouse
         from warehouse.migrate import migrate
@@ -117,13 +117,7 @@ class Stack:
         migrate()
         upgrade()
         self.project = f"bench-{self.run_id}"
-        with session_scope() as session:
-            service.create_project(session, name=self.project, project_id=self.project,
-                                   allowed_origins=[ORIGIN], mirror=False)
-            browser, _ = service.create_client(session, project_id=self.project,
-                                               with_secret=False)
-            server, secret = service.create_client(session, project_id=self.project)
-            self.browser_client, self.server_client, self.secret = browser.id, server.id, secret
+        self.browser_client, self.server_client, self.secret = bench_project(self.project)
         self.ch = warehouse()
 
     def start_layout(self, n: int) -> tuple[list[subprocess.Popen], list[subprocess.Popen],

@@ -163,6 +163,21 @@ end
 """
 
 
+def bench_project(project: str) -> tuple[str, str, str]:
+    """Create ``project`` with a browser client and a secret client in the metadata database;
+    returns (browser client id, secret client id, its secret)."""
+    from accounts import service
+    from accounts.db import session_scope
+
+    with session_scope() as session:
+        service.create_project(session, name=project, project_id=project,
+                               allowed_origins=[ORIGIN], mirror=False)
+        browser, _ = service.create_client(session, project_id=project, with_secret=False)
+        server, secret = service.create_client(session, project_id=project)
+        assert secret
+        return browser.id, server.id, secret
+
+
 def percentile_95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else float("nan")
 
@@ -255,8 +270,7 @@ class Bench:
 
         self.redis = redis.Redis(port=redis_port)
 
-        from accounts import service
-        from accounts.db import session_scope, upgrade
+        from accounts.db import upgrade
         from trackhouse.settings import get_settings
         from warehouse.client import warehouse
         from warehouse.migrate import migrate
@@ -265,14 +279,8 @@ class Bench:
         migrate()
         upgrade()
         self.project = f"bench-{self.run_id}"
-        with session_scope() as session:
-            service.create_project(session, name=self.project, project_id=self.project,
-                                   allowed_origins=[ORIGIN], mirror=False)
-            browser, _ = service.create_client(session, project_id=self.project,
-                                               with_secret=False)
-            server, secret = service.create_client(session, project_id=self.project)
-            self.browser_client, self.server_client, self.secret = browser.id, server.id, secret
-            self.probe_client = browser.id
+        self.browser_client, self.server_client, self.secret = bench_project(self.project)
+        self.probe_client = self.browser_client
         self.ch = warehouse()
         self.collector_url = f"http://127.0.0.1:{free_port()}"
         collector = self.spawn("collector", [
