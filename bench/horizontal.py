@@ -136,7 +136,9 @@ class Stack:
         return collectors, workers, urls
 
     def script(self, name: str, load: str) -> Path:
-        values = {"run": f"{self.run_id}-{name}", "client": self.browser_client,
+        # a server-side SDK's batches come from the secret client
+        client = self.browser_client if load == "track" else self.server_client
+        values = {"run": f"{self.run_id}-{name}", "client": client,
                   "secret": self.secret, "origin": ORIGIN, "ua": UA, "items": BATCH_ITEMS,
                   "delay": "", "timestamp": "", "batch_path": "/track/batch"}
         path = self.tmp / f"{name}.lua"
@@ -190,6 +192,8 @@ class Stack:
             settled = self.cpu(collectors, workers)
         finally:
             self.stop(collectors + workers)
+        if not accepted:
+            raise SystemExit(f"{load}: no request accepted; see the logs in {self.tmp}")
         us = {name: (at_landed[name] - before[name]) / accepted * 1e6 for name in before}
         us["merges"] = (settled["warehouse"] - at_landed["warehouse"]) / accepted * 1e6
         failed = sum(r["failed"] for r in results)
