@@ -15,7 +15,9 @@ processes. One ``wrk`` per collector sends the load for ``--duration`` seconds:
 Per layout and load it prints the accepted and the landed events/s (from the start of the
 load until ``count()`` in ClickHouse reached the accepted events) and the CPU microseconds per
 event of each kind of process: collectors, workers, Redis (INFO ``used_cpu_*``), the
-warehouse until the events landed, and the warehouse's merges in the 10 s after. CPU time is
+warehouse until the events landed, and the warehouse's merges in the 10 s after; once in
+all, once above each process's idle CPU (measured for 5 s before the load: polling loops),
+which is what a further event adds. CPU time is
 read per process (/proc utime + stime, what psutil's ``cpu_times`` reads), so it does not
 depend on other load on the machine; the events/s do, and the 2 + 2 layout on two cores
 shares them with everything else: compare the ratio within one run only.
@@ -54,6 +56,7 @@ from ingest import (  # noqa: E402  (bench/ingest.py's load scripts and helpers)
 BIN = Path(sys.executable).parent
 BATCH_ITEMS = 100
 SETTLE_S = 10.0  # after landing: the merges of the new parts
+IDLE_S = 5.0  # before the load: each process's CPU with no traffic
 
 
 class Stack:
@@ -164,7 +167,11 @@ class Stack:
         collectors, workers, urls = self.start_layout(n)
         try:
             base = self.landed()
+            # idle first: what the processes spend per second with no traffic (polling)
+            idle_from = self.cpu(collectors, workers)
+            time.sleep(IDLE_S)
             before = self.cpu(collectors, workers)
+            idle = {name: (before[name] - idle_from[name]) / IDLE_S for name in before}
             results: list[dict[str, float]] = [{} for _ in urls]
             connections = 64 if load == "track" else 8
 
@@ -196,9 +203,15 @@ class Stack:
             raise SystemExit(f"{load}: no request accepted; see the logs in {self.tmp}")
         us = {name: (at_landed[name] - before[name]) / accepted * 1e6 for name in before}
         us["merges"] = (settled["warehouse"] - at_landed["warehouse"]) / accepted * 1e6
+        # the same less the idle rate over the time: the cost each further event adds
+        above = {name: (at_landed[name] - before[name] - idle[name] * landed_s) / accepted * 1e6
+                 for name in before}
+        above["merges"] = (settled["warehouse"] - at_landed["warehouse"]
+                           - idle["warehouse"] * SETTLE_S) / accepted * 1e6
         failed = sum(r["failed"] for r in results)
         return {"accepted_per_s": accepted / seconds, "landed_per_s": accepted / landed_s,
-                "events": accepted, "failed": failed, **{f"us_{k}": v for k, v in us.items()}}
+                "events": accepted, "failed": failed, "us": us, "above_idle": above,
+                "idle_cores": idle}
 
 
 def main() -> None:
@@ -217,11 +230,14 @@ def main() -> None:
                 figures[n] = got = stack.measure(n, load)
                 print(f"{load}: {n} collector(s) + {n} worker(s): accepted "
                       f"{got['accepted_per_s']:,.0f} ev/s, landed {got['landed_per_s']:,.0f} "
-                      f"ev/s ({got['events']:,} events, {got['failed']} refused); CPU us/event: "
-                      f"collector {got['us_collector']:.1f}, worker {got['us_worker']:.1f}, "
-                      f"redis {got['us_redis']:.1f}, warehouse insert "
-                      f"{got['us_warehouse']:.1f}, merges after {got['us_merges']:.1f}; load "
-                      f"average {os.getloadavg()[0]:.1f}", flush=True)
+                      f"ev/s ({got['events']:,} events, {got['failed']} refused); load average "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                for label, key in (("CPU us/event, all", "us"),
+                                   ("CPU us/event above idle", "above_idle")):
+                    print(f"  {label}: " + ", ".join(
+                        f"{name} {value:.1f}" for name, value in got[key].items()))
+                print("  idle cores: " + ", ".join(
+                    f"{name} {value:.3f}" for name, value in got["idle_cores"].items()))
             if 1 in figures and 2 in figures:
                 print(f"{load}: landed events/s ratio 2+2 / 1+1 = "
                       f"{figures[2]['landed_per_s'] / figures[1]['landed_per_s']:.2f}")
