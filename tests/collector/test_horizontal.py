@@ -33,7 +33,7 @@ from warehouse.migrate import migrate
 
 ROOT = root_fixtures()
 DEVICES = 64  # distinct visitors (IP addresses), each sending through both collectors
-ROUNDS = 10  # requests per device
+ROUNDS = 6  # requests per device
 PER_REQUEST = 20  # events per request
 SENDERS = 32  # requests in flight at once
 
@@ -76,12 +76,13 @@ def horizontal(tmp_path: Path, trackhouse_env, redis_server) -> Iterator[Horizon
            "TRACKHOUSE_WORKER_BATCH_SIZE": "1000", "TRACKHOUSE_WORKER_BATCH_LEASE_S": "5",
            "TRACKHOUSE_COLLECTOR_RATE_LIMIT_IP": "100000/second"}
     built = Horizontal(redis_url, database, env)
-    migrate(settings=built.settings)
     try:
+        # the collectors start while the scratch schema is created (they do not read it)
         for n in range(2):
             port = ROOT.free_port()
             built.collectors.append((start_collector(port, env, tmp_path / f"collector{n}.log"),
                                      f"http://127.0.0.1:{port}"))
+        migrate(settings=built.settings)
         for n in range(2):
             built.workers.append(start_worker(tmp_path / f"worker{n}.log", **{
                 k: v for k, v in env.items() if k.startswith("TRACKHOUSE_")}))
