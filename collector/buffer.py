@@ -24,8 +24,8 @@ from functools import lru_cache
 
 from trackhouse.buffer_layout import BACKLOG_KEYS, LANES, PREFIX, Keys
 
-__all__ = ["ACCEPT", "BACKLOG_KEYS", "BUFFER_KEYS", "CLAIM", "FINISH", "LANES", "PREFIX", "Keys",
-           "AcceptLimits", "AcceptRequest", "accept_call"]
+__all__ = ["ACCEPT", "BACKLOG_KEYS", "BUFFER_KEYS", "CLAIM", "FINISH", "LANES", "PREFIX",
+           "RECOVER", "Keys", "AcceptLimits", "AcceptRequest", "accept_call"]
 
 # a day's session hash is read as "yesterday" the whole next day
 SESSION_DAYS_TTL_S = 3 * 86_400
@@ -512,5 +512,18 @@ end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[4])
 redis.call('HDEL', KEYS[5], ARGV[1])
+return 1
+"""
+
+# KEYS: pending set, lease key. ARGV: batch id, now (ms), next due time (ms).
+# A batch due again (a retry whose backoff passed, or a dead lander's: its lease expired) is
+# taken for re-enqueueing by one flusher only: every worker's flusher looks once a second, and
+# each used to enqueue its own job for the same batch. Returns 1 to the one that took it.
+RECOVER = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 """

@@ -41,7 +41,7 @@ from rq import Queue, SimpleWorker
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 
-from collector.buffer import CLAIM, FINISH, LANES, Keys
+from collector.buffer import CLAIM, FINISH, LANES, RECOVER, Keys
 from trackhouse import event_times
 from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
@@ -196,6 +196,7 @@ class Flusher(threading.Thread):
         if imports_queue is not None:
             self.queues["imports"] = imports_queue
         self.claim = connection.register_script(CLAIM)
+        self.take_due = connection.register_script(RECOVER)
         self.stopping = threading.Event()
         self._quiet_interval = settings.worker_flush_interval_ms / 1000
         self._busy_interval = max(settings.worker_busy_flush_interval_ms / 1000,
@@ -273,15 +274,21 @@ class Flusher(threading.Thread):
         """Re-enqueue batches due again: retries whose backoff passed, and batches whose
         worker died (their lease expired and nobody finished them)."""
         now_ms = int(time.time() * 1000)
-        lease_ms = self.settings.worker_batch_lease_s * 1000
-        for lane in LANES:
-            due = self.redis.zrangebyscore(Keys.pending(lane), 0, now_ms, start=0, num=100)
-            for raw in due:
-                batch_id = raw.decode()
-                if self.redis.exists(Keys.lease(batch_id)):
-                    continue
-                self.redis.zadd(Keys.pending(lane), {batch_id: now_ms + lease_ms}, xx=True)
+        for lane, batch_id in self.due(now_ms):
+            if self.take(lane, batch_id, now_ms):
                 self.enqueue(lane, batch_id)
+
+    def due(self, now_ms: int) -> list[tuple[str, str]]:
+        """(lane, batch id) of the batches due again at ``now_ms`` (100 per lane at most)."""
+        return [(lane, raw.decode()) for lane in LANES for raw in self.redis.zrangebyscore(
+            Keys.pending(lane), 0, now_ms, start=0, num=100)]
+
+    def take(self, lane: str, batch_id: str, now_ms: int) -> bool:
+        """Whether this flusher re-enqueues the due batch: true for one flusher only, even
+        when several found it due at once; it is then due again one lease later."""
+        lease_ms = self.settings.worker_batch_lease_s * 1000
+        return bool(self.take_due(keys=[Keys.pending(lane), Keys.lease(batch_id)],
+                                  args=[batch_id, now_ms, now_ms + lease_ms]))
 
 
 class _ThreadWorker(SimpleWorker):

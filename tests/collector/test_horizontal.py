@@ -221,3 +221,40 @@ def test_two_collectors_two_workers_one_killed(horizontal: Horizontal,
     print(f"\n{expected} events from {DEVICES} devices through 2 collectors "
           f"({served[0]}+{served[1]} requests), sent in {sent_for:.1f} s; worker "
           f"{killed['pid']} killed holding batch {killed['batch']}; all landed once")
+
+
+def test_a_due_batch_is_reenqueued_by_one_flusher(tmp_path: Path, trackhouse_env) -> None:
+    """Every worker's flusher looks for due batches once a second; one of them, not each,
+    enqueues a landing job for a batch whose lander died."""
+    from rq import Queue
+
+    from collector.worker import Flusher
+
+    server = ROOT.start_redis(tmp_path / "redis")
+    try:
+        connection = redis.Redis.from_url(server.url)
+        queue = Queue("test-recover", connection=connection)
+        flushers = [Flusher(Settings(redis_url=server.url), connection, queue) for _ in range(3)]
+        pending = Keys.pending("events")
+        now_ms = time.time() * 1000
+        connection.zadd(pending, {"dead-lander": 0, "being-landed": 0,
+                                  "not-due-yet": now_ms + 60_000})
+        connection.set(Keys.lease("being-landed"), "host:1:abc")
+        # the flushers of three workers look at the same moment: each finds both due...
+        found = [flusher.due(int(now_ms)) for flusher in flushers]
+        assert all(sorted(due) == [("events", "being-landed"), ("events", "dead-lander")]
+                   for due in found)
+        # ...and one of them takes the dead lander's batch; nobody takes the one being landed
+        taken = [flusher.take(lane, batch, int(now_ms)) for flusher, due in zip(
+            flushers, found, strict=True) for lane, batch in sorted(due)]
+        assert taken.count(True) == 1
+        assert connection.zscore(pending, "dead-lander") > now_ms  # due again a lease later
+        assert connection.zscore(pending, "being-landed") == 0
+        # the whole round, as the flushers run it: one landing job
+        connection.zadd(pending, {"dead-lander": 0})
+        for flusher in flushers:
+            flusher.recover()
+        assert [job.args for job in queue.get_jobs()] == [("events", "dead-lander")]
+    finally:
+        server.process.terminate()
+        server.process.wait(10)
