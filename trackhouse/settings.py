@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     raw_database: str = Field(default="trackhouse", description="Database of the raw tables.")
     analytics_database: str = Field(default="analytics", description="Database of the dbt marts.")
 
+    # --- warehouse cluster mode (issue 22; warehouse/cluster.py, docs/decisions/0019) -------
+    clickhouse_cluster: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$",
+        description="Name of a ClickHouse cluster (the server's remote_servers) to lay the raw "
+        "tables out on: ON CLUSTER DDL, Replicated*MergeTree shards and Distributed tables; "
+        "also selects the dbt `cluster` target. Unset: one server.",
+    )
+
     # --- services ------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str | None = Field(
