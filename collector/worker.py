@@ -44,7 +44,6 @@ from collector.buffer import CLAIM, FINISH, LANES, Keys
 from trackhouse import event_times
 from trackhouse.buffer_layout import dead_letter_entry
 from trackhouse.settings import Settings, get_settings
-from warehouse import cluster
 from warehouse.client import warehouse
 from warehouse.migrate import SchemaBehind, wait_for_schema
 
@@ -91,8 +90,6 @@ class Lander:
         self.finish = connection.register_script(FINISH)
         self._client: WarehouseClient | None = None
         self.name = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        # on a cluster: through the Distributed table, returning once every shard stored its rows
-        self.cluster_settings = cluster.insert_settings(settings.clickhouse_cluster)
 
     def client(self) -> WarehouseClient:
         if self._client is None:
@@ -151,7 +148,7 @@ class Lander:
         try:
             self.client().raw_insert(
                 f"{self.settings.raw_database}.{LANES[lane]}", insert_block=data, fmt="JSONEachRow",
-                settings=INSERT_SETTINGS | self.cluster_settings | {
+                settings=INSERT_SETTINGS | {
                     "insert_deduplication_token": token,
                     "max_partitions_per_insert_block": event_times.months_in_range()},
             )

@@ -34,7 +34,8 @@ SHARDING_KEYS = {
 }
 LOCAL_SUFFIX = "_local"
 
-# Settings of every insert into a Distributed raw table: the insert returns once every shard has
+# Settings of every client on a cluster (warehouse/client.py), for the inserts into the Distributed
+# raw tables above all (the worker's): the insert returns once every shard has
 # stored its rows (never "accepted" for rows still queued on the initiator), and the batch's
 # insert_deduplication_token reaches each shard with its sub-block, which the sharding key
 # makes the same on every retry, so a retried batch is dropped shard by shard.
@@ -56,11 +57,6 @@ def check_name(cluster: str) -> str:
 
 def on_cluster(cluster: str) -> str:
     return f"on cluster '{check_name(cluster)}'"
-
-
-def insert_settings(cluster: str | None) -> dict[str, int]:
-    """Extra settings of an insert into a raw table: none on a single server."""
-    return dict(INSERT_SETTINGS) if cluster else {}
 
 
 _LEADING_COMMENTS = re.compile(r"^(\s*--[^\n]*\n)+")

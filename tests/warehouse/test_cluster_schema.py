@@ -160,19 +160,27 @@ def test_migrate_sql_prints_the_plan_and_refuses_a_bad_name(
     assert bad.exit_code == 2 and "cluster name" in bad.output
 
 
-def test_cluster_insert_settings_are_real_settings_and_keep_the_retry_dedup(
-    ch: Client, scratch_db: str,
-) -> None:
-    """The worker's cluster insert settings are accepted by ClickHouse, and a batch inserted
-    twice with its token is stored once (on a cluster each shard drops its sub-block)."""
-    ch.command(f"create table {scratch_db}.t (x UInt32) engine = MergeTree order by x "
-               "settings non_replicated_deduplication_window = 100")
-    settings = cluster.insert_settings(CLUSTER) | {"insert_deduplication_token": "batch-1"}
-    for _ in range(2):
-        ch.raw_insert(f"{scratch_db}.t", insert_block=b'{"x":1}\n{"x":2}\n', fmt="JSONEachRow",
-                      settings=settings)
-    assert ch.query(f"select count() from {scratch_db}.t").result_rows[0][0] == 2
-    assert cluster.insert_settings(None) == {}
+def test_cluster_clients_insert_synchronously_and_keep_the_retry_dedup(scratch_db: str) -> None:
+    """On a cluster every client (the worker's too) inserts with the cluster settings, which
+    ClickHouse accepts; a batch inserted twice with its token is stored once (on a cluster each
+    shard drops its sub-block)."""
+    from warehouse.client import warehouse
+
+    client = warehouse(get_settings().model_copy(update={"clickhouse_cluster": CLUSTER}))
+    try:
+        assert client.get_client_setting("insert_distributed_sync") in (1, "1")
+        client.command(f"create table {scratch_db}.t (x UInt32) engine = MergeTree order by x "
+                       "settings non_replicated_deduplication_window = 100")
+        for _ in range(2):
+            client.raw_insert(f"{scratch_db}.t", insert_block=b'{"x":1}\n{"x":2}\n',
+                              fmt="JSONEachRow",
+                              settings={"insert_deduplication_token": "batch-1"})
+        assert client.query(f"select count() from {scratch_db}.t").result_rows[0][0] == 2
+    finally:
+        client.close()
+    single = warehouse(get_settings().model_copy(update={"clickhouse_cluster": None}))
+    assert single.get_client_setting("insert_distributed_sync") is None
+    single.close()
 
 
 # --- against a real cluster only (TRACKHOUSE_CLICKHOUSE_CLUSTER) ----------------------------
@@ -203,8 +211,8 @@ def test_live_cluster_keeps_a_device_on_one_shard_and_drops_a_retried_batch(
         f'{{"id":"{uuid.uuid4()}","project_id":"{project}","name":"e","device_id":"d{i % 7}",'
         f'"created_at":"2026-01-01 00:00:0{i % 10}","received_at":"2026-01-01 00:00:00"}}'
         for i in range(70)).encode()
-    settings = INSERT_SETTINGS | cluster.insert_settings(LIVE_CLUSTER) | {
-        "insert_deduplication_token": f"{project}-batch"}
+    settings = INSERT_SETTINGS | {"insert_deduplication_token": f"{project}-batch"}
+    assert ch.get_client_setting("insert_distributed_sync") in (1, "1")
     for _ in range(2):  # the worker's retry of one batch
         ch.raw_insert(f"{raw}.events", insert_block=rows, fmt="JSONEachRow", settings=settings)
     counted = ch.query(f"select count(), max(shards) from (select device_id, "
