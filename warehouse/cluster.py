@@ -49,7 +49,7 @@ class ClusterDDLError(ValueError):
 
 
 def check_name(cluster: str) -> str:
-    if not CLUSTER_NAME.match(cluster):
+    if not CLUSTER_NAME.fullmatch(cluster):
         raise ValueError(f"cluster name {cluster!r}: letters, digits, '_', '.', '-' only "
                          "(as in the server's remote_servers)")
     return cluster

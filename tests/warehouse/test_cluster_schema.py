@@ -131,12 +131,17 @@ def test_a_statement_without_a_known_cluster_form_is_refused(statement: str) -> 
         cluster.ClusterSchema(CLUSTER, "trackhouse").statements(statement)
 
 
-@pytest.mark.parametrize("name", ["x' on cluster y", "a b", "", "-x", "a;drop"])
+@pytest.mark.parametrize("name", ["x' on cluster y", "a b", "-x", "a;drop", "c\n"])
 def test_hostile_cluster_names_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         Settings(clickhouse_cluster=name)
     with pytest.raises(ValueError):
         cluster.check_name(name)
+
+
+def test_an_empty_cluster_setting_means_one_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKHOUSE_CLICKHOUSE_CLUSTER", "")
+    assert Settings().clickhouse_cluster is None
 
 
 def test_migrate_sql_prints_the_plan_and_refuses_a_bad_name(
