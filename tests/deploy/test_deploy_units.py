@@ -172,3 +172,31 @@ def test_dockerfile_passes_hadolint_and_carries_the_runtime_files() -> None:
     runtime += [f for f in tracked if f.startswith("sdk/tracker/dist/")]
     missing = [f for f in runtime if not any(f == r or f.startswith(r + "/") for r in resources)]
     assert not missing
+
+
+def test_test_cluster_compose_and_its_configuration_agree() -> None:
+    """deploy/cluster-test: the compose file is valid and each node's macros match its place in
+    the cluster that its configuration declares."""
+    import xml.etree.ElementTree as ElementTree
+
+    folder = DEPLOY / "cluster-test"
+    document = yaml.safe_load((folder / "compose.yaml").read_text())
+    assert compose_errors(document) == []
+    services = document["services"]
+    config = ElementTree.parse(folder / "cluster.xml").getroot()
+    ElementTree.parse(folder / "keeper.xml")
+    clusters = config.find("remote_servers")
+    assert clusters is not None and [c.tag for c in clusters] == ["trackhouse"]
+    shards = clusters.find("trackhouse").findall("shard")  # type: ignore[union-attr]
+    assert len(shards) == 2
+    for number, shard in enumerate(shards, start=1):
+        for replica in shard.findall("replica"):
+            host = replica.findtext("host")
+            environment = services[host]["environment"]
+            assert (environment["CH_SHARD"], environment["CH_REPLICA"]) == (
+                f"{number:02d}", host)
+            assert services[host]["image"].startswith("clickhouse/clickhouse-server:")
+    assert config.find("macros/shard").get("from_env") == "CH_SHARD"  # type: ignore[union-attr]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
