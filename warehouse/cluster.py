@@ -148,7 +148,9 @@ class ClusterSchema:
 
 def _split_clauses(alterations: str) -> list[str]:
     """The comma-separated clauses of an ALTER, commas inside parentheses kept."""
-    clauses, depth, current = [], 0, []
+    clauses: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in alterations:
         depth += char == "("
         depth -= char == ")"

@@ -195,7 +195,7 @@ def test_live_cluster_tables(ch: Client, migrated: None) -> None:
     rows = ch.query(
         "select name, engine from system.tables where database = {db:String}",
         parameters={"db": os.environ.get("TRACKHOUSE_RAW_DATABASE", "trackhouse")}).result_rows
-    engines = dict(rows)
+    engines = {str(name): str(engine) for name, engine in rows}
     assert engines["events"] == "Distributed" and engines["profiles"] == "Distributed"
     assert engines["events_local"] == "ReplicatedReplacingMergeTree"
     assert engines["schema_migrations"] == "ReplicatedReplacingMergeTree"
