@@ -9,14 +9,18 @@ only against a real cluster: TRACKHOUSE_CLICKHOUSE_URL=<a node> TRACKHOUSE_CLICK
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from trackhouse.settings import Settings, get_settings
+from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 from warehouse import cluster
 from warehouse.migrate import all_statements, discover, split_statements
 
@@ -186,6 +190,25 @@ def test_cluster_clients_insert_synchronously_and_keep_the_retry_dedup(scratch_d
     single = warehouse(get_settings().model_copy(update={"clickhouse_cluster": None}))
     assert single.get_client_setting("insert_distributed_sync") is None
     single.close()
+
+
+def test_cluster_schema_executes_in_chdb_with_a_cluster_and_sync_inserts_refuse_lost_shards(
+    tmp_path: Path,
+) -> None:
+    """The cluster DDL executed (not only parsed) by chdb configured with a two-shard cluster
+    (ON CLUSTER and replication need a server and Keeper: removed there). The shards listen
+    nowhere: the worker's synchronous insert fails, where the default (background) mode would
+    have answered "accepted" with the row stored on no shard."""
+    script = Path(__file__).with_name("cluster_schema_in_chdb.py")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "config.xml")],
+                            capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["executed"] == len(cluster_plan())
+    assert report["engines"]["events"] == report["engines"]["profiles"] == "Distributed"
+    assert report["country_types"] == ["String"]  # 0002 altered the Distributed table too
+    assert report["inserts"]["sync"] == "Code: 210"  # NETWORK_ERROR: not landed, retried
+    assert report["inserts"]["async"] == "accepted" and report["rows_stored_locally"] == 0
 
 
 # --- against a real cluster only (TRACKHOUSE_CLICKHOUSE_CLUSTER) ----------------------------
