@@ -12,6 +12,7 @@ import typer
 
 from trackhouse.commands import (
     accounts,
+    cluster,
     collector,
     dashboards,
     lifecycle,
@@ -31,6 +32,7 @@ app = typer.Typer(
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 lifecycle.register(app)  # privacy, retention, backup and restore
+cluster.register(app)  # migrate-sql: the raw-schema DDL, cluster mode (issue 22)
 
 
 @app.callback()

@@ -38,6 +38,9 @@ def dbt_env(settings: Settings | None = None) -> dict[str, str]:
         "TRACKHOUSE_DBT_MAX_PARTITIONS_PER_INSERT": str(event_times.weeks_in_range()),
         # dbt_project/macros/apply_grants.sql: grants are skipped on the embedded warehouse
         "TRACKHOUSE_DBT_EMBEDDED": "true" if settings.embedded_warehouse else "false",
+        # one setting lays out both the raw tables and the models on a cluster (0019)
+        "TRACKHOUSE_DBT_TARGET": "cluster" if settings.clickhouse_cluster else "default",
+        "TRACKHOUSE_DBT_CLUSTER": settings.clickhouse_cluster or "",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "DO_NOT_TRACK": "1",
     }

@@ -11,7 +11,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from trackhouse.secure_files import read_or_create_secret
@@ -65,6 +65,19 @@ class Settings(BaseSettings):
     )
     raw_database: str = Field(default="trackhouse", description="Database of the raw tables.")
     analytics_database: str = Field(default="analytics", description="Database of the dbt marts.")
+
+    # --- warehouse cluster mode (issue 22; warehouse/cluster.py, docs/decisions/0019) -------
+    clickhouse_cluster: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$",
+        description="Name of a ClickHouse cluster (the server's remote_servers) to lay the raw "
+        "tables out on: ON CLUSTER DDL, Replicated*MergeTree shards and Distributed tables; "
+        "also selects the dbt `cluster` target. Unset or empty: one server.",
+    )
+
+    @field_validator("clickhouse_cluster", mode="before")
+    @classmethod
+    def _no_empty_cluster(cls, value: object) -> object:
+        return value or None  # TRACKHOUSE_CLICKHOUSE_CLUSTER= (empty) means no cluster
 
     # --- services ------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"

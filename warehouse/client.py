@@ -15,6 +15,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from trackhouse.settings import Settings, get_settings
+from warehouse import cluster
 
 
 def warehouse(
@@ -34,6 +35,8 @@ def warehouse(
     # Trackhouse processes are many short-lived callers; a per-client session would pin them to
     # one server connection and serialise their queries, so sessions are opt-in.
     kwargs.setdefault("autogenerate_session_id", False)
+    if settings.clickhouse_cluster:  # inserts answer once every shard stored its rows (0019)
+        kwargs["settings"] = cluster.INSERT_SETTINGS | (kwargs.get("settings") or {})
     return clickhouse_connect.get_client(
         host=url.hostname or "127.0.0.1",
         port=url.port or (8443 if secure else 8123),

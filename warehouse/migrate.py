@@ -4,6 +4,9 @@ Migrations are the numbered ``.sql`` files beside this module (``0001_name.sql``
 once; the versions applied are recorded in ``<raw_database>.schema_migrations``. Every
 statement is written to be safe to repeat (``if not exists``), so a migration interrupted
 half-way is simply run again. ``{raw_database}`` in a file is replaced by the setting.
+
+With ``TRACKHOUSE_CLICKHOUSE_CLUSTER`` set, each statement runs in its cluster form
+(``warehouse/cluster.py``: ON CLUSTER, replicated local tables, Distributed tables).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from trackhouse.settings import Settings, get_settings
 from warehouse.client import warehouse
+from warehouse.cluster import ClusterSchema, schema_migrations_ddl
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +37,19 @@ class Migration:
 
     def statements(self, settings: Settings) -> list[str]:
         text = self.path.read_text().replace("{raw_database}", settings.raw_database)
-        return split_statements(text)
+        statements = split_statements(text)
+        if not settings.clickhouse_cluster:
+            return statements
+        schema = ClusterSchema(settings.clickhouse_cluster, settings.raw_database)
+        return [form for statement in statements for form in schema.statements(statement)]
 
 
 def split_statements(sql: str) -> list[str]:
     """Split a migration file into statements: a statement ends with ';' at the end of a line.
 
-    Comment-only lines are dropped; the files never put ';' at a line end inside a string.
+    Comment lines before a statement are dropped, and a comment line never ends one (a real
+    server refuses a comment-only query as empty); the files never put ';' at a line end inside
+    a string.
     """
     statements: list[str] = []
     current: list[str] = []
@@ -47,7 +57,7 @@ def split_statements(sql: str) -> list[str]:
         if line.strip().startswith("--") and not current:
             continue
         current.append(line)
-        if line.rstrip().endswith(";"):
+        if line.rstrip().endswith(";") and not line.strip().startswith("--"):
             statement = "\n".join(current).strip().rstrip(";").strip()
             if statement:
                 statements.append(statement)
@@ -71,14 +81,36 @@ def discover() -> list[Migration]:
     return found
 
 
-def applied_versions(client: Client, settings: Settings) -> set[int]:
+def migrations_table_ddl(settings: Settings) -> list[str]:
+    """The raw database and its ``schema_migrations`` (cluster-wide with a cluster)."""
     db = settings.raw_database
-    client.command(f"create database if not exists {db}")
-    client.command(
+    if settings.clickhouse_cluster:
+        return schema_migrations_ddl(settings.clickhouse_cluster, db)
+    return [
+        f"create database if not exists {db}",
         f"""create table if not exists {db}.schema_migrations
         (version UInt32, name String, applied_at DateTime64(3, 'UTC') default now64(3))
-        engine = ReplacingMergeTree order by version"""
-    )
+        engine = ReplacingMergeTree order by version""",
+    ]
+
+
+def all_statements(settings: Settings) -> list[tuple[str, str]]:
+    """Every statement ``migrate`` runs on an empty warehouse, with the migration it belongs to
+    (``trackhouse migrate-sql`` prints them for review before a cluster is migrated)."""
+    plan = [("schema_migrations", s) for s in migrations_table_ddl(settings)]
+    for migration in discover():
+        label = f"{migration.version:04d}_{migration.name}"
+        plan += [(label, s) for s in migration.statements(settings)]
+    return plan
+
+
+def applied_versions(client: Client, settings: Settings) -> set[int]:
+    db = settings.raw_database
+    for statement in migrations_table_ddl(settings):
+        client.command(statement)
+    if settings.clickhouse_cluster:
+        # this node's replica holds every version another node recorded before it reads them
+        client.command(f"system sync replica {db}.schema_migrations")
     rows = client.query(f"select version from {db}.schema_migrations final").result_rows
     return {int(r[0]) for r in rows}
 

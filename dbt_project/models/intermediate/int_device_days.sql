@@ -5,7 +5,9 @@
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=device_sharded('incremental'),
+        engine=device_sharded_engine(),
+        sharding_key=var('device_sharding_key'),
         incremental_strategy='delete+insert',
         unique_key='device_id',
         order_by='(project_id, device_id, day)',

@@ -13,6 +13,9 @@
 -- depends_on: {{ ref('int_events_localized') }}
 {{
     config(
+        materialized=device_sharded('incremental'),
+        engine=device_sharded_engine(),
+        sharding_key=var('device_sharding_key'),
         unique_key='device_id',
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',

@@ -18,7 +18,9 @@
 -#}
 {{
     config(
-        materialized='incremental',
+        materialized=device_sharded('incremental'),
+        engine=device_sharded_engine(),
+        sharding_key=var('device_sharding_key'),
         incremental_strategy='delete+insert',
         unique_key='event_id',
         order_by='(project_id, device_id, created_at, event_id)',
