@@ -17,6 +17,7 @@ from trackhouse.commands import (
     lifecycle,
     models,
     orchestration,
+    share,
     stack,
     warehouse,
 )
@@ -31,6 +32,7 @@ app = typer.Typer(
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 lifecycle.register(app)  # privacy, retention, backup and restore
+share.register(app)  # public share links
 
 
 @app.callback()
