@@ -86,7 +86,7 @@ def test_a_link_shows_its_projects_overview_and_nothing_else(
     # URL manipulation: another project, other pages; the link's project is all there is
     for path in (f"/?share={links.open}&project={fd.BLOG}&range=30d",
                  f"/profiles?share={links.open}&project={fd.BLOG}",
-                 f"/admin?share={links.open}", f"/explore?share={links.open}"):
+                 f"/admin?share={links.open}"):
         page.goto(dashboard_url + path)
         _overview(page)
         expect(page.get_by_text("Dash shop").first).to_be_visible()
@@ -144,8 +144,7 @@ def test_a_password_protected_link_asks_for_it_and_revocation_ends_it(
         link_id = next(link.id for link in shares.list_share_links(session, fd.SHOP)
                        if link.label == "protected")
         shares.revoke_share_link(session, link_id)
-    page.get_by_role("button", name="Visitors").first.click()
-    page.get_by_role("button", name="Page views").first.click()
+    page.get_by_role("radiogroup", name="Chart").get_by_role("radio", name="Page views").click()
     expect(page.get_by_text("This share link has been revoked")).to_be_visible(timeout=30_000)
     expect(page.locator('[data-testid="stMetricValue"]')).to_have_count(0)
 
