@@ -129,3 +129,13 @@ def test_share_cli_create_list_revoke(session: Session, unique) -> None:
                  ["share", "revoke", "999999999"]):
         failed = runner.invoke(app, args)
         assert failed.exit_code == 1 and "error:" in failed.output, failed.output
+
+
+def test_deleting_the_project_deletes_its_links(session: Session, unique) -> None:
+    project_id = _project(session, unique)
+    link, token = shares.create_share_link(session, project_id=project_id)
+    session.commit()
+    service.delete_project(session, project_id, mirror=False)
+    session.commit()
+    assert shares.list_share_links(session, project_id) == []
+    assert shares.open_share_token(session, token) == (LinkState.UNKNOWN, None)
