@@ -1,5 +1,5 @@
-"""Admin (admins only): projects, API clients, users with their project access, and the
-record of dashboard logins."""
+"""Admin (admins only): projects, API clients, users with their project access, the record of
+dashboard logins, and public share links."""
 
 from __future__ import annotations
 

@@ -82,3 +82,14 @@ def test_a_share_session_registers_only_the_overview(dashboard_data: DashboardDa
             continue
         with pytest.raises(Exception):  # noqa: B017 - the page is not registered at all
             at.switch_page(f"app_pages/{page}.py").run()
+
+
+def test_a_share_session_applies_filters_from_the_url(dashboard_data: DashboardData,
+                                                      shop_link: str,
+                                                      forget_login_attempts) -> None:
+    at = app_test(share=shop_link, range="30d", f=["country|is|DE"])
+    at.run()
+    assert_no_exception(at)
+    expected = expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS,
+                              session_match=lambda e: e.country == "DE")
+    assert kpi_values(at) == expected and expected[0] != "0"
