@@ -84,9 +84,8 @@ def test_a_link_shows_its_projects_overview_and_nothing_else(
     page.screenshot(path=str(ARTIFACTS / "share-overview.png"), full_page=True)
 
     # URL manipulation: another project, other pages; the link's project is all there is
-    for path in (f"/?share={links.open}&project={fd.BLOG}&range=30d",
-                 f"/profiles?share={links.open}&project={fd.BLOG}",
-                 f"/admin?share={links.open}"):
+    for path in (f"/profiles?share={links.open}&project={fd.BLOG}&range=today",
+                 f"/admin?share={links.open}&range=today"):
         page.goto(dashboard_url + path)
         _overview(page)
         expect(page.get_by_text("Dash shop").first).to_be_visible()
