@@ -93,3 +93,49 @@ def test_a_share_session_applies_filters_from_the_url(dashboard_data: DashboardD
     expected = expected_cards(dashboard_data, fd.SHOP, Preset.LAST_30_DAYS,
                               session_match=lambda e: e.country == "DE")
     assert kpi_values(at) == expected and expected[0] != "0"
+
+
+def _failures(key: str, count: int) -> None:
+    """Record ``count`` failed attempts of ``key`` from 127.0.0.1 (AppTest's address) now."""
+    from accounts.db import session_scope
+    from accounts.models import LoginAttempt, utcnow
+
+    with session_scope() as session:
+        session.add_all(LoginAttempt(at=utcnow(), email=key, ip="127.0.0.1", outcome="failed")
+                        for _ in range(count))
+
+
+def test_token_guessing_locks_the_address_out_of_every_link(dashboard_data: DashboardData,
+                                                            shop_link: str,
+                                                            forget_login_attempts) -> None:
+    _failures("share-token 127.0.0.1", 5)  # five unknown tokens from this address
+    at = app_test(share=shop_link)
+    at.run()
+    assert_no_exception(at)
+    assert not at.metric
+    assert any("Too many failed attempts" in e.value for e in at.error)
+
+
+def test_password_guessing_locks_the_link(dashboard_data: DashboardData,
+                                          forget_login_attempts) -> None:
+    from accounts import shares
+    from accounts.db import session_scope
+    from accounts.models import ShareLink
+
+    with session_scope() as session:
+        link, token = shares.create_share_link(session, project_id=fd.SHOP,
+                                               password="the-right-one")
+        link_id = link.id
+    try:
+        at = app_test(share=token)
+        at.run()
+        assert not at.metric
+        _failures(f"share-link #{link_id}", 5)  # five wrong passwords for this link
+        at.text_input(key="share.password_input").input("the-right-one")
+        at.button(key="FormSubmitter:share.password-Open").click().run()
+        assert_no_exception(at)
+        assert not at.metric  # even the right password is refused during the lockout
+        assert any("Too many wrong passwords" in e.value for e in at.error)
+    finally:
+        with session_scope() as session:
+            session.delete(session.get(ShareLink, link_id))
