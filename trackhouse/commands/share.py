@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from trackhouse.commands.accounts import JSON_OPTION, _accounts, _print_json, _table, console
+from trackhouse.commands.accounts import JSON_OPTION, _accounts, _print_json, _table, _when, console
 
 share_app = typer.Typer(help="Public read-only links of a project's overview.",
                         no_args_is_help=True)
@@ -92,14 +92,14 @@ def share_list(
     from accounts.shares import list_share_links
 
     with _accounts() as session:
-        links = [_link_dict(link) for link in list_share_links(session, project)]
-    if as_json:
-        _print_json(links)
-        return
-    rows = [[str(d["id"]), d["project_id"], d["label"], d["status"],
-             "yes" if d["has_password"] else "no", (d["expires_at"] or "never")[:16],
-             d["created_at"][:16], d["created_by"], (d["last_opened_at"] or "")[:16]]
-            for d in links]
+        links = list_share_links(session, project)
+        if as_json:
+            _print_json([_link_dict(link) for link in links])
+            return
+        rows = [[str(link.id), link.project_id, link.label, _status(link),
+                 "yes" if link.has_password else "no", _when(link.expires_at) or "never",
+                 _when(link.created_at), link.created_by, _when(link.last_opened_at)]
+                for link in links]
     _table("share links", ["id", "project", "label", "status", "password", "expires",
                            "created", "by", "last opened"], rows)
 
