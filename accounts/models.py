@@ -239,3 +239,34 @@ class PrivacyRequest(Base):
     # per table: rows deleted or exported; for an erasure also what was recomputed
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ShareLink(Base):
+    """A public read-only link to one project's overview (``accounts.shares``). The browser
+    brings a random 32-byte token in the URL; only its sha256 is stored. An optional password
+    (argon2, like users'), an optional expiry, revocable; deleting the project deletes it."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    # who created it: the admin's e-mail in the app, "cli:<os user>" on the command line
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_opened_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
+
+    def __repr__(self) -> str:
+        # Never the token or password hash: reprs end up in logs.
+        return (f"ShareLink(id={self.id!r}, project_id={self.project_id!r}, "
+                f"has_password={self.has_password!r}, expires_at={self.expires_at!r}, "
+                f"revoked={self.revoked_at is not None!r})")

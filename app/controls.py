@@ -32,6 +32,7 @@ from app.periods import (
 from app.text import markdown_text
 
 STATE = "view"  # st.session_state[STATE] holds the view's plain values
+KEPT_PARAMS = ("share",)  # URL parameters others own (app/share.py): kept as they are
 DEFAULT_PRESET = Preset.LAST_7_DAYS
 PROPERTY_CHOICE = "(event property)"
 
@@ -76,6 +77,7 @@ def _sync_url(state: dict) -> None:
         wanted["g"] = state["granularity"]
     if state["filters"]:
         wanted["f"] = state["filters"]
+    wanted |= {key: st.query_params[key] for key in KEPT_PARAMS if key in st.query_params}
     current = {key: (st.query_params.get_all(key) if key == "f" else st.query_params.get(key))
                for key in st.query_params}
     if current != wanted:
@@ -99,6 +101,14 @@ def pick_project(projects: list[ProjectInfo]) -> ProjectInfo | None:
     state["project"] = chosen
     _sync_url(state)
     return by_id[chosen]
+
+
+def use_project(project: ProjectInfo) -> ProjectInfo:
+    """Fix the view's project without a picker (a share link's): the URL's is ignored."""
+    state = _state()
+    state["project"] = project.id
+    _sync_url(state)
+    return project
 
 
 def _pick_range(tz: str) -> DateRange:

@@ -1,7 +1,8 @@
 """Trackhouse dashboards: the Streamlit entry script (``trackhouse app`` runs it).
 
 Nothing but the login page is reachable without logging in: the navigation itself only holds
-the analytics pages once ``st.session_state`` has a user, and Admin only for admins.
+the analytics pages once ``st.session_state`` has a user, and Admin only for admins. A share
+link (``?share=<token>``, app/share.py) opens one project's overview and nothing else.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app import auth  # noqa: E402
-from app.controls import pick_project  # noqa: E402
+from app import auth, share  # noqa: E402
+from app.controls import pick_project, use_project  # noqa: E402
 from app.page_context import PROJECT_KEY  # noqa: E402
 from app.queries.base import TableMissing  # noqa: E402
 
@@ -26,8 +27,13 @@ PAGES = Path(__file__).parent / "app_pages"
 
 st.set_page_config(page_title="Trackhouse", page_icon=":material/analytics:", layout="wide")
 
-user = auth.current_user()
-if user is None:
+shared = share.share_session()  # ?share=<token>: one project's overview, nothing else
+user = None if shared is not None else auth.current_user()
+if shared is not None:
+    navigation = share.navigation(shared)
+    if shared.project is not None and shared.unlocked:
+        st.session_state[PROJECT_KEY] = use_project(shared.project)
+elif user is None:
     navigation = st.navigation([st.Page(auth.login_page, title="Log in", url_path="login")])
 else:
     analytics = [

@@ -18,6 +18,7 @@ from trackhouse.commands import (
     lifecycle,
     models,
     orchestration,
+    share,
     stack,
     warehouse,
 )
@@ -32,7 +33,8 @@ app = typer.Typer(
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 lifecycle.register(app)  # privacy, retention, backup and restore
-cluster.register(app)  # migrate-sql: the raw-schema DDL, cluster mode (issue 22)
+cluster.register(app)  # migrate-sql: the raw-schema DDL, cluster mode
+share.register(app)  # public share links
 
 
 @app.callback()

@@ -285,6 +285,13 @@ class Settings(BaseSettings):
         "(the login's IP and whether the page is served over https).",
     )
 
+    # --- dashboards: public share links (accounts/shares.py, app/share.py) ---------------
+    app_public_url: str | None = Field(
+        default=None, description="URL people reach the dashboards at (behind a proxy), used "
+        "in the share links `trackhouse share create` prints; defaults to "
+        "http://<app_host>:<app_port>.",
+    )
+
     @model_validator(mode="after")
     def _warehouse_password(self) -> Settings:
         """No password configured (or an empty one): the embedded warehouse's own, generated at

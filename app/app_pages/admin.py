@@ -1,5 +1,5 @@
-"""Admin (admins only): projects, API clients, users with their project access, and the
-record of dashboard logins."""
+"""Admin (admins only): projects, API clients, users with their project access, the record of
+dashboard logins, and public share links."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from accounts.db import session_scope
 from accounts.errors import AccountsError
 from app.auth import current_user
 from app.privacy_admin import privacy_section
+from app.share_admin import share_links_section
 from app.text import markdown_escape
 
 user = current_user()
@@ -34,8 +35,8 @@ def attempt(action, success: str) -> None:
         st.rerun()
 
 
-projects_tab, clients_tab, users_tab, logins_tab = st.tabs(
-    ["Projects", "API clients", "Users", "Logins"])
+projects_tab, clients_tab, users_tab, logins_tab, shares_tab = st.tabs(
+    ["Projects", "API clients", "Users", "Logins", "Share links"])
 
 with session_scope() as session:
     projects = [{"id": p.id, "name": p.name, "domain": p.domain, "timezone": p.timezone,
@@ -152,6 +153,9 @@ with logins_tab:
     st.dataframe(pd.DataFrame(attempts, columns=["time", "outcome", "e-mail", "IP",
                                                  "user agent"]),
                  hide_index=True, width="stretch", key="admin.logins")
+
+with shares_tab:
+    share_links_section(user, {str(p["id"]): str(p["name"]) for p in projects})
 
 st.divider()
 privacy_section(user, project_ids)
