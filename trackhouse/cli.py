@@ -12,6 +12,7 @@ import typer
 
 from trackhouse.commands import (
     accounts,
+    alerts,
     collector,
     dashboards,
     lifecycle,
@@ -31,6 +32,7 @@ app = typer.Typer(
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 lifecycle.register(app)  # privacy, retention, backup and restore
+alerts.register(app)  # alerts and e-mail reports
 
 
 @app.callback()

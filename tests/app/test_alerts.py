@@ -1,0 +1,218 @@
+"""Alert rules end to end: figures planted in the daily_metrics mart of scratch projects, rules
+evaluated by real Dagster sensor evaluations, notifications received by a local webhook
+receiver and a local SMTP server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from alerts_support import Inbox, Webhook, smtp_server, webhook_receiver
+from dashboard_fixture import DashboardData
+
+
+@pytest.fixture
+def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    with smtp_server(monkeypatch) as received:
+        yield received
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    with webhook_receiver() as hook:
+        yield hook
+
+
+@pytest.fixture
+def scratch_projects(dashboard_data: DashboardData) -> Iterator[Callable[[], str]]:
+    """Projects of the test's own (metadata only: nothing mirrored to the raw tables); their
+    planted mart rows and rules are removed afterwards."""
+    from accounts.db import session_scope
+    from accounts.models import Project
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    created: list[str] = []
+
+    def make() -> str:
+        project_id = f"alerts-{uuid.uuid4().hex[:8]}"
+        with session_scope() as session:
+            session.add(Project(id=project_id, name=f"Alerting {project_id}", timezone="UTC"))
+        created.append(project_id)
+        return project_id
+
+    yield make
+    client = warehouse()
+    try:
+        for project_id in created:
+            client.command(f"alter table {get_settings().analytics_database}.daily_metrics "
+                           "delete where project_id = {p:String} settings mutations_sync = 2",
+                           parameters={"p": project_id})
+    finally:
+        client.close()
+    with session_scope() as session:
+        for project_id in created:
+            project = session.get(Project, project_id)
+            if project is not None:
+                session.delete(project)
+
+
+def plant(project_id: str, day: date, visitors: int) -> None:
+    """The daily_metrics row of one project day (replacing any planted before)."""
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    table = f"{get_settings().analytics_database}.daily_metrics"
+    client = warehouse()
+    try:
+        client.command(f"alter table {table} delete where project_id = {{p:String}} "
+                       "and day = {d:Date} settings mutations_sync = 2",
+                       parameters={"p": project_id, "d": day})
+        client.insert(table, [[project_id, day, visitors, visitors * 3, visitors * 4]],
+                      column_names=["project_id", "day", "visitors", "pageviews", "events"])
+    finally:
+        client.close()
+
+
+def run_alerts_sensor() -> str:
+    """One evaluation of the real alerts_sensor, as Dagster makes it after a successful run (a
+    trivial job's run: the marts build itself is not what is under test)."""
+    from dagster import DagsterInstance, build_run_status_sensor_context, job, op
+
+    from orchestration.alerts import alerts_sensor
+
+    @op
+    def noop() -> None:
+        pass
+
+    @job
+    def marts_stand_in() -> None:
+        noop()
+
+    with DagsterInstance.ephemeral() as instance:
+        result = marts_stand_in.execute_in_process(instance=instance)
+        context = build_run_status_sensor_context(
+            sensor_name="alerts_sensor", dagster_instance=instance,
+            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event())
+        outcome = alerts_sensor(context)
+    return str(getattr(outcome, "skip_message", outcome))
+
+
+def test_a_planted_drop_fires_once_and_recovers_once(
+        scratch_projects: Callable[[], str], inbox: Inbox, webhook: Webhook) -> None:
+    from accounts.db import session_scope
+    from alerts.rules import create_rule, history
+
+    project_id = scratch_projects()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    plant(project_id, yesterday - timedelta(days=7), 100)
+    plant(project_id, yesterday, 40)
+    with session_scope() as session:
+        rule_id = create_rule(session, project_id=project_id, name="traffic drop",
+                              metric="visitors", condition="drop", threshold=50, window="day",
+                              webhook_url=webhook.url, emails=["ops@example.test"]).id
+
+    run_alerts_sensor()
+    assert [m["kind"] for m in webhook.received] == ["firing"]
+    fired = webhook.received[0]
+    assert fired["rule_id"] == rule_id and fired["value"] == 40 and fired["baseline"] == 100
+    assert "FIRING" in fired["text"] and "down 60.0%" in fired["text"]
+    assert [m["To"] for m in inbox.messages] == ["ops@example.test"]
+    assert "FIRING" in inbox.messages[0]["Subject"]
+
+    run_alerts_sensor()  # the same incident: nothing new
+    assert len(webhook.received) == 1 and len(inbox.messages) == 1
+
+    plant(project_id, yesterday, 95)
+    summary = run_alerts_sensor()
+    assert f"recovered [{rule_id}]" in summary
+    assert [m["kind"] for m in webhook.received] == ["firing", "recovered"]
+    assert "RECOVERED" in webhook.received[1]["text"]
+    assert len(inbox.messages) == 2 and "RECOVERED" in inbox.messages[1]["Subject"]
+
+    run_alerts_sensor()
+    assert len(webhook.received) == 2 and len(inbox.messages) == 2
+    with session_scope() as session:
+        events = history(session, project_id)
+        assert [(e.kind, e.delivered) for e in events] == [("recovered", True), ("firing", True)]
+        assert events[1].deliveries == {"webhook": "sent", "email:ops@example.test": "sent"}
+
+
+def test_a_failing_webhook_is_recorded_retried_and_stops_nothing_else(
+        scratch_projects: Callable[[], str], inbox: Inbox, webhook: Webhook) -> None:
+    from accounts.db import session_scope
+    from alerts.evaluate import evaluate_rules
+    from alerts.rules import create_rule, history
+
+    failing, other = scratch_projects(), scratch_projects()
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    for project_id in (failing, other):
+        plant(project_id, yesterday, 500)
+    with session_scope() as session:
+        create_rule(session, project_id=failing, metric="visitors", condition="above",
+                    threshold=100, webhook_url=webhook.url, emails=["a@example.test"])
+        create_rule(session, project_id=other, metric="pageviews", condition="above",
+                    threshold=100, emails=["b@example.test"])
+    webhook.failures_left = 1
+
+    first = evaluate_rules()
+    assert first.failed == 1 and first.sent == 2
+    assert sorted(m["To"] for m in inbox.messages) == ["a@example.test", "b@example.test"]
+    with session_scope() as session:
+        [event] = history(session, failing)
+        assert not event.delivered and "HTTP 500" in event.deliveries["webhook"]
+        assert event.deliveries["email:a@example.test"] == "sent"
+
+    second = evaluate_rules()  # no new incident; the webhook alone is retried
+    assert (second.sent, second.failed, second.fired) == (1, 0, [])
+    assert [m["kind"] for m in webhook.received] == ["firing"]
+    assert len(inbox.messages) == 2
+    with session_scope() as session:
+        [event] = history(session, failing)
+        assert event.delivered and event.attempts == 2
+
+
+def test_a_stale_pipeline_alerts_and_recovers(
+        scratch_projects: Callable[[], str], webhook: Webhook,
+        set_marts_built_at: Callable[[datetime], None]) -> None:
+    from dagster import build_sensor_context
+
+    from accounts.db import session_scope
+    from alerts.rules import create_rule
+    from orchestration.alerts import pipeline_stale_sensor
+
+    project_id = scratch_projects()
+    with session_scope() as session:
+        create_rule(session, project_id=project_id, metric="pipeline_stale", condition="above",
+                    threshold=0, webhook_url=webhook.url)
+    set_marts_built_at(datetime.now(UTC) - timedelta(hours=3))
+    pipeline_stale_sensor(build_sensor_context())
+    assert [m["kind"] for m in webhook.received] == ["firing"]
+    assert "last built 180 min ago" in webhook.received[0]["text"]
+    set_marts_built_at(datetime.now(UTC))
+    pipeline_stale_sensor(build_sensor_context())
+    assert [m["kind"] for m in webhook.received] == ["firing", "recovered"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"metric": "revenue"}, "unknown metric 'revenue'"),
+    ({"condition": "drop", "threshold": 0}, "threshold is a percentage above 0"),
+    ({"metric": "event_count"}, "needs a target: the event name"),
+    ({"metric": "funnel_conversion", "target": "checkout", "window": "hour"}, "day window"),
+    ({"webhook_url": "file:///etc/passwd"}, "must be an http(s) URL"),
+    ({"webhook_url": "", "emails": []}, "give a webhook URL or at least one e-mail"),
+    ({"project_id": "no-such-project"}, "no project 'no-such-project'"),
+])
+def test_bad_rules_are_refused_with_a_clear_message(
+        scratch_projects: Callable[[], str], change: dict, message: str) -> None:
+    from accounts.db import session_scope
+    from accounts.errors import AccountsError
+    from alerts.rules import create_rule
+
+    rule = {"project_id": scratch_projects(), "metric": "visitors", "condition": "drop",
+            "threshold": 20, "webhook_url": "https://hooks.example.test/x", **change}
+    with pytest.raises(AccountsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with session_scope() as session:
+            create_rule(session, **rule)
