@@ -57,7 +57,8 @@ rules_tab, history_tab, reports_tab = st.tabs(["Rules", "History", "E-mail repor
 with rules_tab:
     st.dataframe(pd.DataFrame(rule_rows), hide_index=True, width="stretch")
     if project_ids:
-        with st.form("alerts.rule.create", clear_on_submit=True):
+        # values stay after a refused submission, so the admin fixes one field, not all
+        with st.form("alerts.rule.create"):
             st.markdown("**New rule** — drop/rise compare the last complete day or hour with "
                         "the same window a week earlier; above/below compare with a value.")
             project = st.selectbox("Project", project_ids, key="alerts.rule.project")

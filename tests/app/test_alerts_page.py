@@ -36,7 +36,7 @@ def test_an_admin_manages_rules_and_reports(dashboard_data: DashboardData,
     at.text_input(key="alerts.rule.target").input("signup")
     at.text_input(key="alerts.rule.webhook").input("not a url")
     at.button(key="FormSubmitter:alerts.rule.create-Create rule").click().run()
-    assert any("must be an http(s) URL" in e.value for e in at.error)
+    assert any("must be an http" in e.value for e in at.error), [e.value for e in at.error]
 
     at.text_input(key="alerts.rule.webhook").input("https://hooks.example.test/blog")
     at.button(key="FormSubmitter:alerts.rule.create-Create rule").click().run()

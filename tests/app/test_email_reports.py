@@ -82,7 +82,7 @@ def test_a_weekly_report_arrives_with_the_marts_figures_once(
     [mail] = inbox.messages
     assert mail["To"] == "boss@example.test"
     assert mail["Subject"] == f"Trackhouse {period.label} report: Dash shop"
-    text = mail.get_body(("plain",)).get_content()
+    text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
 
     marts = mart_figures(period)
     expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, period.range.start,
