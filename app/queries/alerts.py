@@ -39,7 +39,7 @@ def event_count(project_id: str, event_name: str, start: datetime, end: datetime
     """Counted events of one name in [start, end) (UTC), from events_current."""
     frame = run(
         f"""select count() as value from {mart(EVENTS)}
-        where project_id = {{project:String}} and name = {{name:String}}
+        where project_id = {{project:String}} and event_name = {{name:String}}
           and created_at >= {{start:DateTime64(3, 'UTC')}}
           and created_at < {{end:DateTime64(3, 'UTC')}}""",
         {"project": project_id, "name": event_name, "start": start, "end": end},

@@ -216,3 +216,28 @@ def test_bad_rules_are_refused_with_a_clear_message(
     with pytest.raises(AccountsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         with session_scope() as session:
             create_rule(session, **rule)
+
+
+def test_every_metric_reads_its_figure(dashboard_data: DashboardData) -> None:
+    """Each metric's figure of a rule over the shop's windows, against the fixture's own count
+    (event_count) or the marts' invariants (a conversion is a share)."""
+    import dashboard_fixture as fd
+
+    from accounts.models import AlertRule
+    from alerts.evaluate import day_window, figure, hour_window, last_window
+
+    tz = fd.PROJECT_ZONES[fd.SHOP]
+    window = last_window("day", tz, dashboard_data.now)
+    for days_back in range(0, 8):
+        day = day_window(window.day - timedelta(days=days_back), tz)
+        expected = sum(1 for e in fd.counted(dashboard_data.events, fd.SHOP)
+                       if e.name == "signup" and day.start <= e.created_at < day.end)
+        rule = AlertRule(project_id=fd.SHOP, metric="event_count", target="signup")
+        assert figure(rule, day) == expected
+    hour = hour_window(dashboard_data.now.replace(minute=0, second=0) - timedelta(hours=1), tz)
+    visitors = figure(AlertRule(project_id=fd.SHOP, metric="visitors"), hour)
+    assert visitors == len({e.device_id for e in fd.counted(dashboard_data.events, fd.SHOP)
+                            if hour.start <= e.created_at < hour.end})
+    conversion = figure(AlertRule(project_id=fd.SHOP, metric="funnel_conversion",
+                                  target="no-such-funnel"), window)
+    assert conversion is None
