@@ -76,8 +76,9 @@ def plant(project_id: str, day: date, visitors: int) -> None:
         client.close()
 
 
-def run_alerts_sensor() -> str:
-    """One evaluation of the real alerts_sensor, as Dagster makes it after a successful run (a
+@pytest.fixture
+def run_alerts_sensor(dashboard_data: DashboardData) -> Iterator[Callable[[], str]]:
+    """Evaluations of the real alerts_sensor, as Dagster makes them after a successful run (a
     trivial job's run: the marts build itself is not what is under test)."""
     from dagster import DagsterInstance, build_run_status_sensor_context, job, op
 
@@ -93,15 +94,20 @@ def run_alerts_sensor() -> str:
 
     with DagsterInstance.ephemeral() as instance:
         result = marts_stand_in.execute_in_process(instance=instance)
-        context = build_run_status_sensor_context(
-            sensor_name="alerts_sensor", dagster_instance=instance,
-            dagster_run=result.dagster_run, dagster_event=result.get_run_success_event())
-        outcome = alerts_sensor(context)
-    return str(getattr(outcome, "skip_message", outcome))
+
+        def evaluate() -> str:
+            context = build_run_status_sensor_context(
+                sensor_name="alerts_sensor", dagster_instance=instance,
+                dagster_run=result.dagster_run, dagster_event=result.get_run_success_event())
+            outcome = alerts_sensor(context)
+            return str(getattr(outcome, "skip_message", outcome))
+
+        yield evaluate
 
 
 def test_a_planted_drop_fires_once_and_recovers_once(
-        scratch_projects: Callable[[], str], inbox: Inbox, webhook: Webhook) -> None:
+        scratch_projects: Callable[[], str], inbox: Inbox, webhook: Webhook,
+        run_alerts_sensor: Callable[[], str]) -> None:
     from accounts.db import session_scope
     from alerts.rules import create_rule, history
 
