@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -39,7 +39,7 @@ def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     from trackhouse.settings import get_settings
 
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     monkeypatch.setenv("TRACKHOUSE_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("TRACKHOUSE_SMTP_PORT", str(controller.port))

@@ -247,3 +247,61 @@ def test_every_metric_reads_its_figure(dashboard_data: DashboardData) -> None:
     conversion = figure(AlertRule(project_id=fd.SHOP, metric="funnel_conversion",
                                   target="no-such-funnel"), window)
     assert conversion is None
+
+
+def test_a_refused_smtp_login_is_recorded_without_the_password(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A real SMTP server that refuses the login: the error names the user and the server's
+    code, never the password (logged or returned)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from alerts.notify import DeliveryError, Mail, send_mail
+    from trackhouse.settings import get_settings
+
+    password = "hunter2-do-not-log"
+    from alerts_support import free_port
+
+    controller = Controller(object(), hostname="127.0.0.1", port=free_port(),
+                            auth_require_tls=False,
+                            authenticator=lambda *args: AuthResult(success=False, handled=False))
+    controller.start()
+    try:
+        for name, value in {"HOST": "127.0.0.1", "PORT": str(controller.port),
+                            "STARTTLS": "false", "USER": "mailer", "PASSWORD": password}.items():
+            monkeypatch.setenv(f"TRACKHOUSE_SMTP_{name}", value)
+        get_settings.cache_clear()
+        with pytest.raises(DeliveryError) as refused:
+            send_mail(Mail(to="ops@example.test", subject="s", text="t"))
+    finally:
+        controller.stop()
+        get_settings.cache_clear()
+    assert "mailer" in str(refused.value) and "535" in str(refused.value)
+    assert password not in str(refused.value) and password not in caplog.text
+    assert password not in repr(get_settings())
+
+
+def test_the_cli_manages_rules(scratch_projects: Callable[[], str]) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from trackhouse.cli import app
+
+    project_id = scratch_projects()
+    runner = CliRunner()
+    refused = runner.invoke(app, ["alerts", "add", "-p", project_id, "--metric", "visits",
+                                  "--webhook", "https://hooks.example.test/a"])
+    assert refused.exit_code == 1 and "unknown metric 'visits'" in refused.output
+    added = runner.invoke(app, ["alerts", "add", "-p", project_id, "--metric", "pageviews",
+                                "--condition", "rise", "--threshold", "25", "--window", "hour",
+                                "--email", "a@example.test", "--email", "b@example.test"])
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["alerts", "list", "-p", project_id, "--json"])
+    [rule] = json.loads(listed.stdout)
+    assert (rule["metric"], rule["condition"], rule["threshold"], rule["window"],
+            rule["emails"], rule["state"]) == ("pageviews", "rise", 25.0, "hour",
+                                               ["a@example.test", "b@example.test"], "ok")
+    assert runner.invoke(app, ["alerts", "remove", str(rule["id"])]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["alerts", "list", "-p", project_id,
+                                          "--json"]).stdout) == []
