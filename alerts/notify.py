@@ -55,7 +55,8 @@ class Mail:
         message.set_content(self.text)
         if self.html is not None:
             message.add_alternative(self.html, subtype="html")
-            html_part = message.get_payload()[-1]
+            html_part = message.get_body(("html",))
+            assert isinstance(html_part, EmailMessage)
             for cid, png in self.images.items():
                 html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>")
         return message

@@ -78,13 +78,14 @@ def gather(project_id: str, project_name: str, period: Period) -> Report:
 def chart_png(report: Report) -> bytes:
     """Daily visitors of the period, the previous period dashed (no browser involved)."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")  # no display; safe in any thread of a worker process
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6.4, 2.6), dpi=100)
     axes = figure.subplots()
-    days = [d for d, _, _ in report.daily_visitors]
+    days = np.array([d for d, _, _ in report.daily_visitors], dtype="datetime64[D]")
     axes.plot(days, [v for _, v, _ in report.daily_visitors], color="#4c6ef5", linewidth=2,
               label="this period")
     axes.plot(days, [p for _, _, p in report.daily_visitors], color="#adb5bd", linewidth=1.5,

@@ -131,6 +131,8 @@ def test_the_unsubscribe_link_stops_the_reports(
     for bad in ("", "1", f"{subscription + 1}.{token.split('.')[1]}", token + "x", "1.é"):
         answer = web.post("/reports/unsubscribe", params={"token": bad})
         assert answer.status_code == 400 and "not valid" in answer.text, bad
+    assert web.post("/reports/unsubscribe", params={"token": "9" * 5000}).status_code == 422
+    assert web.get("/reports/unsubscribe", params={"token": "1.\x00'<script>"}).status_code == 400
     with session_scope() as session:
         assert session.get(ReportSubscription, subscription).unsubscribed_at is None
 

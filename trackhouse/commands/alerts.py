@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from trackhouse.commands.accounts import _accounts, _print_json, _table, _when, console
@@ -55,7 +57,8 @@ def list_(project: str = typer.Option(None, "--project", "-p"), as_json: bool = 
     from alerts.rules import list_rules
 
     with _accounts() as session:
-        rows = [{"id": r.id, "project": r.project_id, "name": r.name, "metric": r.metric,
+        rows: list[dict[str, Any]] = [
+                {"id": r.id, "project": r.project_id, "name": r.name, "metric": r.metric,
                  "target": r.target, "condition": r.condition, "threshold": r.threshold,
                  "window": r.time_window, "webhook": r.webhook_url, "emails": r.emails,
                  "enabled": r.enabled, "state": r.state, "last_value": r.last_value,
@@ -109,7 +112,8 @@ def history_(project: str = typer.Option(None, "--project", "-p"),
     from alerts.rules import history
 
     with _accounts() as session:
-        rows = [{"id": e.id, "at": _when(e.at), "project": e.project_id, "rule": e.rule_id,
+        rows: list[dict[str, Any]] = [
+                {"id": e.id, "at": _when(e.at), "project": e.project_id, "rule": e.rule_id,
                  "kind": e.kind, "message": e.message, "deliveries": e.deliveries,
                  "delivered": e.delivered} for e in history(session, project, limit)]
     if as_json:
@@ -153,7 +157,7 @@ def list_reports(project: str = typer.Option(None, "--project", "-p"),
     from alerts.rules import list_subscriptions
 
     with _accounts() as session:
-        rows = [{"id": s.id, "project": s.project_id, "email": s.email,
+        rows: list[dict[str, Any]] = [{"id": s.id, "project": s.project_id, "email": s.email,
                  "frequency": s.frequency, "unsubscribed_at": _when(s.unsubscribed_at),
                  "last_period": s.last_period, "last_sent_at": _when(s.last_sent_at),
                  "last_error": s.last_error} for s in list_subscriptions(session, project)]
