@@ -13,6 +13,7 @@ condition, an incident state machine per rule, and the delivery of its notificat
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -157,20 +158,29 @@ class Summary:
     errors: dict[int, str] = field(default_factory=dict)
     sent: int = 0
     failed: int = 0
+    deferred: int = 0  # rules or events left for the next evaluation (time budget spent)
 
 
 def evaluate_rules(now: datetime | None = None, *, metrics: set[str] | None = None,
-                   deliver: bool = True) -> Summary:
+                   deliver: bool = True, budget_s: float | None = None) -> Summary:
     """Evaluate every enabled rule (of ``metrics``, default all), each in a transaction of its
-    own, then deliver what is undelivered."""
+    own, then deliver what is undelivered. With ``budget_s``, stop starting new work once that
+    many seconds have passed: the least recently evaluated rules go first, so what is left over
+    comes first next time."""
     now = now or datetime.now(UTC)
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     summary = Summary()
     with session_scope() as session:
-        query = select(AlertRule.id).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)
+        query = select(AlertRule.id).where(AlertRule.enabled.is_(True)).order_by(
+            AlertRule.last_evaluated_at.is_(None).desc(), AlertRule.last_evaluated_at,
+            AlertRule.id)
         if metrics is not None:
             query = query.where(AlertRule.metric.in_(metrics))
         rule_ids = list(session.scalars(query))
-    for rule_id in rule_ids:
+    for position, rule_id in enumerate(rule_ids):
+        if deadline is not None and time.monotonic() > deadline:
+            summary.deferred += len(rule_ids) - position
+            break
         try:
             _evaluate_one(rule_id, now, summary)
         except Exception as error:  # one rule's failure never stops the others
@@ -182,7 +192,7 @@ def evaluate_rules(now: datetime | None = None, *, metrics: set[str] | None = No
                     rule.last_error = summary.errors[rule_id]
                     rule.last_evaluated_at = now
     if deliver:
-        deliver_pending(summary)
+        deliver_pending(summary, deadline)
     return summary
 
 
@@ -231,15 +241,20 @@ def _sender(rule: AlertRule, event: AlertEvent) -> Callable[[str], None]:
     return send
 
 
-def deliver_pending(summary: Summary | None = None) -> Summary:
-    """Try every channel not yet reached of every undelivered event, oldest first."""
+def deliver_pending(summary: Summary | None = None,
+                    deadline: float | None = None) -> Summary:
+    """Try every channel not yet reached of every undelivered event, oldest first (until the
+    ``time.monotonic()`` deadline, if any)."""
     summary = summary or Summary()
     with session_scope() as session:
         event_ids = list(session.scalars(
             select(AlertEvent.id).where(AlertEvent.delivered.is_(False),
                                         AlertEvent.attempts < MAX_ATTEMPTS)
             .order_by(AlertEvent.id)))
-    for event_id in event_ids:
+    for position, event_id in enumerate(event_ids):
+        if deadline is not None and time.monotonic() > deadline:
+            summary.deferred += len(event_ids) - position
+            break
         with session_scope() as session:
             event = session.get(AlertEvent, event_id)
             rule = session.get(AlertRule, event.rule_id) if event else None

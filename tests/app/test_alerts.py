@@ -305,3 +305,22 @@ def test_the_cli_manages_rules(scratch_projects: Callable[[], str]) -> None:
     assert runner.invoke(app, ["alerts", "remove", str(rule["id"])]).exit_code == 0
     assert json.loads(runner.invoke(app, ["alerts", "list", "-p", project_id,
                                           "--json"]).stdout) == []
+
+
+def test_a_spent_time_budget_defers_the_rest(scratch_projects: Callable[[], str],
+                                             webhook: Webhook) -> None:
+    """The sensor's budget (Dagster cancels a long evaluation): nothing is started after it, and
+    what was left is counted, then evaluated next time."""
+    from accounts.db import session_scope
+    from alerts.evaluate import evaluate_rules
+    from alerts.rules import create_rule, get_rule
+
+    project_id = scratch_projects()
+    with session_scope() as session:
+        ids = [create_rule(session, project_id=project_id, metric="visitors", condition="above",
+                           threshold=10 ** 9, webhook_url=webhook.url).id for _ in range(2)]
+    spent = evaluate_rules(budget_s=0)
+    assert spent.evaluated == 0 and spent.deferred >= 2
+    assert evaluate_rules(budget_s=60).deferred == 0
+    with session_scope() as session:
+        assert all(get_rule(session, i).last_evaluated_at is not None for i in ids)
