@@ -3,7 +3,7 @@
     .venv/bin/python bench/alerts.py [--rules 200] [--reports 10]
 
 Starts its own embedded warehouse (unless TRACKHOUSE_CLICKHOUSE_URL is set) and metadata
-database in a temporary folder, loads the dashboard tests' fixture events (two projects, ~1,500
+database in a temporary folder, loads the dashboard tests' fixture events (two projects, ~550
 events; tests/app/dashboard_fixture.py), builds the marts with the real dbt project, starts a
 local webhook receiver and a local SMTP server (aiosmtpd), then measures in one run:
 - one evaluation of --rules rules (a mix of every metric, windows and conditions), the first
