@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -270,3 +271,99 @@ class ShareLink(Base):
         return (f"ShareLink(id={self.id!r}, project_id={self.project_id!r}, "
                 f"has_password={self.has_password!r}, expires_at={self.expires_at!r}, "
                 f"revoked={self.revoked_at is not None!r})")
+# --- alerts and e-mail reports (alerts/) ---------------------------------------------------
+
+ALERT_METRICS = ("visitors", "pageviews", "event_count", "funnel_conversion", "pipeline_stale")
+ALERT_CONDITIONS = ("drop", "rise", "above", "below")
+ALERT_WINDOWS = ("hour", "day")
+ALERT_STATES = ("ok", "firing")
+REPORT_FREQUENCIES = ("weekly", "monthly")
+
+
+class AlertRule(Base):
+    """A condition on one figure of a project, evaluated after every marts build: ``drop`` /
+    ``rise`` by ``threshold`` % against the same window a week earlier, or ``above`` /
+    ``below`` ``threshold``. ``state`` is where its incident stands (``firing`` notifies once,
+    back to ``ok`` sends "recovered" once)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (
+        CheckConstraint("metric in ('visitors', 'pageviews', 'event_count', "
+                        "'funnel_conversion', 'pipeline_stale')", name="metric"),
+        CheckConstraint("condition in ('drop', 'rise', 'above', 'below')", name="condition"),
+        CheckConstraint("time_window in ('hour', 'day')", name="time_window"),
+        CheckConstraint("state in ('ok', 'firing')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    metric: Mapped[str] = mapped_column(String(32))
+    # the event name (event_count) or the funnel (funnel_conversion); empty otherwise
+    target: Mapped[str] = mapped_column(String(200), default="")
+    condition: Mapped[str] = mapped_column(String(8), default="drop")
+    threshold: Mapped[float] = mapped_column(Float, default=0.0)
+    time_window: Mapped[str] = mapped_column(String(8), default="day")
+    webhook_url: Mapped[str] = mapped_column(String(2000), default="")
+    emails: Mapped[list[str]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(8), default="ok")
+    last_value: Mapped[float | None] = mapped_column(Float, default=None)
+    last_evaluated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # why the last evaluation found no figure (warehouse down, mart missing); empty when it did
+    last_error: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return (f"AlertRule(id={self.id!r}, project_id={self.project_id!r}, "
+                f"metric={self.metric!r}, condition={self.condition!r}, state={self.state!r})")
+
+
+class AlertEvent(Base):
+    """One transition of a rule (``firing`` or ``recovered``) and its notification: per
+    channel ``sent`` or the last error; undelivered channels are retried at the next
+    evaluation."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        CheckConstraint("kind in ('firing', 'recovered')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_rules.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    baseline: Mapped[float | None] = mapped_column(Float, default=None)
+    # channel ("webhook", "email:<address>") -> "sent" or the last error
+    deliveries: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReportSubscription(Base):
+    """A weekly or monthly e-mail report of one project to one recipient; ``last_period`` is
+    the last period sent (``2026-W48``, ``2026-11``), so a report goes out once per period."""
+
+    __tablename__ = "report_subscriptions"
+    __table_args__ = (
+        CheckConstraint("frequency in ('weekly', 'monthly')", name="frequency"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    frequency: Mapped[str] = mapped_column(String(8), default="weekly")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_period: Mapped[str] = mapped_column(String(16), default="")
+    last_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str] = mapped_column(String(2000), default="")

@@ -49,7 +49,9 @@ else:
     sections = {"Analytics": analytics}
     if user.is_admin:
         sections["Settings"] = [st.Page(PAGES / "admin.py", title="Admin",
-                                        icon=":material/admin_panel_settings:")]
+                                        icon=":material/admin_panel_settings:"),
+                            st.Page(PAGES / "alerts.py", title="Alerts",
+                                    icon=":material/notifications:")]
     navigation = st.navigation(sections)
     # The picker lives in the entry script so its state survives page changes.
     st.session_state[PROJECT_KEY] = pick_project(auth.visible_projects(user))

@@ -20,7 +20,7 @@ from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
 from collector.ratelimit import FailedAuthLimits, RateLimits
-from collector.routers import compat, health, track, tracker
+from collector.routers import compat, health, reports, track, tracker
 from trackhouse.hosts import AllowedHosts, HostGuard
 from trackhouse.settings import Settings, get_settings
 
@@ -28,7 +28,8 @@ from trackhouse.settings import Settings, get_settings
 # The others (API docs, /ready, unknown paths) answer only the collector's own names
 # (loopback, the bind address, TRACKHOUSE_COLLECTOR_ALLOWED_HOSTS): DNS rebinding protection.
 PUBLIC_PATHS = ("/track", "/track/batch", "/api/event", "/api/send", "/tracker.js", "/op1.js",
-                "/health")
+                "/health",
+                "/reports/unsubscribe")  # report recipients reach it by the public URL
 
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                 "auto_configure": False}
@@ -99,4 +100,5 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(health.router)
     app.include_router(compat.router)
     app.include_router(tracker.router)
+    app.include_router(reports.router)
     return app

@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
+from orchestration.alerts import (
+    alerts_sensor,
+    email_reports_job,
+    email_reports_schedule,
+    pipeline_stale_sensor,
+)
 from orchestration.assets import dbt_models, raw_tables
 from orchestration.checks import collector_checks, freshness_checks, freshness_sensor
 from orchestration.docs import dbt_docs
@@ -23,9 +29,10 @@ from orchestration.schedules import (
 defs = Definitions(
     assets=[raw_tables, dbt_models, dbt_docs],
     asset_checks=[*collector_checks, *freshness_checks],
-    jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job, retention_job],
-    schedules=[*schedules, retention_schedule],
-    sensors=[first_build_sensor, freshness_sensor],
+    jobs=[incremental_marts_job, funnels_and_retention_job, full_refresh_job, retention_job,
+          email_reports_job],
+    schedules=[*schedules, retention_schedule, email_reports_schedule],
+    sensors=[first_build_sensor, freshness_sensor, alerts_sensor, pipeline_stale_sensor],
     resources=build_resources(),
     # every job, the implicit ones of UI launches and the freshness sensor too, runs its steps
     # inside its run worker: a process per step costs seconds each on a small machine

@@ -12,6 +12,7 @@ import typer
 
 from trackhouse.commands import (
     accounts,
+    alerts,
     cluster,
     collector,
     dashboards,
@@ -35,6 +36,7 @@ for module in (stack, warehouse, accounts, dashboards, orchestration, collector,
 lifecycle.register(app)  # privacy, retention, backup and restore
 cluster.register(app)  # migrate-sql: the raw-schema DDL, cluster mode
 share.register(app)  # public share links
+alerts.register(app)  # alerts and e-mail reports
 
 
 @app.callback()

@@ -292,6 +292,41 @@ class Settings(BaseSettings):
         "http://<app_host>:<app_port>.",
     )
 
+    # --- alerts and e-mail reports (alerts/; issue 18) ------------------------------------
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for alert e-mails and reports; unset: e-mail "
+        "channels fail (recorded, retried) and webhooks still go out.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (none: no AUTH).")
+    smtp_password: SecretStr = Field(
+        default=SecretStr(""), description="SMTP password (never logged).",
+    )
+    smtp_from: str = Field(
+        default="trackhouse@localhost", description="From address of alerts and reports.",
+    )
+    smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS before logging in.",
+    )
+    smtp_timeout_s: float = Field(default=10.0, gt=0, description="SMTP connect/send timeout.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="Webhook POST timeout.")
+    public_collector_url: str | None = Field(
+        default=None, description="The collector's URL as report recipients reach it (the "
+        "unsubscribe link); defaults to http://<collector_host>:<collector_port>.",
+    )
+    reports_signing_key: SecretStr = Field(
+        default=SecretStr(""), description="Key signing unsubscribe links; generated into "
+        "<data_dir>/reports-signing-key when unset.",
+    )
+    reports_cron: str = Field(
+        default="0 7 * * *", description="Cron (UTC) of the job sending due e-mail reports "
+        "(weekly ones for the last ISO week, monthly ones for the last month, once each).",
+    )
+    alerts_stale_interval_minutes: int = Field(
+        default=5, ge=1, description="Minutes between checks of the pipeline's freshness for "
+        "pipeline_stale alert rules.",
+    )
+
     @model_validator(mode="after")
     def _warehouse_password(self) -> Settings:
         """No password configured (or an empty one): the embedded warehouse's own, generated at

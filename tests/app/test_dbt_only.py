@@ -24,6 +24,7 @@ import app.queries
 from app.filters import Filter, Op
 from app.periods import Granularity, Preset, preset_range
 from app.queries import (
+    alerts,
     events,
     explore,
     freshness,
@@ -97,6 +98,13 @@ def calls() -> dict[str, list[Callable[[], Any]]]:
         "explore.series": [lambda a=a: explore.series(DAILY_METRICS, "day", ("visitors",), a,
                                                       fd.SHOP, RANGE)
                            for a in explore.AGGREGATES],
+        "alerts.daily_figure": [lambda m=m: alerts.daily_figure(fd.SHOP, m, RANGE.end)
+                                for m in alerts.TRAFFIC_COLUMNS],
+        "alerts.hourly_figure": [lambda: alerts.hourly_figure(fd.SHOP, "visitors", RANGE.end, 9)],
+        "alerts.event_count": [lambda: alerts.event_count(fd.SHOP, "signup",
+                                                          *RANGE.utc_bounds())],
+        "alerts.funnel_conversion": [lambda: alerts.funnel_conversion(fd.SHOP, "checkout",
+                                                                      RANGE.end)],
         "retention.cohorts": [lambda g=g, f=f: retention.cohorts(fd.SHOP, RANGE, g, filters=f)
                               for g in retention.GRANULARITIES for f in ((), BOTH)],
     }

@@ -1,0 +1,92 @@
+"""A local SMTP server (aiosmtpd) and a local webhook receiver (http.server in a thread),
+started by the alert and report tests, and pointing the settings at them."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+import orjson
+import pytest
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Inbox:
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd)
+        self.messages.append(email.message_from_bytes(envelope.content,
+                                                      policy=email.policy.default))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    from trackhouse.settings import get_settings
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    monkeypatch.setenv("TRACKHOUSE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TRACKHOUSE_SMTP_PORT", str(controller.port))
+    monkeypatch.setenv("TRACKHOUSE_SMTP_STARTTLS", "false")
+    monkeypatch.setenv("TRACKHOUSE_SMTP_FROM", "alerts@trackhouse.test")
+    get_settings.cache_clear()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+        get_settings.cache_clear()
+
+
+@dataclass
+class Webhook:
+    url: str
+    received: list[dict] = field(default_factory=list)
+    failures_left: int = 0  # answer 500 this many times first
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Webhook]:
+    hook = Webhook(url="")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server)
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if hook.failures_left:
+                hook.failures_left -= 1
+                self.send_response(500)
+                self.end_headers()
+                self.wfile.write(b"receiver down")
+                return
+            hook.received.append(orjson.loads(body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
