@@ -3,7 +3,8 @@
 Failed attempts count against the e-mail typed (known or not, so the answers never tell which
 addresses exist) and against the IP, within a sliding window (15 minutes by default):
 
-- after n failures the next attempt must wait ``delay_s(n)``: 1, 2, 4, 8 s (then 8 s);
+- after n failures the next attempt must wait ``delay_s(n)``: 1, 2, 4, 8 s (then 8 s), by
+  default (``login_first_delay_ms`` scales them);
 - at ``login_max_failures`` failures of an e-mail (5) or ``login_max_failures_per_ip`` of an
   IP (10) the e-mail or IP is locked out until the oldest of those failures leaves the window,
   and the right password is refused too.
@@ -33,7 +34,7 @@ from trackhouse.settings import Settings, get_settings
 
 COUNTED = ("failed", "pending")  # outcomes that count as failures
 FIRST_DELAY_S = 1.0
-MAX_DELAY_S = 8.0
+MAX_DELAY_FACTOR = 8  # the delay doubles three times, then stays
 EMAIL_CHARS = 320
 USER_AGENT_CHARS = 500
 
@@ -43,19 +44,26 @@ class LoginPolicy:
     max_failures: int = 5
     max_failures_per_ip: int = 10
     window: timedelta = timedelta(minutes=15)
+    first_delay_s: float = FIRST_DELAY_S
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> LoginPolicy:
         settings = settings or get_settings()
         return cls(settings.login_max_failures, settings.login_max_failures_per_ip,
-                   timedelta(seconds=settings.login_failure_window_s))
+                   timedelta(seconds=settings.login_failure_window_s),
+                   settings.login_first_delay_ms / 1000)
+
+    @property
+    def max_delay_s(self) -> float:
+        return self.first_delay_s * MAX_DELAY_FACTOR
 
 
-def delay_s(failures: int) -> float:
-    """Seconds the next attempt waits after ``failures`` failures: 0, then 1, 2, 4, 8, 8..."""
+def delay_s(failures: int, first_delay_s: float = FIRST_DELAY_S) -> float:
+    """Seconds the next attempt waits after ``failures`` failures: 0, then 1, 2, 4, 8, 8...
+    (times ``first_delay_s``)."""
     if failures <= 0:
         return 0.0
-    return min(FIRST_DELAY_S * 2 ** (failures - 1), MAX_DELAY_S)
+    return min(first_delay_s * 2 ** (failures - 1), first_delay_s * MAX_DELAY_FACTOR)
 
 
 @dataclass(frozen=True)
@@ -70,15 +78,15 @@ class Verdict:
         return self.wait_s <= 0
 
 
-def _wait(failures: Sequence[datetime], limit: int, window: timedelta,
-          now: datetime) -> tuple[float, bool, int]:
+def _wait(failures: Sequence[datetime], limit: int, window: timedelta, now: datetime,
+          first_delay_s: float) -> tuple[float, bool, int]:
     """(seconds to wait, locked, failures in the window) for one key."""
     recent = sorted(at for at in failures if at > now - window)
     if len(recent) >= limit:
         return max((recent[-limit] + window - now).total_seconds(), 0.0), True, len(recent)
     if not recent:
         return 0.0, False, 0
-    until = recent[-1] + timedelta(seconds=delay_s(len(recent)))
+    until = recent[-1] + timedelta(seconds=delay_s(len(recent), first_delay_s))
     return max((until - now).total_seconds(), 0.0), False, len(recent)
 
 
@@ -86,8 +94,9 @@ def verdict(account_failures: Sequence[datetime], ip_failures: Sequence[datetime
             now: datetime, policy: LoginPolicy) -> Verdict:
     """May an attempt go ahead now, given the times of the e-mail's failures (since its last
     success) and of the IP's failures?"""
-    account = _wait(account_failures, policy.max_failures, policy.window, now)
-    ip = _wait(ip_failures, policy.max_failures_per_ip, policy.window, now)
+    account = _wait(account_failures, policy.max_failures, policy.window, now,
+                    policy.first_delay_s)
+    ip = _wait(ip_failures, policy.max_failures_per_ip, policy.window, now, policy.first_delay_s)
     return Verdict(max(account[0], ip[0]), account[1] or ip[1], account[2], ip[2])
 
 

@@ -185,7 +185,7 @@ def log_in(email: str, password: str, who: Requester | None = None) -> LoginResu
     """Check the password unless the delay or lockout forbids trying now; record the attempt.
 
     A wrong password is answered only once the next try may go ahead (at most
-    ``logins.MAX_DELAY_S``): guessing from one session is slowed, and guesses from parallel
+    the policy's ``max_delay_s``): guessing from one session is slowed, and guesses from parallel
     sessions are refused meanwhile. Unknown e-mails are answered exactly like known ones.
     """
     who = who or requester()
@@ -206,7 +206,7 @@ def log_in(email: str, password: str, who: Requester | None = None) -> LoginResu
     if user is None:
         with session_scope() as session:
             after = logins.current_verdict(session, email, who.ip)
-        time.sleep(min(after.wait_s, logins.MAX_DELAY_S))
+        time.sleep(min(after.wait_s, logins.LoginPolicy.from_settings().max_delay_s))
         return LoginResult(None)
     st.session_state[USER_KEY] = snapshot
     st.session_state[TOKEN_KEY] = token

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +33,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "embedded_only: needs the embedded warehouse process (skipped on a real server)"
     )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist with ``--dist loadscope`` (scripts/test.sh), a scope is a folder of
+    tests/: each folder runs in one worker, so its session fixtures (built marts, a running
+    app) are made once, as in one process. (``--dist loadgroup`` would do it with marks, but
+    pytest-xdist 3.8 renames test ids in a way pytest 9.2 ignores.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FolderScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            parts = nodeid.split("::", 1)[0].split("/")
+            return "/".join(parts[:2]) if len(parts) > 2 else parts[0]
+
+    return FolderScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -166,6 +184,8 @@ def trackhouse_env(
         os.environ["TRACKHOUSE_CLICKHOUSE_PASSWORD"] = embedded_warehouse.password
     os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "False"
     os.environ["DO_NOT_TRACK"] = "1"
+    # login guessing's delays (1, 2, 4, 8 s) scaled down: the doubling is checked, not waited out
+    os.environ["TRACKHOUSE_LOGIN_FIRST_DELAY_MS"] = "500"
     get_settings.cache_clear()
     try:
         yield

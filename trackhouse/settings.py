@@ -276,6 +276,11 @@ class Settings(BaseSettings):
     login_failure_window_s: int = Field(
         default=900, ge=1, description="Seconds a failed login counts against its e-mail and IP.",
     )
+    # Tests shorten it to check the doubling without waiting out 15 s per guessing run.
+    login_first_delay_ms: int = Field(
+        default=1000, ge=1, description="Wait after the first failed login; it doubles with "
+        "each further failure, up to 8 times this.",
+    )
     login_attempts_retention_days: int = Field(
         default=90, ge=1, description="Days login records are kept for the Admin page.",
     )

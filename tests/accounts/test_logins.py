@@ -28,6 +28,16 @@ def test_the_delay_grows_with_each_failure_and_stops_growing() -> None:
     assert [delay_s(n) for n in range(7)] == [0, 1, 2, 4, 8, 8, 8]
 
 
+def test_the_first_delay_scales_every_delay() -> None:
+    assert [delay_s(n, 0.25) for n in range(7)] == [0, 0.25, 0.5, 1, 2, 2, 2]
+    quick = LoginPolicy(max_failures=5, max_failures_per_ip=10, window=timedelta(minutes=15),
+                        first_delay_s=0.25)
+    # three failures, the last one 0.5 s ago: the next try waits 1 s after it
+    judged = verdict([ago(20), ago(10), ago(0.5)], [], NOW, quick)
+    assert not judged.allowed and judged.wait_s == pytest.approx(0.5)
+    assert quick.max_delay_s == 2
+
+
 def test_no_failures_no_wait() -> None:
     judged = verdict([], [], NOW, POLICY)
     assert judged.allowed and judged.wait_s == 0 and not judged.locked
@@ -148,7 +158,7 @@ def test_unknown_and_known_emails_are_counted_alike(session: Session, unique) ->
         first = _try(email, ip, succeed=False)
         second = _try(email, ip, succeed=False)  # at once: within the first failure's delay
         seen.append((first.allowed, second.allowed, second.locked, second.account_failures,
-                     round(second.wait_s)))
+                     round(second.wait_s / LoginPolicy.from_settings().first_delay_s)))
     assert seen[0] == seen[1] == (True, False, False, 1, 1)
 
 

@@ -17,7 +17,8 @@ from dashboard_fixture import ADMIN, PASSWORD, VIEWER, DashboardData  # noqa: E4
 
 
 @pytest.fixture(scope="session")
-def dashboard_data(migrated: None) -> Iterator[DashboardData]:
+def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[DashboardData]:
     from accounts import service
     from accounts.db import session_scope, upgrade
     from trackhouse.dbt import run_dbt
@@ -41,13 +42,16 @@ def dashboard_data(migrated: None) -> Iterator[DashboardData]:
                             project_ids=[fd.BLOG])
     # a full refresh: these events were received "in the past" (received_at = created_at), so
     # an incremental build after another module's (the orchestration tests') would skip them
-    result = run_dbt(["build", "--full-refresh"])
+    # a target folder of its own: dbt_project/target is the orchestration tests' (they may run
+    # at the same time in another pytest-xdist worker)
+    dbt_target = tmp_path_factory.mktemp("dbt-target")
+    result = run_dbt(["build", "--full-refresh", "--target-path", str(dbt_target)])
     if not result.success:
         failed = [f"{r.node.name}: {r.message}" for r in (result.result or [])
                   if str(r.status) in ("error", "fail")]
         pytest.fail(f"dbt build failed: {result.exception or failed}")
     client.close()
-    yield DashboardData(now, events)
+    yield DashboardData(now, events, dbt_target)
 
 
 @pytest.fixture

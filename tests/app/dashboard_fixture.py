@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -187,3 +188,4 @@ class DashboardData:
 
     now: datetime
     events: list[Event]
+    dbt_target: Path  # the fixture's dbt build wrote its manifest here

@@ -112,7 +112,7 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
         worker.terminate()
         worker.wait(20)
         raw.close()
-    result = run_dbt(["build"])
+    result = run_dbt(["build", "--target-path", str(tmp_path_factory.mktemp("dbt-target"))])
     assert result.success, result.exception
     return Hostile(project_id, sent)
 
@@ -217,7 +217,7 @@ def test_guessing_in_a_browser_locks_the_email_out(
 
     from accounts import service
     from accounts.db import session_scope
-    from accounts.logins import delay_s
+    from accounts.logins import LoginPolicy, delay_s
     from accounts.models import LoginAttempt
 
     email = f"browser.guess.{uuid.uuid4().hex[:6]}@dash.test"
@@ -234,7 +234,8 @@ def test_guessing_in_a_browser_locks_the_email_out(
             tab.get_by_role("textbox", name="Password").fill(f"wrong {attempt}")
             tab.get_by_role("button", name="Log in").click()
             # a person waits for the answer (a submit during the delay would be refused)
-            _wait_for_attempts(email, attempt + 1, delay_s(attempt + 1) + 1)
+            _wait_for_attempts(email, attempt + 1,
+                               delay_s(attempt + 1, LoginPolicy.from_settings().first_delay_s) + 1)
             expect(error).to_have_text("Wrong e-mail or password.", timeout=30_000)
         tab.get_by_role("textbox", name="Password").fill(PASSWORD)
         tab.get_by_role("button", name="Log in").click()

@@ -34,7 +34,6 @@ from app.queries import (
     realtime,
     retention,
 )
-from trackhouse.dbt import DBT_PROJECT_DIR
 from trackhouse.settings import get_settings
 
 RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
@@ -123,10 +122,10 @@ def query_functions() -> set[str]:
     return found - NOT_QUERIES
 
 
-def dbt_relations() -> set[str]:
+def dbt_relations(data: DashboardData) -> set[str]:
     """``database.table`` of every model of the dbt project (its manifest, written by the
     fixture's dbt build)."""
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads((data.dbt_target / "manifest.json").read_text())
     return {f"{node['schema']}.{node['alias']}" for node in manifest["nodes"].values()
             if node["resource_type"] == "model"}
 
@@ -166,7 +165,8 @@ def test_dashboards_read_only_dbt_models(dashboard_data: DashboardData,
     monkeypatch.setattr(Client, "query", original)
 
     settings = get_settings()
-    allowed = {r for r in dbt_relations() if r.startswith(f"{settings.analytics_database}.")}
+    allowed = {r for r in dbt_relations(dashboard_data)
+               if r.startswith(f"{settings.analytics_database}.")}
     client = warehouse()
     try:
         offences = []
@@ -193,6 +193,6 @@ def test_a_raw_read_is_caught(dashboard_data: DashboardData) -> None:
         named = tables_named(client, f"select count() from {raw} where project_id = "
                                      "{project:String}", {"project": fd.SHOP})
         assert named == {raw}
-        assert raw not in dbt_relations()
+        assert raw not in dbt_relations(dashboard_data)
     finally:
         client.close()
