@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ctypes
 import hmac
 import json
 import logging
@@ -926,6 +927,30 @@ def _form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[st
     return fields, files
 
 
+# glibc malloc: request-body buffers (uvloop reads up to 256 KiB, uvicorn joins reads) stay
+# in the heap and its top is kept, instead of an mmap/munmap and fresh zeroed pages per chunk.
+MMAP_THRESHOLD_BYTES = 1 << 20
+TRIM_THRESHOLD_BYTES = 4 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # <malloc.h>
+
+
+def keep_body_buffers_in_the_heap() -> bool:
+    """Tune glibc's malloc for the server's chunk-sized buffers (ADR 0013); False elsewhere.
+
+    chdb brings its own allocator, so only Python's, uvloop's and httptools' buffers are
+    affected.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+
+
 def serve(
     host: str | None = None, port: int | None = None, data_dir: str | Path | None = None
 ) -> None:
@@ -943,6 +968,7 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    keep_body_buffers_in_the_heap()
     engine = Engine(str(path), session_timeout_s=settings.warehouse_session_timeout_s)
     app = WarehouseApp(
         engine,
