@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))
 from conftest import free_port  # noqa: E402  (the test suite's helper)
 
-from warehouse.server import keep_body_buffers_in_the_heap  # noqa: E402
+from warehouse.allocator import keep_body_buffers_in_the_heap  # noqa: E402
 from warehouse.streaming_insert import PIPE_BYTES, StreamingInsert  # noqa: E402
 
 # bench/warehouse.py's data and helpers (its name is the package's, so loaded by path)
