@@ -1,7 +1,10 @@
 """Benchmark of the embedded warehouse endpoint against in-process chdb.
 
 Prints, from one run:
-* Native insert rows/s through the endpoint vs in-process chdb (and the ratio);
+* Native insert rows/s through the endpoint vs in-process chdb (and the ratio), and the CPU
+  time each insert takes: in-process (the bench process) vs the endpoint process plus the
+  client's sending. CPU time is the figure to compare on a shared, loaded machine, where
+  wall-time ratios swing with the neighbours' load;
 * clickhouse-connect row insert rows/s through the endpoint;
 * p50/p99 latency of a small aggregate query through the endpoint vs in-process;
 * a cancellation soak: rounds of 100 streamed queries abandoned after their first bytes, with
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -75,6 +79,40 @@ def best_of(runs: int, setup: Callable[[], None], work: Callable[[], None]) -> f
         work()
         timings.append(time.perf_counter() - started)
     return min(timings)
+
+
+def own_cpu_s() -> float:
+    """CPU time of this process, every thread (in-process chdb's included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time of another process, every thread (from /proc; clock-tick resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuTimed:
+    """Wall and CPU time of repeated calls; the best wall time and the mean CPU time."""
+
+    def __init__(self, cpu_now: Callable[[], float]) -> None:
+        self.cpu_now, self.walls, self.cpus = cpu_now, [], []
+
+    def run(self, setup: Callable[[], None], work: Callable[[], None]) -> None:
+        setup()
+        cpu, started = self.cpu_now(), time.perf_counter()
+        work()
+        self.walls.append(time.perf_counter() - started)
+        self.cpus.append(self.cpu_now() - cpu)
+
+    @property
+    def best_s(self) -> float:
+        return min(self.walls)
+
+    @property
+    def cpu_ms(self) -> float:
+        return statistics.mean(self.cpus) * 1000
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -141,7 +179,17 @@ def main() -> None:
             # Alternate the two so that load from elsewhere on the machine hits both alike.
             # The baseline is the fastest in-process way. The runs alternate so that
             # load from elsewhere on the machine hits every variant alike.
-            local_s = endpoint_s = float("inf")
+            assert endpoint.process is not None
+            server_pid = endpoint.process.pid
+            chunks = (len(native), 1 << 20, 64 << 10)
+            local_runs = {chunk: CpuTimed(own_cpu_s) for chunk in chunks}
+            server_runs = CpuTimed(lambda: process_cpu_s(server_pid))
+            client_cpu: list[float] = []
+
+            def insert_endpoint_client_cpu() -> None:
+                started = own_cpu_s()
+                insert_endpoint()
+                client_cpu.append(own_cpu_s() - started)
 
             def truncate_local() -> None:
                 local.query("TRUNCATE TABLE bench.t")
@@ -152,10 +200,14 @@ def main() -> None:
             for _ in range(args.runs):
                 # One append of everything, 1 MiB and 64 KiB appends (chdb likes the latter).
                 # The endpoint gets as many timed runs as the three variants together.
-                for chunk in (len(native), 1 << 20, 64 << 10):
-                    local_s = min(local_s, best_of(1, truncate_local, partial(insert_local, chunk)))
-                    endpoint_s = min(endpoint_s, best_of(1, truncate_endpoint, insert_endpoint))
-            local_rate, endpoint_rate = args.rows / local_s, args.rows / endpoint_s
+                for chunk in chunks:
+                    local_runs[chunk].run(truncate_local, partial(insert_local, chunk))
+                    server_runs.run(truncate_endpoint, insert_endpoint_client_cpu)
+            # The baseline is the fastest variant by wall time, the cheapest by CPU time.
+            local_rate = args.rows / min(runs.best_s for runs in local_runs.values())
+            local_cpu_ms = min(runs.cpu_ms for runs in local_runs.values())
+            endpoint_rate = args.rows / server_runs.best_s
+            client_ms = statistics.mean(client_cpu) * 1000
 
             # --- clickhouse-connect row insert ------------------------------------------------
             client = clickhouse_connect.get_client(
@@ -216,6 +268,10 @@ def main() -> None:
         f"  through the endpoint {endpoint_rate:>14,.0f} rows/s   "
         f"ratio {endpoint_rate / local_rate:.0%} of in-process"
     )
+    endpoint_cpu_ms = server_runs.cpu_ms + client_ms
+    print(f"  CPU per insert (mean): in-process {local_cpu_ms:.0f} ms; endpoint "
+          f"{server_runs.cpu_ms:.0f} ms + client sending {client_ms:.0f} ms   "
+          f"ratio {local_cpu_ms / endpoint_cpu_ms:.0%} of in-process")
     print(
         f"clickhouse-connect row insert, {args.row_insert_rows:,} rows: "
         f"{args.row_insert_rows / rows_s:,.0f} rows/s (through the endpoint)"

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from warehouse import access, http_protocol
+from warehouse.allocator import keep_body_buffers_in_the_heap
 from warehouse.http_protocol import (
     PARAM_PREFIX,
     TRANSPORT_PARAMETERS,
@@ -943,6 +944,7 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    keep_body_buffers_in_the_heap()
     engine = Engine(str(path), session_timeout_s=settings.warehouse_session_timeout_s)
     app = WarehouseApp(
         engine,
