@@ -20,15 +20,17 @@ from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
 from collector.ratelimit import FailedAuthLimits, RateLimits
-from collector.routers import compat, health, track, tracker
+from collector.routers import compat, health, read_api, track, tracker
 from trackhouse.hosts import AllowedHosts, HostGuard
 from trackhouse.settings import Settings, get_settings
 
 # Routes for browsers and SDKs on any site, under whatever name the operator exposes: every Host.
 # The others (API docs, /ready, unknown paths) answer only the collector's own names
 # (loopback, the bind address, TRACKHOUSE_COLLECTOR_ALLOWED_HOSTS): DNS rebinding protection.
+# The read API is for tools on other machines (as OpenPanel's and Plausible's are) and proves
+# a client secret on every request, so it answers every Host too.
 PUBLIC_PATHS = ("/track", "/track/batch", "/api/event", "/api/send", "/tracker.js", "/op1.js",
-                "/health")
+                "/health", "/export/events", "/export/charts", "/api/v2/query")
 
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                 "auto_configure": False}
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
                 settings.collector_failed_auth_delay_ms)
             if settings.collector_failed_auth_limit_ip
             or settings.collector_failed_auth_limit_client else None,
+            read_limits=RateLimits(settings.redis_url, settings.read_api_rate_limit, "",
+                                   redis=redis) if settings.read_api_rate_limit else None,
         )
         app.state.collector = state
         # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives
@@ -99,4 +103,5 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(health.router)
     app.include_router(compat.router)
     app.include_router(tracker.router)
+    app.include_router(read_api.router)
     return app
