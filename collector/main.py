@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
                                    redis=redis) if settings.read_api_rate_limit else None,
         )
         app.state.collector = state
+        warming = asyncio.get_running_loop().run_in_executor(None, read_api.warm)
         # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives
         # as long as the process: move it out of the collector's sight. The cyclic collector
         # kept rescanning it while requests allocate; measured: half of a batch's CPU time.
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         try:
             yield
         finally:
+            await warming
             await services.accept.connections.close()
             await redis.aclose()  # type: ignore[attr-defined]  # (types-redis predates it)
             if state.warehouse is not None:

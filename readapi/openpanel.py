@@ -148,6 +148,9 @@ def export_events(reader: Reader, project: Project, params: Mapping[str, Sequenc
     # than a day ahead)
     everything = DateRange(EARLIEST_DAY, today_in(project.timezone) + timedelta(days=1),
                            project.timezone)
+    range_name = _one(params, "range")  # OpenPanel's common parameter, as on charts
+    if range_name is not None:
+        everything = chart_range(range_name, project.timezone)
     date_range = _day_bounds(params, project, "start", "end", everything)
     names = _values(params, "event")
     if len(names) > 100:

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.filters import Filter, FilterError, Op
+from app.filters import Filter, FilterError, Op, split_by_level
 from app.periods import DateRange, Preset, preset_range
 from app.queries.base import (
     DISTINCT_DEVICES,
@@ -61,7 +61,7 @@ DIMENSIONS: dict[str, Dimension] = {
     "time:day": Dimension("time", "toString(toDate(created_at, {tz:String}))", "toString(day)",
                           "toString(day)"),
     "time:hour": Dimension("time", "toString(toStartOfHour(created_at, {tz:String}))",
-                           "toString(toDateTime(day, 'UTC') + toIntervalHour(hour))"),
+                           "toString(toStartOfHour(started_at, {tz:String}))"),
     "event:page": Dimension("event", "path", None, "path"),
     "event:name": Dimension("event", "event_name", None),
     **{f"visit:{name}": Dimension("visit", None, sql) for name, sql in _VISIT_COLUMNS.items()},
@@ -192,7 +192,7 @@ def parse_query(body: Any, project: Project, today: date | None = None) -> Query
     if not isinstance(raw_filters, list) or len(raw_filters) > 20:
         raise bad_request("filters must be a list of at most 20 filters")
     filters = tuple(f for item in raw_filters for f in _filter(item))
-    _check_combination(metrics, dimensions)
+    _check_combination(metrics, dimensions, filters)
     order_by = _order_by(body.get("order_by"), metrics, dimensions)
     include = body.get("include", {})
     if not isinstance(include, dict) or not set(include) <= INCLUDES:
@@ -209,8 +209,18 @@ def parse_query(body: Any, project: Project, today: date | None = None) -> Query
                  {k: bool(v) for k, v in include.items()}, limit, offset)
 
 
-def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...]) -> None:
+# Under a visit: dimension these come from the sessions' own counts, which session_contents
+# (the table of sessions matched by page, event-name or property filters) does not carry.
+SESSION_COUNTS = ("pageviews", "events", "views_per_visit")
+
+
+def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
+                       filters: tuple[Filter, ...]) -> None:
     kinds = {DIMENSIONS[d].kind: d for d in dimensions}
+    counts = [m for m in metrics if m in SESSION_COUNTS]
+    if "visit" in kinds and counts and split_by_level(filters)[1]:
+        raise bad_request(f"metric {counts[0]} under the visit dimension {kinds['visit']} "
+                          "cannot be combined with page, event-name or event-property filters")
     if "event" in kinds and "visit" in kinds:
         raise bad_request(f"dimension {kinds['event']} cannot be combined with "
                           f"{kinds['visit']}: event and visit dimensions are counted apart")
@@ -290,18 +300,18 @@ def session_rows(reader: Reader, project: Project, query: Query) -> list[dict[st
     """Visits, bounces and duration per dimension values (with visitors, page views and
     events of those sessions, for ``visit:`` breakdowns), from ``session_source``."""
     source, where = session_source(query.filters)
+    counts = ("sum(pageviews) as pageviews, sum(events) as events"
+              if not split_by_level(query.filters)[1] else "0 as pageviews, 0 as events")
     exprs = [DIMENSIONS[d].sessions_sql for d in query.dimensions]
     select, group = _group(exprs)  # type: ignore[arg-type]
     skip = "".join(f" and d{i} != ''" for i, d in enumerate(query.dimensions)
                    if d in _SKIP_EMPTY)
     return reader.rows(
-        f"""select {select}{DISTINCT_DEVICES} as visitors, count() as visits,
-               sum(pageviews) as pageviews, sum(events) as events,
+        f"""select {select}{DISTINCT_DEVICES} as visitors, count() as visits, {counts},
                countIf(is_bounce) as bounces, sum(toFloat64(duration_s)) as duration_s
         from {source}
         where {SESSIONS_IN_RANGE}{skip} and {where.sql} {group}""",
-        {**range_params(project.id, query.date_range), **where.params,
-         "tz": query.date_range.tz})
+        {**range_params(project.id, query.date_range), **where.params})
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -26,6 +26,16 @@ AUTH_HELP = ("send the client id and secret of a read or root client: the header
 _domains: TTLCache[str, str | None] = TTLCache(10, 4_096)
 
 
+def warm() -> None:
+    """Import the read API's modules (they bring the dashboards' query layer, Streamlit with
+    it: about a second) off the event loop at start, not in the first request."""
+    from streamlit.logger import set_log_level
+
+    set_log_level("error")  # its caching warns once per query function outside Streamlit
+    import readapi.openpanel  # noqa: F401
+    import readapi.plausible  # noqa: F401
+
+
 def credentials(headers: Any) -> tuple[str | None, str | None]:
     """(client id, secret) from OpenPanel's headers or ``Authorization: Bearer <id>:<secret>``."""
     client_id = headers.get("openpanel-client-id")

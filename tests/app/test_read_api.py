@@ -198,6 +198,9 @@ def test_plausible_refusals_name_the_problem(api: TestClient, clients: Clients) 
         ({"metrics": ["visitors", "scroll_depth"]}, 400, "scroll_depth"),
         ({"dimensions": ["visit:city_name"]}, 400, "visit:city_name"),
         ({"dimensions": ["event:page"], "metrics": ["bounce_rate"]}, 400, "bounce_rate"),
+        ({"dimensions": ["visit:os"], "metrics": ["pageviews"],
+          "filters": [["is", "event:name", ["signup"]]]}, 400, "pageviews"),
+        ({"dimensions": ["event:name", "visit:os"]}, 400, "cannot be combined"),
         ({"date_range": "12mo"}, 400, "12mo"),
         ({"date_range": ["2024-02-30", "2024-03-01"]}, 400, "date"),
         ({"date_range": ["2024-03-01", "2024-02-01"]}, 400, "before"),
@@ -336,9 +339,12 @@ def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
     headers = _headers(clients.shop_read)
     for dimensions in ([], ["time:day"], ["time:hour"], ["event:page"], ["event:name"],
                        ["visit:country", "time:day"]):
-        metrics = (["visitors", "pageviews", "events"] if any(d.startswith("event:")
-                                                               for d in dimensions)
-                   else EVERY_METRIC)
+        if any(d.startswith("event:") for d in dimensions):
+            metrics = ["visitors", "pageviews", "events"]
+        elif any(d.startswith("visit:") for d in dimensions):  # (page filters below)
+            metrics = ["visitors", "visits", "bounce_rate", "visit_duration"]
+        else:
+            metrics = EVERY_METRIC
         for filters in ([], [["contains", "event:page", ["docs"]]],
                         [["is", "visit:country", ["DE"]]]):
             answer = query(api, {"site_id": DOMAIN, "metrics": metrics, "date_range": CUSTOM,
