@@ -270,7 +270,7 @@ def _chart_filter(item: Any) -> list[Filter]:
     else:
         raise bad_request(f"unsupported filter name {name[:60]!r}; supported: "
                           f"{', '.join(FIELD_NAMES)}, properties.<key>")
-    if operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in OPERATORS:
         raise bad_request(f"unsupported filter operator {str(operator)[:40]!r}; supported: "
                           f"{', '.join(OPERATORS)}")
     if isinstance(values, str | int | float):
@@ -301,7 +301,7 @@ def _series(value: Any) -> list[Series]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise bad_request("each series item needs a name (an event name, or * for all)")
         segment = item.get("segment", "event")
-        if segment not in SEGMENTS:
+        if not isinstance(segment, str) or segment not in SEGMENTS:
             raise bad_request(f"unsupported segment {str(segment)[:40]!r}; supported: "
                               f"{', '.join(SEGMENTS)}")
         raw_filters = item.get("filters") or []

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import dashboard_fixture as fd
+import orjson
 import pytest
 import streamlit as st
 from clickhouse_connect.driver.client import Client
 from dashboard_fixture import DashboardData
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 from test_dbt_only import dbt_relations, tables_named
 
 from app.filters import Filter, Op
@@ -368,3 +371,64 @@ def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
         assert f"{settings.analytics_database}.profiles" in named
     finally:
         client.close()
+
+
+# --- fuzzing: never a 5xx -------------------------------------------------------------------
+
+JSON_VALUES = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers() | hs.floats(allow_nan=False)
+    | hs.text(max_size=12),
+    lambda inner: hs.lists(inner, max_size=3) | hs.dictionaries(hs.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=10)
+WORDS = hs.sampled_from(["visitors", "visits", "events", "scroll_depth", "time:day",
+                         "time:hour", "event:page", "event:name", "visit:country",
+                         "visit:source", "visit:utm_term", "event:props:plan", "is", "is_not",
+                         "contains", "matches", "7d", "day", "month", "2026-01-01",
+                         "2026-02-30", "' or 1=1 --", "\x00", "asc", "desc", ""])
+TEXT = WORDS | hs.text(max_size=20)
+PLAUSIBLE = hs.fixed_dictionaries(
+    {"site_id": hs.sampled_from([DOMAIN, fd.SHOP, fd.BLOG, "x"]) | JSON_VALUES},
+    optional={"metrics": hs.lists(WORDS, max_size=3) | JSON_VALUES,
+              "date_range": WORDS | hs.lists(TEXT, max_size=3) | JSON_VALUES,
+              "dimensions": hs.lists(WORDS, max_size=3) | JSON_VALUES,
+              "filters": hs.lists(hs.lists(WORDS | hs.lists(TEXT, max_size=2), max_size=4),
+                                  max_size=3) | JSON_VALUES,
+              "order_by": hs.lists(hs.lists(WORDS, max_size=2), max_size=2) | JSON_VALUES,
+              "include": hs.dictionaries(WORDS, JSON_VALUES, max_size=2) | JSON_VALUES,
+              "pagination": hs.dictionaries(hs.sampled_from(["limit", "offset", "x"]),
+                                            JSON_VALUES, max_size=2) | JSON_VALUES})
+EXPORT = hs.dictionaries(
+    hs.sampled_from(["projectId", "event", "start", "end", "page", "limit", "includes",
+                     "profileId", "series", "events", "breakdowns", "interval", "range",
+                     "startDate", "endDate", "previous"]),
+    TEXT | hs.sampled_from(['[{"name":"signup"}]', '[{"name":"*","segment":"user",'
+                            '"filters":[{"name":"path","operator":"contains","value":["/"]}]}]',
+                            '[{"name":"country"}]', '[{"name":"x","segment":[1]}]', "30d",
+                            "hour", "true", "profile", "1000000000", "-1"])
+    | JSON_VALUES.map(lambda v: orjson.dumps(v).decode()), max_size=5)
+FUZZ = settings(max_examples=100, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck))
+
+
+def _refused_clearly(answer: Any) -> None:
+    assert answer.status_code in (200, 400, 403), answer.text
+    if answer.status_code != 200:
+        assert answer.json()["error"]
+
+
+def test_fuzz_read_api(api: TestClient, clients: Clients) -> None:
+    headers = _headers(clients.shop_read)
+
+    @FUZZ
+    @given(body=PLAUSIBLE)
+    def plausible_queries(body: dict[str, Any]) -> None:
+        _refused_clearly(api.post("/api/v2/query", json=body, headers=headers))
+
+    @FUZZ
+    @given(params=EXPORT, path=hs.sampled_from(["/export/events", "/export/charts"]))
+    def exports(params: dict[str, str], path: str) -> None:
+        _refused_clearly(api.get(path, params=params, headers=headers))
+
+    plausible_queries()
+    exports()
