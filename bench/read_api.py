@@ -17,7 +17,10 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,8 +49,13 @@ def cases(site: str) -> list[tuple[str, str, str, dict]]:
         for dimension in ("visit:source", "visit:country", "visit:device", "visit:browser",
                           "visit:os", "visit:utm_campaign"):
             q(dimension, "breakdown", dimensions=[dimension], pagination={"limit": 10})
-        q("visit:source [country+page]", "breakdown", dimensions=["visit:source"],
-          filters=[["is", "visit:country", ["DE"]], ["contains", "event:page", ["docs"]]])
+        found.append((f"{date_range:>3} breakdown visit:source [country+page]", "POST",
+                      "/api/v2/query", {
+                          "site_id": site, "date_range": date_range,
+                          "metrics": ["visitors", "visits", "bounce_rate", "visit_duration"],
+                          "dimensions": ["visit:source"], "pagination": {"limit": 10},
+                          "filters": [["is", "visit:country", ["DE"]],
+                                      ["contains", "event:page", ["docs"]]]}))
         body = {"site_id": site, "metrics": ["visitors", "pageviews"],
                 "date_range": date_range}
         found.append((f"{date_range:>3} breakdown event:page", "POST", "/api/v2/query",
@@ -67,6 +75,30 @@ def cases(site: str) -> list[tuple[str, str, str, dict]]:
     found.append(("  1d series   time:hour", "POST", "/api/v2/query",
                   {"site_id": site, "metrics": METRICS, "date_range": "day",
                    "dimensions": ["time:hour"]}))
+    return found
+
+
+def dashboard_cases() -> list[tuple[str, Callable[[], object]]]:
+    """The overview's queries behind the API's KPI and source breakdown (uncached)."""
+    from app.filters import Filter, Op
+    from app.periods import Preset, preset_range
+    from app.queries import overview as q
+
+    found: list[tuple[str, Callable[[], object]]] = []
+    filters = (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs"))
+    for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
+        span = preset_range(preset, dashboard.TIMEZONE)
+
+        def kpis(span: object = span, filters: tuple = ()) -> None:
+            q.event_totals.__wrapped__(dashboard.PROJECT, span, filters)
+            q.session_figures.__wrapped__(dashboard.PROJECT, span, filters)
+
+        found.append((f"{preset.value:>3} KPI       event_totals + session_figures", kpis))
+        found.append((f"{preset.value:>3} KPI       the same [country+page]",
+                      partial(kpis, span, filters)))
+        found.append((f"{preset.value:>3} breakdown session_breakdown referrer_name",
+                      partial(q.session_breakdown.__wrapped__, dashboard.PROJECT, span,
+                              "referrer_name", (), 10)))
     return found
 
 
@@ -94,12 +126,12 @@ def main() -> None:
 
         plain = warehouse_client.warehouse
 
-        def patient(*a: object, **kw: object) -> object:
+        def patient(*a: Any, **kw: Any) -> Any:
             # generating 10 M events on a busy machine outlasts the default 300 s read timeout
             kw.setdefault("send_receive_timeout", 3_600)
             return plain(*a, **kw)
 
-        warehouse_client.warehouse = patient  # type: ignore[assignment]
+        warehouse_client.warehouse = patient
         dashboard.prepare(args.events, regenerate=False, skip_dbt=args.skip_dbt)
         warehouse_client.warehouse = plain
         from fastapi.testclient import TestClient
@@ -143,6 +175,14 @@ def main() -> None:
                       f"{cpu:>14.0f}{flag}", flush=True)
             print(f"\nworst KPI/breakdown p95 {worst:.0f} ms; load average at end: "
                   f"{os.getloadavg()[0]:.1f}")
+            print("\nthe dashboards' own query functions for the same figures (same run, "
+                  "no HTTP, no auth):")
+            for name, call in dashboard_cases():
+                if args.only not in name:
+                    continue
+                samples, cpu = dashboard.timed(call, args.runs, pid)
+                print(f"{name:<50} {statistics.median(samples):>10.1f} "
+                      f"{dashboard.p95(samples):>8.1f} {cpu:>14.0f}", flush=True)
         with session_scope() as session:
             service.revoke_client(session, client_id)
     finally:

@@ -156,7 +156,8 @@ def export_events(reader: Reader, project: Project, params: Mapping[str, Sequenc
     if len(names) > 100:
         raise bad_request("at most 100 event names")
     profile_id = _one(params, "profileId", "profile_id")
-    conditions, extra = [EVENTS_IN_RANGE], {}
+    conditions: list[str] = [EVENTS_IN_RANGE]
+    extra: dict[str, Any] = {}
     if names:
         conditions.append("event_name in {names:Array(String)}")
         extra["names"] = names
@@ -444,8 +445,8 @@ def export_charts(reader: Reader, project: Project, params: Mapping[str, Sequenc
             every_point.extend(values)
     overall = _figures(every_point)
     if previous_wanted:
-        old = _figures(previous_totals)
-        overall["previous"] = {name: {"value": old[name], "change": _change(overall[name],
-                                                                            old[name])}
+        before_all = _figures(previous_totals)
+        overall["previous"] = {name: {"value": before_all[name],
+                                      "change": _change(overall[name], before_all[name])}
                                for name in ("sum", "average", "min", "max")}
     return {"series": answer_series, "metrics": overall}

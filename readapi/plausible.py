@@ -16,6 +16,7 @@ the dashboards' SQL fragments, so they equal what the overview page shows:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -334,7 +335,8 @@ def run_query(reader: Reader, project: Project, query: Query) -> dict[str, Any]:
     count = len(query.dimensions)
     merged: dict[tuple[str, ...], dict[str, Any]] = {}
     visit_mode = any(DIMENSIONS[d].kind == "visit" for d in query.dimensions)
-    sources = []
+    Fetch = Callable[[Reader, Project, Query], list[dict[str, Any]]]
+    sources: list[tuple[Fetch, tuple[str, ...] | None]] = []
     if visit_mode:  # every figure of a session dimension is a figure of its sessions
         sources.append((session_rows, None))
     else:
@@ -366,17 +368,18 @@ def _sorted(results: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]
     # stable sorts, last key first; ties end in dimension order for a deterministic page
     results.sort(key=lambda r: r["dimensions"])
     for name, direction in reversed(query.order_by):
-        if name in query.metrics:
-            index = query.metrics.index(name)
-            results.sort(key=lambda r, i=index: r["metrics"][i], reverse=direction == "desc")
-        else:
-            index = query.dimensions.index(name)
-            results.sort(key=lambda r, i=index: r["dimensions"][i], reverse=direction == "desc")
+        part = "metrics" if name in query.metrics else "dimensions"
+        index = (query.metrics if part == "metrics" else query.dimensions).index(name)
+
+        def value(row: dict[str, Any], part: str = part, index: int = index) -> Any:
+            return row[part][index]
+
+        results.sort(key=value, reverse=direction == "desc")
     return results
 
 
 def time_labels(query: Query) -> list[str]:
-    day, labels = query.date_range.start, []
+    day, labels = query.date_range.start, list[str]()
     hourly = "time:hour" in query.dimensions
     while day <= query.date_range.end:
         if hourly:
