@@ -90,14 +90,15 @@ def dashboard_cases() -> list[tuple[str, Callable[[], object]]]:
         span = preset_range(preset, dashboard.TIMEZONE)
 
         def kpis(span: object = span, filters: tuple = ()) -> None:
-            q.event_totals.__wrapped__(dashboard.PROJECT, span, filters)
-            q.session_figures.__wrapped__(dashboard.PROJECT, span, filters)
+            q.event_totals.__wrapped__(dashboard.PROJECT, span, filters)  # type: ignore[attr-defined]
+            q.session_figures.__wrapped__(dashboard.PROJECT, span, filters)  # type: ignore[attr-defined]
 
         found.append((f"{preset.value:>3} KPI       event_totals + session_figures", kpis))
         found.append((f"{preset.value:>3} KPI       the same [country+page]",
                       partial(kpis, span, filters)))
         found.append((f"{preset.value:>3} breakdown session_breakdown referrer_name",
-                      partial(q.session_breakdown.__wrapped__, dashboard.PROJECT, span,
+                      partial(q.session_breakdown.__wrapped__,  # type: ignore[attr-defined]
+                              dashboard.PROJECT, span,
                               "referrer_name", (), 10)))
     return found
 
@@ -177,10 +178,10 @@ def main() -> None:
                   f"{os.getloadavg()[0]:.1f}")
             print("\nthe dashboards' own query functions for the same figures (same run, "
                   "no HTTP, no auth):")
-            for name, call in dashboard_cases():
+            for name, direct in dashboard_cases():
                 if args.only not in name:
                     continue
-                samples, cpu = dashboard.timed(call, args.runs, pid)
+                samples, cpu = dashboard.timed(direct, args.runs, pid)
                 print(f"{name:<50} {statistics.median(samples):>10.1f} "
                       f"{dashboard.p95(samples):>8.1f} {cpu:>14.0f}", flush=True)
         with session_scope() as session:
