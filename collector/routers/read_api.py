@@ -83,11 +83,15 @@ def _project(client: AuthenticatedClient) -> Any:
 
 def _plausible_domain(project_id: str) -> str | None:
     from accounts.db import session_scope
+    from accounts.errors import NotFound
     from accounts.service import get_project
 
     def load() -> str | None:
         with session_scope() as session:
-            return get_project(session, project_id).plausible_domain
+            try:
+                return get_project(session, project_id).plausible_domain
+            except NotFound:  # deleted since the client's record was cached: no domain
+                return None
 
     return _domains.get_or_compute(project_id, load)
 
