@@ -268,6 +268,20 @@ def _key(row: dict[str, Any], count: int) -> tuple[str, ...]:
     return tuple(str(row[f"d{i}"]) for i in range(count))
 
 
+# the figures each metric is computed from
+NEEDS = {"visitors": ("visitors",), "visits": ("visits",), "pageviews": ("pageviews",),
+         "events": ("events",), "bounce_rate": ("visits", "bounces"),
+         "visit_duration": ("visits", "duration_s"), "views_per_visit": ("pageviews", "visits")}
+
+
+def _wanted(query: Query, figures: dict[str, str]) -> str:
+    """The select list of the figures the query's metrics need (the rest as 0): a figure
+    nobody asked for costs nothing (distinct visitors are the expensive one)."""
+    needed = {figure for metric in query.metrics for figure in NEEDS[metric]}
+    return ", ".join(f"{sql if name in needed else '0'} as {name}"
+                     for name, sql in figures.items())
+
+
 def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str, Any]]:
     """Visitors, page views and events per dimension values, from the overview's tables: the
     day states without filters (visitors, page views; per day or per page), else
@@ -281,17 +295,19 @@ def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str,
     if states_ok:
         table = mart("daily_page_states_current" if by_page else "daily_visitor_states_current")
         select, group = _group([d.states_sql for d in dims])  # type: ignore[misc]
+        wanted = _wanted(query, {"visitors": "uniqExactMerge(visitors_state)",
+                                 "pageviews": "sum(pageviews)"})
         return reader.rows(
-            f"""select {select}uniqExactMerge(visitors_state) as visitors,
-                   sum(pageviews) as pageviews, 0 as events
+            f"""select {select}{wanted}
             from {table} where {SESSIONS_IN_RANGE} {group}""", params)
     where = event_filter_sql(query.filters)
     select, group = _group([d.events_sql for d in dims])  # type: ignore[misc]
     # a page breakdown counts page views, as the overview's top pages
     pages_only = "and is_pageview" if "event:page" in query.dimensions else ""
+    wanted = _wanted(query, {"visitors": DISTINCT_DEVICES, "pageviews": "countIf(is_pageview)",
+                             "events": "count()"})
     return reader.rows(
-        f"""select {select}{DISTINCT_DEVICES} as visitors, countIf(is_pageview) as pageviews,
-               count() as events
+        f"""select {select}{wanted}
         from {mart(EVENTS)}
         where {EVENTS_IN_RANGE} {pages_only} and {where.sql} {group}""",
         {**params, **where.params})
@@ -301,15 +317,18 @@ def session_rows(reader: Reader, project: Project, query: Query) -> list[dict[st
     """Visits, bounces and duration per dimension values (with visitors, page views and
     events of those sessions, for ``visit:`` breakdowns), from ``session_source``."""
     source, where = session_source(query.filters)
-    counts = ("sum(pageviews) as pageviews, sum(events) as events"
-              if not split_by_level(query.filters)[1] else "0 as pageviews, 0 as events")
+    figures = {"visits": "count()", "bounces": "countIf(is_bounce)",
+               "duration_s": "sum(toFloat64(duration_s))"}
+    if any(DIMENSIONS[d].kind == "visit" for d in query.dimensions):
+        figures["visitors"] = DISTINCT_DEVICES
+        if not split_by_level(query.filters)[1]:  # (session_contents has no such counts)
+            figures.update(pageviews="sum(pageviews)", events="sum(events)")
     exprs = [DIMENSIONS[d].sessions_sql for d in query.dimensions]
     select, group = _group(exprs)  # type: ignore[arg-type]
     skip = "".join(f" and d{i} != ''" for i, d in enumerate(query.dimensions)
                    if d in _SKIP_EMPTY)
     return reader.rows(
-        f"""select {select}{DISTINCT_DEVICES} as visitors, count() as visits, {counts},
-               countIf(is_bounce) as bounces, sum(toFloat64(duration_s)) as duration_s
+        f"""select {select}{_wanted(query, figures)}
         from {source}
         where {SESSIONS_IN_RANGE}{skip} and {where.sql} {group}""",
         {**range_params(project.id, query.date_range), **where.params})
@@ -349,7 +368,7 @@ def run_query(reader: Reader, project: Project, query: Query) -> dict[str, Any]:
             figures = merged.setdefault(_key(row, count), {})
             for name in taken or ("visitors", "visits", "pageviews", "events", "bounces",
                                   "duration_s"):
-                figures[name] = row[name]
+                figures[name] = row.get(name, 0)
     if not count and not merged:
         merged[()] = {}
     results = [{"metrics": [_metric(m, figures) for m in query.metrics],
