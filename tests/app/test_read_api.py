@@ -378,7 +378,7 @@ def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
 # --- fuzzing: never a 5xx -------------------------------------------------------------------
 
 JSON_VALUES = hs.recursive(
-    hs.none() | hs.booleans() | hs.integers() | hs.floats(allow_nan=False)
+    hs.none() | hs.booleans() | hs.integers() | hs.floats(allow_nan=False, allow_infinity=False)
     | hs.text(max_size=12),
     lambda inner: hs.lists(inner, max_size=3) | hs.dictionaries(hs.text(max_size=8), inner,
                                                                  max_size=3),
