@@ -21,6 +21,8 @@ class AppState:
     warehouse: WarehouseClient | None = None
     # failed-authentication limits (None: both switched off)
     failed_auth: FailedAuthLimits | None = None
+    # the read API's per-client limit (None: no limit)
+    read_limits: RateLimits | None = None
 
 
 async def get_state(request: Request) -> AppState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,15 +21,17 @@ from collector.http import JSON, ApiError, error_answer
 from collector.ingest import Services
 from collector.origins import KnownOrigins
 from collector.ratelimit import FailedAuthLimits, RateLimits
-from collector.routers import compat, health, reports, track, tracker
+from collector.routers import compat, health, read_api, reports, track, tracker
 from trackhouse.hosts import AllowedHosts, HostGuard
 from trackhouse.settings import Settings, get_settings
 
 # Routes for browsers and SDKs on any site, under whatever name the operator exposes: every Host.
 # The others (API docs, /ready, unknown paths) answer only the collector's own names
 # (loopback, the bind address, TRACKHOUSE_COLLECTOR_ALLOWED_HOSTS): DNS rebinding protection.
+# The read API is for tools on other machines (as OpenPanel's and Plausible's are) and proves
+# a client secret on every request, so it answers every Host too.
 PUBLIC_PATHS = ("/track", "/track/batch", "/api/event", "/api/send", "/tracker.js", "/op1.js",
-                "/health",
+                "/health", "/export/events", "/export/charts", "/api/v2/query",
                 "/reports/unsubscribe")  # report recipients reach it by the public URL
 
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
@@ -58,8 +61,11 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
                 settings.collector_failed_auth_delay_ms)
             if settings.collector_failed_auth_limit_ip
             or settings.collector_failed_auth_limit_client else None,
+            read_limits=RateLimits(settings.redis_url, settings.read_api_rate_limit, "",
+                                   redis=redis) if settings.read_api_rate_limit else None,
         )
         app.state.collector = state
+        warming = asyncio.get_running_loop().run_in_executor(None, read_api.warm)
         # Everything loaded so far (FastAPI, pydantic, the user-agent and referrer tables) lives
         # as long as the process: move it out of the collector's sight. The cyclic collector
         # kept rescanning it while requests allocate; measured: half of a batch's CPU time.
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
         try:
             yield
         finally:
+            await warming
             await services.accept.connections.close()
             await redis.aclose()  # type: ignore[attr-defined]  # (types-redis predates it)
             if state.warehouse is not None:
@@ -101,4 +108,5 @@ def create_app(settings: Settings | None = None, *, fast_path: bool = True) -> F
     app.include_router(compat.router)
     app.include_router(tracker.router)
     app.include_router(reports.router)
+    app.include_router(read_api.router)
     return app

@@ -332,6 +332,17 @@ class Settings(BaseSettings):
         "pipeline_stale alert rules.",
     )
 
+    # --- read API (readapi/, collector/routers/read_api.py) ---------------------------------
+    # OpenPanel's export answers 100 requests per 10 s per client; the same here by default.
+    read_api_rate_limit: str = Field(
+        default="100/10second", description="Requests per read or root client to the read API "
+        "(/export/*, /api/v2/query; limits syntax; empty: no limit).",
+    )
+    read_api_timeout_s: int = Field(
+        default=30, ge=1, description="Longest a read API query may run in the warehouse "
+        "(max_execution_time); past it the answer is 503.",
+    )
+
     @model_validator(mode="after")
     def _warehouse_password(self) -> Settings:
         """No password configured (or an empty one): the embedded warehouse's own, generated at
