@@ -14,6 +14,7 @@ from trackhouse.commands import (
     accounts,
     collector,
     dashboards,
+    imports,
     lifecycle,
     models,
     orchestration,
@@ -31,6 +32,7 @@ app = typer.Typer(
 for module in (stack, warehouse, accounts, dashboards, orchestration, collector, models):
     module.register(app)
 lifecycle.register(app)  # privacy, retention, backup and restore
+imports.register(app)  # trackhouse import umami|ga4|openpanel
 
 
 @app.callback()
