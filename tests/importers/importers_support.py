@@ -106,11 +106,15 @@ class Landing:
                 "--collector-url", self.collector.url, *args]
 
     def run(self, source: str, project_id: str, *args: str) -> dict[str, Any]:
-        """``trackhouse import ... --json``: its summary."""
-        done = subprocess.run(self.command(source, project_id, *args, "--json"),
-                              capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
+        """``trackhouse import ... --json`` in this process (no interpreter to start): its
+        summary."""
+        from typer.testing import CliRunner
+
+        from trackhouse.cli import app
+
+        done = CliRunner().invoke(app, self.command(source, project_id, *args, "--json")[1:])
+        assert done.exit_code == 0, (done.output[-3000:], done.exception)
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     def kill_midway(self, source: str, project_id: str, *args: str) -> None:
         """Start an import and kill -9 it once a chunk (not all) is checkpointed."""
