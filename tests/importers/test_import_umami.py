@@ -23,11 +23,26 @@ def _args(umami: UmamiData, *extra: str) -> list[str]:
     return ["--database-url", umami.url, "--website-id", umami.website_id, *extra]
 
 
-def test_import_then_rerun_stores_each_event_once(landing: Landing, project: str,
+@pytest.fixture(scope="module")
+def imported(landing: Landing, umami: UmamiData) -> tuple[str, dict]:
+    """A project holding the whole Umami website, and the import's summary."""
+    from accounts import service
+    from accounts.db import session_scope
+
+    project = f"imp-umami-{umami.website_id[:8]}"
+    with session_scope() as session:
+        service.create_project(session, name=project, domain="shop.example.com",
+                               project_id=project, mirror=False)
+    summary = landing.run("umami", project, *_args(umami, "--chunk-size", "700"))
+    landing.wait_landed(project, umami.events - umami.bad_times - umami.bad_keys)
+    return project, summary
+
+
+def test_import_then_rerun_stores_each_event_once(landing: Landing, imported: tuple[str, dict],
                                                   umami: UmamiData) -> None:
     refused = umami.bad_times + umami.bad_keys
     good = umami.events - refused
-    first = landing.run("umami", project, *_args(umami, "--chunk-size", "700"))
+    project, first = imported
     assert first["run"] == {"read": umami.events, "imported": good, "duplicates": 0,
                             "refused": refused}, first
     reasons = {r["reason"]: r["count"] for r in first["refusals"]}
@@ -67,10 +82,12 @@ def test_kill_9_then_resume_loses_and_repeats_nothing(landing: Landing, project:
     assert landing.landed(project) == (good, good)
 
 
-def test_mapping_of_one_umami_event(landing: Landing, project: str, umami: UmamiData) -> None:
+def test_mapping_of_one_umami_event(landing: Landing, imported: tuple[str, dict],
+                                    umami: UmamiData) -> None:
     """Columns from the session, the page and the event data, as docs/importers.md says."""
-    landing.run("umami", project, *_args(umami))
     import psycopg
+
+    project = imported[0]
 
     with psycopg.connect(umami.url) as connection:
         event_id, session_id, path, plan, seats = connection.execute(
@@ -82,7 +99,6 @@ def test_mapping_of_one_umami_event(landing: Landing, project: str, umami: Umami
         browser, country, city, distinct = connection.execute(
             "select browser, country, city, distinct_id from session where session_id = %s",
             (session_id,)).fetchone()
-    landing.wait_landed(project, umami.events - umami.bad_times - umami.bad_keys)
     row = landing.client.query(
         f"select name, device_id, path, origin, browser, country, city, profile_id, "
         f"properties from {landing.settings.raw_database}.events where project_id = {{p:String}}"
@@ -96,3 +112,63 @@ def test_mapping_of_one_umami_event(landing: Landing, project: str, umami: Umami
     assert found["profile_id"] == (distinct or "")
     assert found["properties"]["seats"] == str(int(seats))
     assert event_id  # the source row exists
+
+
+def test_the_overview_of_a_past_month_equals_sql_on_umami(
+        landing: Landing, imported: tuple[str, dict], umami: UmamiData, tmp_path,
+        monkeypatch) -> None:
+    """After the import, the overview's visitors, page views and top pages of October 2026
+    equal SQL on Umami's tables under docs/metrics.md: a visitor is a distinct device, and an
+    Umami session is one device (Umami's "visitors" are its distinct sessions); a page view is
+    an event of type 1; a page's path is url_path. Umami's "visits" (visit_id) are not
+    Trackhouse sessions (those are recomputed with a 30-minute idle gap), so the overview's
+    session figures are not compared."""
+    from datetime import date
+
+    import psycopg
+
+    from trackhouse.dbt import run_dbt
+    from trackhouse.settings import get_settings
+
+    project = imported[0]
+    raw = landing.settings.raw_database
+    landing.client.command(
+        f"insert into {raw}.projects (id, name, domain, timezone, created_at, updated_at) "
+        "values ({p:String}, {p:String}, '', 'UTC', now64(3), now64(3))",
+        parameters={"p": project})
+    analytics = f"analytics_{raw}"
+    settings = landing.settings.model_copy(update={"analytics_database": analytics})
+    try:
+        result = run_dbt(["run", "--select", "+daily_visitor_states_current",
+                          "+daily_page_states_current", "--target-path", str(tmp_path),
+                          "--log-path", str(tmp_path)], settings)
+        assert result.success, result.exception or [
+            (r.node.name, r.message) for r in (result.result or []) if r.status != "success"]
+        monkeypatch.setenv("TRACKHOUSE_ANALYTICS_DATABASE", analytics)
+        get_settings.cache_clear()
+        from app.periods import DateRange
+        from app.queries.overview import event_totals, top_pages
+
+        october = DateRange(date(2026, 10, 1), date(2026, 10, 31), "UTC")
+        totals = event_totals(project, october)
+        current = totals[totals["current"] == 1].iloc[0]
+        pages = top_pages(project, october, limit=50)
+    finally:
+        for layer in ("", "_staging", "_intermediate"):
+            landing.client.command(f"drop database if exists {analytics}{layer} sync")
+        get_settings.cache_clear()
+
+    month = ("website_id = %(w)s and created_at >= '2026-10-01T00:00:00Z' "
+             "and created_at < '2026-11-01T00:00:00Z'")
+    with psycopg.connect(umami.url) as connection:
+        visitors, pageviews = connection.execute(
+            f"select count(distinct session_id), count(*) filter (where event_type = 1) "
+            f"from website_event where {month}", {"w": umami.website_id}).fetchone()
+        expected_pages = connection.execute(
+            f"select url_path, count(distinct session_id), count(*) from website_event "
+            f"where {month} and event_type = 1 group by url_path "
+            f"order by count(*) desc, url_path", {"w": umami.website_id}).fetchall()
+    assert pageviews > 100 and visitors > 50  # the month holds real traffic
+    assert (int(current["visitors"]), int(current["pageviews"])) == (visitors, pageviews)
+    assert [(p, int(v), int(n)) for p, v, n in pages[["path", "visitors", "pageviews"]]
+            .itertuples(index=False)] == expected_pages
