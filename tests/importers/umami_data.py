@@ -136,10 +136,11 @@ def _fill(connection: psycopg.Connection, data: UmamiData, sessions: int, rng: r
         data_rows.append((str(uuid.uuid4()), website, event_id, "k" * 300, "v", None, 1))
         data.bad_keys += 1
     with connection.cursor() as cursor:
-        cursor.executemany(
-            "insert into session (session_id, website_id, browser, os, device, screen, "
-            "language, country, region, city, distinct_id, created_at) values "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", session_rows)
+        with cursor.copy(
+            "copy session (session_id, website_id, browser, os, device, screen, language, "
+            "country, region, city, distinct_id, created_at) from stdin") as copy:
+            for row in session_rows:
+                copy.write_row(row)
         with cursor.copy(
             "copy website_event (event_id, website_id, session_id, visit_id, created_at, "
             "url_path, url_query, utm_source, utm_medium, utm_campaign, referrer_domain, "
