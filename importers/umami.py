@@ -78,7 +78,7 @@ class UmamiSource:
             "s.browser, s.os, s.device, s.screen, s.language, s.country, "
             f"{region}, s.city, {distinct} "
             "from website_event e left join session s on s.session_id = e.session_id "
-            "where e.website_id = %(website)s and e.created_at is not null "
+            "where e.website_id = %(website)s and e.created_at >= %(after)s "
             "and (e.created_at, e.event_id) > (%(after)s, %(after_id)s::uuid) "
             "order by e.created_at, e.event_id limit %(limit)s")
 
@@ -103,7 +103,7 @@ class UmamiSource:
     def count(self, position: str | None) -> int | None:
         row = self.connection.execute(
             "select count(*) from website_event e where e.website_id = %(website)s "
-            "and e.created_at is not null "
+            "and e.created_at >= %(after)s "
             "and (e.created_at, e.event_id) > (%(after)s, %(after_id)s::uuid)",
             {"website": self.website_id, **self._after(position)}).fetchone()
         return int(row[0]) if row else None
@@ -144,10 +144,12 @@ class UmamiSource:
         utm, session, distinct_id = rest[:5], rest[5:13], rest[13]
         host = hostname or self.domain
         query = url_query or ""
-        present = dict(parse_qsl(query))
-        missing = {c: v for c, v in zip(UTM_COLUMNS, utm, strict=True) if v and c not in present}
-        if missing:  # UTM kept in columns but not in the stored query
-            query = f"{query}&{urlencode(missing)}" if query else urlencode(missing)
+        if any(utm):  # UTM kept in columns but not in the stored query go into the URL
+            present = dict(parse_qsl(query))
+            missing = {c: v for c, v in zip(UTM_COLUMNS, utm, strict=True)
+                       if v and c not in present}
+            if missing:
+                query = f"{query}&{urlencode(missing)}" if query else urlencode(missing)
         page = f"https://{host}{url_path or '/'}" if host else (url_path or "")
         if query:
             page += f"?{query}"
