@@ -8,6 +8,7 @@ and the region as ``subdivision1`` and had no UTM columns, so those are looked u
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -40,6 +41,11 @@ class UmamiSource:
     name = "umami"
 
     def __init__(self, database_url: str, website_id: str) -> None:
+        try:
+            website_id = str(uuid.UUID(website_id))
+        except ValueError:
+            raise ImportFailed(f"--website-id must be Umami's website UUID, not "
+                               f"{website_id[:60]!r}") from None
         url = _database_url(database_url)
         try:
             self.connection = psycopg.connect(url, autocommit=True)
@@ -101,21 +107,28 @@ class UmamiSource:
                 "after_id": state["event_id"]}
 
     def count(self, position: str | None) -> int | None:
-        row = self.connection.execute(
-            "select count(*) from website_event e where e.website_id = %(website)s "
-            "and e.created_at >= %(after)s "
-            "and (e.created_at, e.event_id) > (%(after)s, %(after_id)s::uuid)",
-            {"website": self.website_id, **self._after(position)}).fetchone()
+        try:
+            row = self.connection.execute(
+                "select count(*) from website_event e where e.website_id = %(website)s "
+                "and e.created_at >= %(after)s "
+                "and (e.created_at, e.event_id) > (%(after)s, %(after_id)s::uuid)",
+                {"website": self.website_id, **self._after(position)}).fetchone()
+        except psycopg.Error as error:
+            raise ImportFailed(f"reading Umami's tables failed: {error}") from None
         return int(row[0]) if row else None
 
     def chunks(self, position: str | None, size: int) -> Iterator[Chunk]:
         after = self._after(position)
         while True:
-            rows = self.connection.execute(
-                self._query, {"website": self.website_id, "limit": size, **after}).fetchall()
+            try:
+                rows = self.connection.execute(
+                    self._query, {"website": self.website_id, "limit": size, **after}
+                ).fetchall()
+                data = self._event_data([row[0] for row in rows]) if rows else {}
+            except psycopg.Error as error:
+                raise ImportFailed(f"reading Umami's tables failed: {error}") from None
             if not rows:
                 return
-            data = self._event_data([row[0] for row in rows])
             messages, ids = [], []
             for row in rows:
                 messages.append(self.message(row, data.get(row[0])))

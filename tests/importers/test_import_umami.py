@@ -172,3 +172,26 @@ def test_the_overview_of_a_past_month_equals_sql_on_umami(
     assert (int(current["visitors"]), int(current["pageviews"])) == (visitors, pageviews)
     assert [(p, int(v), int(n)) for p, v, n in pages[["path", "visitors", "pageviews"]]
             .itertuples(index=False)] == expected_pages
+
+
+def test_bad_input_gets_a_clear_error_and_stores_nothing(landing: Landing, project: str,
+                                                         umami: UmamiData) -> None:
+    from typer.testing import CliRunner
+
+    from trackhouse.cli import app
+
+    def run(*args: str) -> tuple[int, str]:
+        done = CliRunner().invoke(app, landing.command("umami", *args)[1:])
+        return done.exit_code, " ".join(done.output.split())
+
+    code, output = run(project, "--database-url", umami.url, "--website-id", "1; drop table x")
+    assert code == 1 and "--website-id must be Umami's website UUID" in output
+    code, output = run("no-such-project", *_args(umami))
+    assert code == 1 and "no project with id 'no-such-project'" in output
+    code, output = run(project, *_args(umami, "--client-id", "nope", "--client-secret", "x"))
+    assert code == 1 and "refused the chunk with 401" in output, output
+    code, output = run(project, "--database-url", "postgresql://postgres@127.0.0.1:1/x",
+                       "--website-id", umami.website_id)
+    assert code == 1 and "cannot connect to the Umami database" in output
+    assert (checkpoint(project) or {}).get("read", 0) == 0
+    assert landing.landed(project) == (0, 0)
