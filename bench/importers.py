@@ -14,13 +14,20 @@ Figures per source, from the same run:
 2. end to end: events/s from the start of the import until the collector acknowledged the
    last chunk (each acknowledged chunk is checkpointed), and until ``count()`` of the
    project in ClickHouse reached the imported events (landed);
-3. a rerun with ``--restart``: events/s when every event is answered ``duplicate``.
+3. collector floor: the same messages, read into memory first, sent by the same engine (no
+   source reading, no checkpoints): what the import path takes without the importer;
+4. a rerun with ``--restart``: events/s when every event is answered ``duplicate``.
+
+On a shared machine the rates say little alone; the CPU figures do: CPU microseconds per
+event of the importer process and of the stack (collector, worker, warehouse, Redis; not
+PostgreSQL, which is the machine's), and what they allow on the idle cores of this machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -36,6 +43,9 @@ sys.path.insert(0, str(ROOT))  # before bench/ (bench/warehouse.py) and tests/ (
 sys.path.append(str(ROOT / "tests"))
 sys.path.append(str(ROOT / "tests" / "importers"))  # generated data of the tests
 from conftest import free_port, wait_for_http  # noqa: E402  (the test suite's helpers)
+
+sys.path.append(str(ROOT / "bench"))
+from ingest import tree_cpu_seconds  # noqa: E402  (bench/ingest.py's /proc reader)
 
 BIN = Path(sys.executable).parent
 
@@ -114,24 +124,66 @@ class Stack:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Replay:
+    """Messages held in memory, sent as a source: the collector floor."""
+
+    name = "replay"
+    description = "replay"
+
+    def __init__(self, chunks: list) -> None:
+        self.key = uuid.uuid4().hex
+        self.chunks_ = chunks
+
+    def count(self, position: str | None) -> int | None:
+        return None
+
+    def chunks(self, position: str | None, size: int):  # type: ignore[no-untyped-def]
+        yield from self.chunks_
+
+
 def measure(stack: Stack, name: str, make_source, args: argparse.Namespace) -> dict[str, float]:
-    from importers.runner import Options, import_source
+    from importers.engine import Sender
+    from importers.runner import Options, import_source, import_target
 
     source = make_source()
-    started = time.perf_counter()
-    read = sum(len(chunk.messages) for chunk in source.chunks(None, args.chunk_size))
+    started, cpu = time.perf_counter(), own_cpu_seconds()
+    held = list(source.chunks(None, args.chunk_size))
+    read = sum(len(chunk.messages) for chunk in held)
     read_s = time.perf_counter() - started
+    source_cpu = own_cpu_seconds() - cpu
 
     project = stack.project(name)
     options = Options(collector_url=stack.collector_url, chunk_size=args.chunk_size,
                       concurrency=args.concurrency)
-    started = time.perf_counter()
+    stack_cpu = sum(tree_cpu_seconds(p.pid) for p in stack.processes)
+    started, cpu = time.perf_counter(), own_cpu_seconds()
     outcome = import_source(project, make_source(), options)
     acked_s = time.perf_counter() - started
     imported = outcome.run.imported
     while stack.landed(project) < imported:
         time.sleep(0.05)
     landed_s = time.perf_counter() - started
+    importer_cpu = own_cpu_seconds() - cpu
+    stack_cpu = sum(tree_cpu_seconds(p.pid) for p in stack.processes) - stack_cpu
+
+    # the collector floor: the same messages into a project of their own, no source reads
+    from importers.checkpoints import DatabaseCheckpoints
+    from importers.engine import run_import
+
+    floor_project = stack.project(f"{name}-floor")
+    replay = Replay(held)
+    with import_target(floor_project, options) as target:
+        sender = Sender(target)
+        started = time.perf_counter()
+        run_import(replay, sender, DatabaseCheckpoints(floor_project, replay),
+                   chunk_size=args.chunk_size, concurrency=args.concurrency)
+        floor_s = time.perf_counter() - started
+        sender.http.close()
 
     started = time.perf_counter()
     again = import_source(project, make_source(),
@@ -140,8 +192,10 @@ def measure(stack: Stack, name: str, make_source, args: argparse.Namespace) -> d
     rerun_s = time.perf_counter() - started
     return {"rows": read, "imported": imported, "refused": outcome.run.refused,
             "source_per_s": read / read_s, "acked_per_s": imported / acked_s,
-            "landed_per_s": imported / landed_s, "rerun_per_s": again.run.read / rerun_s,
-            "rerun_duplicates": again.run.duplicates}
+            "landed_per_s": imported / landed_s, "floor_per_s": read / floor_s,
+            "rerun_per_s": again.run.read / rerun_s, "rerun_duplicates": again.run.duplicates,
+            "source_cpu_us": source_cpu / read * 1e6, "importer_cpu_us": importer_cpu / read * 1e6,
+            "stack_cpu_us": stack_cpu / read * 1e6}
 
 
 def main() -> None:
@@ -184,12 +238,20 @@ def main() -> None:
     print(f"\nload average during the run (1/5/15 min): {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f} on {os.cpu_count()} cores")
     print(f"{'source':8} {'rows':>9} {'source/s':>10} {'acked/s':>9} {'landed/s':>9} "
-          f"{'rerun/s':>9}")
+          f"{'floor/s':>9} {'rerun/s':>9}")
     for name, f in figures.items():
         print(f"{name:8} {f['rows']:>9,.0f} {f['source_per_s']:>10,.0f} "
-              f"{f['acked_per_s']:>9,.0f} {f['landed_per_s']:>9,.0f} {f['rerun_per_s']:>9,.0f}"
-              f"   (imported {f['imported']:,.0f}, refused {f['refused']:,.0f}, rerun "
-              f"duplicates {f['rerun_duplicates']:,.0f})")
+              f"{f['acked_per_s']:>9,.0f} {f['landed_per_s']:>9,.0f} {f['floor_per_s']:>9,.0f}"
+              f" {f['rerun_per_s']:>9,.0f}   (imported {f['imported']:,.0f}, refused "
+              f"{f['refused']:,.0f}, rerun duplicates {f['rerun_duplicates']:,.0f})")
+    cores = os.cpu_count() or 1
+    print(f"\nCPU microseconds per event (end to end, until landed); events/s that {cores} idle "
+          "cores allow at that cost:")
+    for name, f in figures.items():
+        total = f["importer_cpu_us"] + f["stack_cpu_us"]
+        print(f"{name:8} importer {f['importer_cpu_us']:6.1f} (source reading and mapping "
+              f"{f['source_cpu_us']:.1f}), stack {f['stack_cpu_us']:6.1f}, total {total:6.1f}"
+              f" -> {cores / total * 1e6:,.0f} events/s")
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ class Target:
 
 
 class Sender:
-    """Posts chunks to ``/track/batch?import=true`` and returns the per-event results."""
+    """Posts chunks to ``/track/batch?import=true`` (a JSON array each) and returns the
+    per-event results."""
 
     def __init__(self, target: Target, http: httpx.Client | None = None, *,
                  retries: int = 8) -> None:
@@ -133,12 +134,12 @@ class Sender:
             "openpanel-client-id": target.client_id,
             "openpanel-client-secret": target.secret,
             "x-trackhouse-import": "true",
-            "content-type": "application/x-ndjson",
+            "content-type": "application/json",
             "user-agent": "trackhouse-import",
         }
 
     def send(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        body = b"\n".join(orjson.dumps(message) for message in messages)
+        body = orjson.dumps(messages)  # a JSON array: one parse on each side, not one a line
         delay = 0.5
         for attempt in range(self.retries + 1):
             try:
