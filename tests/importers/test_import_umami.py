@@ -195,3 +195,28 @@ def test_bad_input_gets_a_clear_error_and_stores_nothing(landing: Landing, proje
     assert code == 1 and "cannot connect to the Umami database" in output
     assert (checkpoint(project) or {}).get("read", 0) == 0
     assert landing.landed(project) == (0, 0)
+
+
+def test_a_rerun_imports_what_umami_gained_since(landing: Landing, project: str) -> None:
+    """The checkpoint is a keyset position: events Umami recorded after the import are the
+    next run's, and only they are read."""
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    with umami_database(sessions=5, seed=3) as small:
+        first = landing.run("umami", project, *_args(small))
+        assert first["run"]["read"] == small.events
+        with psycopg.connect(small.url, autocommit=True) as connection:
+            session_id = connection.execute("select session_id from session limit 1"
+                                            ).fetchone()[0]
+            for day in (1, 2):
+                connection.execute(
+                    "insert into website_event (event_id, website_id, session_id, visit_id, "
+                    "created_at, url_path, event_type, hostname) values (gen_random_uuid(), "
+                    "%s, %s, gen_random_uuid(), %s, '/new', 1, 'shop.example.com')",
+                    (small.website_id, session_id, datetime(2026, 12, day, tzinfo=UTC)))
+        later = landing.run("umami", project, *_args(small))
+    assert later["resumed"] is True
+    assert later["run"] == {"read": 2, "imported": 2, "duplicates": 0, "refused": 0}, later
+    assert later["total"]["read"] == small.events + 2
