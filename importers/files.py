@@ -87,6 +87,17 @@ def _parquet(path: Path, rows_done: int) -> Iterator[tuple[Record | Exception, i
         skip = 0
 
 
+def _readable(records: Iterator[tuple[Record | Exception, int]], path: Path
+              ) -> Iterator[tuple[Record | Exception, int]]:
+    """The records, a file that cannot be read (not UTF-8, a NUL in a CSV, a broken Parquet
+    or gzip file) stopping the import with its name: what was acknowledged stays
+    checkpointed."""
+    try:
+        yield from records
+    except Exception as error:  # noqa: BLE001 - any reader's error: the file is bad
+        raise ImportFailed(f"{path.name} cannot be read: {error}") from None
+
+
 def count_rows(path: Path) -> int | None:
     """Rows of a file without parsing them (None for gzip: too slow to count first)."""
     kind = _kind(path)
@@ -130,7 +141,12 @@ class FileSource:
 
     def count(self, position: str | None) -> int | None:
         first, rows_done, _ = self._state(position)
-        counts = [count_rows(path) for path in self.paths[first:]]
+        counts = []
+        for path in self.paths[first:]:
+            try:
+                counts.append(count_rows(path))
+            except Exception as error:  # noqa: BLE001 - any reader's error: the file is bad
+                raise ImportFailed(f"{path.name} cannot be read: {error}") from None
         if any(c is None for c in counts):
             return None
         return max(sum(c for c in counts if c is not None) - rows_done, 0)
@@ -145,7 +161,7 @@ class FileSource:
                        _ndjson(path, rows_done, offset))
             chunk = Chunk([], [], "")
             row = rows_done
-            for record, after in records:
+            for record, after in _readable(records, path):
                 try:
                     if isinstance(record, Exception):
                         raise record

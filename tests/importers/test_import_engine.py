@@ -72,3 +72,26 @@ def test_openpanel_maps() -> None:
     assert map_value({"a": "1"}) == {"a": "1"}
     with pytest.raises(Refuse):
         map_value("not a map")
+
+
+def test_an_unreadable_file_stops_with_its_name(tmp_path: Path) -> None:
+    from importers.engine import ImportFailed
+    from importers.ga4 import Ga4Source
+    from importers.openpanel import OpenPanelSource
+
+    broken = tmp_path / "events.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(ImportFailed, match="events.parquet cannot be read"):
+        Ga4Source([broken]).count(None)
+    latin = tmp_path / "events.csv"
+    latin.write_bytes(b"id,name\n1,caf\xe9\n")
+    with pytest.raises(ImportFailed, match="events.csv cannot be read"):
+        list(OpenPanelSource([latin]).chunks(None, 10))
+    lines = tmp_path / "events.json"
+    lines.write_bytes(b'{"event_name": "x", "event_timestamp": "1"}\n[1]\n\xff\xfe\n')
+    chunks = list(Ga4Source([lines]).chunks(None, 10))
+    refused = [r for c in chunks for r in c.refused]
+    assert sum(len(c.messages) for c in chunks) == 1
+    assert [row for row, _ in refused] == ["events.json:2", "events.json:3"]
+    assert refused[0][1] == "a JSON line that is not an object"
+    assert refused[1][1].startswith("not a JSON line")
