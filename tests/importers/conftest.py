@@ -18,10 +18,11 @@ sys.path.insert(0, str(Path(__file__).parent))  # importers_support beside this 
 from importers_support import Collector, Landing, start_worker  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def landing(migrated: None, redis_server, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Landing]:
-    """A raw database of the module's own, a worker landing into it, and a collector."""
+@pytest.fixture(scope="session")
+def import_stack(migrated: None, redis_server, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple]:
+    """A raw database of the importer tests' own and a collector (shared by their modules:
+    neither consumes anything while other tests run)."""
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
     from warehouse.migrate import migrate
@@ -30,20 +31,30 @@ def landing(migrated: None, redis_server, tmp_path_factory: pytest.TempPathFacto
     settings = get_settings().model_copy(
         update={"raw_database": f"imports_{uuid.uuid4().hex[:8]}"})
     migrate(settings=settings)
-    worker = start_worker(root / "worker.log", settings.raw_database)
     collector = Collector.start(root / "collector.log")
     client = warehouse(settings)
     try:
-        yield Landing(settings, client, collector, root)
+        yield settings, client, collector, root
     finally:
         collector.stop()
+        client.command(f"drop database if exists {settings.raw_database} sync")
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def landing(import_stack: tuple) -> Iterator[Landing]:
+    """The stack, and a worker landing into its raw database for this module only (a worker
+    left running would land other tests' imports into it)."""
+    settings, client, collector, root = import_stack
+    worker = start_worker(root / "worker.log", settings.raw_database)
+    try:
+        yield Landing(settings, client, collector, root)
+    finally:
         worker.terminate()
         try:
             worker.wait(20)
         except subprocess.TimeoutExpired:
             worker.kill()
-        client.command(f"drop database if exists {settings.raw_database} sync")
-        client.close()
 
 
 @pytest.fixture
