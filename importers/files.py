@@ -121,7 +121,8 @@ class FileSource:
 
     def __init__(self, paths: list[Path]) -> None:
         self.paths = [Path(p) for p in paths]
-        parts = [f"{p.name}:{p.stat().st_size}" for p in self.paths]
+        # where and how big each file is (hashed): same-named exports of other days differ
+        parts = [f"{p.resolve()}:{p.stat().st_size}" for p in self.paths]
         self.key = source_key(self.name, *parts)
         names = ", ".join(p.name for p in self.paths[:3])
         more = f" and {len(self.paths) - 3} more" if len(self.paths) > 3 else ""

@@ -95,3 +95,15 @@ def test_an_unreadable_file_stops_with_its_name(tmp_path: Path) -> None:
     assert [row for row, _ in refused] == ["events.json:2", "events.json:3"]
     assert refused[0][1] == "a JSON line that is not an object"
     assert refused[1][1].startswith("not a JSON line")
+
+
+def test_same_named_exports_of_other_folders_are_other_imports(tmp_path: Path) -> None:
+    from importers.ga4 import Ga4Source
+
+    for day in ("a", "b"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "000000000000.json").write_text("{}\n")
+    first = Ga4Source([tmp_path / "a" / "000000000000.json"])
+    second = Ga4Source([tmp_path / "b" / "000000000000.json"])
+    assert first.key != second.key
+    assert first.key == Ga4Source([tmp_path / "a" / "000000000000.json"]).key
