@@ -157,6 +157,10 @@ class Sender:
                 if len(results) != len(messages):
                     raise ImportFailed("the collector answered a different number of results")
                 return results
+            if answer.status_code == 413 and len(messages) > 1:
+                # over the collector's body limit: each half on its own, results in order
+                half = len(messages) // 2
+                return self.send(messages[:half]) + self.send(messages[half:])
             if answer.status_code in RETRY_STATUSES and attempt < self.retries:
                 wait = answer.headers.get("retry-after", "")
                 time.sleep(min(float(wait), 30) if wait.isdigit() else delay)

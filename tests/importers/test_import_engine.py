@@ -107,3 +107,4 @@ def test_same_named_exports_of_other_folders_are_other_imports(tmp_path: Path) -
     second = Ga4Source([tmp_path / "b" / "000000000000.json"])
     assert first.key != second.key
     assert first.key == Ga4Source([tmp_path / "a" / "000000000000.json"]).key
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from export_data import (
     ga4_rows,
     openpanel_profiles,
@@ -108,3 +109,35 @@ def test_openpanel_kill_9_then_resume(landing: Landing, project: str, tmp_path: 
     assert checkpoint(project)["finished"]  # type: ignore[index]
     landing.wait_landed(project, good)
     assert landing.landed(project) == (good, good)
+
+
+def test_a_chunk_over_the_collectors_body_limit_is_sent_in_halves(
+        landing: Landing, project: str) -> None:
+    """The collector (in-process, real Redis) with a 1 KiB body limit (16 KiB a batch)
+    answers 413 to a 40 KB chunk: the sender splits it until the halves pass, results in
+    order."""
+    from fastapi.testclient import TestClient
+
+    from accounts import service
+    from accounts.db import session_scope
+    from collector.main import create_app
+    from importers.engine import Sender, Target
+    from trackhouse.settings import get_settings
+
+    with session_scope() as session:
+        client, secret = service.create_client(session, project_id=project)
+        client_id = client.id
+    assert secret is not None
+    settings = get_settings().model_copy(update={"collector_max_body_bytes": 1024})
+    messages = [{"type": "track", "payload": {"name": f"e{n}", "properties": {
+        "__eventId": f"split-{n}", "__timestamp": 1_780_000_000_000 + n, "pad": "x" * 300}}}
+        for n in range(100)]
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as http:
+        sender = Sender(Target("http://127.0.0.1", client_id, secret), http)
+        whole = http.post("/track/batch?import=true", content=orjson.dumps(messages),
+                          headers=sender.headers)
+        assert whole.status_code == 413, whole.text  # the whole chunk is over the limit
+        results = sender.send(messages)
+        again = sender.send(messages[::-1])
+    assert [r["status"] for r in results] == ["accepted"] * 100
+    assert [r["status"] for r in again] == ["duplicate"] * 100
