@@ -55,12 +55,14 @@ class Stack:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="trackhouse-bench-importers-"))
         self.processes: list[subprocess.Popen] = []
+        self.names: dict[str, subprocess.Popen] = {}
 
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
         process = subprocess.Popen(command, env=env, cwd=ROOT,
                                    stdout=(self.tmp / f"{name}.log").open("ab"),
                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.processes.append(process)
+        self.names[name] = process
         return process
 
     def setup(self) -> None:
@@ -160,7 +162,7 @@ def measure(stack: Stack, name: str, make_source, args: argparse.Namespace) -> d
     project = stack.project(name)
     options = Options(collector_url=stack.collector_url, chunk_size=args.chunk_size,
                       concurrency=args.concurrency)
-    stack_cpu = sum(tree_cpu_seconds(p.pid) for p in stack.processes)
+    parts_cpu = {n: tree_cpu_seconds(p.pid) for n, p in stack.names.items()}
     started, cpu = time.perf_counter(), own_cpu_seconds()
     outcome = import_source(project, make_source(), options)
     acked_s = time.perf_counter() - started
@@ -169,7 +171,8 @@ def measure(stack: Stack, name: str, make_source, args: argparse.Namespace) -> d
         time.sleep(0.05)
     landed_s = time.perf_counter() - started
     importer_cpu = own_cpu_seconds() - cpu
-    stack_cpu = sum(tree_cpu_seconds(p.pid) for p in stack.processes) - stack_cpu
+    parts_cpu = {n: tree_cpu_seconds(p.pid) - parts_cpu[n] for n, p in stack.names.items()}
+    stack_cpu = sum(parts_cpu.values())
 
     # the collector floor: the same messages into a project of their own, no source reads
     from importers.checkpoints import DatabaseCheckpoints
@@ -195,7 +198,8 @@ def measure(stack: Stack, name: str, make_source, args: argparse.Namespace) -> d
             "landed_per_s": imported / landed_s, "floor_per_s": read / floor_s,
             "rerun_per_s": again.run.read / rerun_s, "rerun_duplicates": again.run.duplicates,
             "source_cpu_us": source_cpu / read * 1e6, "importer_cpu_us": importer_cpu / read * 1e6,
-            "stack_cpu_us": stack_cpu / read * 1e6}
+            "stack_cpu_us": stack_cpu / read * 1e6,
+            **{f"{n}_cpu_us": cpu / read * 1e6 for n, cpu in parts_cpu.items()}}
 
 
 def main() -> None:
@@ -252,6 +256,9 @@ def main() -> None:
         print(f"{name:8} importer {f['importer_cpu_us']:6.1f} (source reading and mapping "
               f"{f['source_cpu_us']:.1f}), stack {f['stack_cpu_us']:6.1f}, total {total:6.1f}"
               f" -> {cores / total * 1e6:,.0f} events/s")
+        print("         stack by process: " + ", ".join(
+            f"{n} {f[f'{n}_cpu_us']:.1f}" for n in ("collector", "worker", "warehouse", "redis")
+            if f"{n}_cpu_us" in f))
 
 
 if __name__ == "__main__":
