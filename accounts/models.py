@@ -367,3 +367,31 @@ class ReportSubscription(Base):
     last_period: Mapped[str] = mapped_column(String(16), default="")
     last_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str] = mapped_column(String(2000), default="")
+class ImportCheckpoint(Base):
+    """How far one history import (``trackhouse import``) got: the source position after the
+    last chunk the collector acknowledged, and the running counts. Keyed by the project and
+    the source (``importers.engine``); committed only after an acknowledgement, so a killed
+    import resumes at the first chunk not known to be stored."""
+
+    __tablename__ = "import_checkpoints"
+    __table_args__ = (
+        Index("ix_import_checkpoints_project_source", "project_id", "source_key", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # umami | ga4 | openpanel
+    # what was imported: a hash of the database and website, or of the files' names and sizes
+    source_key: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    # the source's own position (JSON text) after the last acknowledged chunk; None: start
+    position: Mapped[str | None] = mapped_column(String(2000), default=None)
+    read: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    # refusal reason -> count, over every run
+    refusals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -16,6 +16,7 @@ from trackhouse.commands import (
     cluster,
     collector,
     dashboards,
+    imports,
     lifecycle,
     models,
     orchestration,
@@ -37,6 +38,7 @@ lifecycle.register(app)  # privacy, retention, backup and restore
 cluster.register(app)  # migrate-sql: the raw-schema DDL, cluster mode
 share.register(app)  # public share links
 alerts.register(app)  # alerts and e-mail reports
+imports.register(app)  # trackhouse import umami|ga4|openpanel
 
 
 @app.callback()
