@@ -21,6 +21,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='event_id',
+        skip_delete_of_new_keys=true,
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toMonday(created_at)',
         query_settings={'max_partitions_per_insert_block': 0},
@@ -38,10 +39,7 @@ raw_events as (
     -- the id column is read, every other column only for those ids' rows (ClickHouse would
     -- otherwise move the cheaper filters below first and read them for every row). The inner
     -- scan skips old granules by the raw table's received_at index.
-    prewhere id in (
-        select id from {{ source('trackhouse', 'events') }}
-        where received_at > {{ incremental_watermark('received_at') }}
-    )
+    prewhere id in ({{ new_event_ids() }})
     {%- endif %}
     where {{ counted_raw_event(run_started()) }}
 
@@ -91,6 +89,31 @@ renamed as (
 
     from deduplicated
 
+){% if is_incremental() %},
+
+-- The copies this table already holds of the batch's ids. A batch re-reads the last
+-- `reprocess_minutes`, so most of its ids are stored already, with the same winning copy;
+-- rewriting those rows would cost a DELETE (a mutation of every part) on every run. Only ids
+-- that are new, or whose first-received copy changed (an earlier-received copy stored late),
+-- are written; the delete+insert then deletes only when one of those is stored
+-- (macros/delete_insert.sql, skip_delete_of_new_keys).
+stored as (
+
+    select event_id, received_at, created_at, device_id
+    from {{ this }}
+    prewhere event_id in ({{ new_event_ids() }})
+
+),
+
+changed as (
+
+    select * from renamed
+    where (event_id, received_at, created_at, device_id) not in (select * from stored)
+
 )
 
+select * from changed
+{% else %}
+
 select * from renamed
+{% endif %}
