@@ -34,6 +34,10 @@
                      'order by project_id, created_at',
         }],
         settings={'lightweight_mutation_projection_mode': 'rebuild'},
+        -- the incremental marts select the devices and days with events received since their
+        -- last run: live events' receive times follow their week, so older weeks are skipped
+        indexes=[{'name': 'received_at_minmax',
+                  'definition': 'received_at type minmax granularity 1'}],
     )
 }}
 
