@@ -17,7 +17,9 @@
     weeks of the days they recompute. The projection `by_time` keeps the few columns of the
     dashboards' open days (macros/current_days.sql) sorted by time, so that a day's events are
     read as a range instead of from every granule of their week (docs/decisions/0014); a
-    DELETE rebuilds it for the parts it changes.
+    DELETE rebuilds it for the parts it changes. The received_at index lets the incremental
+    marts' scans for the rows received since their last run skip the older weeks (live events'
+    receive times follow their week).
 -#}
 {{
     config(
@@ -34,8 +36,6 @@
                      'order by project_id, created_at',
         }],
         settings={'lightweight_mutation_projection_mode': 'rebuild'},
-        -- the incremental marts select the devices and days with events received since their
-        -- last run: live events' receive times follow their week, so older weeks are skipped
         indexes=[{'name': 'received_at_minmax',
                   'definition': 'received_at type minmax granularity 1'}],
     )
