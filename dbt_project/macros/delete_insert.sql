@@ -4,12 +4,12 @@
     rows is stored at all, and runs the DELETE only then. A lightweight DELETE is a mutation of
     every part of the table even when it matches no row (about 2 s on stg_events at 10 M events,
     docs/decisions/0014); deleting nothing changes nothing, so skipping it is exact. The rest
-    is the adapter's macro as it was (no distributed tables here: `is_distributed` is kept for
-    the signature only and passed through to the adapter's own macro).
+    is the adapter's macro as it was; every other model, and distributed tables, get the
+    adapter's own macro (`dbt.`: the namespace of dbt's and the adapter's macros).
 -#}
 {% macro clickhouse__incremental_delete_insert(existing_relation, unique_key, incremental_predicates, is_distributed=False) %}
     {%- if is_distributed or not config.get('skip_delete_of_new_keys', false) %}
-        {%- do return(dbt_clickhouse.clickhouse__incremental_delete_insert(
+        {%- do return(dbt.clickhouse__incremental_delete_insert(
                 existing_relation, unique_key, incremental_predicates, is_distributed)) %}
     {%- endif %}
     {% set new_data_relation = existing_relation.incorporate(path={"identifier": existing_relation.identifier
