@@ -14,10 +14,7 @@
     every reader sort the whole raw table. Each run takes every copy of every event id received
     since the last run (minus `reprocess_minutes`) and replaces those ids. Sorted by device and
     time for the session models; partitioned by week so that the per-day marts re-read only the
-    weeks of the days they recompute. The projection `by_time` keeps the few columns of the
-    dashboards' open days (macros/current_days.sql) sorted by time, so that a day's events are
-    read as a range instead of from every granule of their week (docs/decisions/0014); a
-    DELETE rebuilds it for the parts it changes. The received_at index lets the incremental
+    weeks of the days they recompute. The received_at index lets the incremental
     marts' scans for the rows received since their last run skip the older weeks (live events'
     receive times follow their week).
 -#}
@@ -30,12 +27,6 @@
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toMonday(created_at)',
         query_settings={'max_partitions_per_insert_block': 0},
-        projections=[{
-            'name': 'by_time',
-            'query': 'select project_id, created_at, device_id, is_pageview, path '
-                     'order by project_id, created_at',
-        }],
-        settings={'lightweight_mutation_projection_mode': 'rebuild'},
         indexes=[{'name': 'received_at_minmax',
                   'definition': 'received_at type minmax granularity 1'}],
     )
