@@ -127,21 +127,9 @@ def _event_series(project_id: str, span: DateRange, granularity: Granularity,
 
 def _state_series(project_id: str, span: DateRange, granularity: Granularity,
                   split: DateRange) -> pd.DataFrame:
-    """The same figures from the day states of daily_visitor_states_current, merged per week
-    or month (exact distinct visitors of each bucket); per day, the finished figures of
-    daily_visitors_current (a day's own state merged alone would rebuild its set of devices)."""
+    """The same figures from the day states of daily_visitor_states_current, merged per day,
+    week or month (exact distinct visitors of each bucket)."""
     bucket = DAY_BUCKET_SQL[granularity]
-    if granularity is Granularity.DAY:
-        return run(
-            f"""select day >= {{current_day:Date}} as current,
-                   toString(toDateTime({bucket}, 'UTC')) as bucket,
-                   sum(visitors) as visitors, sum(pageviews) as pageviews
-            from {mart('daily_visitors_current')}
-            where {SESSIONS_IN_RANGE}
-            group by current, bucket order by current, bucket""",
-            {**range_params(project_id, span), "current_day": split.start},
-            columns=("current", "bucket", "visitors", "pageviews"),
-        )
     return run(
         f"""select day >= {{current_day:Date}} as current,
                toString(toDateTime({bucket}, 'UTC')) as bucket,
@@ -159,8 +147,8 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
                  filters: Filters = ()) -> pd.DataFrame:
     """Visitors and page views per bucket of the range and of the previous period.
 
-    Table decider: days without filters read daily_visitors_current (a row per day), weeks and
-    months merge the day states of daily_visitor_states_current; hours and filtered views read
+    Table decider: days, weeks and months without filters merge the day states of
+    daily_visitor_states_current (a few hundred rows); hours and filtered views read
     events_current. Rows: (current, bucket as local wall-clock text, visitors, pageviews).
     """
     span = DateRange(date_range.previous().start, date_range.end, date_range.tz)

@@ -9,23 +9,18 @@
     stg_events in the same run cannot make a view miss or repeat an event.
 -#}
 
-{% macro current_cutoff(mart=none) -%}
-    {#-
-        `mart`: a per-day mart with last_received_at whose closed days a view reads; its own
-        cutoff, which is never later than the one events_current splits at (daily_visitor_states,
-        the default) when it was built in the same run or before.
-    -#}
+{% macro current_cutoff() -%}
     (
         select maxIf(last_received_at, last_received_at <= now64(3))
             - toIntervalMinute({{ var('reprocess_minutes') }})
-        from {{ mart if mart is not none else ref('daily_visitor_states') }}
+        from {{ ref('daily_visitor_states') }}
     )
 {%- endmacro %}
 
 
-{% macro open_day(project_id='project_id', mart=none) -%}
+{% macro open_day(project_id='project_id') -%}
     {#- The first project day a per-day mart may lack events of: the day of the cutoff. -#}
-    {{ in_project_timezone('toDate', current_cutoff(mart), project_id) }}
+    {{ in_project_timezone('toDate', current_cutoff(), project_id) }}
 {%- endmacro %}
 
 

@@ -11,7 +11,7 @@ import dashboard_fixture as fd
 from dashboard_fixture import DashboardData
 
 from app.filters import Filter, Op
-from app.periods import Granularity, Preset, preset_range
+from app.periods import Preset, preset_range
 from app.queries import events as event_queries
 from app.queries import overview, realtime
 
@@ -48,9 +48,6 @@ def test_events_stored_since_the_last_run_count_once(dashboard_data: DashboardDa
     totals = overview.event_totals.__wrapped__(PROJECT, today)
     assert totals[totals.current.astype(bool)][["visitors", "pageviews"]].values.tolist() \
         == [[3, 3]]
-    series = overview.event_series.__wrapped__(PROJECT, today, Granularity.DAY)
-    assert series[series.current.astype(bool)][["visitors", "pageviews"]].values.tolist() \
-        == [[3, 3]]  # daily_visitors_current's open day
     pages = overview.top_pages.__wrapped__(PROJECT, today)
     assert dict(zip(pages.path, pages.pageviews, strict=True)) == {"/p0": 1, "/p1": 1, "/p2": 1}
     filtered = overview.event_totals.__wrapped__(PROJECT, today,
