@@ -12,7 +12,8 @@
     Materialized as an incremental table (not a view) so that downstream models read deduplicated
     events with their filters pushed into the primary key; deduplicating inside a view would make
     every reader sort the whole raw table. Each run takes every copy of every event id received
-    since the last run (minus `reprocess_minutes`) and replaces those ids. Sorted by device and
+    since the last run (minus `reprocess_minutes`) and writes the ids whose first-received copy
+    is new or changed, replacing a stored row only then (docs/decisions/0014). Sorted by device and
     time for the session models; partitioned by week so that the per-day marts re-read only the
     weeks of the days they recompute. The received_at index lets the incremental
     marts' scans for the rows received since their last run skip the older weeks (live events'
