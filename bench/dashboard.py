@@ -363,6 +363,10 @@ def main() -> None:
     parser.add_argument("--no-pages", action="store_true", help="skip the page renders")
     parser.add_argument("--warehouse-pid", type=int, default=None,
                         help="pid of an external embedded warehouse, to report its CPU time")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a ClickHouse setting for the timed queries, e.g. "
+                             "optimize_use_projections=0 to time them without the projections "
+                             "on the same data (repeatable)")
     args = parser.parse_args()
     from streamlit.logger import set_log_level
 
@@ -374,6 +378,12 @@ def main() -> None:
     embedded = start_warehouse(args.data_dir)
     try:
         prepare(args.events, args.regenerate, args.skip_dbt, args.full_refresh)
+        if args.setting:
+            from app.queries.base import client
+
+            for name, value in (item.split("=", 1) for item in args.setting):
+                client().set_client_setting(name, value)
+            print(f"query settings: {', '.join(args.setting)}")
         print(f"\noverview queries ({args.runs} runs each, uncached; target p95 <= "
               f"{QUERY_TARGET_MS} ms)")
         pid = (embedded.process.pid if embedded is not None and embedded.process is not None

@@ -8,7 +8,11 @@ realistic distributions: returning visitors, sessions of a few events minutes ap
 views mostly, custom events (the steps of the seed's funnels), 1 % retried duplicates, 2 % bots,
 the three demo projects of funnels.csv in three time zones. The benchmark starts its own
 embedded warehouse on a free port with a temporary data directory, or uses
-TRACKHOUSE_CLICKHOUSE_URL when set (with private databases).
+TRACKHOUSE_CLICKHOUSE_URL when set (with private databases). With --data-dir the warehouse's
+data directory is kept and the generated events are kept in a database of their own
+(bench_models_source): a later run with the same --events and --days attaches a copy of their
+parts (hard links, seconds) instead of generating them again (minutes on a loaded machine), so
+runs of two trees, alternated, build over the same events.
 """
 
 from __future__ import annotations
@@ -181,6 +185,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="models to list per run")
     parser.add_argument("--statements", type=int, default=0, metavar="N",
                         help="also print the slowest SQL statements of the N slowest models")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep the warehouse here and reuse the events generated there")
     args = parser.parse_args()
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
@@ -188,9 +194,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="trackhouse-bench-models-"))
     embedded = None
     if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
+        kept = args.data_dir or workdir
+        kept.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
-                                     data_dir=workdir / "warehouse",
-                                     log_path=workdir / "warehouse.log", env={**os.environ})
+                                     data_dir=kept / "warehouse",
+                                     log_path=kept / "warehouse.log", env={**os.environ})
         embedded.start()
         os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
 
@@ -239,18 +247,25 @@ def main() -> None:
             "('demo-blog', 'Blog', 'blog.example.org', 'Europe/Berlin', now64(3), now64(3)), "
             "('demo-app', 'App', 'app.example.io', 'America/New_York', now64(3), now64(3))"
         )
-        end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         sessions = int(args.events / EVENTS_PER_SESSION / 1.01)  # 1 % duplicates come on top
         devices = max(sessions // 2, 1)
         started = time.perf_counter()
-        client.command(GENERATE_EVENTS.format(
-            raw=raw, first_session=0, sessions=sessions, devices=devices,
-            end=end.strftime("%Y-%m-%d %H:%M:%S"), seconds=args.days * 86400,
-        ))
-        client.command(DUPLICATE_EVENTS.format(raw=raw, since="1970-01-01 00:00:00"))
+        end = reuse_events(client, raw, args.events, args.days) if args.data_dir else None
+        reused = end is not None
+        if end is None:
+            end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) \
+                - timedelta(hours=1)
+            client.command(GENERATE_EVENTS.format(
+                raw=raw, first_session=0, sessions=sessions, devices=devices,
+                end=end.strftime("%Y-%m-%d %H:%M:%S"), seconds=args.days * 86400,
+            ))
+            client.command(DUPLICATE_EVENTS.format(raw=raw, since="1970-01-01 00:00:00"))
+            if args.data_dir:
+                keep_events(client, raw, args.events, args.days, end)
         generated = time.perf_counter() - started
         total = client.query(f"select count() from {raw}.events").first_row[0]
-        print(f"generated {total:,} raw events over {args.days} days in {generated:.1f} s")
+        print(f"{'attached the kept' if reused else 'generated'} "
+              f"{total:,} raw events over {args.days} days in {generated:.1f} s")
 
         full = dbt("build")
         report("full dbt build (models, seeds, unit and data tests)", full)
@@ -307,6 +322,36 @@ def main() -> None:
         if embedded is not None:
             embedded.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+SOURCE = "bench_models_source"
+
+
+def reuse_events(client, raw: str, events: int, days: int) -> datetime | None:
+    """Attach the kept events of an earlier run with the same figures to ``raw``.events and
+    return the end of their time span; None when there are none."""
+    exists = client.command(f"exists table {SOURCE}.kept")
+    if not int(exists):
+        return None
+    rows = client.query(f"select end from {SOURCE}.kept where events = {{events:UInt64}} "
+                        "and days = {days:UInt32}",
+                        parameters={"events": events, "days": days}).result_rows
+    if not rows:
+        return None
+    client.command(f"alter table {raw}.events attach partition all from {SOURCE}.events")
+    return rows[0][0].replace(tzinfo=UTC)
+
+
+def keep_events(client, raw: str, events: int, days: int, end: datetime) -> None:
+    """Keep a copy of the generated events (hard-linked parts) for later runs."""
+    client.command(f"drop database if exists {SOURCE} sync")
+    client.command(f"create database {SOURCE}")
+    client.command(f"create table {SOURCE}.events as {raw}.events")
+    client.command(f"alter table {SOURCE}.events attach partition all from {raw}.events")
+    client.command(f"create table {SOURCE}.kept (events UInt64, days UInt32, end DateTime('UTC'))"
+                   " engine = MergeTree order by tuple()")
+    client.command(f"insert into {SOURCE}.kept values ({events}, {days}, "
+                   f"'{end.strftime('%Y-%m-%d %H:%M:%S')}')")
 
 
 if __name__ == "__main__":

@@ -75,3 +75,13 @@
         revenue,
         duration_ms
 {%- endmacro %}
+
+
+{% macro new_event_ids() -%}
+    {#-
+        stg_events' incremental batch: the ids with a copy received since its last run (minus
+        `reprocess_minutes`). The raw table's received_at index skips the older granules.
+    -#}
+    select id from {{ source('trackhouse', 'events') }}
+    where received_at > {{ incremental_watermark('received_at') }}
+{%- endmacro %}

@@ -12,9 +12,12 @@
     Materialized as an incremental table (not a view) so that downstream models read deduplicated
     events with their filters pushed into the primary key; deduplicating inside a view would make
     every reader sort the whole raw table. Each run takes every copy of every event id received
-    since the last run (minus `reprocess_minutes`) and replaces those ids. Sorted by device and
+    since the last run (minus `reprocess_minutes`) and writes the ids whose first-received copy
+    is new or changed, replacing a stored row only then (docs/decisions/0014). Sorted by device and
     time for the session models; partitioned by week so that the per-day marts re-read only the
-    weeks of the days they recompute.
+    weeks of the days they recompute. The received_at index lets the incremental
+    marts' scans for the rows received since their last run skip the older weeks (live events'
+    receive times follow their week).
 -#}
 {{
     config(
@@ -23,9 +26,12 @@
         sharding_key=var('device_sharding_key'),
         incremental_strategy='delete+insert',
         unique_key='event_id',
+        skip_delete_of_new_keys=true,
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toMonday(created_at)',
         query_settings={'max_partitions_per_insert_block': 0},
+        indexes=[{'name': 'received_at_minmax',
+                  'definition': 'received_at type minmax granularity 1'}],
     )
 }}
 
@@ -40,10 +46,7 @@ raw_events as (
     -- the id column is read, every other column only for those ids' rows (ClickHouse would
     -- otherwise move the cheaper filters below first and read them for every row). The inner
     -- scan skips old granules by the raw table's received_at index.
-    prewhere id in (
-        select id from {{ source('trackhouse', 'events') }}
-        where received_at > {{ incremental_watermark('received_at') }}
-    )
+    prewhere id in ({{ new_event_ids() }})
     {%- endif %}
     where {{ counted_raw_event(run_started()) }}
 
@@ -93,6 +96,31 @@ renamed as (
 
     from deduplicated
 
+){% if is_incremental() %},
+
+-- The copies this table already holds of the batch's ids. A batch re-reads the last
+-- `reprocess_minutes`, so most of its ids are stored already, with the same winning copy;
+-- rewriting those rows would cost a DELETE (a mutation of every part) on every run. Only ids
+-- that are new, or whose first-received copy changed (an earlier-received copy stored late),
+-- are written; the delete+insert then deletes only when one of those is stored
+-- (macros/delete_insert.sql, skip_delete_of_new_keys).
+stored as (
+
+    select event_id, received_at, created_at, device_id
+    from {{ this }}
+    prewhere event_id in ({{ new_event_ids() }})
+
+),
+
+changed as (
+
+    select * from renamed
+    where (event_id, received_at, created_at, device_id) not in (select * from stored)
+
 )
 
+select * from changed
+{% else %}
+
 select * from renamed
+{% endif %}
