@@ -98,7 +98,10 @@ def normalize_domain(value: str) -> str:
     if not text:
         return ""
     if "://" in text:
-        text = urlsplit(text).netloc
+        try:
+            text = urlsplit(text).netloc
+        except ValueError as error:  # e.g. an unclosed IPv6 bracket
+            raise InvalidInput(f"invalid domain {value!r}: {error}") from None
     text = text.rstrip("/")
     host, port = _split_host_port(text, "domain", value)
     if not _valid_host(host):

@@ -41,8 +41,12 @@ def _webhook(url: str) -> str:
     url = url.strip()
     if not url:
         return ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        scheme, host = parts.scheme, parts.hostname
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        scheme, host = "", None
+    if not host or scheme not in ("http", "https"):
         raise InvalidInput(f"webhook URL {url!r} must be an http(s) URL with a host")
     return url
 

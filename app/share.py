@@ -59,11 +59,12 @@ def _refuse(state: str, wait_s: float = 0.0) -> ShareSession:
 
 
 def _wait_out(key: str, ip: str) -> None:
-    """Answer a failure only once the next try may go ahead (at most ``MAX_DELAY_S``), as a
-    wrong login password is: one tab is slowed, parallel guesses are refused meanwhile."""
+    """Answer a failure only once the next try may go ahead (at most the login policy's
+    ``max_delay_s``), as a wrong login password is: one tab is slowed, parallel guesses are
+    refused meanwhile."""
     with session_scope() as session:
         after = logins.current_verdict(session, key, ip)
-    time.sleep(min(after.wait_s, logins.MAX_DELAY_S))
+    time.sleep(min(after.wait_s, logins.LoginPolicy.from_settings().max_delay_s))
 
 
 def _open(token: str) -> ShareSession:

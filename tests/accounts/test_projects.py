@@ -91,6 +91,11 @@ def test_tracker_lookups(session: Session, unique) -> None:
     assert service.project_for_umami_website(session, website.lower()).id == project.id
     assert service.project_for_plausible_domain(session, "nope.example") is None
     assert service.project_for_umami_website(session, "not-a-uuid") is None
+    # a malformed domain names no project (found by the fuzz test: it used to raise ValueError)
+    assert service.project_for_plausible_domain(session, "A://[") is None
+    with pytest.raises(InvalidInput, match="invalid domain"):
+        service.create_project(session, name="Bad", project_id=unique("bad"),
+                               plausible_domain="https://[::1")
     with pytest.raises(Conflict, match="Plausible domain"):
         service.create_project(session, name="Copy", project_id=unique("copy"),
                                plausible_domain=domain)

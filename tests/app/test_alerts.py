@@ -208,6 +208,7 @@ def test_a_stale_pipeline_alerts_and_recovers(
     ({"metric": "event_count"}, "needs a target: the event name"),
     ({"metric": "funnel_conversion", "target": "checkout", "window": "hour"}, "day window"),
     ({"webhook_url": "file:///etc/passwd"}, "must be an http(s) URL"),
+    ({"webhook_url": "https://[::1/hook"}, "must be an http(s) URL"),
     ({"webhook_url": "", "emails": []}, "give a webhook URL or at least one e-mail"),
     ({"project_id": "no-such-project"}, "no project 'no-such-project'"),
 ])

@@ -234,6 +234,14 @@ def test_plausible_revenue_out_of_range_is_refused(api, tracker_project, redis_c
     assert buffered(redis_client) == before
 
 
+def test_a_malformed_plausible_domain_is_a_404(api, redis_client) -> None:
+    before = buffered(redis_client)
+    answer = api.post("/api/event", content=orjson.dumps({
+        "n": "screen_view", "u": f"{ORIGIN}/", "d": "A://["}), headers={"origin": ORIGIN})
+    assert answer.status_code == 404 and "no project has the Plausible domain" in answer.text
+    assert buffered(redis_client) == before
+
+
 def test_plausible_revenue_becomes_cents(api, tracker_project, redis_client) -> None:
     answer = api.post("/api/event", content=orjson.dumps({
         "n": "Purchase", "u": f"{ORIGIN}/checkout", "d": tracker_project.plausible_domain,
