@@ -329,6 +329,7 @@ def test_export_charts_equal_the_events_page(api: TestClient, clients: Clients) 
 
 
 def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
+                                        dashboard_data: DashboardData,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from warehouse.client import warehouse
 
@@ -363,7 +364,8 @@ def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
     monkeypatch.setattr(Client, "query", original)
     assert len(recorded) > 20
     settings = get_settings()
-    allowed = {r for r in dbt_relations() if r.startswith(f"{settings.analytics_database}.")}
+    allowed = {r for r in dbt_relations(dashboard_data)
+               if r.startswith(f"{settings.analytics_database}.")}
     client = warehouse()
     try:
         named = set()
