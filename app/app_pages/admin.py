@@ -9,6 +9,7 @@ import streamlit as st
 from accounts import logins, service
 from accounts.db import session_scope
 from accounts.errors import AccountsError
+from app.admin_actions import attempt
 from app.auth import current_user
 from app.privacy_admin import privacy_section
 from app.share_admin import share_links_section
@@ -21,18 +22,6 @@ if user is None or not user.is_admin:  # the navigation hides the page; this gua
 
 st.title("Admin")
 SECRET_KEY = "admin.new_secret"
-
-
-def attempt(action, success: str) -> None:
-    """Run an accounts change in one transaction; show its error message or rerun."""
-    try:
-        with session_scope() as session:
-            action(session)
-    except AccountsError as error:
-        st.error(markdown_escape(error.message))
-    else:
-        st.toast(markdown_escape(success))
-        st.rerun()
 
 
 projects_tab, clients_tab, users_tab, logins_tab, shares_tab = st.tabs(

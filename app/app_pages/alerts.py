@@ -8,11 +8,10 @@ import streamlit as st
 
 from accounts import service
 from accounts.db import session_scope
-from accounts.errors import AccountsError
 from accounts.models import ALERT_CONDITIONS, ALERT_METRICS, ALERT_WINDOWS, REPORT_FREQUENCIES
 from alerts import rules
+from app.admin_actions import attempt
 from app.auth import current_user
-from app.text import markdown_escape
 
 user = current_user()
 if user is None or not user.is_admin:  # the navigation hides the page; this guards direct calls
@@ -20,18 +19,6 @@ if user is None or not user.is_admin:  # the navigation hides the page; this gua
     st.stop()
 
 st.title("Alerts")
-
-
-def attempt(action, success: str) -> None:
-    """Run a change in one transaction; show its error message or rerun."""
-    try:
-        with session_scope() as session:
-            action(session)
-    except AccountsError as error:
-        st.error(markdown_escape(error.message))
-    else:
-        st.toast(markdown_escape(success))
-        st.rerun()
 
 
 with session_scope() as session:
