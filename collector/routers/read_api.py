@@ -103,6 +103,16 @@ def _query_params(request: Request) -> dict[str, list[str]]:
     return params
 
 
+async def _openpanel_export(export: Callable[..., dict[str, Any]], request: Request,
+                            state: AppState) -> JSON:
+    """An OpenPanel export endpoint: the client's own project, the query string as lists."""
+    from readapi.common import reader
+
+    client = await authorize(state, request)
+    return await _answer(export, reader(state.services.settings), _project(client),
+                         _query_params(request))
+
+
 def _param(name: str, description: str, kind: str = "string") -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": {"type": kind},
             "description": description}
@@ -160,22 +170,16 @@ _QUERY_DOC = {"requestBody": {"required": True, "content": {"application/json": 
             openapi_extra=_EVENTS_DOC)
 async def export_events(request: Request, state: StateDep) -> JSON:
     from readapi import openpanel
-    from readapi.common import reader
 
-    client = await authorize(state, request)
-    return await _answer(openpanel.export_events, reader(state.services.settings),
-                         _project(client), _query_params(request))
+    return await _openpanel_export(openpanel.export_events, request, state)
 
 
 @router.get("/export/charts", summary="OpenPanel export: event counts per interval",
             openapi_extra=_CHARTS_DOC)
 async def export_charts(request: Request, state: StateDep) -> JSON:
     from readapi import openpanel
-    from readapi.common import reader
 
-    client = await authorize(state, request)
-    return await _answer(openpanel.export_charts, reader(state.services.settings),
-                         _project(client), _query_params(request))
+    return await _openpanel_export(openpanel.export_charts, request, state)
 
 
 @router.post("/api/v2/query", summary="Plausible Stats API v2 (subset)",
