@@ -29,7 +29,6 @@ import argparse
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ sys.path.append(str(ROOT / "tests" / "importers"))  # generated data of the test
 from conftest import free_port, wait_for_http  # noqa: E402  (the test suite's helpers)
 
 sys.path.append(str(ROOT / "bench"))
-from ingest import tree_cpu_seconds  # noqa: E402  (bench/ingest.py's /proc reader)
+from ingest import stop_process_groups, tree_cpu_seconds  # noqa: E402  (bench/ingest.py's)
 
 BIN = Path(sys.executable).parent
 
@@ -115,14 +114,7 @@ class Stack:
             "where project_id = {p:String}", parameters={"p": project}).result_rows[0][0])
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(self.processes)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -163,6 +163,18 @@ end
 """
 
 
+def stop_process_groups(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each process group (last started first), SIGKILL what is still up after 20 s."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def bench_project(project: str) -> tuple[str, str, str]:
     """Create ``project`` with a browser client and a secret client in the metadata database;
     returns (browser client id, secret client id, its secret)."""
@@ -229,14 +241,7 @@ class Bench:
         return process
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_process_groups(self.processes)
         if self.args.keep_logs:
             print(f"logs kept in {self.tmp}")
         else:
