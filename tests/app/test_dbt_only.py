@@ -11,7 +11,8 @@ import inspect
 import json
 import pkgutil
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dashboard_fixture as fd
@@ -141,10 +142,9 @@ def test_every_query_function_is_exercised() -> None:
     assert query_functions() == set(calls()), "add the new query function to calls()"
 
 
-def test_dashboards_read_only_dbt_models(dashboard_data: DashboardData,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from warehouse.client import warehouse
-
+@contextmanager
+def recorded_queries() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every statement clickhouse-connect sends inside the block: (SQL, parameters)."""
     recorded: list[tuple[str, dict[str, Any]]] = []
     original = Client.query
 
@@ -153,20 +153,32 @@ def test_dashboards_read_only_dbt_models(dashboard_data: DashboardData,
         recorded.append((query or "", dict(parameters or {})))
         return original(self, query, parameters, *args, **kwargs)
 
-    monkeypatch.setattr(Client, "query", recording)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Client, "query", recording)
+        yield recorded
+
+
+def analytics_relations(data: DashboardData) -> set[str]:
+    """The dbt models in the analytics database: all that the dashboards and APIs may read."""
+    analytics = f"{get_settings().analytics_database}."
+    return {r for r in dbt_relations(data) if r.startswith(analytics)}
+
+
+def test_dashboards_read_only_dbt_models(dashboard_data: DashboardData) -> None:
+    from warehouse.client import warehouse
+
     statements: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for name, runs in calls().items():
-        for call in runs:
-            st.cache_data.clear()  # a cached answer would send nothing
-            before = len(recorded)
-            call()
-            assert len(recorded) > before, f"{name} sent no statement"
-            statements.setdefault(name, []).extend(recorded[before:])
-    monkeypatch.setattr(Client, "query", original)
+    with recorded_queries() as recorded:
+        for name, runs in calls().items():
+            for call in runs:
+                st.cache_data.clear()  # a cached answer would send nothing
+                before = len(recorded)
+                call()
+                assert len(recorded) > before, f"{name} sent no statement"
+                statements.setdefault(name, []).extend(recorded[before:])
 
     settings = get_settings()
-    allowed = {r for r in dbt_relations(dashboard_data)
-               if r.startswith(f"{settings.analytics_database}.")}
+    allowed = analytics_relations(dashboard_data)
     client = warehouse()
     try:
         offences = []

@@ -13,12 +13,11 @@ from typing import Any
 import dashboard_fixture as fd
 import pytest
 import streamlit as st
-from clickhouse_connect.driver.client import Client
 from dashboard_fixture import DashboardData
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
-from test_dbt_only import dbt_relations, tables_named
+from test_dbt_only import analytics_relations, recorded_queries, tables_named
 
 from app.filters import Filter, Op
 from app.periods import Granularity, Preset, preset_range
@@ -329,43 +328,32 @@ def test_export_charts_equal_the_events_page(api: TestClient, clients: Clients) 
 
 
 def test_read_api_reads_only_dbt_models(api: TestClient, clients: Clients,
-                                        dashboard_data: DashboardData,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                        dashboard_data: DashboardData) -> None:
     from warehouse.client import warehouse
 
-    recorded: list[tuple[str, dict[str, Any]]] = []
-    original = Client.query
-
-    def recording(self: Client, sql: str | None = None, parameters: Any = None,
-                  *args: Any, **kwargs: Any) -> Any:
-        recorded.append((sql or "", dict(parameters or {})))
-        return original(self, sql, parameters, *args, **kwargs)
-
-    monkeypatch.setattr(Client, "query", recording)
-    headers = _headers(clients.shop_read)
-    for dimensions in ([], ["time:day"], ["time:hour"], ["event:page"], ["event:name"],
-                       ["visit:country", "time:day"]):
-        if any(d.startswith("event:") for d in dimensions):
-            metrics = ["visitors", "pageviews", "events"]
-        elif any(d.startswith("visit:") for d in dimensions):  # (page filters below)
-            metrics = ["visitors", "visits", "bounce_rate", "visit_duration"]
-        else:
-            metrics = EVERY_METRIC
-        for filters in ([], [["contains", "event:page", ["docs"]]],
-                        [["is", "visit:country", ["DE"]]]):
-            answer = query(api, {"site_id": DOMAIN, "metrics": metrics, "date_range": CUSTOM,
-                                 "dimensions": dimensions, "filters": filters},
-                           clients.shop_read)
-            assert answer.status_code == 200, answer.text
-    assert api.get("/export/events?includes=profile", headers=headers).status_code == 200
-    assert api.get("/export/charts", headers=headers, params={
-        "series": '[{"name":"*","segment":"session"}]', "breakdowns": '[{"name":"os"}]',
-        "previous": "true"}).status_code == 200
-    monkeypatch.setattr(Client, "query", original)
+    with recorded_queries() as recorded:
+        headers = _headers(clients.shop_read)
+        for dimensions in ([], ["time:day"], ["time:hour"], ["event:page"], ["event:name"],
+                           ["visit:country", "time:day"]):
+            if any(d.startswith("event:") for d in dimensions):
+                metrics = ["visitors", "pageviews", "events"]
+            elif any(d.startswith("visit:") for d in dimensions):  # (page filters below)
+                metrics = ["visitors", "visits", "bounce_rate", "visit_duration"]
+            else:
+                metrics = EVERY_METRIC
+            for filters in ([], [["contains", "event:page", ["docs"]]],
+                            [["is", "visit:country", ["DE"]]]):
+                answer = query(api, {"site_id": DOMAIN, "metrics": metrics, "date_range": CUSTOM,
+                                     "dimensions": dimensions, "filters": filters},
+                               clients.shop_read)
+                assert answer.status_code == 200, answer.text
+        assert api.get("/export/events?includes=profile", headers=headers).status_code == 200
+        assert api.get("/export/charts", headers=headers, params={
+            "series": '[{"name":"*","segment":"session"}]', "breakdowns": '[{"name":"os"}]',
+            "previous": "true"}).status_code == 200
     assert len(recorded) > 20
     settings = get_settings()
-    allowed = {r for r in dbt_relations(dashboard_data)
-               if r.startswith(f"{settings.analytics_database}.")}
+    allowed = analytics_relations(dashboard_data)
     client = warehouse()
     try:
         named = set()
