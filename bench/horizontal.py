@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from ingest import (  # noqa: E402  (bench/ingest.py's load scripts and helpers)
     UA,
     bench_project,
     run_wrk,
+    stop_process_groups,
     tree_cpu_seconds,
 )
 
@@ -73,20 +73,8 @@ class Stack:
         self.processes.append(process)
         return process
 
-    @staticmethod
-    def stop(processes: list[subprocess.Popen]) -> None:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
     def close(self) -> None:
-        self.stop(list(reversed(self.processes)))
+        stop_process_groups(self.processes, grace_s=30)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def setup(self) -> None:
@@ -198,7 +186,7 @@ class Stack:
             time.sleep(SETTLE_S)
             settled = self.cpu(collectors, workers)
         finally:
-            self.stop(collectors + workers)
+            stop_process_groups(workers + collectors, grace_s=30)  # collectors stop first
         if not accepted:
             raise SystemExit(f"{load}: no request accepted; see the logs in {self.tmp}")
         us = {name: (at_landed[name] - before[name]) / accepted * 1e6 for name in before}

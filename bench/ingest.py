@@ -163,16 +163,18 @@ end
 """
 
 
-def stop_process_groups(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM each process group (last started first), SIGKILL what is still up after 20 s."""
+def stop_process_groups(processes: list[subprocess.Popen], grace_s: float = 20) -> None:
+    """SIGTERM each process group (last started first), SIGKILL what is still up after
+    ``grace_s``."""
     for process in reversed(processes):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
     for process in processes:
         try:
-            process.wait(20)
+            process.wait(grace_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def bench_project(project: str) -> tuple[str, str, str]:
