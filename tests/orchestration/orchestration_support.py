@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 # one project per test session: a real ClickHouse (TRACKHOUSE_CLICKHOUSE_URL) keeps earlier
@@ -29,7 +29,9 @@ def sample_events(now: datetime, device: str = "") -> list[dict[str, Any]]:
     if device:  # in a project of its own, so the test project's figures stay as they are
         return [{**_event(device, "screen_view", now, "/daemon"),
                  "project_id": f"{PROJECT_ID}-daemon"}]
-    yesterday = now - timedelta(days=1)
+    # yesterday's visits at noon: "now minus a day plus two hours" ran into today whenever the
+    # suite ran after 22:00 UTC, and the marts' per-day figures came out {1, 3} instead of {2}
+    yesterday = datetime.combine(now.date() - timedelta(days=1), time(12), tzinfo=UTC)
     rows = [
         _event("device-a", "screen_view", yesterday, "/"),
         _event("device-a", "screen_view", yesterday + timedelta(minutes=1), "/pricing"),
