@@ -102,22 +102,28 @@ def _cents(value: Any) -> int | None:
     return int((amount * 100).to_integral_value())
 
 
+@lru_cache(maxsize=4_096)
+def _utm_query(items: tuple[tuple[str, str], ...]) -> str:
+    """``urlencode`` of UTM pairs: a campaign repeats over many events, its quoting once."""
+    return urlencode(items)
+
+
 def _with_utm(url: str, campaign: dict[str, Any]) -> str:
     """The page URL with the event's manual campaign fields as UTM parameters where the
     URL has none (GA4 keeps them in collected_traffic_source)."""
-    missing = {utm: _text(campaign.get(key)) for utm, key in UTM_KEYS}
-    missing = {k: v for k, v in missing.items() if v}
+    missing = tuple((utm, value) for utm, key in UTM_KEYS if (value := _text(campaign.get(key))))
     if not missing or not url:
         return url
-    try:
-        present = dict(parse_qsl(urlsplit(url).query))
-    except ValueError:
-        return url
-    missing = {k: v for k, v in missing.items() if k not in present}
-    if not missing:
-        return url
+    if "utm_" in url:  # only then can the URL hold some already: parse it
+        try:
+            present = dict(parse_qsl(urlsplit(url).query))
+        except ValueError:
+            return url
+        missing = tuple((k, v) for k, v in missing if k not in present)
+        if not missing:
+            return url
     base, _, fragment = url.partition("#")
-    joined = f"{base}{'&' if '?' in base else '?'}{urlencode(missing)}"
+    joined = f"{base}{'&' if '?' in base else '?'}{_utm_query(missing)}"
     return f"{joined}#{fragment}" if fragment else joined
 
 
