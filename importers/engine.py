@@ -140,35 +140,43 @@ class Sender:
 
     def send(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = orjson.dumps(messages)  # a JSON array: one parse on each side, not one a line
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            try:
-                answer = self.http.post("/track/batch?import=true", content=body,
-                                        headers=self.headers)
-            except httpx.TransportError as error:
-                if attempt == self.retries:
-                    raise ImportFailed(f"the collector at {self.target.url} did not answer: "
-                                       f"{error}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 10)
-                continue
-            if answer.status_code == 200:
-                results: list[dict[str, Any]] = orjson.loads(answer.content)["results"]
-                if len(results) != len(messages):
-                    raise ImportFailed("the collector answered a different number of results")
-                return results
-            if answer.status_code == 413 and len(messages) > 1:
-                # over the collector's body limit: each half on its own, results in order
-                half = len(messages) // 2
-                return self.send(messages[:half]) + self.send(messages[half:])
-            if answer.status_code in RETRY_STATUSES and attempt < self.retries:
-                wait = answer.headers.get("retry-after", "")
-                time.sleep(min(float(wait), 30) if wait.isdigit() else delay)
-                delay = min(delay * 2, 10)
-                continue
-            raise ImportFailed(f"the collector refused the chunk with {answer.status_code}: "
-                               f"{_error_text(answer)}")
-        raise ImportFailed("unreachable")  # the loop returns or raises
+        answer = with_retries(
+            lambda: self.http.post("/track/batch?import=true", content=body,
+                                   headers=self.headers),
+            self.retries, RETRY_STATUSES, f"the collector at {self.target.url} did not answer")
+        if answer.status_code == 200:
+            results: list[dict[str, Any]] = orjson.loads(answer.content)["results"]
+            if len(results) != len(messages):
+                raise ImportFailed("the collector answered a different number of results")
+            return results
+        if answer.status_code == 413 and len(messages) > 1:
+            # over the collector's body limit: each half on its own, results in order
+            half = len(messages) // 2
+            return self.send(messages[:half]) + self.send(messages[half:])
+        raise ImportFailed(f"the collector refused the chunk with {answer.status_code}: "
+                           f"{_error_text(answer)}")
+
+
+def with_retries(call: Callable[[], httpx.Response], retries: int,
+                 statuses: frozenset[int], unreachable: str) -> httpx.Response:
+    """``call``'s answer, a transport error or an answer in ``statuses`` (rate limited,
+    overloaded, restarting) tried again up to ``retries`` times, waiting its ``Retry-After``
+    or a doubling delay; the last answer when retries run out."""
+    delay = 0.5
+    for attempt in range(retries + 1):
+        try:
+            answer = call()
+        except httpx.TransportError as error:
+            if attempt == retries:
+                raise ImportFailed(f"{unreachable}: {error}") from None
+            wait = ""
+        else:
+            if answer.status_code not in statuses or attempt == retries:
+                return answer
+            wait = answer.headers.get("retry-after", "")
+        time.sleep(min(float(wait), 60) if wait.isdigit() else delay)
+        delay = min(delay * 2, 10)
+    raise ImportFailed("unreachable")  # the loop returns or raises
 
 
 def _error_text(answer: httpx.Response) -> str:

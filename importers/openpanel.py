@@ -70,54 +70,64 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def is_profile(record: Record) -> bool:
+    """A row of OpenPanel's ``profiles`` table (events have neither column)."""
+    return "first_name" in record or "is_external" in record
+
+
+def event_message(record: Record) -> tuple[dict[str, Any], str]:
+    """(collector message, OpenPanel's event id) of an ``events`` row (snake_case columns, as
+    the table dumps and, renamed, the export API give them); raises ``Refuse``."""
+    row_id, name = _text(record.get("id")), _text(record.get("name"))
+    if not row_id or not name:
+        raise Refuse("OpenPanel event without id or name")
+    properties: dict[str, Any] = dict(map_value(record.get("properties")))
+    properties.update({
+        "__eventId": source_event_id("openpanel", row_id),
+        "__timestamp": _epoch_ms(record.get("created_at")),
+    })
+    if device := _text(record.get("device_id")):
+        properties["__deviceId"] = device[:64]
+    if session := _text(record.get("session_id")):
+        properties["openpanel.session_id"] = session
+    path, origin = _text(record.get("path")), _text(record.get("origin"))
+    if path or origin:
+        properties["__path"] = f"{origin}{path}" if path.startswith("/") else path or origin
+    if referrer := _text(record.get("referrer")):
+        properties["__referrer"] = referrer
+    if duration := record.get("duration"):
+        properties["__duration"] = duration
+    for column, key in OVERRIDES.items():
+        if value := _text(record.get(column)):
+            properties[key] = value
+    payload: dict[str, Any] = {"name": name, "properties": properties}
+    if profile := _text(record.get("profile_id")):
+        if profile != device:  # OpenPanel stores the device id when no profile is known
+            payload["profileId"] = profile
+    return {"type": "track", "payload": payload}, row_id
+
+
+def profile_message(record: Record) -> tuple[dict[str, Any], str]:
+    """(``identify`` message, row id) of a ``profiles`` row (snake_case columns)."""
+    profile_id = _text(record.get("id"))
+    if not profile_id:
+        raise Refuse("OpenPanel profile without id")
+    properties: dict[str, Any] = dict(map_value(record.get("properties")))
+    created = record.get("created_at")
+    properties["__eventId"] = source_event_id("openpanel-profile", profile_id, _text(created))
+    if created:
+        properties["__timestamp"] = _epoch_ms(created)
+    payload: dict[str, Any] = {"profileId": profile_id, "properties": properties}
+    for column, key in (("first_name", "firstName"), ("last_name", "lastName"),
+                        ("email", "email"), ("avatar", "avatar")):
+        if value := _text(record.get(column)):
+            payload[key] = value
+    return {"type": "identify", "payload": payload}, f"profile {profile_id}"
+
+
 class OpenPanelSource(FileSource):
     name = "openpanel"
 
     def message(self, record: Record, file_number: int, row_number: int
                 ) -> tuple[dict[str, Any], str]:
-        if "first_name" in record or "is_external" in record:
-            return self._profile(record)
-        row_id, name = _text(record.get("id")), _text(record.get("name"))
-        if not row_id or not name:
-            raise Refuse("OpenPanel event without id or name")
-        properties: dict[str, Any] = dict(map_value(record.get("properties")))
-        properties.update({
-            "__eventId": source_event_id("openpanel", row_id),
-            "__timestamp": _epoch_ms(record.get("created_at")),
-        })
-        if device := _text(record.get("device_id")):
-            properties["__deviceId"] = device[:64]
-        if session := _text(record.get("session_id")):
-            properties["openpanel.session_id"] = session
-        path, origin = _text(record.get("path")), _text(record.get("origin"))
-        if path or origin:
-            properties["__path"] = f"{origin}{path}" if path.startswith("/") else path or origin
-        if referrer := _text(record.get("referrer")):
-            properties["__referrer"] = referrer
-        if duration := record.get("duration"):
-            properties["__duration"] = duration
-        for column, key in OVERRIDES.items():
-            if value := _text(record.get(column)):
-                properties[key] = value
-        payload: dict[str, Any] = {"name": name, "properties": properties}
-        if profile := _text(record.get("profile_id")):
-            if profile != device:  # OpenPanel stores the device id when no profile is known
-                payload["profileId"] = profile
-        return {"type": "track", "payload": payload}, row_id
-
-    def _profile(self, record: Record) -> tuple[dict[str, Any], str]:
-        profile_id = _text(record.get("id"))
-        if not profile_id:
-            raise Refuse("OpenPanel profile without id")
-        properties: dict[str, Any] = dict(map_value(record.get("properties")))
-        created = record.get("created_at")
-        properties["__eventId"] = source_event_id("openpanel-profile", profile_id,
-                                                  _text(created))
-        if created:
-            properties["__timestamp"] = _epoch_ms(created)
-        payload: dict[str, Any] = {"profileId": profile_id, "properties": properties}
-        for column, key in (("first_name", "firstName"), ("last_name", "lastName"),
-                            ("email", "email"), ("avatar", "avatar")):
-            if value := _text(record.get(column)):
-                payload[key] = value
-        return {"type": "identify", "payload": payload}, f"profile {profile_id}"
+        return profile_message(record) if is_profile(record) else event_message(record)

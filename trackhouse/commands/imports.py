@@ -45,7 +45,7 @@ JSON_OUT = typer.Option(False, "--json", help="Print the summary as JSON on stdo
 GA4_FILES = typer.Argument(..., exists=True, dir_okay=False, readable=True,
                            help="BigQuery export files: NDJSON (.json, .ndjson, .gz) or "
                            "Parquet (.parquet).")
-OPENPANEL_FILES = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+OPENPANEL_FILES = typer.Argument(None, exists=True, dir_okay=False, readable=True,
                                  help="Dumps of OpenPanel's ClickHouse events table, and "
                                  "optionally of its profiles table (NDJSON or CSV with a "
                                  "header).")
@@ -164,15 +164,53 @@ def import_ga4(
 
 @import_app.command("openpanel")
 def import_openpanel(
-    files: list[Path] = OPENPANEL_FILES,
+    files: list[Path] | None = OPENPANEL_FILES,
+    api_url: str | None = typer.Option(
+        None, "--api-url", help="Read OpenPanel's export API instead of files, e.g. "
+        "https://api.openpanel.dev; --client-id and --client-secret are then OpenPanel's "
+        "(a read or root client; secret also from OPENPANEL_CLIENT_SECRET)."),
+    api_project_id: str | None = typer.Option(
+        None, "--openpanel-project-id", help="OpenPanel project to read (default: the "
+        "client's own)."),
     project: str = PROJECT, collector_url: str | None = COLLECTOR,
-    client_id: str | None = CLIENT_ID, client_secret: str | None = CLIENT_SECRET,
+    client_id: str | None = typer.Option(
+        None, "--client-id", help="With --api-url: OpenPanel's client. Otherwise: a write or "
+        "root client of the Trackhouse project (default: a temporary write client)."),
+    client_secret: str | None = typer.Option(None, "--client-secret",
+                                             help="That client's secret."),
+    trackhouse_client_id: str | None = typer.Option(
+        None, "--trackhouse-client-id", help="With --api-url: a write or root client of the "
+        "Trackhouse project (default: a temporary write client, revoked at the end)."),
+    trackhouse_client_secret: str | None = typer.Option(
+        None, "--trackhouse-client-secret", envvar="TRACKHOUSE_IMPORT_CLIENT_SECRET",
+        help="That client's secret."),
     chunk_size: int = CHUNK, concurrency: int = CONCURRENCY, max_rate: float = MAX_RATE,
     restart: bool = RESTART, as_json: bool = JSON_OUT,
 ) -> None:
-    """OpenPanel: a dump of its ClickHouse ``events`` table (device, session and profile ids
-    and properties kept)."""
+    """OpenPanel: its export API (--api-url), or dumps of its ClickHouse ``events`` (and
+    ``profiles``) tables; device, session and profile ids, properties and profiles kept."""
+    import os
+
+    if bool(files) == bool(api_url):
+        stderr.print("[red]error:[/red] give dump files or --api-url (one of them)",
+                     highlight=False)
+        raise typer.Exit(2)
+    if api_url:
+        from importers.openpanel_api import OpenPanelApiSource
+
+        secret = client_secret or os.environ.get("OPENPANEL_CLIENT_SECRET", "")
+        if not client_id or not secret:
+            stderr.print("[red]error:[/red] --api-url needs OpenPanel's --client-id and "
+                         "--client-secret (or OPENPANEL_CLIENT_SECRET)", highlight=False)
+            raise typer.Exit(2)
+        _run(project, lambda: OpenPanelApiSource(api_url, client_id, secret, api_project_id),
+             collector_url, trackhouse_client_id, trackhouse_client_secret, chunk_size,
+             concurrency, max_rate, restart, as_json)
+        return
     from importers.openpanel import OpenPanelSource
 
-    _run(project, lambda: OpenPanelSource(files), collector_url, client_id, client_secret,
-         chunk_size, concurrency, max_rate, restart, as_json)
+    assert files is not None
+    _run(project, lambda: OpenPanelSource(files), collector_url,
+         client_id or trackhouse_client_id,
+         client_secret or trackhouse_client_secret, chunk_size, concurrency, max_rate,
+         restart, as_json)
