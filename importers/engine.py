@@ -12,12 +12,14 @@ past the collector's dedup window, kept once by staging's one row per event id.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,8 +41,25 @@ _NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
 def source_event_id(source: str, *parts: str) -> str:
     """A stable event id of a source row: ``uuid.uuid5(IMPORT_NAMESPACE, parts joined)``, the
     same row always gets the same id (written out: a third of the cost of ``uuid.uuid5``)."""
-    digest = bytearray(hashlib.sha1(
-        _NAMESPACE_BYTES + "\x1f".join((source, *parts)).encode()).digest()[:16])
+    return _uuid5_text(hashlib.sha1(
+        _NAMESPACE_BYTES + "\x1f".join((source, *parts)).encode()).digest())
+
+
+def source_event_ids(source: str, *prefix: str) -> Callable[[str], str]:
+    """``source_event_id(source, *prefix, last)`` as a function of ``last``: the hash of the
+    common prefix (source, website, ...) is computed once per import, not once per row."""
+    common = hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join((source, *prefix, "")).encode())
+
+    def event_id(last: str) -> str:
+        digest = common.copy()
+        digest.update(last.encode())
+        return _uuid5_text(digest.digest())
+
+    return event_id
+
+
+def _uuid5_text(sha1: bytes) -> str:
+    digest = bytearray(sha1[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
@@ -213,6 +232,22 @@ class Outcome:
 Progress = Callable[[int, int | None], None]  # (rows just done, total or None)
 
 
+# Collections less often during an import: the chunks in flight hold tens of thousands of
+# (acyclic) message dicts, and the default threshold (700 allocations) walked them every few
+# rows: Umami's reading and mapping took 14.3-15.6 us a row with it, 11.6 without (alternated).
+IMPORT_GC_THRESHOLD = (100_000, 50, 100)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    before = gc.get_threshold()
+    gc.set_threshold(*IMPORT_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run_import(source: Source, sender: Sender, checkpoints: Checkpoints, *,
                chunk_size: int = 5_000, concurrency: int = 4, max_rate: float = 0,
                progress: Progress | None = None) -> Outcome:
@@ -247,7 +282,7 @@ def run_import(source: Source, sender: Sender, checkpoints: Checkpoints, *,
         if progress is not None:
             progress(chunk.read, None)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, _fewer_collections():
         try:
             for chunk in source.chunks(position, chunk_size):
                 if max_rate > 0:

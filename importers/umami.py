@@ -19,7 +19,7 @@ import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from importers.engine import Chunk, ImportFailed, source_event_id, source_key
+from importers.engine import Chunk, ImportFailed, source_event_ids, source_key
 
 # Umami's event_type: 1 page view, 2 custom event, 3 link (short links), 4 pixel
 PAGE_VIEW, CUSTOM_EVENT = 1, 2
@@ -54,6 +54,9 @@ class UmamiSource:
         info = conninfo_to_dict(url)
         where = f"{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
         self.website_id = website_id
+        self.event_id = source_event_ids("umami", website_id)
+        # a session's overrides, built once for its events (cleared every chunk)
+        self.sessions: dict[str, dict[str, str]] = {}
         self.key = source_key("umami", where, website_id)
         self.description = f"umami {where} website {website_id}"
         self._query = self._build_query()
@@ -131,6 +134,7 @@ class UmamiSource:
                     name="trackhouse_import") as cursor:
                 cursor.execute(self._query, params)
                 while rows := cursor.fetchmany(size):
+                    self.sessions.clear()
                     data = self._event_data([row[0] for row in rows])
                     messages = [self.message(row, data.get(row[0])) for row in rows]
                     last = rows[-1]
@@ -167,7 +171,7 @@ class UmamiSource:
             page += f"?{query}"
         properties: dict[str, Any] = {**(data or {})}
         properties.update({
-            "__eventId": source_event_id("umami", self.website_id, event_id),
+            "__eventId": self.event_id(event_id),
             "__timestamp": int(created_at.timestamp() * 1000),
             "__path": page, "umami.visit_id": visit_id or "",
         })
@@ -179,9 +183,12 @@ class UmamiSource:
             referrer = f"https://{referrer_domain}{referrer_path or ''}"
             properties["__referrer"] = f"{referrer}?{referrer_query}" if referrer_query \
                 else referrer
-        for value, (_, key) in zip(session, SESSION_OVERRIDES, strict=True):
-            if value:
-                properties[key] = value
+        overrides = self.sessions.get(session_id)
+        if overrides is None:  # the session's first event of this chunk
+            overrides = self.sessions[session_id] = {
+                key: value for value, (_, key) in zip(session, SESSION_OVERRIDES, strict=True)
+                if value}
+        properties.update(overrides)
         if event_type == PAGE_VIEW:
             name = "screen_view"
         elif event_type == CUSTOM_EVENT:

@@ -16,6 +16,12 @@ def test_source_event_ids_are_uuid5_of_the_source_ids() -> None:
         expected = uuid.uuid5(IMPORT_NAMESPACE, "\x1f".join(parts))
         assert source_event_id(*parts) == str(expected)
     assert source_event_id("umami", "a", "b") != source_event_id("umami", "ab", "")
+    # the per-import form hashes its prefix once: the same ids
+    from importers.engine import source_event_ids
+
+    umami_ids = source_event_ids("umami", "w")
+    assert [umami_ids(e) for e in ("e", "", "é" * 40)] == [
+        source_event_id("umami", "w", e) for e in ("e", "", "é" * 40)]
 
 
 def test_a_file_position_resumes_after_the_last_chunk(tmp_path: Path) -> None:
