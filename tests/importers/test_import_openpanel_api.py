@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from importers_support import Landing, checkpoint, wait_until
 from openpanel_server import OpenPanelApi, openpanel_api_events
@@ -110,7 +111,10 @@ def test_a_failing_page_stops_the_import_and_a_rerun_resumes(
     stopped = checkpoint(project)
     assert stopped is not None and not stopped["finished"]
     assert 0 < stopped["read"] < events, stopped
-    assert f'"day":"{days[2]}"' in str(_position(project))
+    # the position is a page of a day not past the failing one (the chunk in flight when
+    # the page failed may not have been checkpointed)
+    position = orjson.loads(_position(project) or "{}")
+    assert days[2] <= position["day"] <= days[0], position
 
     api.failing.clear()
     resumed = landing.run("openpanel", project, *_args(api, "--chunk-size", "50"))
