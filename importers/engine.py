@@ -239,7 +239,7 @@ IMPORT_GC_THRESHOLD = (100_000, 50, 100)
 
 
 @contextmanager
-def _fewer_collections() -> Iterator[None]:
+def fewer_collections() -> Iterator[None]:
     before = gc.get_threshold()
     gc.set_threshold(*IMPORT_GC_THRESHOLD)
     try:
@@ -282,7 +282,7 @@ def run_import(source: Source, sender: Sender, checkpoints: Checkpoints, *,
         if progress is not None:
             progress(chunk.read, None)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, _fewer_collections():
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, fewer_collections():
         try:
             for chunk in source.chunks(position, chunk_size):
                 if max_rate > 0:
