@@ -136,3 +136,17 @@ def _position(project_id: str) -> str | None:
     with session_scope() as session:
         return session.scalars(select(ImportCheckpoint.position).where(
             ImportCheckpoint.project_id == project_id)).first()
+
+
+def test_api_kill_9_then_resume(landing: Landing, project: str, api: OpenPanelApi) -> None:
+    """A real importer process killed mid-import (the server keeps answering); the rerun
+    continues from the (day, page) checkpoint: every event once, nothing lost."""
+    good = len(api.events) - 2
+    landing.kill_midway("openpanel", project, *_args(
+        api, "--chunk-size", "50", "--concurrency", "2", "--max-rate", "300"))
+    resumed = landing.run("openpanel", project, *_args(api, "--chunk-size", "50"))
+    assert resumed["resumed"] and resumed["total"]["refused"] == 2, resumed
+    landing.wait_landed(project, good)
+    assert landing.landed(project) == (good, good)
+    assert wait_until(lambda: _identified(landing, project) == 5, 30, "5 profiles landed")
+    assert checkpoint(project)["finished"]  # type: ignore[index]
