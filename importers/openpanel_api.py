@@ -162,7 +162,10 @@ class OpenPanelApiSource:
             for item in items:
                 self._add(chunk, item, profiles)
             if len(items) < limit:  # the day is done: on to the newest day before it
-                day, pages = self._newest_day(day), 0
+                before, day, pages = day, self._newest_day(day), 0
+                if day is not None and day >= before:  # else this would loop for ever
+                    raise ImportFailed("OpenPanel ignored the start/end day filter (asked for "
+                                       f"events before {before}, got one of {day})")
                 if day is not None and floor is not None and day < floor:
                     day = None
             if day is None:

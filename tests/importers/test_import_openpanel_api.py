@@ -150,3 +150,17 @@ def test_api_kill_9_then_resume(landing: Landing, project: str, api: OpenPanelAp
     assert landing.landed(project) == (good, good)
     assert wait_until(lambda: _identified(landing, project) == 5, 30, "5 profiles landed")
     assert checkpoint(project)["finished"]  # type: ignore[index]
+
+
+def test_a_server_ignoring_the_day_filter_stops_the_import(api: OpenPanelApi) -> None:
+    """The day walk relies on start/end; an API that ignores them would give the same newest
+    day for ever: the reader stops with a clear error instead of looping."""
+    from importers.engine import ImportFailed
+    from importers.openpanel_api import OpenPanelApiSource
+
+    answer = api.answer
+    api.answer = lambda path, headers: answer(  # type: ignore[method-assign]
+        path.replace("start=", "x-start=").replace("end=", "x-end="), headers)
+    source = OpenPanelApiSource(api.url, api.client_id, api.secret)
+    with pytest.raises(ImportFailed, match="ignored the start/end day filter"):
+        list(source.chunks(None, 1_000))
