@@ -180,6 +180,7 @@ def with_retries(call: Callable[[], httpx.Response], retries: int,
                  statuses: frozenset[int], unreachable: str) -> httpx.Response:
     """``call``'s answer, a transport error or an answer in ``statuses`` (rate limited,
     overloaded, restarting) tried again up to ``retries`` times, waiting its ``Retry-After``
+    (at most 30 s)
     or a doubling delay; the last answer when retries run out."""
     delay = 0.5
     for attempt in range(retries + 1):
@@ -193,7 +194,7 @@ def with_retries(call: Callable[[], httpx.Response], retries: int,
             if answer.status_code not in statuses or attempt == retries:
                 return answer
             wait = answer.headers.get("retry-after", "")
-        time.sleep(min(float(wait), 60) if wait.isdigit() else delay)
+        time.sleep(min(float(wait), 30) if wait.isdigit() else delay)
         delay = min(delay * 2, 10)
     raise ImportFailed("unreachable")  # the loop returns or raises
 
