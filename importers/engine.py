@@ -180,8 +180,7 @@ def with_retries(call: Callable[[], httpx.Response], retries: int,
                  statuses: frozenset[int], unreachable: str) -> httpx.Response:
     """``call``'s answer, a transport error or an answer in ``statuses`` (rate limited,
     overloaded, restarting) tried again up to ``retries`` times, waiting its ``Retry-After``
-    (at most 30 s)
-    or a doubling delay; the last answer when retries run out."""
+    (at most 30 s) or a doubling delay; the last answer when retries run out."""
     delay = 0.5
     for attempt in range(retries + 1):
         try:
