@@ -214,6 +214,7 @@ class StreamDecoder:
     def __init__(self, encoding: str | None) -> None:
         encoding = (encoding or "").strip().lower()
         self._finish: Callable[[], bytes] = lambda: b""
+        self.identity = encoding in ("", "identity", "none")
         if encoding in ("", "identity", "none"):
             self._decode: Codec = _identity
         elif encoding in ("gzip", "x-gzip", "deflate"):

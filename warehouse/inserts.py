@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from warehouse.response import summary_figures
+from warehouse.response import ClientGone, summary_figures
 from warehouse.sessions import EngineConnection
+from warehouse.socket_body import SocketTail
 from warehouse.sql_text import NeedMoreData, engine_text, parse_insert_head
 from warehouse.streaming_insert import StreamingInsert
 
@@ -63,13 +64,22 @@ async def insert(
 ) -> None:
     """Insert the request body (after ``first``, the data already read) and answer."""
 
+    tails: list[SocketTail] = []
+
     async def body() -> AsyncIterator[bytes]:
         if first:
             yield first
         while (chunk := await request.body.read()) is not None:
             yield chunk
+            # After the first read (which also answers Expect: 100-continue) a large plain
+            # body's rest may come from the socket directly (ADR 0032).
+            if tail := request.body.take_socket():
+                request.responder.close_connection = True
+                tails.append(tail)
+                yield tail.buffered
+                return
 
-    result = await stream_into(request, connection, statement, data_format, body())
+    result = await stream_into(request, connection, statement, data_format, body(), tails)
     elapsed = request.elapsed()
     summary = summary_figures(0, 0, result.rows_written(), result.bytes_written(), 0, 0, elapsed)
     await request.responder.start(summary, None)
@@ -82,8 +92,10 @@ async def stream_into(
     statement: str,
     data_format: str,
     chunks: AsyncIterator[bytes],
+    tails: list[SocketTail] | None = None,
 ) -> Any:
-    """Insert ``chunks`` as they come; the engine's result once they are committed."""
+    """Insert ``chunks`` as they come, then the socket's part of the body if ``tails`` has
+    it once they are exhausted; the engine's result once they are committed."""
     feed = StreamingInsert.start(
         partial(request.app.in_thread, connection.run),
         request.tag + statement,
@@ -94,6 +106,10 @@ async def stream_into(
     try:
         async for chunk in chunks:
             await feed.append(chunk)
+        for tail in tails or []:
+            if not await feed.splice_from(tail.fd, tail.remaining, request.app.in_thread):
+                tail.client_gone()
+                raise ClientGone
         return await feed.finish()
     except BaseException:
         try:

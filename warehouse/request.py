@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from warehouse.http_protocol import ClickHouseError, StreamDecoder
 from warehouse.response import ClientGone
 from warehouse.sessions import MAX_SESSION_TIMEOUT_S, ExternalTable
+from warehouse.socket_body import SocketTail, take_socket_tail
 from warehouse.sql_text import engine_text
 
 Scope = MutableMapping[str, Any]
@@ -68,10 +69,12 @@ def authenticate(
         )
 
 
-def check_body(params: dict[str, str], headers: dict[str, str], max_body_bytes: int) -> None:
-    """Refuse, before reading it, a body that is declared too large or that would be misread."""
+def check_body(params: dict[str, str], headers: dict[str, str], max_body_bytes: int) -> int | None:
+    """Refuse, before reading it, a body that is declared too large or that would be misread;
+    return its declared length."""
     declared = headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_body_bytes:
+    length = int(declared) if declared and declared.isdigit() else None
+    if length is not None and length > max_body_bytes:
         raise too_large(max_body_bytes)
     if params.get("decompress") in ("1", "true"):
         # Read as plain data, such a body would be stored as garbage or misreported.
@@ -80,6 +83,7 @@ def check_body(params: dict[str, str], headers: dict[str, str], max_body_bytes: 
             "decompress=1 (ClickHouse's own compressed request body) is not supported "
             "by the embedded warehouse; send Content-Encoding: gzip, zstd or lz4 instead",
         )
+    return length
 
 
 async def external_tables(
@@ -96,13 +100,21 @@ async def external_tables(
 class BodyReader:
     """The request body, decoded chunk by chunk, with the size limit enforced."""
 
-    def __init__(self, receive: Receive, encoding: str | None, max_bytes: int) -> None:
+    def __init__(
+        self,
+        receive: Receive,
+        encoding: str | None,
+        max_bytes: int,
+        content_length: int | None = None,
+    ) -> None:
         self._receive = receive
         self._decoder = StreamDecoder(encoding)
         self._max_bytes = max_bytes
+        self._content_length = content_length
         self._received = 0
         self._pending: list[bytes] = []
         self.finished = False
+        self.socket_taken = False  # the rest of the body is read from the socket directly
 
     def push_back(self, data: bytes) -> None:
         if data:
@@ -141,9 +153,21 @@ class BodyReader:
                 raise too_large(self._max_bytes)
         return b"".join(chunks)
 
+    def take_socket(self) -> SocketTail | None:
+        """The rest of a large plain body, to be read from the socket (socket_body.py); None
+        if it must go through the server's messages."""
+        if self.finished or self._pending or not self._decoder.identity:
+            return None
+        if self._content_length is None:
+            return None
+        tail = take_socket_tail(self._receive, self._received, self._content_length)
+        if tail is not None:
+            self.finished = self.socket_taken = True
+        return tail
+
     async def wait_for_disconnect(self) -> None:
         """Return when the client goes away (only once the body has been read)."""
-        if not self.finished:
+        if not self.finished or self.socket_taken:
             await asyncio.Event().wait()  # the body is still being read elsewhere
         while (await self._receive())["type"] != "http.disconnect":
             pass

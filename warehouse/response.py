@@ -48,6 +48,9 @@ class Responder:
         # connection, unlocking the session (the client's next request may follow at once).
         self._before_finish: list[Callable[[], Awaitable[None]]] = []
         self.clean = True  # False when the request ended abnormally (client gone, bug)
+        # Set once the body was read past the server's parser (socket_body.py): the
+        # connection cannot carry another request.
+        self.close_connection = False
 
     def before_finish(self, work: Callable[[], Awaitable[None]]) -> None:
         self._before_finish.append(work)
@@ -57,11 +60,14 @@ class Responder:
             await self._before_finish.pop()()
 
     def _base_headers(self) -> list[tuple[bytes, bytes]]:
-        return [
+        headers = [
             (b"x-clickhouse-query-id", engine_text(self.query_id)),
             (b"x-clickhouse-timezone", self.timezone.encode()),
             (b"x-clickhouse-server-display-name", DISPLAY_NAME),
         ]
+        if self.close_connection:
+            headers.append((b"connection", b"close"))
+        return headers
 
     async def start(
         self,

@@ -147,8 +147,8 @@ class WarehouseApp:
         responder = Responder(send, query_id, self.engine.timezone, encoder)
         try:
             authenticate(params, headers, self.user, self.password)
-            check_body(params, headers, self.max_body_bytes)
-            body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes)
+            length = check_body(params, headers, self.max_body_bytes)
+            body = BodyReader(receive, headers.get("content-encoding"), self.max_body_bytes, length)
             external = await external_tables(body, headers, params)
             read_only = scope["method"] in ("GET", "HEAD")  # as in ClickHouse: GET is readonly
             await run_request(self, params, headers, body, responder, read_only, external)

@@ -23,11 +23,13 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from warehouse.http_protocol import ClickHouseError
+from warehouse.socket_body import splice_all
 from warehouse.sql_text import insert_from_file
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,28 @@ class StreamingInsert:
             except BrokenPipeError:
                 return False
         return True
+
+    async def splice_from(
+        self, source_fd: int, count: int, in_thread: Callable[..., Awaitable[str]]
+    ) -> bool:
+        """Move ``count`` bytes from the client's socket into the pipe in a worker thread,
+        never through user space (socket_body.py); False if the client went away first."""
+        assert self._write_fd is not None
+        stop = threading.Event()
+        moving = asyncio.ensure_future(
+            in_thread(splice_all, source_fd, self._write_fd, count, stop)
+        )
+        try:
+            outcome = await asyncio.shield(moving)
+        except BaseException:
+            stop.set()  # the pipe must not be closed while the thread still writes into it
+            await asyncio.wait({moving})
+            raise
+        if outcome == "engine gone":
+            await self._engine_result()  # raises the engine's error, if it had one
+            self._ignoring = True
+            log.warning("an INSERT ended before its data did; the rest of the body is ignored")
+        return outcome in ("done", "engine gone")
 
     def _close_pipe(self) -> None:
         if self._write_fd is not None:
