@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,7 @@ async def stream_result(
     handle: list[Any] = []
     requested = NativeRevision.requested(request.params, output_format)
     revision: list[NativeRevision] = []
+    spooled = [0]  # bytes written to the spool
 
     def pull() -> tuple[bytes, bool]:
         """The next block (spooling: every block up to BATCH_BYTES); True at the end."""
@@ -97,12 +99,14 @@ async def stream_result(
                     return data, False
                 spool.write(data)
                 size += len(data)
+                spooled[0] += len(data)
                 if size >= BATCH_BYTES:
                     return b"", False
         except RuntimeError as error:
             raise ClickHouseError.from_engine(error) from None
 
     finished = False
+    ahead: asyncio.Future[tuple[bytes, bool]] | None = None
     try:
         data, finished = await work.run(pull)
         if spool is not None:
@@ -110,21 +114,37 @@ async def stream_result(
                 data, finished = await work.run(pull)
             spool.seek(0)
             await responder.start(progress.summary(request.elapsed()), output_format)
+            if spooled[0] <= SPOOL_MEMORY_BYTES:
+                # Still in memory: read on the loop; a thread hop per piece cost more than that.
+                await responder.body(spool.read(), more=False)
+                return
             while piece := await request.app.in_thread(spool.read, BATCH_BYTES):
                 await responder.body(piece, more=True)
             await responder.body(b"", more=False)
             return
+        # The next block is fetched while this one is sent: for a small result the end of
+        # the stream is then known by the time the first block is out (no second round trip).
+        ahead = None if finished else asyncio.ensure_future(work.run(pull))
         await responder.start(progress.summary(request.elapsed()), output_format)
         await responder.body(data, more=not finished)
-        while not finished:
+        while ahead is not None:
             try:
-                data, finished = await work.run(pull)
+                data, finished = await ahead
             except ClickHouseError as error:
                 finished = True  # the failed stream is over; nothing left to cancel
                 await responder.error(error)
                 return
+            finally:
+                ahead = None if ahead.done() else ahead
+            ahead = None if finished else asyncio.ensure_future(work.run(pull))
             await responder.body(data, more=not finished)
     finally:
+        if ahead is not None:  # the answer failed while a block was being fetched
+            if not ahead.done():
+                work.abandoned = True
+                await work.cancel_until_done(ahead)
+            if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
+                finished = ahead.result()[1]
         if not finished and handle:
             await work.release_stream(native, handle[0])
         if spool is not None:
