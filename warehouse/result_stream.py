@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +105,6 @@ async def stream_result(
             raise ClickHouseError.from_engine(error) from None
 
     finished = False
-    ahead: asyncio.Future[tuple[bytes, bool]] | None = None
     try:
         data, finished = await work.run(pull)
         if spool is not None:
@@ -122,29 +120,17 @@ async def stream_result(
                 await responder.body(piece, more=True)
             await responder.body(b"", more=False)
             return
-        # The next block is fetched while this one is sent: for a small result the end of
-        # the stream is then known by the time the first block is out (no second round trip).
-        ahead = None if finished else asyncio.ensure_future(work.run(pull))
         await responder.start(progress.summary(request.elapsed()), output_format)
         await responder.body(data, more=not finished)
-        while ahead is not None:
+        while not finished:
             try:
-                data, finished = await ahead
+                data, finished = await work.run(pull)
             except ClickHouseError as error:
                 finished = True  # the failed stream is over; nothing left to cancel
                 await responder.error(error)
                 return
-            finally:
-                ahead = None if ahead.done() else ahead
-            ahead = None if finished else asyncio.ensure_future(work.run(pull))
             await responder.body(data, more=not finished)
     finally:
-        if ahead is not None:  # the answer failed while a block was being fetched
-            if not ahead.done():
-                work.abandoned = True
-                await work.cancel_until_done(ahead)
-            if ahead.done() and not ahead.cancelled() and ahead.exception() is None:
-                finished = ahead.result()[1]
         if not finished and handle:
             await work.release_stream(native, handle[0])
         if spool is not None:
