@@ -6,7 +6,9 @@ Prints, from one run:
   client's sending. CPU time is the figure to compare on a shared, loaded machine, where
   wall-time ratios swing with the neighbours' load;
 * clickhouse-connect row insert rows/s through the endpoint;
-* p50/p99 latency of a small aggregate query through the endpoint vs in-process;
+* p50/p99 latency and CPU time of a small aggregate query through the endpoint vs
+  in-process, the variants taking turns query by query (a sequence of each, one after the
+  other, compared the load of different minutes);
 * a cancellation soak: rounds of 100 streamed queries abandoned after their first bytes, with
   the /ping latency right after, the time until system.processes is empty and the endpoint's
   thread count (which must come back to its figure after the first round).
@@ -14,8 +16,8 @@ Prints, from one run:
 Usage: ``.venv/bin/python bench/warehouse.py [--rows 2000000] [--queries 400]
 [--soak-rounds 5]``. The endpoint runs as its own ``trackhouse warehouse`` process on a free
 port with a temporary data directory; the in-process baseline is chdb (raw connection and
-clickhouse-connect's ``interface='chdb'``) on another temporary directory. Phases run one
-after the other so the two engines never compete for the CPU.
+clickhouse-connect's ``interface='chdb'``) on another temporary directory. One call runs at a
+time, so the two engines never compete for the CPU.
 """
 
 from __future__ import annotations
@@ -120,15 +122,26 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
 
 
-def latency(run: Callable[[], object], count: int) -> tuple[float, float]:
-    for _ in range(20):  # warm up connections and caches
-        run()
-    samples = []
+def interleaved_latency(
+    variants: dict[str, tuple[Callable[[], object], Callable[[], float]]], count: int
+) -> dict[str, tuple[float, float, float]]:
+    """p50 and p99 ms and mean CPU ms per call of each variant (its run, the CPU clock of the
+    process doing its work), the variants taking turns call by call so that load from
+    elsewhere on the machine hits them alike."""
+    for run, _ in variants.values():
+        for _ in range(20):  # warm up connections and caches
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    cpu = dict.fromkeys(variants, 0.0)
     for _ in range(count):
-        started = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - started)
-    return percentiles(samples)
+        for name, (run, cpu_now) in variants.items():
+            cpu_before, started = cpu_now(), time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - started)
+            cpu[name] += cpu_now() - cpu_before
+    return {
+        name: (*percentiles(samples[name]), cpu[name] / count * 1000) for name in variants
+    }
 
 
 def main() -> None:
@@ -227,16 +240,22 @@ def main() -> None:
 
             # --- small aggregate query latency -------------------------------------------------
             local.query("INSERT INTO bench.t SELECT * FROM bench.t LIMIT 0")
-            endpoint_http = latency(
-                lambda: web.post("/", content=AGGREGATE_SQL.encode()).raise_for_status(),
-                args.queries,
-            )
-            endpoint_cc = latency(lambda: client.query(AGGREGATE_SQL), args.queries)
-            local_raw = latency(lambda: local.query(AGGREGATE_SQL, "TabSeparated"), args.queries)
             in_process_cc = clickhouse_connect.get_client(
                 interface="chdb", path=str(scratch_dir / "inprocess")
             )
-            local_cc = latency(lambda: in_process_cc.query(AGGREGATE_SQL), args.queries)
+            server_cpu = partial(process_cpu_s, server_pid)
+            queries = interleaved_latency(
+                {
+                    "local_raw": (lambda: local.query(AGGREGATE_SQL, "TabSeparated"), own_cpu_s),
+                    "local_cc": (lambda: in_process_cc.query(AGGREGATE_SQL), own_cpu_s),
+                    "endpoint_http": (
+                        lambda: web.post("/", content=AGGREGATE_SQL.encode()).raise_for_status(),
+                        server_cpu,
+                    ),
+                    "endpoint_cc": (lambda: client.query(AGGREGATE_SQL), server_cpu),
+                },
+                args.queries,
+            )
             client.close()
             in_process_cc.close()
             web.close()
@@ -276,17 +295,22 @@ def main() -> None:
         f"clickhouse-connect row insert, {args.row_insert_rows:,} rows: "
         f"{args.row_insert_rows / rows_s:,.0f} rows/s (through the endpoint)"
     )
-    print(f"small aggregate query, {args.queries} runs, p50 / p99 ms:")
-    print(f"  in-process chdb (raw)           {local_raw[0]:6.2f} / {local_raw[1]:6.2f}")
-    print(f"  in-process clickhouse-connect   {local_cc[0]:6.2f} / {local_cc[1]:6.2f}")
     print(
-        f"  endpoint, plain HTTP (httpx)    {endpoint_http[0]:6.2f} / {endpoint_http[1]:6.2f}"
-        f"   overhead p50 {endpoint_http[0] - local_raw[0]:+.2f} ms"
+        f"small aggregate query, {args.queries} runs each, the four taking turns; p50 / p99 ms, "
+        "CPU ms per query (in-process: this process; endpoint: the endpoint process):"
     )
-    print(
-        f"  endpoint, clickhouse-connect    {endpoint_cc[0]:6.2f} / {endpoint_cc[1]:6.2f}"
-        f"   overhead p50 {endpoint_cc[0] - local_cc[0]:+.2f} ms"
+    rows = (
+        ("in-process chdb (raw)", "local_raw", None),
+        ("in-process clickhouse-connect", "local_cc", None),
+        ("endpoint, plain HTTP (httpx)", "endpoint_http", "local_raw"),
+        ("endpoint, clickhouse-connect", "endpoint_cc", "local_cc"),
     )
+    for label, name, baseline in rows:
+        p50, p99, cpu_ms = queries[name]
+        line = f"  {label:<31} {p50:6.2f} / {p99:6.2f}   CPU {cpu_ms:5.2f}"
+        if baseline:
+            line += f"   overhead p50 {p50 - queries[baseline][0]:+.2f} ms"
+        print(line)
     print(
         f"cancellation soak, {args.soak_rounds} rounds of {args.soak_streams} streams abandoned "
         "after their first bytes:"

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from warehouse.sql_text import split_top_level
+
 # Replicated engine arguments: the first pair names the table's ZooKeeper/Keeper path and the
 # replica (server macros), the engine's own arguments follow.
 SHARD_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
@@ -136,7 +138,7 @@ class ClusterSchema:
         if table not in SHARDING_KEYS:
             return [f"alter table {database}.{table} {self.clause}{rest}"]
         local = f"alter table {database}.{table}{LOCAL_SUFFIX} {self.clause}{rest}"
-        clauses = _split_clauses(rest)
+        clauses = split_top_level(rest)
         if all(_COLUMN_CLAUSES.match(c) for c in clauses):
             # the Distributed table's columns follow the local table's (same alteration)
             return [local, f"alter table {database}.{table} {self.clause}{rest}"]
@@ -144,23 +146,6 @@ class ClusterSchema:
             raise ClusterDDLError(f"{database}.{table}: split column changes and other "
                                   "alterations into separate statements for cluster mode")
         return [local]  # indexes, settings, mutations: only the local tables hold data
-
-
-def _split_clauses(alterations: str) -> list[str]:
-    """The comma-separated clauses of an ALTER, commas inside parentheses kept."""
-    clauses: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in alterations:
-        depth += char == "("
-        depth -= char == ")"
-        if char == "," and depth == 0:
-            clauses.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    clauses.append("".join(current))
-    return [c for c in (c.strip() for c in clauses) if c]
 
 
 def schema_migrations_ddl(cluster: str, database: str) -> list[str]:

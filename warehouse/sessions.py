@@ -33,21 +33,11 @@ from typing import Any
 import chdb
 
 from warehouse.http_protocol import ClickHouseError
+from warehouse.sql_text import engine_text, quote_identifier, quote_string, split_top_level
 
 log = logging.getLogger(__name__)
 
 MAX_SESSION_TIMEOUT_S = 3600  # ClickHouse's default max_session_timeout
-
-
-def engine_text(text: str | bytes) -> bytes:
-    """SQL for chdb, byte for byte as the client sent it.
-
-    Request text is decoded with ``surrogateescape`` so that bytes which are not UTF-8
-    survive; encoding it back the same way restores them (chdb takes bytes as they are).
-    """
-    if isinstance(text, bytes):
-        return text
-    return text.encode("utf-8", "surrogateescape")
 
 
 def engine_params(params: dict | None) -> dict[str, str]:
@@ -66,14 +56,6 @@ def _escape_raw_bytes(value: str) -> str:
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
-
-
-def quote_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def quote_identifier(name: str) -> str:
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 class EngineConnection:
@@ -154,22 +136,6 @@ class ExternalTable:
                 "BAD_ARGUMENTS", f"Neither structure nor types were given for external table {name}"
             )
         return cls(name, data, data_format, structure)
-
-
-def split_top_level(text: str) -> list[str]:
-    """Split at commas outside parentheses (``Tuple(a, b),String`` is two types)."""
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in text:
-        depth += (char == "(") - (char == ")")
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
 
 
 def create_external_tables(connection: EngineConnection, tables: list[ExternalTable]) -> None:
@@ -316,6 +282,24 @@ class Engine:
     def session_count(self) -> int:
         with self._lock:
             return len(self._sessions)
+
+    def describe(
+        self, connection: EngineConnection, statement: str, params: dict[str, str]
+    ) -> list[str]:
+        """The column types of ``statement``'s result ([] if it cannot be described)."""
+        # On a connection of its own: a statement on the streaming one would end its stream.
+        # (A session's temporary tables are not seen there; their types stay as chdb wrote.)
+        helper = self.acquire(connection.database, connection.settings)
+        try:
+            described = helper.run(f"DESCRIBE ({statement})", "TabSeparatedRaw", params)
+        except ClickHouseError:
+            return []
+        finally:
+            retired = self.give_back(helper)
+            if retired is not None:
+                retired.close()
+        lines = bytes(described.bytes()).decode("utf-8", "surrogateescape").splitlines()
+        return [line.split("\t")[1] for line in lines if "\t" in line]
 
     # --- housekeeping -------------------------------------------------------------------
     def reap(self) -> int:

@@ -5,7 +5,7 @@ in a worker thread, while the event loop writes the body's chunks into the other
 that pipe. An ordinary query reports every failure, including those raised while the last
 block is written or committed (partition and constraint checks, memory limits), and returns
 only once the data is stored. (chdb's streaming insert API, ``send_insert``/``insert_done``,
-swallows exactly those: it answers success and stores nothing.)
+swallows exactly those: it answers success and stores nothing; ADR 0003.)
 
 The pipe is the flow control: a client faster than the engine fills it and then waits. An
 insert is abandoned (client gone, body too large) by killing its query before the pipe
@@ -23,17 +23,19 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from warehouse.http_protocol import ClickHouseError, insert_from_file
+from warehouse.http_protocol import ClickHouseError
+from warehouse.socket_body import splice_all
+from warehouse.sql_text import insert_from_file
 
 log = logging.getLogger(__name__)
 
-# Settings of every streamed insert unless the request sets them. The body arrives in chunks
-# that one thread parses as they come; parallel parsing (FROM INFILE's default, not that of
-# chdb's streaming API) cost up to half again as much CPU per JSONEachRow row, no faster.
+# Settings of every streamed insert unless the request sets them: the body arrives in chunks
+# one thread parses as they come; FROM INFILE's parallel parsing only costs CPU (ADR 0003).
 INSERT_DEFAULTS = {"input_format_parallel_parsing": "0"}
 PIPE_BYTES = 1 << 20  # Linux's default pipe-max-size; the engine may lag this far behind
 CANCEL_TIMEOUT_S = 30.0
@@ -101,6 +103,28 @@ class StreamingInsert:
             except BrokenPipeError:
                 return False
         return True
+
+    async def splice_from(
+        self, source_fd: int, count: int, in_thread: Callable[..., Awaitable[str]]
+    ) -> bool:
+        """Move ``count`` bytes from the client's socket into the pipe in a worker thread,
+        never through user space (socket_body.py); False if the client went away first."""
+        assert self._write_fd is not None
+        stop = threading.Event()
+        moving = asyncio.ensure_future(
+            in_thread(splice_all, source_fd, self._write_fd, count, stop)
+        )
+        try:
+            outcome = await asyncio.shield(moving)
+        except BaseException:
+            stop.set()  # the pipe must not be closed while the thread still writes into it
+            await asyncio.wait({moving})
+            raise
+        if outcome == "engine gone":
+            await self._engine_result()  # raises the engine's error, if it had one
+            self._ignoring = True
+            log.warning("an INSERT ended before its data did; the rest of the body is ignored")
+        return outcome in ("done", "engine gone")
 
     def _close_pipe(self) -> None:
         if self._write_fd is not None:

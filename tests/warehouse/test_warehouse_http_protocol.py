@@ -9,18 +9,19 @@ import pytest
 import zstandard
 
 from warehouse.http_protocol import (
-    BLOCK_INFO,
     ClickHouseError,
-    NativeRevision,
-    NeedMoreData,
     StreamDecoder,
     StreamEncoder,
     exception_block,
+)
+from warehouse.native_revision import BLOCK_INFO, NativeRevision, split_type
+from warehouse.sql_text import (
+    NeedMoreData,
     first_keyword,
     insert_from_file,
     parse_insert_head,
     set_statement_names,
-    split_type,
+    split_top_level,
     trailing_format,
     without_format,
 )
@@ -174,6 +175,17 @@ def test_split_type() -> None:
     )
     assert split_type("Enum8('a,b' = 1, 'c' = 2)") == ("Enum8", ["'a,b' = 1", "'c' = 2"])
     assert split_type("UInt8") == ("UInt8", [])
+
+
+def test_split_top_level_keeps_parentheses_and_quotes_whole() -> None:
+    """One splitter serves external-table types, type arguments and cluster ALTER clauses."""
+    assert split_top_level("Tuple(a, b),String") == ["Tuple(a, b)", "String"]
+    assert split_top_level("\n    modify column a String default 'x, (y', drop column b,") == [
+        "modify column a String default 'x, (y'",
+        "drop column b",
+    ]
+    assert split_top_level("'it\\'s, one', two") == ["'it\\'s, one'", "two"]
+    assert split_top_level(" , ") == []
 
 
 def _column(name: bytes, type_name: bytes, data: bytes) -> bytes:
