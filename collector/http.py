@@ -60,7 +60,8 @@ def _is_trusted(ip: str, trusted: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=65_536)
-def _valid_ip(value: str) -> str | None:
+def valid_ip(value: str) -> str | None:
+    """The normalised IP address ``value`` holds (surrounding spaces ignored), or None."""
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
@@ -69,7 +70,7 @@ def _valid_ip(value: str) -> str | None:
 
 def _first_valid(value: str | None) -> str | None:
     # ipaddress parsing costs more than the rest of the lookup: visitors repeat, so cache
-    return _valid_ip(value) if value else None
+    return valid_ip(value) if value else None
 
 
 def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: Iterable[str], *,
