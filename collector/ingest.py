@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -124,8 +124,10 @@ class IngestContext:
     # the JSON members (no braces, defaults left out: ``json_members``) of the columns every
     # event of this request shares (``request_columns``), spliced into each row
     request_json: bytes = field(init=False)
+    sender: _Sender = field(init=False)  # the request's own, for messages that name none
 
     def __post_init__(self) -> None:
+        self.sender = _Sender(self.ip, self.user_agent, not self.client.has_secret)
         # cached by the millisecond: requests arriving together share the text and the day
         self.received_text = _format_ms(self.received_ms)
         self.received_day = _utc_day(self.received_ms // 86_400_000)
@@ -400,8 +402,7 @@ def _utc_day(days_since_epoch: int) -> date:
     return (_EPOCH + timedelta(days=days_since_epoch)).date()
 
 
-@dataclass(slots=True)
-class _Sender:
+class _Sender(NamedTuple):
     """Who sent a message: the request's visitor, or the one a secret client forwards."""
 
     ip: str
@@ -412,15 +413,14 @@ class _Sender:
 
 
 def _sender(properties: dict[str, Any], context: IngestContext) -> _Sender:
+    request = context.sender
     if not context.client.has_secret:
-        return _Sender(context.ip, context.user_agent, True)
-    sender = _Sender(context.ip, context.user_agent, False)
-    if properties.get("__ip"):
-        sender.ip = valid_ip(str(properties["__ip"])) or sender.ip
-    if isinstance(properties.get("__userAgent"), str):
-        sender.user_agent = properties["__userAgent"][:1000]
-        sender.bot_check = True
-    return sender
+        return request
+    ip = valid_ip(str(properties["__ip"])) if properties.get("__ip") else None
+    user_agent = properties.get("__userAgent")
+    if isinstance(user_agent, str):
+        return _Sender(ip or request.ip, user_agent[:1000], True)
+    return _Sender(ip, request.user_agent, False) if ip else request
 
 
 # control characters: a device id travels NUL-separated and is spliced into a JSON row
@@ -514,14 +514,22 @@ def _shared_columns(properties: dict[str, Any], context: IngestContext, sender: 
     """The JSON members, each after a comma, of the columns an event shares with others:
     the request's, the page's and the visitor's (with the ones the sender overrides)."""
     referrer_url = _text(properties.get("__referrer"))
-    overrides = () if _OVERRIDES.keys().isdisjoint(properties) else tuple(
-        (column, _text(properties[key], 200)) for key, column in _OVERRIDES.items()
-        if properties.get(key) not in (None, ""))
+    overrides = () if _OVERRIDES.keys().isdisjoint(properties) else _overrides(properties)
     fragments = (context.request_json, _page_json(page_url, referrer_url, context.origin),
                  _visitor_json(context.services.geo, sender.ip, sender.user_agent,
                                sender.bot_check, overrides))
     # the request's members are never empty (project_id, received_at)
     return b"," + b",".join(filter(None, fragments))
+
+
+def _overrides(properties: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(column, text) of the derived columns a message sets itself (``_OVERRIDES``)."""
+    found = []
+    for key, column in _OVERRIDES.items():
+        value = properties.get(key)
+        if value is not None and value != "":
+            found.append((column, value[:200] if type(value) is str else _text(value, 200)))
+    return tuple(found)
 
 
 def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,

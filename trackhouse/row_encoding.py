@@ -90,7 +90,7 @@ def decode(rows: EncodedRows) -> list[DecodedRow]:
     blobs = ([*split_rows(events_blob)] if events_blob else [],
              [*split_rows(profiles_blob)] if profiles_blob else [])
     taken = [0, 0]
-    token_list = tokens.decode().split(FIELD_SEPARATOR)
+    token_list = tokens.decode().split(FIELD_SEPARATOR) if layout else []
     live_rows = iter(live)
     decoded = []
     for character, token in zip(layout, token_list, strict=True):

@@ -189,6 +189,10 @@ def _hostile_cases() -> list[tuple[str, bytes, int, str]]:
             "name": "x", "properties": {"__timestamp": "not a time"}}}), 400, "__timestamp"),
         ("bad device id", dumps({"type": "track", "payload": {
             "name": "x", "properties": {"__deviceId": "d" * 65}}}), 400, "__deviceId"),
+        ("NUL in device id", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__deviceId": "a\x00b"}}}), 400, "__deviceId"),
+        ("newline in device id", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__deviceId": "a\nb"}}}), 400, "__deviceId"),
         ("identify without profile", dumps({"type": "identify", "payload": {"email": "a@b.co"}}),
          400, "payload.profileId"),
         ("invalid email", dumps({"type": "identify", "payload": {
