@@ -1,11 +1,16 @@
 """The ingestion seam: validate, enrich and buffer messages; any router calls
-``ingest_messages``.
+``ingest_messages`` (through ``collector.intake``).
 
 The OpenPanel routers (``/track``, ``/track/batch``) call it with the decoded JSON messages;
 the Plausible and Umami routers translate their trackers' requests into OpenPanel messages
 (``{"type": "track", "payload": {"name": "screen_view", "properties": {"__path": ...}}}``) and
 call it the same way. It never waits on ClickHouse: rows go to the Redis buffer and the worker
 lands them.
+
+A message's path, in the order of this module's last part: parse (``parse_message``),
+enrich and identify (``_prepare``: its sender, device ids, time, event id and dedup token,
+its columns), buffer (``_accept_request``: the rows encoded for the accept script, one
+round trip through ``pipeline.AcceptGroups``), answer (``_answer``).
 """
 
 from __future__ import annotations

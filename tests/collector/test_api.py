@@ -541,7 +541,7 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
     headers = fresh_project.browser_headers(**{"x-forwarded-for": "86.128.1.1"})
     api.post("/track", json=screen_view("/warm"), headers=headers)  # creates today's salts
     today = datetime.now(UTC).date()
-    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    yesterday_salt = redis_client.get(Keys.salt(today - timedelta(days=1))).decode()
     other_ip = "86.128.1.2"
     yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
                                            fresh_project.project_id)
@@ -567,7 +567,7 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
                       headers={**headers, "x-forwarded-for": third_ip}).json()
     assert answer["deviceId"] not in (idle_device, "")
     assert answer["deviceId"] == identity.device_id(
-        redis_client.get(f"th:salt:{today}").decode(), UA_CHROME_WINDOWS, third_ip,
+        redis_client.get(Keys.salt(today)).decode(), UA_CHROME_WINDOWS, third_ip,
         fresh_project.project_id)
 
 
@@ -605,7 +605,7 @@ def test_profile_answers_carry_the_live_session(api, fresh_project: TestProject,
     assert api.post("/track", json=renamed, headers=browser).json() == {
         "deviceId": view["deviceId"]}
     # a visit live under yesterday's device id (past midnight) answers that id and session
-    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    yesterday_salt = redis_client.get(Keys.salt(today - timedelta(days=1))).decode()
     other_ip = "81.2.69.161"
     yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
                                            fresh_project.project_id)
