@@ -471,18 +471,26 @@ def _event_time(properties: dict[str, Any], context: IngestContext
     return client_time, created_ms
 
 
+def _client_event_id(properties: dict[str, Any]) -> str | None:
+    """The message's own event id (``__eventId``), if it has one."""
+    client_event_id = properties.get("__eventId")
+    if client_event_id is None:
+        return None
+    if not isinstance(client_event_id, str | int) or not (
+            0 < len(str(client_event_id)) <= MAX_CLIENT_ID):
+        raise MessageError("properties.__eventId must be a string of 1-64 characters")
+    return str(client_event_id)
+
+
 def _event_identity(raw: Any, properties: dict[str, Any], context: IngestContext,
-                    sender: _Sender, device: str, name: str, page_url: str,
-                    flat: dict[str, str], has_time: bool) -> tuple[str, str, bool]:
+                    sender: _Sender, client_event_id: str | None, device: str, name: str,
+                    page_url: str, flat: dict[str, str], has_time: bool
+                    ) -> tuple[str, str, bool]:
     """(event id, dedup token, deduplicated by id): the client's event id, else one derived
     from the content when the client stamped a time, else the request's fingerprint."""
     project = context.client.project_id
-    client_event_id = properties.get("__eventId")
     if client_event_id is not None:
-        if not isinstance(client_event_id, str | int) or not (
-                0 < len(str(client_event_id)) <= MAX_CLIENT_ID):
-            raise MessageError("properties.__eventId must be a string of 1-64 characters")
-        event_id = identity.event_id_from_client(project, str(client_event_id))
+        event_id = identity.event_id_from_client(project, client_event_id)
         return event_id, event_id, True
     if has_time:
         event_id = identity.event_id_from_content(
@@ -545,12 +553,14 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
     sender = _sender(properties, context)
     device, previous_device = _device_ids(properties, context, sender, salts)
     client_time, created_ms = _event_time(properties, context)
+    client_event_id = _client_event_id(properties)
     page_url = _text(properties.get("__path"))
     name: str = payload.name if message.type == "track" else message.type
     flat = flatten_properties(properties if _CONSUMED.isdisjoint(properties) else
                               {k: v for k, v in properties.items() if k not in _CONSUMED})
-    event_id, token, by_id = _event_identity(raw, properties, context, sender, device, name,
-                                             page_url, flat, client_time is not None)
+    event_id, token, by_id = _event_identity(raw, properties, context, sender, client_event_id,
+                                             device, name, page_url, flat,
+                                             client_time is not None)
     received_ms = context.received_ms
     created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
     if message.type != "track":

@@ -321,6 +321,37 @@ def test_reserved_properties_become_columns(api, project: TestProject, redis_cli
     assert datetime.fromisoformat(row["created_at"]) == received - timedelta(days=7)
 
 
+def test_an_imported_visitors_own_columns_replace_the_derived_ones(
+        api, project: TestProject, redis_client) -> None:
+    """An importer's per-event columns (``__os``, ``__country``...) replace what the
+    collector derives from the request, each column once in the row's JSON, and events with
+    other values (or none) keep theirs."""
+    import json
+
+    own = {"__os": "Plan 9", "__browser": "Mosaic", "__browser_version": "2.1",
+           "__device": "tablet", "__country": "IS", "__region": "Capital", "__city": "Reykjavik",
+           "__language": "is-IS", "__screen": "640x480", "__brand": "Acme", "__model": "One",
+           "__os_version": 7}
+    items = [screen_view("/own", __timestamp="2026-01-05T08:00:00Z", **own),
+             screen_view("/partly", __timestamp="2026-01-05T08:00:01Z", __os="BeOS"),
+             screen_view("/derived", __timestamp="2026-01-05T08:00:02Z")]
+    answer = api.post("/track/batch?import=true", json=items, headers=project.server_headers())
+    assert answer.json()["accepted"] == 3
+    (chunk,) = redis_client.lrange(Keys.buffer("imports"), -1, -1)
+    for line in chunk.split(b"\n"):
+        pairs = json.loads(line, object_pairs_hook=lambda found: found)
+        assert len({key for key, _ in pairs}) == len(pairs), line
+    own_row, partly, derived = last_events(redis_client, 3, "imports")
+    assert {column: own_row[column] for column in (
+        "os", "browser", "browser_version", "device", "country", "region", "city", "language",
+        "screen", "brand", "model", "os_version")} == {
+        "os": "Plan 9", "browser": "Mosaic", "browser_version": "2.1", "device": "tablet",
+        "country": "IS", "region": "Capital", "city": "Reykjavik", "language": "is-IS",
+        "screen": "640x480", "brand": "Acme", "model": "One", "os_version": "7"}
+    assert partly["os"] == "BeOS" and partly["browser"] == derived["browser"] != "Mosaic"
+    assert derived["os"] != "BeOS" and derived["language"] == ""
+
+
 def test_batch_json_and_ndjson_with_per_item_results(api, project: TestProject,
                                                      redis_client) -> None:
     items = [screen_view("/1"), {"type": "alias", "payload": {}},
