@@ -157,3 +157,17 @@ def test_recover_hands_a_due_batch_to_one_flusher(redis_client) -> None:
     assert recover(keys=[pending, lease], args=["due", 200, 900]) == 0  # taken once
     redis_client.delete(pending)
 
+
+
+def test_the_accept_scripts_key_positions_match_the_buffer_layout() -> None:
+    """accept.lua addresses the lanes by position (KEYS 1-3 buffers, 4-6 chunk-row lists,
+    7-9 buffered-row counters, 10 inflight, 11-12 the dedup sets): a lane added to
+    ``buffer_layout.LANES`` must fail here until the script has its place."""
+    from collector.buffer import BUFFER_KEYS, LANES
+    from trackhouse.buffer_layout import Keys
+
+    assert list(LANES) == ["events", "profiles", "imports"]
+    assert BUFFER_KEYS == (*map(Keys.buffer, LANES), *map(Keys.chunk_rows, LANES),
+                           *map(Keys.buffered_rows, LANES), Keys.inflight)
+    keys, _ = accept_call([], 7, AcceptLimits(1, 1, 1, 1))
+    assert keys[10:] == [Keys.seen_ids(7), Keys.seen_ids(6)]
