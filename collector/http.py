@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -60,7 +60,8 @@ def _is_trusted(ip: str, trusted: tuple[str, ...]) -> bool:
 
 
 @lru_cache(maxsize=65_536)
-def _valid_ip(value: str) -> str | None:
+def valid_ip(value: str) -> str | None:
+    """The normalised IP address ``value`` holds (surrounding spaces ignored), or None."""
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
@@ -69,7 +70,7 @@ def _valid_ip(value: str) -> str | None:
 
 def _first_valid(value: str | None) -> str | None:
     # ipaddress parsing costs more than the rest of the lookup: visitors repeat, so cache
-    return _valid_ip(value) if value else None
+    return valid_ip(value) if value else None
 
 
 def client_ip(peer: str, headers: Mapping[str, str], trusted_proxies: Iterable[str], *,
@@ -133,6 +134,13 @@ class Incoming:
         return cls({name.decode("latin-1"): value.decode("latin-1")
                     for name, value in scope["headers"]},
                    client[0] if client else "", scope.get("query_string", b"").decode("latin-1"))
+
+
+# An ingestion handler: a plain function of (the app's state, the request's scope parts, a
+# body reader taking its size limit) answering (JSON content, headers) or raising ApiError.
+# ``collector.fastpath`` calls it straight from ASGI, its FastAPI route through FastAPI.
+ReadBody = Callable[[int], Awaitable[bytes]]
+Handler = Callable[[Any, "Incoming", ReadBody], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
 
 
 class ClientGone(Exception):

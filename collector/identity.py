@@ -1,4 +1,5 @@
-"""Identifiers derived by the collector: event ids, cookieless device ids, live session ids.
+"""Identifiers derived by the collector: event ids, cookieless device ids (live session ids:
+``trackhouse.session_ids``).
 
 All ids are deterministic (uuid5 or a keyed hash) so that a replay of the same input yields the
 same ids; see protocol.md, "Derived identifiers" and "Event ids".
@@ -16,9 +17,15 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from trackhouse.buffer_layout import Keys
+from trackhouse.session_ids import session_id, uuid_from_sha1
+
 # Namespace of every uuid5 Trackhouse derives (a fixed random UUID: never change it).
 TRACKHOUSE_NAMESPACE = uuid.UUID("6f1f3c52-8d0b-4d7e-9a57-3c2b1f0e8a41")
 SALT_TTL_S = 3 * 86_400
+
+__all__ = ["SALT_TTL_S", "TRACKHOUSE_NAMESPACE", "DailySalts", "derived_uuid", "device_id",
+           "event_id_from_client", "event_id_from_content", "request_fingerprint", "session_id"]
 
 
 _NAMESPACE_BYTES = TRACKHOUSE_NAMESPACE.bytes
@@ -31,13 +38,7 @@ def derived_uuid(*parts: Any) -> str:
     from the SHA-1 bytes directly: the ``uuid`` module's objects cost about a third of a
     batch event's preparation.
     """
-    text = hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).hexdigest()
-    # version 5 in the 13th digit; the RFC 4122 variant (10xx) in the 17th
-    return (f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-"
-            f"{text[20:32]}")
-
-
-_VARIANT = {digit: format(8 + int(digit, 16) % 4, "x") for digit in "0123456789abcdef"}
+    return uuid_from_sha1(hashlib.sha1(_NAMESPACE_BYTES + orjson.dumps(parts)).hexdigest())
 
 
 def event_id_from_client(project_id: str, client_event_id: str) -> str:
@@ -70,15 +71,6 @@ def device_id(salt: str, user_agent: str, ip: str, project_id: str) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=65_536)
-def session_id(project_id: str, device: str, started_at_ms: int) -> str:
-    """A UUID laid out from sha1("project:device:start ms") (version 5 bits set), exactly as
-    the collector's Redis script computes live session ids (``buffer.ACCEPT``)."""
-    digest = hashlib.sha1(f"{project_id}:{device}:{started_at_ms}".encode()).hexdigest()
-    return (f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{_VARIANT[digest[16]]}"
-            f"{digest[17:20]}-{digest[20:32]}")
-
-
 class DailySalts:
     """The salt of each UTC day lives in Redis (shared by every collector process) and is
     cached here; the previous day's salt stays readable so a visit crossing midnight keeps
@@ -102,7 +94,7 @@ class DailySalts:
         cached = self._cache.get(day)
         if cached is not None:
             return cached
-        key = f"th:salt:{day.isoformat()}"
+        key = Keys.salt(day)
         await self._redis.set(key, secrets.token_hex(32), nx=True, ex=SALT_TTL_S)
         value = await self._redis.get(key)
         salt = value.decode() if isinstance(value, bytes) else str(value)

@@ -1,16 +1,20 @@
 """The ingestion seam: validate, enrich and buffer messages; any router calls
-``ingest_messages``.
+``ingest_messages`` (through ``collector.intake``).
 
 The OpenPanel routers (``/track``, ``/track/batch``) call it with the decoded JSON messages;
 the Plausible and Umami routers translate their trackers' requests into OpenPanel messages
 (``{"type": "track", "payload": {"name": "screen_view", "properties": {"__path": ...}}}``) and
 call it the same way. It never waits on ClickHouse: rows go to the Redis buffer and the worker
 lands them.
+
+A message's path, in the order of this module's last part: parse (``parse_message``),
+enrich and identify (``_prepare``: its sender, device ids, time, event id and dedup token,
+its columns), buffer (``_accept_request``: the rows encoded for the accept script, one
+round trip through ``pipeline.AcceptGroups``), answer (``_answer``).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import re
@@ -19,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -27,10 +31,11 @@ from redis.asyncio import Redis
 
 from accounts.auth import AuthenticatedClient
 from collector import identity
-from collector.buffer import AcceptLimits, AcceptRequest, Keys, live_session_start, session_keys
+from collector.buffer import AcceptLimits, AcceptRequest, Keys, session_keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
+from collector.http import valid_ip
 from collector.pipeline import AcceptGroups
 from collector.ratelimit import RateLimits
 from collector.schemas import (
@@ -45,6 +50,8 @@ from collector.schemas import (
     parse_message,
 )
 from trackhouse import event_times
+from trackhouse.row_encoding import EVENTS, PROFILES, RowEncoder
+from trackhouse.session_ids import live_session_start, session_id
 from trackhouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,8 +129,10 @@ class IngestContext:
     # the JSON members (no braces, defaults left out: ``json_members``) of the columns every
     # event of this request shares (``request_columns``), spliced into each row
     request_json: bytes = field(init=False)
+    sender: _Sender = field(init=False)  # the request's own, for messages that name none
 
     def __post_init__(self) -> None:
+        self.sender = _Sender(self.ip, self.user_agent, not self.client.has_secret)
         # cached by the millisecond: requests arriving together share the text and the day
         self.received_text = _format_ms(self.received_ms)
         self.received_day = _utc_day(self.received_ms // 86_400_000)
@@ -132,16 +141,6 @@ class IngestContext:
             _sender_json(self.client.project_id, self.sdk_name, self.sdk_version),
             f',"received_at":{received}'.encode(),
             f',"imported_at":{received}'.encode() if self.importing else b""))
-
-    def request_columns(self) -> dict[str, Any]:
-        return {
-            "project_id": self.client.project_id,
-            "received_at": self.received_text,
-            "imported_at": self.received_text if self.importing else None,
-            "sdk_name": _text(self.sdk_name, 64),
-            "sdk_version": _text(self.sdk_version, 64),
-            "language": "", "screen": "",
-        }
 
 
 @lru_cache(maxsize=4_096)
@@ -286,16 +285,6 @@ def _text(value: Any, limit: int = 2_000) -> str:
     return str(value)[:limit]
 
 
-@lru_cache(maxsize=65_536)
-def _valid_ip(value: str) -> str | None:
-    """The normalised IP, or None; cached because ``ipaddress`` parsing is slow and visitors'
-    addresses repeat."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return None
-
-
 @dataclass(slots=True)
 class _Prepared:
     """One message turned into a row, waiting for its session and for the buffer."""
@@ -400,8 +389,12 @@ def _page_json(page_url: str, referrer_url: str, origin: str) -> bytes:
 
 
 @lru_cache(maxsize=65_536)
-def _visitor_json(geo: GeoLocator, ip: str, user_agent: str, bot_check: bool) -> bytes:
-    return json_members(_visitor_columns(geo, ip, user_agent, bot_check))
+def _visitor_json(geo: GeoLocator, ip: str, user_agent: str, bot_check: bool,
+                  overrides: tuple[tuple[str, str], ...]) -> bytes:
+    """The visitor's columns as JSON members, with the columns a sender overrides (imports:
+    the visitor's own; their combinations repeat, so cached with them)."""
+    columns = _visitor_columns(geo, ip, user_agent, bot_check)
+    return json_members({**columns, **dict(overrides)} if overrides else columns)
 
 
 @lru_cache(maxsize=4_096)
@@ -414,85 +407,104 @@ def _utc_day(days_since_epoch: int) -> date:
     return (_EPOCH + timedelta(days=days_since_epoch)).date()
 
 
-def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
-             context: IngestContext, salts: tuple[str, str]) -> _Prepared:
-    client = context.client
-    project = client.project_id
-    payload = message.payload
-    properties: dict[str, Any] = getattr(payload, "properties", None) or {}
+class _Sender(NamedTuple):
+    """Who sent a message: the request's visitor, or the one a secret client forwards."""
 
-    ip = context.ip
-    user_agent = context.user_agent
-    # A client that proved its secret is never a bot itself; a visitor's user agent that it
-    # forwards per message (importers) is checked like any browser's.
-    bot_check = not client.has_secret
-    if client.has_secret:
-        if properties.get("__ip"):
-            ip = _valid_ip(str(properties["__ip"])) or ip
-        if isinstance(properties.get("__userAgent"), str):
-            user_agent = properties["__userAgent"][:1000]
-            bot_check = True
+    ip: str
+    user_agent: str
+    # a client that proved its secret is never a bot itself; a visitor's user agent that it
+    # forwards per message (importers) is checked like any browser's
+    bot_check: bool
 
+
+def _sender(properties: dict[str, Any], context: IngestContext) -> _Sender:
+    request = context.sender
+    if not context.client.has_secret:
+        return request
+    ip = valid_ip(str(properties["__ip"])) if properties.get("__ip") else None
+    user_agent = properties.get("__userAgent")
+    if isinstance(user_agent, str):
+        return _Sender(ip or request.ip, user_agent[:1000], True)
+    return _Sender(ip, request.user_agent, False) if ip else request
+
+
+# control characters: a device id travels NUL-separated and is spliced into a JSON row
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _device_ids(properties: dict[str, Any], context: IngestContext, sender: _Sender,
+                salts: tuple[str, str]) -> tuple[str, str]:
+    """(today's device id, the previous day's or '' when no live session can need it)."""
     sdk_device = properties.get("__deviceId")
     if sdk_device is not None and (
         not isinstance(sdk_device, str) or not 0 < len(sdk_device) <= MAX_CLIENT_ID
+        or _CONTROL.search(sdk_device)
     ):
-        raise MessageError("properties.__deviceId must be a string of 1-64 characters")
+        raise MessageError("properties.__deviceId must be a string of 1-64 characters "
+                           "without control characters")
     if sdk_device:
         # the SDK's id is the same every day: yesterday's hash may hold its live session
-        device, previous_device = sdk_device, sdk_device
-    else:
-        device = identity.device_id(salts[0], user_agent, ip, project)
-        # yesterday's id only matters to a live session that crossed midnight
-        previous_device = "" if context.importing else identity.device_id(
-            salts[1], user_agent, ip, project)
+        return sdk_device, sdk_device
+    project = context.client.project_id
+    device = identity.device_id(salts[0], sender.user_agent, sender.ip, project)
+    # yesterday's id only matters to a live session that crossed midnight
+    previous = "" if context.importing else identity.device_id(
+        salts[1], sender.user_agent, sender.ip, project)
+    return device, previous
 
+
+def _event_time(properties: dict[str, Any], context: IngestContext
+                ) -> tuple[datetime | None, int]:
+    """(the client's ``__timestamp`` if any, the event's time in ms): a live event's is
+    clamped near its arrival, an imported event's must lie in the importable range."""
     client_time = parse_client_time(properties.get("__timestamp"))
     received_ms = context.received_ms
     if client_time is None:
-        created_ms = received_ms
-    else:
-        created_ms = epoch_ms(client_time)
-        if not context.importing:
-            created_ms = min(max(created_ms, received_ms - CLAMP_PAST_MS),
-                             received_ms + CLAMP_FUTURE_MS)
-        elif not IMPORT_EARLIEST_MS <= created_ms <= received_ms + IMPORT_AHEAD_MS:
-            raise MessageError(f"properties.__timestamp {_clip(properties['__timestamp'])} is "
-                               f"outside the range of imported events: {IMPORT_RANGE_TEXT}")
+        return None, received_ms
+    created_ms = epoch_ms(client_time)
+    if not context.importing:
+        return client_time, min(max(created_ms, received_ms - CLAMP_PAST_MS),
+                                received_ms + CLAMP_FUTURE_MS)
+    if not IMPORT_EARLIEST_MS <= created_ms <= received_ms + IMPORT_AHEAD_MS:
+        raise MessageError(f"properties.__timestamp {_clip(properties['__timestamp'])} is "
+                           f"outside the range of imported events: {IMPORT_RANGE_TEXT}")
+    return client_time, created_ms
 
+
+def _client_event_id(properties: dict[str, Any]) -> str | None:
+    """The message's own event id (``__eventId``), if it has one."""
     client_event_id = properties.get("__eventId")
-    if client_event_id is not None and (
-        not isinstance(client_event_id, str | int)
-        or not 0 < len(str(client_event_id)) <= MAX_CLIENT_ID
-    ):
+    if client_event_id is None:
+        return None
+    if not isinstance(client_event_id, str | int) or not (
+            0 < len(str(client_event_id)) <= MAX_CLIENT_ID):
         raise MessageError("properties.__eventId must be a string of 1-64 characters")
+    return str(client_event_id)
 
-    page_url = _text(properties.get("__path"))
-    name: str = payload.name if message.type == "track" else message.type
-    flat = flatten_properties(properties if _CONSUMED.isdisjoint(properties) else
-                              {k: v for k, v in properties.items() if k not in _CONSUMED})
+
+def _event_identity(raw: Any, properties: dict[str, Any], context: IngestContext,
+                    sender: _Sender, client_event_id: str | None, device: str, name: str,
+                    page_url: str, flat: dict[str, str], has_time: bool
+                    ) -> tuple[str, str, bool]:
+    """(event id, dedup token, deduplicated by id): the client's event id, else one derived
+    from the content when the client stamped a time, else the request's fingerprint."""
+    project = context.client.project_id
     if client_event_id is not None:
-        event_id = identity.event_id_from_client(project, str(client_event_id))
-        dedup = (event_id, True)
-    elif client_time is not None:
+        event_id = identity.event_id_from_client(project, client_event_id)
+        return event_id, event_id, True
+    if has_time:
         event_id = identity.event_id_from_content(
             project, device, name, str(properties["__timestamp"]), page_url, flat)
-        dedup = (event_id, True)
-    else:
-        fingerprint = identity.request_fingerprint(project, raw, ip, user_agent)
-        event_id = identity.derived_uuid("request", fingerprint, received_ms)
-        dedup = (Keys.dedup("req", fingerprint), False)
+        return event_id, event_id, True
+    fingerprint = identity.request_fingerprint(project, raw, sender.ip, sender.user_agent)
+    return (identity.derived_uuid("request", fingerprint, context.received_ms),
+            Keys.dedup("req", fingerprint), False)
 
-    created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
 
-    if message.type != "track":
-        profile_row = _profile_row(message, event_id, project, flat, created_text,
-                                   context.received_text)
-        return _Prepared(index, "profiles", profile_row, dedup[0], dedup[1], device,
-                         previous_device, False, created_ms)
-
-    # the row's own columns, those at their default left out (see ``json_members``); most
-    # events carry few of them, so each is looked at only when present
+def _own_columns(payload: Any, properties: dict[str, Any], event_id: str, name: str,
+                 created_text: str, flat: dict[str, str]) -> dict[str, Any]:
+    """An event row's own columns, those at their default left out (``json_members``); most
+    events carry few of them, so each is looked at only when present."""
     row: dict[str, Any] = {"id": event_id, "name": name, "created_at": created_text}
     if profile_id := _text(payload.profileId, 256):
         row["profile_id"] = profile_id
@@ -507,25 +519,59 @@ def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
         row["revenue"] = revenue
     if duration not in (None, "") and (duration := duration_value(duration)):
         row["duration_ms"] = duration
+    return row
+
+
+def _shared_columns(properties: dict[str, Any], context: IngestContext, sender: _Sender,
+                    page_url: str) -> bytes:
+    """The JSON members, each after a comma, of the columns an event shares with others:
+    the request's, the page's and the visitor's (with the ones the sender overrides)."""
     referrer_url = _text(properties.get("__referrer"))
-    live = not context.importing
-    if _OVERRIDES.keys().isdisjoint(properties):
-        fragments = (context.request_json, _page_json(page_url, referrer_url, context.origin),
-                     _visitor_json(context.services.geo, ip, user_agent, bot_check))
-        # the request's members are never empty (project_id, received_at)
-        tail = b"," + b",".join(filter(None, fragments))
-        return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device,
-                         live, created_ms, tail)
-    # the SDK overrides some derived columns: one plain dict (no duplicate JSON keys)
-    row.update(context.request_columns())
-    row.update(_page_columns(page_url, referrer_url, context.origin))
-    row.update(_visitor_columns(context.services.geo, ip, user_agent, bot_check))
+    overrides = () if _OVERRIDES.keys().isdisjoint(properties) else _overrides(properties)
+    fragments = (context.request_json, _page_json(page_url, referrer_url, context.origin),
+                 _visitor_json(context.services.geo, sender.ip, sender.user_agent,
+                               sender.bot_check, overrides))
+    # the request's members are never empty (project_id, received_at)
+    return b"," + b",".join(filter(None, fragments))
+
+
+def _overrides(properties: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(column, text) of the derived columns a message sets itself (``_OVERRIDES``)."""
+    found = []
     for key, column in _OVERRIDES.items():
-        if properties.get(key) not in (None, ""):
-            row[column] = _text(properties[key], 200)
-    row = {column: value for column, value in row.items() if not _is_default(value)}
-    return _Prepared(index, "events", row, dedup[0], dedup[1], device, previous_device, live,
-                     created_ms)
+        value = properties.get(key)
+        if value is not None and value != "":
+            found.append((column, value[:200] if type(value) is str else _text(value, 200)))
+    return tuple(found)
+
+
+def _prepare(index: int, raw: Any, message: Message | PlainTrackMessage,
+             context: IngestContext, salts: tuple[str, str]) -> _Prepared:
+    """One parsed message as a row: who sent it, its device, time and ids, its columns."""
+    payload = message.payload
+    properties: dict[str, Any] = getattr(payload, "properties", None) or {}
+    sender = _sender(properties, context)
+    device, previous_device = _device_ids(properties, context, sender, salts)
+    client_time, created_ms = _event_time(properties, context)
+    client_event_id = _client_event_id(properties)
+    page_url = _text(properties.get("__path"))
+    name: str = payload.name if message.type == "track" else message.type
+    flat = flatten_properties(properties if _CONSUMED.isdisjoint(properties) else
+                              {k: v for k, v in properties.items() if k not in _CONSUMED})
+    event_id, token, by_id = _event_identity(raw, properties, context, sender, client_event_id,
+                                             device, name, page_url, flat,
+                                             client_time is not None)
+    received_ms = context.received_ms
+    created_text = context.received_text if created_ms == received_ms else _format_ms(created_ms)
+    if message.type != "track":
+        row = _profile_row(message, event_id, context.client.project_id, flat, created_text,
+                           context.received_text)
+        return _Prepared(index, "profiles", row, token, by_id, device, previous_device, False,
+                         created_ms)
+    row = _own_columns(payload, properties, event_id, name, created_text, flat)
+    return _Prepared(index, "events", row, token, by_id, device, previous_device,
+                     not context.importing, created_ms,
+                     _shared_columns(properties, context, sender, page_url))
 
 
 def _profile_row(message: Message, row_id: str, project: str, flat: dict[str, str],
@@ -560,14 +606,25 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
     append are one script). Raises ``BacklogFull`` when the buffer is past its bound and
     ``ApiError`` (429) past a rate limit (nothing stored either way).
     """
-    services = context.services
     results: list[ItemResult | None] = [None] * len(messages)
+    prepared = await _prepare_all(messages, context, results)
+    limits = context.rate_limits
+    if prepared:
+        answer = await context.services.accept.accept(*_accept_request(prepared, context))
+        await _answer(answer, prepared, context, results)
+    elif limits is not None:  # nothing to store, but the request counts all the same
+        await limits.check(context.client.client_id, context.ip)
+    return [r or ItemResult(status="error", error="not processed") for r in results]
+
+
+async def _prepare_all(messages: list[Any], context: IngestContext,
+                       results: list[ItemResult | None]) -> list[_Prepared]:
+    """Parse and prepare each message; a message in error gets its result here."""
     prepared: list[_Prepared] = []
-    salts = await services.salts.salts(context.received_day)
+    salts = await context.services.salts.salts(context.received_day)
     for index, raw in enumerate(messages):
         try:
-            message = parse_message(raw)
-            prepared.append(_prepare(index, raw, message, context, salts))
+            prepared.append(_prepare(index, raw, parse_message(raw), context, salts))
         except MessageError as error:
             results[index] = ItemResult(status="error", error=str(error))
         except Exception as error:  # a bug's victim is this message, never its neighbours
@@ -575,66 +632,58 @@ async def ingest_messages(messages: list[Any], context: IngestContext) -> list[I
             results[index] = ItemResult(status="error", error=(
                 f"the message could not be processed ({type(error).__name__}); "
                 f"check its fields' types and sizes"))
-    limits = context.rate_limits
-    if prepared:
-        await _buffer(prepared, context, results)
-    elif limits is not None:  # nothing to store, but the request counts all the same
-        await limits.check(context.client.client_id, context.ip)
-    return [r or ItemResult(status="error", error="not processed") for r in results]
+    return prepared
 
 
-# layout character of a blob row (``buffer.ACCEPT``), by (profile row, deduplicated by id)
-_BLOB_LAYOUT = {(False, True): b"e", (False, False): b"E", (True, True): b"p", (True, False): b"P"}
-
-
-async def _buffer(prepared: list[_Prepared], context: IngestContext,
-                  results: list[ItemResult | None]) -> None:
+def _accept_request(prepared: list[_Prepared], context: IngestContext
+                    ) -> tuple[AcceptRequest, int]:
+    """The accept script's share of this request, and its dedup window."""
     project = context.client.project_id
     limits = context.rate_limits
-    charges = limits.charges(context.client.client_id, context.ip) if limits else ()
-    # rows that need no live session travel as one blob per table (see ``buffer.ACCEPT``)
-    blobs: tuple[list[bytes], list[bytes]] = ([], [])
-    layout = bytearray()
-    tokens: list[str] = []
-    live_rows: list[tuple[bytes, bytes]] = []
-    profiles: list[_Prepared] = []  # live profile rows: their answers carry the live session
+    encoder = RowEncoder()
     for item in prepared:
-        tokens.append(item.dedup_token)
         if item.live_session:
-            layout += b"L" if item.by_id else b"R"
-            fields = (item.device_id, item.previous_device_id, str(item.event_ms))
             # the script appends device_id and session_id to the row
-            live_rows.append(("\0".join(fields).encode(), item.json_open()))
+            encoder.add_live(item.dedup_token, item.by_id, item.device_id,
+                             item.previous_device_id, item.event_ms, item.json_open())
             continue
         if item.table == "events":
             item.row["device_id"] = item.device_id
             # imports: one id per device and half hour; dbt recomputes sessions anyway
             bucket_start = item.event_ms // SESSION_BUCKET_MS * SESSION_BUCKET_MS
-            item.row["session_id"] = identity.session_id(project, item.device_id, bucket_start)
-        profile = item.table == "profiles"
-        if profile and not context.importing:
-            profiles.append(item)
-        blobs[profile].append(item.json())
-        layout += _BLOB_LAYOUT[profile, item.by_id]
+            item.row["session_id"] = session_id(project, item.device_id, bucket_start)
+        encoder.add_complete(PROFILES if item.table == "profiles" else EVENTS,
+                             item.dedup_token, item.by_id, item.json())
+    charges = limits.charges(context.client.client_id, context.ip) if limits else ()
     request = AcceptRequest(
-        project=project, day=context.received_day,  # the salts' day
-        limits=tuple(charge.spec for charge in charges),  # one hit per request
-        events_blob=b"\n".join(blobs[0]), profiles_blob=b"\n".join(blobs[1]),
-        layout=bytes(layout), tokens="\0".join(tokens).encode(), live_rows=live_rows)
-    services = context.services
-    window = context.received_ms // (services.settings.collector_event_dedup_ttl_s * 1000)
-    answer = await services.accept.accept(request, window)
+        project, context.received_day,  # the salts' day
+        tuple(charge.spec for charge in charges),  # one hit per request
+        *encoder.encoded())
+    window = context.received_ms // (context.services.settings.collector_event_dedup_ttl_s
+                                     * 1000)
+    return request, window
+
+
+async def _answer(answer: list[Any], prepared: list[_Prepared], context: IngestContext,
+                  results: list[ItemResult | None]) -> None:
+    """Each prepared message's result from the accept script's answer; a refused request
+    raises (``ApiError`` 429 past a rate limit, ``BacklogFull``)."""
+    limits = context.rate_limits
     if answer[0] == -2:
         assert limits is not None
+        charges = limits.charges(context.client.client_id, context.ip)
         raise await limits.refusal(charges[int(answer[1]) - 1])
     if answer[0] == -1:
         raise BacklogFull()
     flags, live = answer[0], iter(answer[1:])
+    profiles: list[_Prepared] = []  # live profile rows: their answers carry the live session
     for item, flag in zip(prepared, flags, strict=True):
         if item.live_session:
             device, session = next(live).decode(), next(live).decode()
         else:
             device, session = item.device_id, item.row.get("session_id", "")
+            if item.table == "profiles" and not context.importing:
+                profiles.append(item)
         results[item.index] = ItemResult(status="accepted" if flag == ord("1") else "duplicate",
                                          device_id=device, session_id=session)
     if profiles:
@@ -662,7 +711,7 @@ async def _answer_live_sessions(items: list[_Prepared], context: IngestContext,
             result = results[item.index]
             if start is not None and result is not None:
                 result.device_id = device
-                result.session_id = identity.session_id(project, device, start)
+                result.session_id = session_id(project, device, start)
             elif item.previous_device_id:
                 without.append(item)
         if not without:

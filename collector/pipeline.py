@@ -174,7 +174,7 @@ class AcceptGroups(ScriptPipeline):
         keys, args = accept_call([request for (request, _), _ in batch], batch[0][0][1],
                                  self.limits, self.buffer_keys)
         # packed in C: redis-py's asyncio client packs in Python, re-joining its buffer per
-        # argument (a group of 16 single events: ~9 us per request, in-process)
+        # argument (ADR 0022)
         command = hiredis.pack_command((b"EVALSHA", self.sha, len(keys), *keys, *args))
         return await self.connections.call(command)
 
@@ -185,8 +185,7 @@ class PrivateConnections:
 
     Checking a connection out of redis-py's asyncio pool costs more than a small command: a
     lock, observability counters, and a probe read (``can_read_destructive``) on every
-    checkout; cProfile of in-process ``/track``: ~90 us per accept call, in groups of 16
-    single events ~6 us per request. The probe guards against a connection given back with
+    checkout (ADR 0022). The probe guards against a connection given back with
     an answer half read; here a connection goes back only after its answer was read whole,
     and is dropped on any other outcome.
     """

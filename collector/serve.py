@@ -2,9 +2,7 @@
 
 uvicorn's own ``--workers`` shares ONE listening socket between the workers: whichever is
 awake accepts. Long-lived keep-alive connections (SDKs, proxies, load generators) then
-pile up on one worker while the others idle: measured with wrk's 64 connections on two
-workers, one run gave a worker every connection (7,016 req/s, one worker at 0.83 core, the
-other at 0), the next split them (9,219 req/s). Here each worker binds its own socket with
+pile up on one worker while the others idle (ADR 0022). Here each worker binds its own socket with
 ``SO_REUSEPORT``, and the kernel spreads new connections over the sockets by a hash of their
 addresses, as nginx's ``reuseport`` does.
 

@@ -2,7 +2,7 @@
 letters.
 
 One module, imported by every side: the collector (which writes the buffer through its Lua
-scripts in ``collector/buffer.py``), the worker (which claims and lands it), ``/ready``,
+scripts, ``collector/lua/``), the worker (which claims and lands it), ``/ready``,
 ``trackhouse deadletters`` and the Dagster checks. It sits on the ground floor because
 nothing but the CLI may import the collector.
 
@@ -26,7 +26,8 @@ import orjson
 # every few hundred milliseconds, and their landing jobs go first (``collector/worker.py``), so
 # a running import does not delay what the realtime page shows. The accept script addresses
 # the lanes by position in this order (1 live events, 2 profiles, 3 imports;
-# ``collector.buffer.BUFFER_KEYS``): a lane added here needs its place in the script too.
+# ``collector.buffer.BUFFER_KEYS``, collector/lua/accept.lua): a lane added here needs its
+# place in the script too.
 LANES: Mapping[str, str] = {"events": "events", "profiles": "profiles", "imports": "events"}
 PREFIX = "th:"
 
@@ -80,8 +81,14 @@ class Keys:
     def sessions(project_id: str, day: date) -> str:
         """Hash: device id -> "session start ms:last seen ms", for the devices of one UTC day
         (a device id is salted per day; an SDK's own device id is kept under each day it is
-        seen). Expires ``collector.buffer.SESSION_DAYS_TTL_S`` after its last write."""
+        seen; its values: ``trackhouse.session_ids``). Expires ``session_ids.SESSION_DAYS_TTL_S``
+        after its last write."""
         return f"{PREFIX}s:{project_id}:{day.isoformat()}"
+
+    @staticmethod
+    def salt(day: date) -> str:
+        """The secret salt of one UTC day's cookieless device ids (``identity.DailySalts``)."""
+        return f"{PREFIX}salt:{day.isoformat()}"
 
     @staticmethod
     def dedup(kind: str, value: str) -> str:

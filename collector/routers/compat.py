@@ -24,8 +24,9 @@ from accounts.auth import AuthenticatedClient, TTLCache, origin_allowed
 from accounts.db import session_scope
 from accounts.models import Project
 from collector.deps import AppState, StateDep
-from collector.http import ApiError, Incoming, client_ip, cors_headers, decode_json, read_body
-from collector.ingest import INT64_MAX, BacklogFull, IngestContext, ingest_messages
+from collector.http import ApiError, Incoming, cors_headers, decode_json, read_body
+from collector.ingest import INT64_MAX
+from collector.intake import ingest, intake_context
 from collector.schemas import describe
 
 router = APIRouter(tags=["compatibility"])
@@ -34,10 +35,6 @@ router = APIRouter(tags=["compatibility"])
 UMAMI_NAMESPACE = uuid.UUID("5b0c7a5e-6f4e-4d8f-9a53-2f1f4f6b7c11")
 # Project lookups are cached like client records: ~one database query per project per TTL.
 _projects: TTLCache[tuple[str, str], AuthenticatedClient | None] = TTLCache(10.0, 10_000)
-
-
-class CompatError(ValueError):
-    """A tracker request that cannot be translated; answered 400 with the text."""
 
 
 # --------------------------------------------------------------------------------------
@@ -97,19 +94,9 @@ async def _ingest(request: Request, state: AppState, client: AuthenticatedClient
         # the collector would take a revisit of the same page within seconds (same body,
         # e.g. the back button) for a retry and drop it.
         message["payload"]["properties"]["__eventId"] = uuid.uuid4().hex
-    settings = state.services.settings
-    ip = client_ip(request.client.host if request.client else "", request.headers,
-                   settings.collector_trusted_proxies, secret_client=False)
-    context = IngestContext(
-        services=state.services, client=client, ip=ip, rate_limits=state.rate_limits,
-        user_agent=request.headers.get("user-agent", "")[:1000],
-        sdk_name=sdk_name, sdk_version=sdk_version,
-    )
-    try:
-        (result,) = await ingest_messages([message], context)
-    except BacklogFull:
-        raise ApiError(503, "the ingestion buffer is full; retry later",
-                       {"Retry-After": "5"}) from None
+    context = intake_context(state, client, request.client.host if request.client else "",
+                             request.headers, sdk_name=sdk_name, sdk_version=sdk_version)
+    (result,) = await ingest([message], context)
     if result.status == "error":
         raise ApiError(400, result.error)
     return result.device_id, result.session_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,14 +15,16 @@ from collector.http import (
     ALLOWED_HEADERS,
     JSON,
     ApiError,
+    Handler,
     Incoming,
-    client_ip,
+    ReadBody,
     cors_headers,
     decode_json,
     decode_ndjson,
     read_body,
 )
-from collector.ingest import BacklogFull, IngestContext, ingest_messages
+from collector.ingest import IngestContext
+from collector.intake import ingest, intake_context
 from collector.schemas import message_json_schema
 
 router = APIRouter(tags=["ingestion"])
@@ -61,18 +62,10 @@ async def _authenticate(state: AppState, incoming: Incoming, body_client_id: Any
 def _context(incoming: Incoming, state: AppState, client: AuthenticatedClient, *,
              importing: bool) -> IngestContext:
     headers = incoming.headers
-    settings = state.services.settings
-    ip = client_ip(incoming.peer, headers, settings.collector_trusted_proxies,
-                   secret_client=client.has_secret)
-    return IngestContext(
-        services=state.services, client=client, ip=ip,
-        user_agent=headers.get("user-agent", "")[:1000],
-        origin=headers.get("origin", ""),
-        sdk_name=headers.get("openpanel-sdk-name", ""),
-        sdk_version=headers.get("openpanel-sdk-version", ""),
-        importing=importing,
-        rate_limits=state.rate_limits,  # counted in the accept script's round trip
-    )
+    return intake_context(state, client, incoming.peer, headers, importing=importing,
+                          origin=headers.get("origin", ""),
+                          sdk_name=headers.get("openpanel-sdk-name", ""),
+                          sdk_version=headers.get("openpanel-sdk-version", ""))
 
 
 IMPORT_HEADERS = ("x-trackhouse-import", "openpanel-import")
@@ -94,17 +87,6 @@ def _readable_by(headers: dict[str, str], client: AuthenticatedClient) -> dict[s
                         origin_allowed(origin, client.allowed_origins))
 
 
-def _backlog_full() -> ApiError:
-    return ApiError(503, "the ingestion buffer is full; retry later", {"Retry-After": "5"})
-
-
-# The handlers are plain functions of (state, request's scope parts, body reader), answering
-# (JSON content, headers) or raising ApiError: ``collector.fastpath`` calls them straight
-# from ASGI, the routes below (the OpenAPI documentation) through FastAPI.
-ReadBody = Callable[[int], Awaitable[bytes]]
-Handler = Callable[[AppState, Incoming, ReadBody], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
-
-
 async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
                        ) -> tuple[dict[str, Any], dict[str, str]]:
     """One message (``track``, ``identify``, ``increment``, ``decrement``, ``group``,
@@ -117,10 +99,7 @@ async def accept_track(state: AppState, incoming: Incoming, read: ReadBody
     client = await _authenticate(state, incoming, message.get("clientId"),
                                  message.get("clientSecret"))
     context = _context(incoming, state, client, importing=False)
-    try:
-        (result,) = await ingest_messages([message], context)
-    except BacklogFull:
-        raise _backlog_full() from None
+    (result,) = await ingest([message], context)
     if result.status == "error":
         raise ApiError(400, result.error)
     return result.ids(), _readable_by(headers, client)
@@ -152,10 +131,7 @@ async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody
         raise ApiError(403, "importing history needs the client's secret "
                        "(openpanel-client-secret)")
     context = _context(incoming, state, client, importing=importing)
-    try:
-        results = await ingest_messages(messages, context)
-    except BacklogFull:
-        raise _backlog_full() from None
+    results = await ingest(messages, context)
     counts = {"accepted": 0, "duplicate": 0, "error": 0}
     for result in results:
         counts[result.status] += 1
@@ -164,7 +140,8 @@ async def accept_batch(state: AppState, incoming: Incoming, read: ReadBody
             _readable_by(headers, client))
 
 
-HANDLERS = {"/track": accept_track, "/track/batch": accept_batch}
+# the fast path's handlers (``collector.fastpath``), given to it by ``collector.main``
+HANDLERS: dict[str, Handler] = {"/track": accept_track, "/track/batch": accept_batch}
 
 
 async def _through_fastapi(request: Request, handler: Handler) -> Response:

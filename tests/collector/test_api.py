@@ -189,6 +189,10 @@ def _hostile_cases() -> list[tuple[str, bytes, int, str]]:
             "name": "x", "properties": {"__timestamp": "not a time"}}}), 400, "__timestamp"),
         ("bad device id", dumps({"type": "track", "payload": {
             "name": "x", "properties": {"__deviceId": "d" * 65}}}), 400, "__deviceId"),
+        ("NUL in device id", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__deviceId": "a\x00b"}}}), 400, "__deviceId"),
+        ("newline in device id", dumps({"type": "track", "payload": {
+            "name": "x", "properties": {"__deviceId": "a\nb"}}}), 400, "__deviceId"),
         ("identify without profile", dumps({"type": "identify", "payload": {"email": "a@b.co"}}),
          400, "payload.profileId"),
         ("invalid email", dumps({"type": "identify", "payload": {
@@ -315,6 +319,37 @@ def test_reserved_properties_become_columns(api, project: TestProject, redis_cli
     # a live event's time is clamped to at most 7 days in the past
     received = datetime.fromisoformat(row["received_at"])
     assert datetime.fromisoformat(row["created_at"]) == received - timedelta(days=7)
+
+
+def test_an_imported_visitors_own_columns_replace_the_derived_ones(
+        api, project: TestProject, redis_client) -> None:
+    """An importer's per-event columns (``__os``, ``__country``...) replace what the
+    collector derives from the request, each column once in the row's JSON, and events with
+    other values (or none) keep theirs."""
+    import json
+
+    own = {"__os": "Plan 9", "__browser": "Mosaic", "__browser_version": "2.1",
+           "__device": "tablet", "__country": "IS", "__region": "Capital", "__city": "Reykjavik",
+           "__language": "is-IS", "__screen": "640x480", "__brand": "Acme", "__model": "One",
+           "__os_version": 7}
+    items = [screen_view("/own", __timestamp="2026-01-05T08:00:00Z", **own),
+             screen_view("/partly", __timestamp="2026-01-05T08:00:01Z", __os="BeOS"),
+             screen_view("/derived", __timestamp="2026-01-05T08:00:02Z")]
+    answer = api.post("/track/batch?import=true", json=items, headers=project.server_headers())
+    assert answer.json()["accepted"] == 3
+    (chunk,) = redis_client.lrange(Keys.buffer("imports"), -1, -1)
+    for line in chunk.split(b"\n"):
+        pairs = json.loads(line, object_pairs_hook=lambda found: found)
+        assert len({key for key, _ in pairs}) == len(pairs), line
+    own_row, partly, derived = last_events(redis_client, 3, "imports")
+    assert {column: own_row[column] for column in (
+        "os", "browser", "browser_version", "device", "country", "region", "city", "language",
+        "screen", "brand", "model", "os_version")} == {
+        "os": "Plan 9", "browser": "Mosaic", "browser_version": "2.1", "device": "tablet",
+        "country": "IS", "region": "Capital", "city": "Reykjavik", "language": "is-IS",
+        "screen": "640x480", "brand": "Acme", "model": "One", "os_version": "7"}
+    assert partly["os"] == "BeOS" and partly["browser"] == derived["browser"] != "Mosaic"
+    assert derived["os"] != "BeOS" and derived["language"] == ""
 
 
 def test_batch_json_and_ndjson_with_per_item_results(api, project: TestProject,
@@ -537,7 +572,7 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
     headers = fresh_project.browser_headers(**{"x-forwarded-for": "86.128.1.1"})
     api.post("/track", json=screen_view("/warm"), headers=headers)  # creates today's salts
     today = datetime.now(UTC).date()
-    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    yesterday_salt = redis_client.get(Keys.salt(today - timedelta(days=1))).decode()
     other_ip = "86.128.1.2"
     yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
                                            fresh_project.project_id)
@@ -563,7 +598,7 @@ def test_previous_days_salt_keeps_a_live_visit(api, fresh_project: TestProject,
                       headers={**headers, "x-forwarded-for": third_ip}).json()
     assert answer["deviceId"] not in (idle_device, "")
     assert answer["deviceId"] == identity.device_id(
-        redis_client.get(f"th:salt:{today}").decode(), UA_CHROME_WINDOWS, third_ip,
+        redis_client.get(Keys.salt(today)).decode(), UA_CHROME_WINDOWS, third_ip,
         fresh_project.project_id)
 
 
@@ -601,7 +636,7 @@ def test_profile_answers_carry_the_live_session(api, fresh_project: TestProject,
     assert api.post("/track", json=renamed, headers=browser).json() == {
         "deviceId": view["deviceId"]}
     # a visit live under yesterday's device id (past midnight) answers that id and session
-    yesterday_salt = redis_client.get(f"th:salt:{today - timedelta(days=1)}").decode()
+    yesterday_salt = redis_client.get(Keys.salt(today - timedelta(days=1))).decode()
     other_ip = "81.2.69.161"
     yesterdays_device = identity.device_id(yesterday_salt, UA_CHROME_WINDOWS, other_ip,
                                            fresh_project.project_id)

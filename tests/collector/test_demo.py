@@ -16,7 +16,7 @@ ROOT = root_fixtures()
 
 def test_demo_traffic_lands_in_three_projects(redis_server, migrated, worker, ch,
                                               tmp_path: Path) -> None:
-    from collector.demo import run_demo
+    from demo.traffic import run_demo
 
     port = ROOT.free_port()
     log = (tmp_path / "collector.log").open("ab")

@@ -428,22 +428,6 @@ def test_worker_burst_lands_the_buffer_and_exits(api, fresh_project: TestProject
     assert count(ch, "events", fresh_project.project_id) == 120
 
 
-def test_a_batch_claimed_by_the_previous_version_still_lands(fresh_project: TestProject, ch,
-                                                            redis_client, migrated) -> None:
-    """Batches used to be one string value; one left in Redis across an upgrade lands once."""
-    from collector.buffer import Keys
-    from collector.worker import Lander
-    from trackhouse.settings import get_settings
-
-    rows = raw_rows(fresh_project.project_id, "old", 3)
-    batch_id = uuid.uuid4().hex
-    redis_client.set(Keys.batch(batch_id), b"\n".join(rows))
-    lander = Lander(get_settings(), redis_client)
-    assert lander.land("events", batch_id) == "landed"
-    assert lander.land("events", batch_id) == "gone"
-    assert count(ch, "events", fresh_project.project_id) == 3
-
-
 def test_a_busy_table_flushes_less_often(redis_client) -> None:
     """Quiet tables flush every worker_flush_interval_ms; from worker_busy_rows_per_s on,
     every worker_busy_flush_interval_ms (fewer, larger inserts), until the rate halves."""

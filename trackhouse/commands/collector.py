@@ -49,7 +49,7 @@ def demo(
 ) -> None:
     """Send realistic demo traffic through the collector's HTTP API (creates the demo
     projects and clients if absent)."""
-    from collector.demo import run_demo
+    from demo.traffic import run_demo
 
     run_demo(url=url, devices=devices, days=days, seed=seed)
 
