@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from trackhouse.secure_files import read_or_create_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClickHouseEndpoint(NamedTuple):
+    host: str
+    port: int
+    secure: bool
 
 
 class Settings(BaseSettings):
@@ -375,6 +383,14 @@ class Settings(BaseSettings):
         return f"http://{self.warehouse_host}:{self.warehouse_port}"
 
     @property
+    def clickhouse_endpoint(self) -> ClickHouseEndpoint:
+        """``effective_clickhouse_url`` parsed: the one parsing the client and dbt both use."""
+        url = urlparse(self.effective_clickhouse_url)
+        secure = url.scheme == "https"
+        return ClickHouseEndpoint(host=url.hostname or "127.0.0.1",
+                                  port=url.port or (8443 if secure else 8123), secure=secure)
+
+    @property
     def effective_warehouse_data_dir(self) -> Path:
         return self.warehouse_data_dir or self.data_dir / "clickhouse"
 
@@ -385,6 +401,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def effective_dagster_home(self) -> Path:
+        """DAGSTER_HOME: Dagster's commands and the backups (lifecycle/backup.py) share it."""
+        return (self.dagster_home or self.data_dir / "dagster").resolve()
 
 
 def stale_after(interval_minutes: int) -> timedelta:
