@@ -15,8 +15,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.periods import Granularity
 from app.text import plotly_labels, plotly_text
+from queries.periods import Granularity
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320,
            "legend": {"orientation": "h", "y": -0.15}}

@@ -15,9 +15,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from app.filters import Filter, FilterError, Op
-from app.periods import BUCKET_SQL, DateRange, Granularity, today_in
-from app.queries.base import (
+from queries.base import (
     DISTINCT_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
@@ -25,6 +23,8 @@ from app.queries.base import (
     mart,
     range_params,
 )
+from queries.filters import Filter, FilterError, Op
+from queries.periods import BUCKET_SQL, DateRange, Granularity, today_in
 from readapi.common import (
     EARLIEST_DAY,
     ReadApiError,

@@ -58,7 +58,7 @@ def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
 def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[datetime], None]]:
     """Rewrite the build_info mart as if dbt had last built the marts at a given time; the row
     dbt wrote comes back afterwards (and this process forgets the time it cached)."""
-    from app.queries.freshness import marts_built_at
+    from queries.freshness import marts_built_at
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 

@@ -20,7 +20,7 @@ from dashboard_fixture import ADMIN, PASSWORD, DashboardData
 from playwright.sync_api import Page, expect, sync_playwright
 
 from app import charts
-from app.periods import Preset, preset_range
+from queries.periods import Preset, preset_range
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -180,7 +180,7 @@ def test_a_person_sees_when_the_marts_are_stale(dashboard_url: str, page: Page,
                                                set_marts_built_at) -> None:
     """Built three hours ago: every analytics page says so, with the time on the project's
     clock. The app keeps the build time cached for FRESHNESS_TTL_S, hence the reloads."""
-    from app.queries.freshness import FRESHNESS_TTL_S
+    from queries.freshness import FRESHNESS_TTL_S
 
     built_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     set_marts_built_at(built_at)

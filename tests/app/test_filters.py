@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.filters import (
+from queries.filters import (
     FIELDS,
     Filter,
     FilterError,

@@ -10,8 +10,8 @@ from markdown_it import MarkdownIt
 
 from app import charts
 from app.auth import requester_from, served_over_https
-from app.periods import Granularity
 from app.text import markdown_escape, markdown_text, plotly_labels, plotly_text
+from queries.periods import Granularity
 
 HOSTILE = ["<a href=https://evil.example>x</a>", "<b>bold</b>", "a<br>b",
            "[clickme](https://evil.example/caption)", "&lt;b&gt;entity&lt;/b&gt;",
