@@ -125,6 +125,7 @@ def prepare(events: int, regenerate: bool, skip_dbt: bool = False,
             full_refresh: bool = False) -> None:
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from lifecycle.project_mirror import sync_projects
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
     from warehouse.migrate import migrate
@@ -142,6 +143,7 @@ def prepare(events: int, regenerate: bool, skip_dbt: bool = False,
             service.create_project(session, name="Bench shop", domain="bench.example",
                                    timezone=TIMEZONE, project_id=PROJECT)
             service.create_user(session, email=EMAIL, password=PASSWORD, is_admin=True)
+    sync_projects()
     if present != events or regenerate:
         client.command(f"alter table {raw}.events delete where project_id = '{PROJECT}'",
                        settings={"mutations_sync": 2})

@@ -80,6 +80,7 @@ def _send_through_the_collector(secret_client: str, secret: str) -> int:
 def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Hostile:
     from accounts import service
     from accounts.db import session_scope
+    from lifecycle.project_mirror import sync_projects
     from trackhouse.dbt import run_dbt
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
@@ -90,6 +91,7 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
                                timezone="UTC", project_id=project_id)
         created, secret = service.create_client(session, project_id=project_id)
         client_id = created.id
+    sync_projects()
     assert secret
     sent = _send_through_the_collector(client_id, secret)
 

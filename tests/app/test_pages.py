@@ -125,11 +125,13 @@ def test_realtime_counts_the_last_five_minutes(dashboard_data: DashboardData) ->
 
     from accounts import service
     from accounts.db import session_scope
+    from lifecycle.project_mirror import sync_projects
     from warehouse.client import warehouse
 
     project_id = "dash-live"  # its own project, so the other tests' figures stay put
     with session_scope() as session:
         service.create_project(session, name="Dash live", project_id=project_id)
+    sync_projects()
     now = datetime.now(UTC)
     live = [fd.Event(project_id, "screen_view", f"live-{n}", now - timedelta(seconds=n),
                      path="/live") for n in range(4)]

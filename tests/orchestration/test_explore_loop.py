@@ -52,6 +52,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, built_marts: Any,
 
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from lifecycle.project_mirror import sync_projects
     from orchestration.assets import build_dbt_models
     from orchestration.docs import build_docs_asset
     from orchestration.project import DBT_PROJECT_DIR, apply_dbt_env
@@ -78,6 +79,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, built_marts: Any,
         service.create_project(session, name="Explore loop", domain="loop.test",
                                timezone="UTC", project_id=PROJECT_ID)
         service.create_user(session, email=ADMIN, password=PASSWORD, name="Ex", is_admin=True)
+    sync_projects()  # the project's warehouse copy, which the models join
     table = f"`{get_settings().analytics_database}`.`{NEW_MART}`"
     try:
         result = materialize(
