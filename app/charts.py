@@ -124,13 +124,6 @@ def split_partial(series: pd.DataFrame, partial: pd.Timestamp | None
     return complete, pd.concat([complete.tail(1), unfinished])
 
 
-def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
-    figure = px.bar(plotly_labels(frame, [x]), x=x, y=y,
-                    title=None if title is None else plotly_text(title))
-    figure.update_layout(**_LAYOUT)
-    return figure
-
-
 def stacked_bars(frame: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:
     # px writes the colour values into trace names and hover templates: escape them first
     figure = px.bar(plotly_labels(frame, [x, color]), x=x, y=y, color=color)
