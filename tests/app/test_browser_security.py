@@ -288,7 +288,7 @@ def https_app(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    from test_browser import _free_port
+    from support import free_port
 
     folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -305,7 +305,7 @@ def https_app(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
     (folder / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STREAMLIT_SERVER_SSL_CERT_FILE": str(folder / "cert.pem"),
            "STREAMLIT_SERVER_SSL_KEY_FILE": str(folder / "key.pem")}
     process = subprocess.Popen(
