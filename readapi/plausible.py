@@ -32,7 +32,7 @@ from queries.base import (
     range_params,
     session_source,
 )
-from queries.filters import Filter, FilterError, Op, split_by_level
+from queries.filters import Filter, FilterError, Op, api_field, split_by_level
 from queries.overview import SESSION_DIMENSIONS
 from queries.periods import DateRange, Preset, preset_range
 from readapi.common import Reader, bad_request, check_span, parse_day
@@ -151,11 +151,8 @@ def _filter(item: Any) -> list[Filter]:
     if op not in ("is", "is_not", "contains"):
         raise bad_request(f"unsupported filter operator {op[:40]!r}; supported: is, is_not, "
                           "contains")
-    if dimension.startswith(PROPS_PREFIX) and len(dimension) > len(PROPS_PREFIX):
-        field = "prop:" + dimension[len(PROPS_PREFIX):]
-    elif dimension in FILTER_FIELDS:
-        field = FILTER_FIELDS[dimension]
-    else:
+    field = api_field(dimension, PROPS_PREFIX, FILTER_FIELDS)
+    if field is None:
         raise bad_request(f"unsupported filter dimension {dimension[:100]!r}; supported: "
                           f"{', '.join(FILTER_FIELDS)}, event:props:<key>")
     if (not isinstance(values, list) or not values
