@@ -53,6 +53,6 @@ class CachedFunction:
 
 def cached(ttl_s: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
-        return CachedFunction(function, ttl_s)  # type: ignore[return-value]
+        return CachedFunction(function, ttl_s)
 
     return decorate
