@@ -136,7 +136,7 @@ def judge(rule: AlertRule, value: float | None, baseline: float | None,
 
 def evaluate(rule: AlertRule, tz: str, now: datetime) -> Verdict:
     if rule.metric == "pipeline_stale":
-        marts_built_at.clear()  # the dashboards' 30 s cache: a sensor wants the build just made
+        marts_built_at.clear()  # a cache, if one is installed, may be 30 s old: not for a sensor
         built = marts_built_at()
         age = None if built is None else (now - built).total_seconds() / 60
         text = ("the marts have never been built" if built is None else
