@@ -395,3 +395,21 @@ class ImportCheckpoint(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ProjectMirror(Base):
+    """A project change the warehouse's ``projects`` table has not taken yet: an outbox row
+    written in the change's own transaction (one per project, the latest change), drained by
+    ``lifecycle.project_mirror.sync_projects`` once the warehouse took it (ADR 0027)."""
+
+    __tablename__ = "project_mirror_outbox"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+    # the change's time: ReplacingMergeTree(updated_at, is_deleted) keeps the newest row
+    updated_at: Mapped[datetime] = mapped_column()
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+

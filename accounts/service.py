@@ -2,23 +2,22 @@
 
 They validate their input (``InvalidInput``), refuse duplicates (``Conflict``) and missing
 rows (``NotFound``) with messages fit to show a user, and leave committing to the caller
-(``accounts.db.session_scope``). Created or changed projects are mirrored into the
-warehouse's ``projects`` table after the transaction commits.
+(``accounts.db.session_scope``). A created, changed or deleted project is queued in the
+project mirror outbox in the same transaction; ``lifecycle.project_mirror`` copies it into
+the warehouse (this package imports no warehouse code: ADR 0027).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from clickhouse_connect.driver.client import Client as WarehouseClient
-from sqlalchemy import event, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.auth import forget_client
-from accounts.db import session_scope
 from accounts.errors import Conflict, InvalidInput, NotFound
 from accounts.hashing import burn_verify_time, hash_secret, needs_rehash, new_secret, verify_secret
 from accounts.models import (
@@ -27,6 +26,7 @@ from accounts.models import (
     LoginSession,
     Project,
     ProjectAccess,
+    ProjectMirror,
     User,
     utcnow,
 )
@@ -41,7 +41,6 @@ from accounts.validation import (
     validate_timezone,
     validate_umami_website_id,
 )
-from trackhouse.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -224,73 +223,40 @@ def project_for_umami_website(session: Session, website_id: str) -> Project | No
 
 
 # ---------------------------------------------------------------------------------------
-# the warehouse mirror of projects
+# the warehouse's copy of the projects: an outbox, drained by lifecycle/project_mirror.py
 # ---------------------------------------------------------------------------------------
-
-MIRROR_COLUMNS = ("id", "name", "domain", "timezone", "created_at", "updated_at", "is_deleted")
-_PENDING_MIRROR = "trackhouse.accounts.pending_mirror"
-
-
-def _mirror_row(project: Project, deleted: bool = False) -> list[Any]:
-    # ReplacingMergeTree(updated_at, is_deleted) keeps the row with the newest updated_at,
-    # so a deletion carries the time it happened.
-    updated_at = utcnow() if deleted else project.updated_at
-    return [project.id, project.name, project.domain, project.timezone, project.created_at,
-            updated_at, 1 if deleted else 0]
 
 
 def _queue_mirror(session: Session, project: Project, deleted: bool = False) -> None:
-    session.info.setdefault(_PENDING_MIRROR, {})[project.id] = _mirror_row(project, deleted)
+    # a deletion carries the time it happened: the warehouse keeps the newest updated_at
+    session.merge(ProjectMirror(
+        project_id=project.id, name=project.name, domain=project.domain,
+        timezone=project.timezone, created_at=project.created_at,
+        updated_at=utcnow() if deleted else project.updated_at, is_deleted=deleted))
 
 
-def _insert_mirror_rows(rows: Sequence[list[Any]], client: WarehouseClient | None = None,
-                        settings: Settings | None = None) -> None:
-    from warehouse.client import warehouse
-    from warehouse.migrate import migrate
-
-    settings = settings or get_settings()
-    own_client = client is None
-    client = client or warehouse(settings)
-    try:
-        migrate(client, settings)  # idempotent; the table may not exist on a fresh warehouse
-        client.insert(f"{settings.raw_database}.projects", list(rows),
-                      column_names=list(MIRROR_COLUMNS))
-    finally:
-        if own_client:
-            client.close()
+def mirror_row(item: Project | ProjectMirror) -> dict[str, Any]:
+    """One row of the warehouse's ``projects`` table, from a project or an outbox entry."""
+    if isinstance(item, ProjectMirror):
+        return {"id": item.project_id, "name": item.name, "domain": item.domain,
+                "timezone": item.timezone, "created_at": item.created_at,
+                "updated_at": item.updated_at, "is_deleted": int(item.is_deleted)}
+    return {"id": item.id, "name": item.name, "domain": item.domain, "timezone": item.timezone,
+            "created_at": item.created_at, "updated_at": item.updated_at, "is_deleted": 0}
 
 
-@event.listens_for(Session, "after_commit")
-def _mirror_after_commit(session: Session) -> None:
-    rows = session.info.pop(_PENDING_MIRROR, None)
-    if not rows:
-        return
-    try:
-        _insert_mirror_rows(list(rows.values()))
-    except Exception as exc:  # the metadata change stands; `trackhouse project sync` repairs
-        log.warning("could not mirror %d project(s) into the warehouse (%s); run "
-                    "`trackhouse project sync` once it is reachable", len(rows), exc)
+def queued_mirror(session: Session) -> list[ProjectMirror]:
+    """The project changes the warehouse has not taken yet."""
+    return list(session.scalars(select(ProjectMirror).order_by(ProjectMirror.project_id)))
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_mirror_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_MIRROR, None)
-
-
-def mirror_projects(session: Session | None = None, client: WarehouseClient | None = None,
-                    settings: Settings | None = None) -> int:
-    """Upsert every project into the warehouse's ``<raw_database>.projects``; return the count.
-
-    Raises when the warehouse cannot be reached (callers that can carry on catch it).
-    """
-    if session is None:
-        with session_scope(settings) as own_session:
-            rows = [_mirror_row(project) for project in list_projects(own_session)]
-    else:
-        rows = [_mirror_row(project) for project in list_projects(session)]
-    if rows:
-        _insert_mirror_rows(rows, client, settings)
-    return len(rows)
+def forget_mirrored(session: Session, entries: Iterable[ProjectMirror]) -> None:
+    """Drop outbox entries the warehouse took; a newer change to the project stays queued."""
+    for entry in entries:
+        session.execute(delete(ProjectMirror).where(
+            ProjectMirror.project_id == entry.project_id,
+            ProjectMirror.updated_at == entry.updated_at,
+            ProjectMirror.is_deleted == entry.is_deleted))
 
 
 # ---------------------------------------------------------------------------------------
@@ -488,7 +454,8 @@ def user_can_see(session: Session, user: User, project_id: str) -> bool:
 
 __all__ = [
     "create_project", "update_project", "delete_project", "get_project", "list_projects",
-    "project_for_plausible_domain", "project_for_umami_website", "mirror_projects",
+    "project_for_plausible_domain", "project_for_umami_website", "mirror_row",
+    "queued_mirror", "forget_mirrored",
     "create_client", "get_client", "revoke_client", "list_clients",
     "create_user", "get_user", "get_user_by_email", "update_user", "delete_user",
     "authenticate_user", "list_users", "grant_access", "revoke_access", "user_project_ids",

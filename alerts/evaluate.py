@@ -24,9 +24,9 @@ from sqlalchemy import select
 from accounts.db import session_scope
 from accounts.models import AlertEvent, AlertRule, Project
 from alerts.notify import DeliveryError, Mail, post_webhook, send_mail
-from app.periods import DateRange
-from app.queries import alerts as figures
-from app.queries.freshness import is_stale, marts_built_at
+from queries import alerts as figures
+from queries.freshness import is_stale, marts_built_at
+from queries.periods import DateRange
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
@@ -74,7 +74,7 @@ def week_before(window: Window, tz: str) -> Window:
 
 
 def figure(rule: AlertRule, window: Window) -> float | None:
-    """The rule's figure over ``window`` (dbt relations only: app/queries/alerts.py)."""
+    """The rule's figure over ``window`` (dbt relations only: queries/alerts.py)."""
     if rule.metric in figures.TRAFFIC_COLUMNS:
         if window.hour is None:
             return figures.daily_figure(rule.project_id, rule.metric, window.day)
@@ -136,7 +136,7 @@ def judge(rule: AlertRule, value: float | None, baseline: float | None,
 
 def evaluate(rule: AlertRule, tz: str, now: datetime) -> Verdict:
     if rule.metric == "pipeline_stale":
-        marts_built_at.clear()  # the dashboards' 30 s cache: a sensor wants the build just made
+        marts_built_at.clear()  # a cache, if one is installed, may be 30 s old: not for a sensor
         built = marts_built_at()
         age = None if built is None else (now - built).total_seconds() / 60
         text = ("the marts have never been built" if built is None else

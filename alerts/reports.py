@@ -2,7 +2,7 @@
 sources, and a chart of daily visitors (a matplotlib PNG, inline), once per period and
 recipient.
 
-The figures are the dashboards' own questions (app/queries/overview.py) over the report's
+The figures are the dashboards' own questions (queries/overview.py) over the report's
 range, so a report and the Overview page of the same range show the same numbers. The previous
 period is the range of equal length before it, as on the dashboards.
 """
@@ -21,8 +21,8 @@ from accounts.models import Project, ReportSubscription
 from alerts import tokens
 from alerts.notify import DeliveryError, Mail, send_mail
 from alerts.rules import list_subscriptions
-from app.periods import DateRange, Granularity
-from app.queries import overview
+from queries import overview
+from queries.periods import DateRange, Granularity
 from trackhouse.settings import get_settings
 
 log = logging.getLogger(__name__)

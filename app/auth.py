@@ -22,7 +22,6 @@ Admin page. The IP is the WebSocket peer's, or what a trusted proxy
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 import time
 import uuid
@@ -38,7 +37,7 @@ from accounts import logins, service
 from accounts.db import session_scope
 from accounts.models import LoginSession, User, utcnow
 from app.text import markdown_escape
-from collector.http import client_ip
+from trackhouse.client_address import client_ip, is_trusted
 from trackhouse.settings import get_settings
 
 USER_KEY = "auth.user"
@@ -101,14 +100,6 @@ class Requester:
     https: bool
 
 
-def _trusted(peer: str, networks: Iterable[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
-
-
 def served_over_https(url: str | None, headers: Mapping[str, str], peer_trusted: bool) -> bool:
     """True when the browser reached the app over https: its own URL, the WebSocket's
     ``Origin`` (browsers send their page's origin) or a trusted proxy's
@@ -129,7 +120,7 @@ def requester_from(peer: str | None, headers: Mapping[str, str], url: str | None
     trusted = tuple(trusted_proxies)
     return Requester(ip=client_ip(peer, headers, trusted, secret_client=False),
                      user_agent=headers.get("user-agent") or "",
-                     https=served_over_https(url, headers, _trusted(peer, trusted)))
+                     https=served_over_https(url, headers, is_trusted(peer, trusted)))
 
 
 def requester() -> Requester:

@@ -15,8 +15,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.periods import Granularity
 from app.text import plotly_labels, plotly_text
+from queries.periods import Granularity
 
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "height": 320,
            "legend": {"orientation": "h", "y": -0.15}}
@@ -122,13 +122,6 @@ def split_partial(series: pd.DataFrame, partial: pd.Timestamp | None
     complete = series[series.bucket < partial]
     unfinished = series[series.bucket == partial]
     return complete, pd.concat([complete.tail(1), unfinished])
-
-
-def bars(frame: pd.DataFrame, x: str, y: str, title: str | None = None) -> go.Figure:
-    figure = px.bar(plotly_labels(frame, [x]), x=x, y=y,
-                    title=None if title is None else plotly_text(title))
-    figure.update_layout(**_LAYOUT)
-    return figure
 
 
 def stacked_bars(frame: pd.DataFrame, x: str, y: str, color: str) -> go.Figure:

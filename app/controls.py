@@ -11,7 +11,8 @@ from datetime import date, timedelta
 import streamlit as st
 
 from app.auth import ProjectInfo
-from app.filters import (
+from app.text import markdown_text
+from queries.filters import (
     FIELDS,
     OP_LABELS,
     PROPERTY_PREFIX,
@@ -20,7 +21,7 @@ from app.filters import (
     Op,
     parse_url_filters,
 )
-from app.periods import (
+from queries.periods import (
     PRESET_LABELS,
     DateRange,
     Granularity,
@@ -29,7 +30,6 @@ from app.periods import (
     preset_range,
     today_in,
 )
-from app.text import markdown_text
 
 STATE = "view"  # st.session_state[STATE] holds the view's plain values
 KEPT_PARAMS = ("share",)  # URL parameters others own (app/share.py): kept as they are

@@ -20,8 +20,11 @@ if str(ROOT) not in sys.path:
 
 from app import auth, share  # noqa: E402
 from app.controls import pick_project, use_project  # noqa: E402
-from app.page_context import PROJECT_KEY  # noqa: E402
-from app.queries.base import TableMissing  # noqa: E402
+from app.page_context import PROJECT_KEY, streamlit_cache  # noqa: E402
+from queries import cache  # noqa: E402
+from queries.base import TableMissing  # noqa: E402
+
+cache.use(streamlit_cache)  # the dashboards cache every figure with st.cache_data
 
 PAGES = Path(__file__).parent / "app_pages"
 

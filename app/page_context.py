@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import streamlit as st
 
 from app.auth import ProjectInfo
 from app.controls import View, analytics_view
-from app.queries.freshness import is_stale, marts_built_at
 from app.text import markdown_escape, markdown_text
+from queries.freshness import is_stale, marts_built_at
 from trackhouse.settings import get_settings
 
 PROJECT_KEY = "page.project"  # set by main.py after the project picker ran
+
+
+def streamlit_cache(function: Callable[..., Any], ttl_s: int) -> Callable[..., Any]:
+    """The query layer's cache in the dashboards (main.py installs it: queries.cache.use)."""
+    return st.cache_data(ttl=ttl_s, show_spinner=False)(function)
 
 
 def current_project() -> ProjectInfo:

@@ -45,7 +45,7 @@ QUERY_TARGET_MS, PAGE_TARGET_S = 100, 1.0
 
 def filter_sets() -> dict[str, tuple]:
     """The filtered views timed: label -> filters."""
-    from app.filters import Filter, Op
+    from queries.filters import Filter, Op
 
     return {
         # a session-level and an event-level filter together (the sessions must match both)
@@ -125,6 +125,7 @@ def prepare(events: int, regenerate: bool, skip_dbt: bool = False,
             full_refresh: bool = False) -> None:
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from lifecycle.project_mirror import sync_projects
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
     from warehouse.migrate import migrate
@@ -142,6 +143,7 @@ def prepare(events: int, regenerate: bool, skip_dbt: bool = False,
             service.create_project(session, name="Bench shop", domain="bench.example",
                                    timezone=TIMEZONE, project_id=PROJECT)
             service.create_user(session, email=EMAIL, password=PASSWORD, is_admin=True)
+    sync_projects()
     if present != events or regenerate:
         client.command(f"alter table {raw}.events delete where project_id = '{PROJECT}'",
                        settings={"mutations_sync": 2})
@@ -192,8 +194,8 @@ def overview_cases(preset) -> list[tuple[str, Callable[[], object]]]:
     """(name, uncached call) of every query behind the overview for one date preset: without
     filters, and under each of filter_sets() (an event-level filter makes the session figures
     and breakdowns read session_contents; the other queries read raw events under filters)."""
-    from app.periods import Granularity, preset_range
-    from app.queries import overview as q
+    from queries import overview as q
+    from queries.periods import Granularity, preset_range
 
     current = preset_range(preset, TIMEZONE)
 
@@ -227,7 +229,7 @@ def time_queries(runs: int, pid: int | None,
     """(name, median ms, p95 ms, warehouse CPU ms per run) of every query behind the
     overview, uncached, each as soon as it is timed. CPU time does not depend on what else
     the machine is doing."""
-    from app.periods import Preset
+    from queries.periods import Preset
 
     for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
         for name, call in overview_cases(preset):
@@ -304,9 +306,9 @@ def time_rollups(runs: int, pid: int | None) -> None:
     """Each breakdown tile (unfiltered) from the sessions mart, as the overview reads it,
     against a per-day rollup of its dimension: p95 and warehouse CPU per run of both, the
     rollup's rows and the time to build it from scratch."""
-    from app.periods import Preset, preset_range
-    from app.queries import overview as q
-    from app.queries.base import range_params, run
+    from queries import overview as q
+    from queries.base import range_params, run
+    from queries.periods import Preset, preset_range
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 
@@ -379,7 +381,7 @@ def main() -> None:
     try:
         prepare(args.events, args.regenerate, args.skip_dbt, args.full_refresh)
         if args.setting:
-            from app.queries.base import client
+            from queries.base import client
 
             for name, value in (item.split("=", 1) for item in args.setting):
                 client().set_client_setting(name, value)

@@ -80,9 +80,9 @@ def cases(site: str) -> list[tuple[str, str, str, dict]]:
 
 def dashboard_cases() -> list[tuple[str, Callable[[], object]]]:
     """The overview's queries behind the API's KPI and source breakdown (uncached)."""
-    from app.filters import Filter, Op
-    from app.periods import Preset, preset_range
-    from app.queries import overview as q
+    from queries import overview as q
+    from queries.filters import Filter, Op
+    from queries.periods import Preset, preset_range
 
     found: list[tuple[str, Callable[[], object]]] = []
     filters = (Filter("country", Op.IS, "DE"), Filter("path", Op.CONTAINS, "docs"))

@@ -35,7 +35,6 @@ from collector.buffer import AcceptLimits, AcceptRequest, Keys, session_keys
 from collector.enrich.geo import GeoLocator
 from collector.enrich.referrer import classify_referrer, utm_from_query
 from collector.enrich.useragent import parse_agent
-from collector.http import valid_ip
 from collector.pipeline import AcceptGroups
 from collector.ratelimit import RateLimits
 from collector.schemas import (
@@ -50,6 +49,7 @@ from collector.schemas import (
     parse_message,
 )
 from trackhouse import event_times
+from trackhouse.client_address import valid_ip
 from trackhouse.row_encoding import EVENTS, PROFILES, RowEncoder
 from trackhouse.session_ids import live_session_start, session_id
 from trackhouse.settings import Settings

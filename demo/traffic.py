@@ -165,6 +165,7 @@ def ensure_projects(settings: Settings) -> dict[str, Credentials]:
     from accounts import service
     from accounts.db import session_scope, upgrade
     from accounts.errors import NotFound
+    from lifecycle.project_mirror import sync_projects_or_warn
 
     upgrade(settings)
     path = settings.data_dir / "demo-clients.json"
@@ -190,6 +191,7 @@ def ensure_projects(settings: Settings) -> dict[str, Credentials]:
                                                name="demo website", with_secret=False)
             assert secret is not None
             result[demo.project_id] = Credentials(server.id, secret, browser.id)
+    sync_projects_or_warn(settings)  # the new projects' warehouse copy (accounts queued it)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {p: {"server": c.server_client, "secret": c.secret, "browser": c.browser_client}
                for p, c in result.items()}

@@ -169,9 +169,7 @@ def backup(target: Path, *, settings: Settings | None = None, client: Client | N
                 progress(f"metadata: {manifest['metadata']['bytes']:,} bytes")
             elif metadata is None:
                 progress("metadata: a PostgreSQL database; back it up with pg_dump")
-            from orchestration.instance import dagster_home
-
-            home = dagster_home(settings)
+            home = settings.effective_dagster_home
             if settings.dagster_postgres_url is None and home.exists():
                 manifest["dagster"] = {"bytes": _copy_tree(home, target / "dagster")}
                 progress(f"dagster: {manifest['dagster']['bytes']:,} bytes")
@@ -277,9 +275,7 @@ def restore(source: Path, *, settings: Settings | None = None, client: Client | 
                 _copy_sqlite(source / manifest["metadata"]["file"], metadata)
                 progress(f"metadata: restored to {metadata}")
             if "dagster" in manifest:
-                from orchestration.instance import dagster_home
-
-                home = dagster_home(settings)
+                home = settings.effective_dagster_home
                 _copy_tree(source / "dagster", home)
                 progress(f"dagster: restored to {home}")
     finally:

@@ -125,6 +125,14 @@ def refuse_raw_tables_behind() -> None:
         raise Failure(str(behind))
 
 
+def mirror_queued_projects() -> None:
+    """Copy project changes still queued in the outbox (ADR 0027) before dbt joins the
+    projects: a change made while the warehouse was down reaches the models on the next run."""
+    from lifecycle.project_mirror import sync_projects_or_warn
+
+    sync_projects_or_warn()
+
+
 def build_dbt_models(project: DbtProject) -> AssetsDefinition:
     """The ``@dbt_assets`` of ``project`` (the Trackhouse project below; tests build one over a
     copy of it)."""
@@ -143,6 +151,7 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
         """``dbt build`` of the selected models: materializations, then their tests as checks."""
         apply_dbt_env()
         refuse_raw_tables_behind()
+        mirror_queued_projects()
         prune_invocation_dirs(
             Path(project.project_dir) / project.target_path, context.op_def.name,
             keep=KEEP_INVOCATION_DIRS - 1,

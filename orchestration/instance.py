@@ -25,10 +25,6 @@ NO_TELEMETRY_ENV = {
 }
 
 
-def dagster_home(settings: Settings) -> Path:
-    return (settings.dagster_home or settings.data_dir / "dagster").resolve()
-
-
 def instance_config(settings: Settings) -> dict[str, Any]:
     config = yaml.safe_load(INSTANCE_TEMPLATE.read_text())
     if settings.dagster_postgres_url is not None:
@@ -39,7 +35,7 @@ def instance_config(settings: Settings) -> dict[str, Any]:
 def prepare_dagster_home(settings: Settings) -> Path:
     """Create DAGSTER_HOME and write its dagster.yaml (atomically: several processes may start
     at once); returns the directory."""
-    home = dagster_home(settings)
+    home = settings.effective_dagster_home
     home.mkdir(parents=True, exist_ok=True)
     staged = home / f".dagster.yaml.{os.getpid()}"
     staged.write_text(
@@ -53,7 +49,7 @@ def prepare_dagster_home(settings: Settings) -> Path:
 def dagster_process_env(settings: Settings) -> dict[str, str]:
     """Environment of the Dagster processes: this one's, DAGSTER_HOME, telemetry off, and the
     PostgreSQL URL when one is configured (it may come from a .env file, not the environment)."""
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home(settings)), **NO_TELEMETRY_ENV}
+    env = {**os.environ, "DAGSTER_HOME": str(settings.effective_dagster_home), **NO_TELEMETRY_ENV}
     if settings.dagster_postgres_url is not None:
         env[POSTGRES_URL_ENV] = psycopg2_url(settings.dagster_postgres_url.get_secret_value())
     return env

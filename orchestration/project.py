@@ -12,9 +12,9 @@ from typing import Any
 
 from dagster_dbt import DbtProject
 
-from trackhouse.settings import PROJECT_ROOT, get_settings
+from trackhouse.dbt import DBT_PROJECT_DIR
+from trackhouse.settings import get_settings
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 DBT_EXECUTABLE = Path(sys.executable).parent / "dbt"
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)

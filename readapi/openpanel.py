@@ -15,9 +15,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from app.filters import Filter, FilterError, Op
-from app.periods import BUCKET_SQL, DateRange, Granularity, today_in
-from app.queries.base import (
+from queries.base import (
     DISTINCT_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
@@ -25,6 +23,8 @@ from app.queries.base import (
     mart,
     range_params,
 )
+from queries.filters import Filter, FilterError, Op, api_field
+from queries.periods import BUCKET_SQL, DateRange, Granularity, today_in
 from readapi.common import (
     EARLIEST_DAY,
     ReadApiError,
@@ -264,11 +264,8 @@ def _chart_filter(item: Any) -> list[Filter]:
         raise bad_request("a filter looks like {\"name\":\"country\",\"operator\":\"is\","
                           "\"value\":[\"DE\"]}")
     name, operator, values = item["name"], item.get("operator", "is"), item.get("value", [])
-    if name.startswith(PROPERTY_PREFIX) and len(name) > len(PROPERTY_PREFIX):
-        field = "prop:" + name[len(PROPERTY_PREFIX):]
-    elif name in FIELD_NAMES:
-        field = FIELD_NAMES[name]
-    else:
+    field = api_field(name, PROPERTY_PREFIX, FIELD_NAMES)
+    if field is None:
         raise bad_request(f"unsupported filter name {name[:60]!r}; supported: "
                           f"{', '.join(FIELD_NAMES)}, properties.<key>")
     if not isinstance(operator, str) or operator not in OPERATORS:

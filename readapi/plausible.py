@@ -22,9 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.filters import Filter, FilterError, Op, split_by_level
-from app.periods import DateRange, Preset, preset_range
-from app.queries.base import (
+from queries.base import (
     DISTINCT_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
@@ -34,7 +32,9 @@ from app.queries.base import (
     range_params,
     session_source,
 )
-from app.queries.overview import SESSION_DIMENSIONS
+from queries.filters import Filter, FilterError, Op, api_field, split_by_level
+from queries.overview import SESSION_DIMENSIONS
+from queries.periods import DateRange, Preset, preset_range
 from readapi.common import Reader, bad_request, check_span, parse_day
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate",
@@ -70,7 +70,7 @@ DIMENSIONS: dict[str, Dimension] = {
 # Like the overview's tiles, a visit without a UTM value is left out of that breakdown.
 _SKIP_EMPTY = {"visit:utm_source", "visit:utm_medium", "visit:utm_campaign"}
 
-# Plausible's filter dimensions -> the dashboards' filter fields (app/filters.py).
+# Plausible's filter dimensions -> the dashboards' filter fields (queries/filters.py).
 FILTER_FIELDS = {"event:page": "path", "event:name": "event", "visit:source": "referrer_name",
                  "visit:referrer": "referrer", "visit:country": "country",
                  "visit:region": "region", "visit:city": "city", "visit:device": "device",
@@ -151,11 +151,8 @@ def _filter(item: Any) -> list[Filter]:
     if op not in ("is", "is_not", "contains"):
         raise bad_request(f"unsupported filter operator {op[:40]!r}; supported: is, is_not, "
                           "contains")
-    if dimension.startswith(PROPS_PREFIX) and len(dimension) > len(PROPS_PREFIX):
-        field = "prop:" + dimension[len(PROPS_PREFIX):]
-    elif dimension in FILTER_FIELDS:
-        field = FILTER_FIELDS[dimension]
-    else:
+    field = api_field(dimension, PROPS_PREFIX, FILTER_FIELDS)
+    if field is None:
         raise bad_request(f"unsupported filter dimension {dimension[:100]!r}; supported: "
                           f"{', '.join(FILTER_FIELDS)}, event:props:<key>")
     if (not isinstance(values, list) or not values

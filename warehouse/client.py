@@ -9,7 +9,6 @@ client.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -28,8 +27,7 @@ def warehouse(
     (e.g. ``compress``, ``settings``, ``session_id``).
     """
     settings = settings or get_settings()
-    url = urlparse(settings.effective_clickhouse_url)
-    secure = url.scheme == "https"
+    endpoint = settings.clickhouse_endpoint
     kwargs.setdefault("connect_timeout", 5)
     kwargs.setdefault("send_receive_timeout", 300)
     # Trackhouse processes are many short-lived callers; a per-client session would pin them to
@@ -38,9 +36,9 @@ def warehouse(
     if settings.clickhouse_cluster:  # inserts answer once every shard stored its rows (0019)
         kwargs["settings"] = cluster.INSERT_SETTINGS | (kwargs.get("settings") or {})
     return clickhouse_connect.get_client(
-        host=url.hostname or "127.0.0.1",
-        port=url.port or (8443 if secure else 8123),
-        secure=secure,
+        host=endpoint.host,
+        port=endpoint.port,
+        secure=endpoint.secure,
         username=settings.clickhouse_user,
         password=settings.clickhouse_password.get_secret_value(),
         database=database if database is not None else "default",

@@ -51,7 +51,7 @@ with projects_tab:
             attempt(lambda s: service.create_project(
                 s, name=name, domain=domain, timezone=timezone,
                 allowed_origins=[o.strip() for o in origins.split(",") if o.strip()]),
-                f"project {name} created")
+                f"project {name} created", projects_changed=True)
     if project_ids:
         with st.form("admin.project.update"):
             st.markdown("**Edit a project**")
@@ -65,7 +65,7 @@ with projects_tab:
                 attempt(lambda s: service.update_project(
                     s, pid, name=new_name, domain=new_domain, timezone=new_tz,
                     allowed_origins=[o.strip() for o in new_origins.split(",") if o.strip()]),
-                    f"project {pid} saved")
+                    f"project {pid} saved", projects_changed=True)
 
 with clients_tab:
     secret = st.session_state.pop(SECRET_KEY, None)

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
-from app.queries import events as q
+from queries import events as q
 
 view = analytics_page("Events")
 project, date_range, filters = view.project.id, view.date_range, view.filters

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app.page_context import analytics_page
-from app.queries import explore as q
+from queries import explore as q
 from trackhouse.dbt_docs import docs_url
 
 view = analytics_page("Explore", granularity=False, filters=False)

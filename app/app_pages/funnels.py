@@ -6,8 +6,8 @@ import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
-from app.queries import events as event_queries
-from app.queries import funnels as q
+from queries import events as event_queries
+from queries import funnels as q
 
 view = analytics_page("Funnels", granularity=False)
 project, date_range = view.project.id, view.date_range

@@ -10,8 +10,8 @@ import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
-from app.periods import bucket_in_progress
-from app.queries import overview as q
+from queries import overview as q
+from queries.periods import bucket_in_progress
 
 # The breakdown tiles: key -> (title, {dimension: tab label}); the first dimension is the
 # default. "path" is top pages (page views), "map" the country map; the rest are dimensions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.page_context import current_project
-from app.queries import profiles as q
+from queries import profiles as q
 
 project = current_project()
 st.title("Profiles")

@@ -7,8 +7,8 @@ import streamlit as st
 
 from app import charts
 from app.page_context import current_project
-from app.queries import realtime as q
 from app.text import markdown_escape
+from queries import realtime as q
 
 REFRESH_S = 10
 

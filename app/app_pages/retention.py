@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import charts
 from app.page_context import analytics_page
-from app.queries import retention as q
+from queries import retention as q
 
 view = analytics_page("Retention", granularity=False)
 granularity = st.segmented_control("Cohorts by", list(q.GRANULARITIES), default="day",

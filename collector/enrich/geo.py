@@ -19,8 +19,6 @@ import maxminddb
 
 log = logging.getLogger(__name__)
 
-GEO_ATTRIBUTION = "IP Geolocation by DB-IP"
-
 
 @dataclass(frozen=True, slots=True)
 class Geo:

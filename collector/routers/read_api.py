@@ -27,11 +27,8 @@ _domains: TTLCache[str, str | None] = TTLCache(10, 4_096)
 
 
 def warm() -> None:
-    """Import the read API's modules (they bring the dashboards' query layer, Streamlit with
-    it: about a second) off the event loop at start, not in the first request."""
-    from streamlit.logger import set_log_level
-
-    set_log_level("error")  # its caching warns once per query function outside Streamlit
+    """Import the read API's modules (the query layer, pandas with it) off the event loop at
+    start, not in the first request."""
     import readapi.openpanel  # noqa: F401
     import readapi.plausible  # noqa: F401
 

@@ -37,7 +37,7 @@ def test_cli_end_to_end(fresh_database, migrated) -> None:
                  "--origin", "https://acme.example", "--origin", "*.acme.example",
                  "--domain", "acme.example")
     assert "created project acme-shop" in result.output
-    assert current_revisions() == {"0007"}  # the command migrated the empty database
+    assert current_revisions() == {"0008"}  # the command migrated the empty database
     assert "mirrored 1 project(s)" in result.output
 
     run("project", "create", "Mars", "--timezone", "Mars/Olympus", code=1)

@@ -29,7 +29,7 @@ def test_upgrade_from_scratch_then_again(backend: str, tmp_path: Path, use_datab
         assert set(Base.metadata.tables) <= tables
         assert VERSION_TABLE in tables
         heads = current_revisions()
-        assert heads == {"0007"}
+        assert heads == {"0008"}
         upgrade()  # at head: a no-op, not an error
         assert current_revisions() == heads
         # the migrations build exactly what the models describe (a model change without a
@@ -54,7 +54,7 @@ def test_concurrent_first_upgrades_do_not_collide(backend: str, tmp_path: Path,
         ]
         outcomes = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in processes]
         assert outcomes == [(0, "")] * 2
-        assert current_revisions() == {"0007"}
+        assert current_revisions() == {"0008"}
         # and within one process, threads (Streamlit, the collector's pool) may call it too
         threads = [threading.Thread(target=upgrade) for _ in range(3)]
         for thread in threads:

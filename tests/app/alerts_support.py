@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import http.server
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +15,7 @@ from email.message import EmailMessage
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from support import free_port as free_port
 
 
 @dataclass

@@ -21,6 +21,7 @@ def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
                    ) -> Iterator[DashboardData]:
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from lifecycle.project_mirror import sync_projects
     from trackhouse.dbt import run_dbt
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
@@ -32,7 +33,6 @@ def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
                   column_names=fd.COLUMNS)
     upgrade()
     with session_scope() as session:
-        # creating a project mirrors it (with its time zone) into trackhouse.projects for dbt
         service.create_project(session, name="Dash shop", domain="shop.example",
                                timezone=fd.PROJECT_ZONES[fd.SHOP], project_id=fd.SHOP)
         service.create_project(session, name="Dash blog", domain="blog.example",
@@ -40,6 +40,7 @@ def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
         service.create_user(session, email=ADMIN, password=PASSWORD, name="Ada", is_admin=True)
         service.create_user(session, email=VIEWER, password=PASSWORD, name="Vic",
                             project_ids=[fd.BLOG])
+    sync_projects()  # the projects (with their time zones) into trackhouse.projects for dbt
     # a full refresh: these events were received "in the past" (received_at = created_at), so
     # an incremental build after another module's (the orchestration tests') would skip them
     # a target folder of its own: dbt_project/target is the orchestration tests' (they may run
@@ -58,7 +59,7 @@ def dashboard_data(migrated: None, tmp_path_factory: pytest.TempPathFactory
 def set_marts_built_at(dashboard_data: DashboardData) -> Iterator[Callable[[datetime], None]]:
     """Rewrite the build_info mart as if dbt had last built the marts at a given time; the row
     dbt wrote comes back afterwards (and this process forgets the time it cached)."""
-    from app.queries.freshness import marts_built_at
+    from queries.freshness import marts_built_at
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 

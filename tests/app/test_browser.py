@@ -4,7 +4,6 @@ numbers a person sees and saves screenshots to tests/artifacts/."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dashboard_fixture as fd
-import httpx
 import pytest
 from dashboard_fixture import ADMIN, PASSWORD, DashboardData
 from playwright.sync_api import Page, expect, sync_playwright
+from support import free_port, wait_for_http
 
 from app import charts
-from app.periods import Preset, preset_range
+from queries.periods import Preset, preset_range
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -29,36 +28,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 PAGES = ["Realtime", "Events", "Funnels", "Retention", "Profiles", "Admin"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"trackhouse app exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
-
-
 @pytest.fixture(scope="module")
 def dashboard_url(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("streamlit") / "app.log").open("wb")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "trackhouse"), "app", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
     )
     try:
-        _wait_until_healthy(f"http://127.0.0.1:{port}/_stcore/health", process)
+        wait_for_http(f"http://127.0.0.1:{port}/_stcore/health", 60, process)
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -180,7 +159,7 @@ def test_a_person_sees_when_the_marts_are_stale(dashboard_url: str, page: Page,
                                                set_marts_built_at) -> None:
     """Built three hours ago: every analytics page says so, with the time on the project's
     clock. The app keeps the build time cached for FRESHNESS_TTL_S, hence the reloads."""
-    from app.queries.freshness import FRESHNESS_TTL_S
+    from queries.freshness import FRESHNESS_TTL_S
 
     built_at = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
     set_marts_built_at(built_at)

@@ -80,6 +80,7 @@ def _send_through_the_collector(secret_client: str, secret: str) -> int:
 def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Hostile:
     from accounts import service
     from accounts.db import session_scope
+    from lifecycle.project_mirror import sync_projects
     from trackhouse.dbt import run_dbt
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
@@ -90,6 +91,7 @@ def hostile(dashboard_data: DashboardData, redis_server, tmp_path_factory) -> Ho
                                timezone="UTC", project_id=project_id)
         created, secret = service.create_client(session, project_id=project_id)
         client_id = created.id
+    sync_projects()
     assert secret
     sent = _send_through_the_collector(client_id, secret)
 
@@ -286,7 +288,7 @@ def https_app(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
-    from test_browser import _free_port
+    from support import free_port
 
     folder = tmp_path_factory.mktemp("tls")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -303,7 +305,7 @@ def https_app(dashboard_data: DashboardData, tmp_path_factory) -> Iterator[str]:
     (folder / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "STREAMLIT_SERVER_SSL_CERT_FILE": str(folder / "cert.pem"),
            "STREAMLIT_SERVER_SSL_KEY_FILE": str(folder / "key.pem")}
     process = subprocess.Popen(

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from test_browser import ARTIFACTS, dashboard_url, metric_values, page  # noqa: F401 - fixtures
 
 from app import charts
-from app.periods import Preset, preset_range
+from queries.periods import Preset, preset_range
 
 LINK_PASSWORD = "shared-secret-9"
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import dashboard_fixture as fd
 from dashboard_fixture import DashboardData
 
-from app.filters import Filter, Op
-from app.periods import Preset, preset_range
-from app.queries import events as event_queries
-from app.queries import overview, realtime
+from queries import events as event_queries
+from queries import overview, realtime
+from queries.filters import Filter, Op
+from queries.periods import Preset, preset_range
 
 PROJECT = "dash-current"  # its own project: the other tests' figures stay put
 

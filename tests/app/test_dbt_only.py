@@ -1,4 +1,4 @@
-"""Every dashboard figure is a dbt model: each query function of app/queries runs against the
+"""Every dashboard figure is a dbt model: each query function of queries/ runs against the
 test warehouse (with and without filters, so that every table decider's branch runs), every
 statement it sends is recorded at the ClickHouse client, and the warehouse's own parser
 (``EXPLAIN AST``) names the tables the statement reads. Each must be a model of the dbt
@@ -21,10 +21,8 @@ import streamlit as st
 from clickhouse_connect.driver.client import Client
 from dashboard_fixture import DashboardData
 
-import app.queries
-from app.filters import Filter, Op
-from app.periods import Granularity, Preset, preset_range
-from app.queries import (
+import queries
+from queries import (
     alerts,
     events,
     explore,
@@ -35,6 +33,8 @@ from app.queries import (
     realtime,
     retention,
 )
+from queries.filters import Filter, Op
+from queries.periods import Granularity, Preset, preset_range
 from trackhouse.settings import get_settings
 
 RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
@@ -42,7 +42,9 @@ SESSION_FILTER = (Filter("country", Op.IS, "DE"),)
 EVENT_FILTERS = (Filter("path", Op.CONTAINS, "docs"), Filter("prop:plan", Op.IS, "pro"))
 BOTH = SESSION_FILTER + EVENT_FILTERS[:1]
 
-# Public functions of app/queries that send no statement of their own.
+# The query layer's modules that hold no query: the filter compiler, periods, the cache hook.
+NOT_QUERY_MODULES = {"filters", "periods", "cache"}
+# Public functions of queries/ that send no statement of their own.
 NOT_QUERIES = {"base.client", "base.mart", "base.run", "base.range_params",
                "base.event_filter_sql", "base.session_source", "funnels.with_conversion",
                "freshness.is_stale", "profiles.traits_json",
@@ -111,10 +113,12 @@ def calls() -> dict[str, list[Callable[[], Any]]]:
 
 
 def query_functions() -> set[str]:
-    """``module.function`` of every public function defined in app/queries."""
+    """``module.function`` of every public function defined in queries/."""
     found = set()
-    for info in pkgutil.iter_modules(app.queries.__path__):
-        module = importlib.import_module(f"app.queries.{info.name}")
+    for info in pkgutil.iter_modules(queries.__path__):
+        if info.name in NOT_QUERY_MODULES:
+            continue
+        module = importlib.import_module(f"queries.{info.name}")
         for name, value in vars(module).items():
             target = getattr(value, "__wrapped__", value)
             if (inspect.isfunction(target) and target.__module__ == module.__name__

@@ -14,8 +14,8 @@ from dashboard_fixture import ADMIN, DashboardData
 from test_pages import app_test, assert_no_exception, log_in
 
 from app import charts
-from app.periods import DateRange, Granularity, bucket_in_progress
-from app.queries.profiles import traits_json
+from queries.periods import DateRange, Granularity, bucket_in_progress
+from queries.profiles import traits_json
 
 
 def plotly_spec(at, index: int = 0) -> dict:

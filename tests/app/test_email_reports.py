@@ -39,7 +39,7 @@ def text_figure(text: str, label: str) -> str:
 
 def mart_figures(period) -> dict:
     """The period's figures straight from the marts (not through the report's queries)."""
-    from app.queries.base import range_params
+    from queries.base import range_params
     from trackhouse.settings import get_settings
     from warehouse.client import warehouse
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.filters import (
+from queries.filters import (
     FIELDS,
     Filter,
     FilterError,
@@ -84,3 +84,13 @@ def test_table_decider_splits_session_and_event_fields() -> None:
     assert [f.field for f in session_level] == ["country"]
     assert [f.field for f in event_level] == ["path", "event", "prop:plan"]
     assert all(spec.column.isidentifier() for spec in FIELDS.values())
+
+
+def test_api_field_maps_a_read_api_name_or_its_property_prefix() -> None:
+    from queries.filters import api_field
+
+    fields = {"path": "path", "os_version": "os"}
+    assert api_field("properties.plan", "properties.", fields) == "prop:plan"
+    assert api_field("os_version", "properties.", fields) == "os"
+    assert api_field("properties.", "properties.", fields) is None  # a prefix without a key
+    assert api_field("city_name", "properties.", fields) is None

@@ -13,7 +13,7 @@ from dashboard_fixture import ADMIN, PASSWORD, VIEWER, DashboardData
 from streamlit.testing.v1 import AppTest
 
 from app import charts
-from app.periods import Preset, preset_range
+from queries.periods import Preset, preset_range
 from trackhouse.settings import get_settings
 
 MAIN = Path(__file__).resolve().parents[2] / "app" / "main.py"
@@ -125,11 +125,13 @@ def test_realtime_counts_the_last_five_minutes(dashboard_data: DashboardData) ->
 
     from accounts import service
     from accounts.db import session_scope
+    from lifecycle.project_mirror import sync_projects
     from warehouse.client import warehouse
 
     project_id = "dash-live"  # its own project, so the other tests' figures stay put
     with session_scope() as session:
         service.create_project(session, name="Dash live", project_id=project_id)
+    sync_projects()
     now = datetime.now(UTC)
     live = [fd.Event(project_id, "screen_view", f"live-{n}", now - timedelta(seconds=n),
                      path="/live") for n in range(4)]
@@ -152,7 +154,7 @@ def test_stale_marts_show_a_notice_with_the_time_of_their_last_build(
 ) -> None:
     """Stale: the last complete build (build_info) lies more than two schedule intervals back
     (TRACKHOUSE_MARTS_INTERVAL_MINUTES, 5 by default); a minute less is still fresh."""
-    from app.queries.freshness import marts_built_at
+    from queries.freshness import marts_built_at
 
     two_intervals = timedelta(minutes=2 * get_settings().marts_interval_minutes)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -178,7 +180,7 @@ def test_stale_marts_show_a_notice_with_the_time_of_their_last_build(
 
 def test_marts_without_a_recorded_build_show_a_notice(dashboard_data: DashboardData) -> None:
     """No build_info yet (a fresh install before dbt's first complete run): the pages say so."""
-    from app.queries.freshness import marts_built_at
+    from queries.freshness import marts_built_at
     from warehouse.client import warehouse
 
     analytics = get_settings().analytics_database

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from app.periods import DateRange, Granularity, Preset, preset_range
+from queries.periods import DateRange, Granularity, Preset, preset_range
 
 TODAY = date(2026, 3, 31)
 

@@ -9,10 +9,10 @@ from datetime import date, timedelta
 import dashboard_fixture as fd
 from dashboard_fixture import DashboardData
 
-from app.filters import Filter, Op
-from app.periods import Granularity, Preset, preset_range
-from app.queries import events as event_queries
-from app.queries import funnels, overview, retention
+from queries import events as event_queries
+from queries import funnels, overview, retention
+from queries.filters import Filter, Op
+from queries.periods import Granularity, Preset, preset_range
 
 RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
 

@@ -1,7 +1,7 @@
 """The read API against the dashboards' fixture data: real collector app (in-process), real
 Redis, the real warehouse and real dbt marts. Requests are shaped like those of OpenPanel's
 export docs and Plausible's Stats API v2 docs; figures are compared with the dashboards'
-query layer (app/queries) for the same project, range and filters."""
+query layer (queries/) for the same project, range and filters."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from test_dbt_only import analytics_relations, recorded_queries, tables_named
 
-from app.filters import Filter, Op
-from app.periods import Granularity, Preset, preset_range
-from app.queries import events as event_queries
-from app.queries import overview
+from queries import events as event_queries
+from queries import overview
+from queries.filters import Filter, Op
+from queries.periods import Granularity, Preset, preset_range
 from trackhouse.settings import Settings, get_settings
 
 RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])

@@ -11,7 +11,7 @@ import pytest
 from dashboard_fixture import ADMIN, DashboardData
 from test_pages import PAGES, app_test, assert_no_exception, expected_cards, kpi_values, log_in
 
-from app.periods import Preset
+from queries.periods import Preset
 
 
 def test_admin_creates_lists_and_revokes_a_share_link(dashboard_data: DashboardData,

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 from fastapi.testclient import TestClient
+from support import wait_until
 
 from trackhouse.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -125,18 +124,6 @@ def start_worker(log_path: Path, **env_overrides: str) -> Worker:
         env=env, cwd=PROJECT_ROOT, stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
     )
     return Worker(process, log_path)
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0, every_s: float = 0.1,
-               message: str = "condition") -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout_s} s")
-        time.sleep(every_s)
 
 
 def root_fixtures():

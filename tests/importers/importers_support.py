@@ -6,38 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from support import free_port, wait_until
 
 from trackhouse.settings import PROJECT_ROOT, Settings
 
 TRACKHOUSE = str(Path(sys.executable).parent / "trackhouse")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 30.0,
-               message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} not reached within {timeout_s} s")
-        time.sleep(0.05)
 
 
 def start_worker(log_path: Path, raw_database: str) -> subprocess.Popen:

@@ -146,8 +146,8 @@ def test_the_overview_of_a_past_month_equals_sql_on_umami(
             (r.node.name, r.message) for r in (result.result or []) if r.status != "success"]
         monkeypatch.setenv("TRACKHOUSE_ANALYTICS_DATABASE", analytics)
         get_settings.cache_clear()
-        from app.periods import DateRange
-        from app.queries.overview import event_totals, top_pages
+        from queries.overview import event_totals, top_pages
+        from queries.periods import DateRange
 
         october = DateRange(date(2026, 10, 1), date(2026, 10, 31), "UTC")
         totals = event_totals(project, october)

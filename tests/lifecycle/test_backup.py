@@ -40,7 +40,7 @@ def round_trip(models_warehouse, tmp_path_factory) -> Iterator[dict[str, Any]]:
 
     from accounts.db import session_scope, upgrade
     from accounts.service import create_client, create_project, create_user
-    from orchestration.instance import dagster_home, prepare_dagster_home
+    from orchestration.instance import prepare_dagster_home
     from trackhouse.dbt import run_dbt
 
     models = models_warehouse
@@ -97,7 +97,7 @@ def round_trip(models_warehouse, tmp_path_factory) -> Iterator[dict[str, Any]]:
         from warehouse.migrate import migrate
 
         migrate(client, fresh)
-        restored_instance = instance_at(dagster_home(fresh))
+        restored_instance = instance_at(fresh.effective_dagster_home)
         restored_runs = [r.run_id for r in restored_instance.get_runs()]
         restored_instance.dispose()
         recorded = {

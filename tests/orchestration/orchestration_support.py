@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -42,13 +41,6 @@ def sample_events(now: datetime, device: str = "") -> list[dict[str, Any]]:
         _event("device-c", "signup", now - timedelta(minutes=9)),
     ]
     return rows
-
-
-def unused_port() -> int:
-    """A local port nothing listens on (for an unreachable warehouse)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def build_staging_with(monkeypatch: Any, env: dict[str, str], **config: Any) -> Any:

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 from dagster import AssetKey, materialize
-from orchestration_support import PROJECT_ID, unused_port
+from orchestration_support import PROJECT_ID
+from support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # the first test's setup holds the session's first full build, then a build and a docs
@@ -52,6 +53,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, built_marts: Any,
 
     from accounts import service
     from accounts.db import session_scope, upgrade
+    from lifecycle.project_mirror import sync_projects
     from orchestration.assets import build_dbt_models
     from orchestration.docs import build_docs_asset
     from orchestration.project import DBT_PROJECT_DIR, apply_dbt_env
@@ -78,6 +80,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, built_marts: Any,
         service.create_project(session, name="Explore loop", domain="loop.test",
                                timezone="UTC", project_id=PROJECT_ID)
         service.create_user(session, email=ADMIN, password=PASSWORD, name="Ex", is_admin=True)
+    sync_projects()  # the project's warehouse copy, which the models join
     table = f"`{get_settings().analytics_database}`.`{NEW_MART}`"
     try:
         result = materialize(
@@ -179,7 +182,7 @@ def test_the_docs_site_is_served_to_logged_in_browsers_only(published: dict[str,
 
     at = logged_in_explore(PROJECT_ID)
     token = at.session_state[TOKEN_KEY]
-    port = unused_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # the link on the page points at the docs server of the settings
     assert [b.proto.url for b in at.get("link_button")] == [

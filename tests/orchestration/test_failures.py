@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterEventType, materialize
-from orchestration_support import build_staging_with, unused_port
+from orchestration_support import build_staging_with
+from support import free_port
 
 FAILING_TEST = "orchestration_sessions_are_empty"
 
@@ -60,7 +61,7 @@ def test_an_unreachable_warehouse_is_retried_with_backoff(
     manifest_ready: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     result = build_staging_with(
-        monkeypatch, {"TRACKHOUSE_CLICKHOUSE_URL": f"http://127.0.0.1:{unused_port()}"},
+        monkeypatch, {"TRACKHOUSE_CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}"},
         transient_retries=2, retry_base_delay_s=0.2)
     assert not result.success
     retries = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]

@@ -4,11 +4,8 @@ events_current."""
 from __future__ import annotations
 
 import pandas as pd
-import streamlit as st
 
-from app.filters import Filter
-from app.periods import DateRange
-from app.queries.base import (
+from queries.base import (
     EVENTS,
     EVENTS_IN_RANGE,
     MART_TTL_S,
@@ -18,6 +15,9 @@ from app.queries.base import (
     range_params,
     run,
 )
+from queries.cache import cached
+from queries.filters import Filter
+from queries.periods import DateRange
 
 MAX_STEPS = 10
 
@@ -34,7 +34,7 @@ def with_conversion(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def defined_funnels(project_id: str) -> list[str]:
     frame = run(
         f"select distinct funnel from {mart('funnel_steps')} where project_id = {{project:String}} "
@@ -45,7 +45,7 @@ def defined_funnels(project_id: str) -> list[str]:
     return [str(name) for name in frame.funnel]
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def funnel_steps(project_id: str, date_range: DateRange, funnel: str) -> pd.DataFrame:
     """Steps of a defined funnel over the range: (device, step-1 day) pairs summed over days."""
     frame = run(
@@ -60,7 +60,7 @@ def funnel_steps(project_id: str, date_range: DateRange, funnel: str) -> pd.Data
     return with_conversion(frame)
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def adhoc_funnel(project_id: str, date_range: DateRange, steps: tuple[str, ...],
                  window_seconds: int, filters: tuple[Filter, ...] = ()) -> pd.DataFrame:
     """Devices reaching each step in order (each strictly later) within the window.

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import streamlit as st
 
-from app.queries.base import EVENTS, MART_TTL_S, RAW_TTL_S, mart, run
+from queries.base import EVENTS, MART_TTL_S, RAW_TTL_S, mart, run
+from queries.cache import cached
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def search_profiles(project_id: str, text: str = "", limit: int = 50) -> pd.DataFrame:
     """Profiles whose id, e-mail or name contains ``text`` (all of them when empty)."""
     return run(
@@ -36,7 +36,7 @@ def search_profiles(project_id: str, text: str = "", limit: int = 50) -> pd.Data
     )
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def profile(project_id: str, profile_id: str) -> dict[str, Any] | None:
     """One profile's traits and counters as JSON values with their types (``traits_json``),
     or None."""
@@ -76,7 +76,7 @@ def _json_value(value: Any, is_property: bool) -> Any:
     return value
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def profile_timeline(project_id: str, profile_id: str, limit: int = 200) -> pd.DataFrame:
     """The profile's latest events, newest first."""
     return run(

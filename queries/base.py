@@ -1,21 +1,21 @@
 """What every query shares: the one warehouse client, table names, the range and filter SQL.
 
 Queries are functions of plain, hashable arguments (project id, ``DateRange``, a tuple of
-``Filter``), so ``st.cache_data`` can key on them; the SQL is written by hand with ClickHouse
-server-side parameters (``{name:Type}``) and never formats user input into the text.
+``Filter``), so a result cache (``queries.cache``) can key on them; the SQL is written by hand
+with ClickHouse server-side parameters (``{name:Type}``) and never formats user input into the text.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pandas as pd
-import streamlit as st
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from app.filters import FIELDS, Filter, SqlFragment, compile_filters, split_by_level
-from app.periods import DateRange
+from queries.filters import FIELDS, Filter, SqlFragment, compile_filters, split_by_level
+from queries.periods import DateRange
 from trackhouse.settings import get_settings
 from warehouse.client import warehouse
 
@@ -30,7 +30,7 @@ REALTIME_TTL_S = 5
 # probability ~n^2/2^65: below 1e-7 at a million devices a range.
 DISTINCT_DEVICES = "uniqExact(cityHash64(device_id))"
 
-@st.cache_resource
+@functools.cache
 def client() -> Client:
     """The process-wide warehouse client (clickhouse-connect is safe across threads)."""
     return warehouse()

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from trackhouse.commands.accounts import _accounts, _print_json, _table, _when, console
+from trackhouse.cli.commands.accounts import _accounts, _print_json, _table, _when, console
 
 alerts_app = typer.Typer(help="Alert rules on a project's figures, and their history.",
                          no_args_is_help=True)

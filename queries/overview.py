@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import streamlit as st
 
-from app.filters import Filter
-from app.periods import BUCKET_SQL, DAY_BUCKET_SQL, DateRange, Granularity
-from app.queries.base import (
+from queries.base import (
     DISTINCT_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
@@ -31,6 +28,9 @@ from app.queries.base import (
     run,
     session_source,
 )
+from queries.cache import cached
+from queries.filters import Filter
+from queries.periods import BUCKET_SQL, DAY_BUCKET_SQL, DateRange, Granularity
 
 Filters = tuple[Filter, ...]
 
@@ -75,7 +75,7 @@ def _span_params(project_id: str, date_range: DateRange) -> dict[str, Any]:
             "current_day": date_range.start}
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
     """Distinct visitors and page views of the range and of the previous period: a range's
     visitors are the distinct devices of the whole range (exact and current), never a sum of
@@ -142,7 +142,7 @@ def _state_series(project_id: str, span: DateRange, granularity: Granularity,
     )
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_series(project_id: str, date_range: DateRange, granularity: Granularity,
                  filters: Filters = ()) -> pd.DataFrame:
     """Visitors and page views per bucket of the range and of the previous period.
@@ -157,7 +157,7 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
     return _state_series(project_id, span, granularity, date_range)
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def session_figures(project_id: str, date_range: DateRange,
                     filters: Filters = ()) -> pd.DataFrame:
     """Sessions started in the range and in the previous period, their bounces and total
@@ -220,7 +220,7 @@ def timeseries(project_id: str, date_range: DateRange, granularity: Granularity,
     return series[0], series[1]
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
               limit: int = 10) -> pd.DataFrame:
     """Paths by page views, with their distinct visitors over the range.
@@ -248,7 +248,7 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
     )
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
                       filters: Filters = (), limit: int = 10) -> pd.DataFrame:
     """Visitors and sessions per value of one session dimension (the sessions mart, or

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
-import streamlit as st
 
-from app.filters import Filter
-from app.periods import DateRange
-from app.queries.base import MART_TTL_S, mart, range_params, run, session_source
+from queries.base import MART_TTL_S, mart, range_params, run, session_source
+from queries.cache import cached
+from queries.filters import Filter
+from queries.periods import DateRange
 
 GRANULARITIES = ("day", "week")
 COLUMNS = ("cohort", "period", "cohort_size", "retained", "rate")
@@ -21,7 +21,7 @@ _COHORT_PERIOD = {
 }
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def cohorts(project_id: str, date_range: DateRange, granularity: str,
             max_period: int = 12, filters: tuple[Filter, ...] = ()) -> pd.DataFrame:
     """Cohorts starting in the range: (cohort, period, cohort_size, retained, rate).

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-import streamlit as st
 
-from app.periods import DateRange
-from app.queries.base import MART_TTL_S, run
+from queries.base import MART_TTL_S, run
+from queries.cache import cached
+from queries.periods import DateRange
 from trackhouse import dbt_docs
 from trackhouse.settings import get_settings
 
@@ -100,7 +100,7 @@ def marts() -> list[MartDoc] | None:
     return _marts(_manifest_version())
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def _marts(version: float) -> list[MartDoc] | None:
     manifest = dbt_docs.read_published_manifest()
     if manifest is None:
@@ -146,7 +146,7 @@ def period_start(day: date, time_column: str) -> date:
     return day
 
 
-@st.cache_data(ttl=MART_TTL_S, show_spinner=False)
+@cached(MART_TTL_S)
 def series(mart: MartDoc, time_column: str, measures: tuple[str, ...], aggregate: str,
            project_id: str, date_range: DateRange) -> pd.DataFrame:
     """One row per period of ``time_column`` in the range: each measure aggregated over the

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pandas as pd
-import streamlit as st
 
-from app.filters import Filter
-from app.periods import BUCKET_SQL, DateRange, Granularity
-from app.queries.base import (
+from queries.base import (
     DISTINCT_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
@@ -17,11 +14,14 @@ from app.queries.base import (
     range_params,
     run,
 )
+from queries.cache import cached
+from queries.filters import Filter
+from queries.periods import BUCKET_SQL, DateRange, Granularity
 
 Filters = tuple[Filter, ...]
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) -> pd.DataFrame:
     """Every event name except page views: occurrences and distinct visitors."""
     where = event_filter_sql(filters)
@@ -35,7 +35,7 @@ def event_counts(project_id: str, date_range: DateRange, filters: Filters = ()) 
     )
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_trend(project_id: str, date_range: DateRange, granularity: Granularity,
                 names: tuple[str, ...], filters: Filters = ()) -> pd.DataFrame:
     """Occurrences per bucket of the named events (long format: bucket, name, events)."""
@@ -53,7 +53,7 @@ def event_trend(project_id: str, date_range: DateRange, granularity: Granularity
     return frame
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_properties(project_id: str, date_range: DateRange, name: str,
                      filters: Filters = (), limit: int = 50) -> pd.DataFrame:
     """The property keys and values of one event, by occurrences."""
@@ -69,7 +69,7 @@ def event_properties(project_id: str, date_range: DateRange, name: str,
     )
 
 
-@st.cache_data(ttl=RAW_TTL_S, show_spinner=False)
+@cached(RAW_TTL_S)
 def event_names(project_id: str, date_range: DateRange) -> list[str]:
     """Every event name seen in the range (for pickers)."""
     frame = run(

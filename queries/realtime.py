@@ -4,14 +4,14 @@ last batch the collector stored (the marts lag by a dbt run)."""
 from __future__ import annotations
 
 import pandas as pd
-import streamlit as st
 
-from app.queries.base import DISTINCT_DEVICES, EVENTS, REALTIME_TTL_S, mart, run
+from queries.base import DISTINCT_DEVICES, EVENTS, REALTIME_TTL_S, mart, run
+from queries.cache import cached
 
 RECENT = "project_id = {project:String}"
 
 
-@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+@cached(REALTIME_TTL_S)
 def live_visitors(project_id: str, minutes: int = 5) -> int:
     """Distinct devices with an event in the last ``minutes`` minutes."""
     frame = run(
@@ -22,7 +22,7 @@ def live_visitors(project_id: str, minutes: int = 5) -> int:
     return int(frame.visitors[0])
 
 
-@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+@cached(REALTIME_TTL_S)
 def events_per_minute(project_id: str, minutes: int = 30) -> pd.DataFrame:
     """Events per minute over the last ``minutes`` minutes, every minute present."""
     return run(
@@ -41,7 +41,7 @@ def events_per_minute(project_id: str, minutes: int = 30) -> pd.DataFrame:
     )
 
 
-@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+@cached(REALTIME_TTL_S)
 def live_stream(project_id: str, limit: int = 50) -> pd.DataFrame:
     """The latest events, newest first."""
     return run(
@@ -56,7 +56,7 @@ def live_stream(project_id: str, limit: int = 50) -> pd.DataFrame:
     )
 
 
-@st.cache_data(ttl=REALTIME_TTL_S, show_spinner=False)
+@cached(REALTIME_TTL_S)
 def live_sources(project_id: str, minutes: int = 30) -> pd.DataFrame:
     """Where the last ``minutes`` minutes of visitors come from."""
     return run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from app.queries.base import EVENTS, mart, run
+from queries.base import EVENTS, mart, run
 
 # the metric of a rule -> its column in daily_metrics / hourly_metrics (whitelist)
 TRAFFIC_COLUMNS = {"visitors": "visitors", "pageviews": "pageviews"}

@@ -11,7 +11,14 @@ from typing import Any
 
 import typer
 
-from trackhouse.commands.accounts import JSON_OPTION, _accounts, _print_json, _table, _when, console
+from trackhouse.cli.commands.accounts import (
+    JSON_OPTION,
+    _accounts,
+    _print_json,
+    _table,
+    _when,
+    console,
+)
 
 share_app = typer.Typer(help="Public read-only links of a project's overview.",
                         no_args_is_help=True)

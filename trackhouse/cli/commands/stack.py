@@ -70,11 +70,11 @@ def prepare_metadata() -> None:
     """Migrate the metadata database and copy its projects into the warehouse (best effort:
     `trackhouse project sync` repairs the copy later)."""
     from accounts.db import upgrade
-    from accounts.service import mirror_projects
+    from lifecycle.project_mirror import sync_projects
 
     upgrade()
     try:
-        mirror_projects()
+        sync_projects(everything=True)
     except Exception as error:  # noqa: BLE001 - the stack must come up even if the copy lags
         console.print(f"[yellow]projects not copied to the warehouse yet: {error}[/]")
 

@@ -13,7 +13,7 @@ its events does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -153,6 +153,14 @@ def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragm
     if not conditions:
         return SqlFragment.true()
     return SqlFragment(" and ".join(f"({c})" for c in conditions), params)
+
+
+def api_field(name: str, property_prefix: str, fields: Mapping[str, str]) -> str | None:
+    """A read API's filter name as a ``Filter`` field: ``<property_prefix><key>`` names the
+    event property ``key``, others go through the API's own ``fields`` table; None if unknown."""
+    if name.startswith(property_prefix) and len(name) > len(property_prefix):
+        return PROPERTY_PREFIX + name[len(property_prefix):]
+    return fields.get(name)
 
 
 def split_by_level(filters: Sequence[Filter]) -> tuple[Filters, Filters]:

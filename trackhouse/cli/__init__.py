@@ -1,6 +1,6 @@
 """The ``trackhouse`` command line: one entry point that starts and manages the stack.
 
-Each component registers its commands from its own module in ``trackhouse/commands/``; the
+Each component registers its commands from its own module in ``trackhouse/cli/commands/``; the
 component code itself is imported only when one of its commands runs, so ``--help`` is fast.
 """
 
@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from trackhouse.commands import (
+from trackhouse.cli.commands import (
     accounts,
     alerts,
     cluster,

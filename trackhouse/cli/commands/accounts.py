@@ -76,12 +76,12 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     console.print(table)
 
 
-def _mirror_now(session: Any) -> None:
-    from accounts.service import mirror_projects
+def _mirror_now() -> None:
+    from lifecycle.project_mirror import sync_projects
 
     try:
-        count = mirror_projects(session)
-    except Exception as exc:  # the warehouse may simply not be running yet
+        count = sync_projects()
+    except Exception as exc:  # the warehouse may not run yet; the change stays queued
         stderr.print(f"[yellow]note:[/yellow] projects not mirrored to the warehouse ({exc}); "
                      "run `trackhouse project sync` once it runs", highlight=False)
     else:
@@ -134,7 +134,7 @@ def project_create(
         project = create_project(
             session, name=name, project_id=project_id, domain=domain, timezone=timezone,
             allowed_origins=origin or (), plausible_domain=plausible_domain,
-            umami_website_id=umami_website_id, mirror=False,
+            umami_website_id=umami_website_id,
         )
         session.commit()
         if as_json:
@@ -142,7 +142,7 @@ def project_create(
         else:
             console.print(f"created project [bold]{project.id}[/bold] ({project.name}, "
                           f"{project.timezone})", highlight=False)
-        _mirror_now(session)
+    _mirror_now()
 
 
 @project_app.command("update")
@@ -171,10 +171,10 @@ def project_update(
     if retention_days is not None:
         fields["retention_days"] = retention_days  # 0 clears it: a None would mean "unchanged"
     with _accounts() as session:
-        project = update_project(session, project_id, mirror=False, **fields)
+        project = update_project(session, project_id, **fields)
         session.commit()
         console.print(f"updated project [bold]{project.id}[/bold]", highlight=False)
-        _mirror_now(session)
+    _mirror_now()
 
 
 @project_app.command("list")
@@ -205,23 +205,25 @@ def project_delete(
     if not yes:
         typer.confirm(f"Delete project {project_id} and all its API clients?", abort=True)
     with _accounts() as session:
-        # mirrored after the commit; a warehouse that is down gets a logged warning
         delete_project(session, project_id)
     console.print(f"deleted project [bold]{project_id}[/bold]", highlight=False)
+    _mirror_now()
 
 
 @project_app.command("sync")
 def project_sync() -> None:
-    """Mirror every project into the warehouse's projects table (idempotent)."""
-    from accounts.service import mirror_projects
+    """Mirror every project, and every queued change or deletion, into the warehouse's
+    projects table (idempotent)."""
+    from lifecycle.project_mirror import sync_projects
 
-    with _accounts() as session:
-        try:
-            count = mirror_projects(session)
-        except Exception as exc:
-            stderr.print(f"[red]error:[/red] the warehouse did not take the projects: {exc}",
-                         highlight=False)
-            raise typer.Exit(1) from None
+    with _accounts():  # upgrades the metadata database first
+        pass
+    try:
+        count = sync_projects(everything=True)
+    except Exception as exc:
+        stderr.print(f"[red]error:[/red] the warehouse did not take the projects: {exc}",
+                     highlight=False)
+        raise typer.Exit(1) from None
     console.print(f"mirrored {count} project(s) to the warehouse")
 
 

@@ -35,7 +35,7 @@ def serve_docs(
     browsers logged in to the dashboards."""
     import uvicorn
 
-    from trackhouse.docs_site import docs_app
+    from app.docs_site import docs_app
     from trackhouse.settings import get_settings
 
     settings = get_settings()

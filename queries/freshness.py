@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import streamlit as st
-
-from app.queries.base import TableMissing, mart, run
+from queries.base import TableMissing, mart, run
+from queries.cache import cached
 from trackhouse.settings import get_settings, stale_after
 
 FRESHNESS_TTL_S = 30
 
 
-@st.cache_data(ttl=FRESHNESS_TTL_S, show_spinner=False)
+@cached(FRESHNESS_TTL_S)
 def marts_built_at() -> datetime | None:
     """When the incremental marts were last built together (UTC); None before the first build."""
     try:
