@@ -31,14 +31,18 @@ def sample_events(now: datetime, device: str = "") -> list[dict[str, Any]]:
     # yesterday's visits at noon: "now minus a day plus two hours" ran into today whenever the
     # suite ran after 22:00 UTC, and the marts' per-day figures came out {1, 3} instead of {2}
     yesterday = datetime.combine(now.date() - timedelta(days=1), time(12), tzinfo=UTC)
+    # today's visits in the last 20 minutes, but never before midnight: just after 00:00 UTC,
+    # "20 minutes ago" is yesterday, and the marts saw one day instead of two
+    earliest = max(now - timedelta(minutes=20), datetime.combine(now.date(), time(0), tzinfo=UTC))
+    step = (now - earliest) / 20  # a minute, or less just after midnight
     rows = [
         _event("device-a", "screen_view", yesterday, "/"),
         _event("device-a", "screen_view", yesterday + timedelta(minutes=1), "/pricing"),
         _event("device-a", "signup", yesterday + timedelta(minutes=2)),
-        _event("device-a", "screen_view", now - timedelta(minutes=20), "/app"),
+        _event("device-a", "screen_view", earliest, "/app"),
         _event("device-b", "screen_view", yesterday + timedelta(hours=2), "/"),
-        _event("device-c", "screen_view", now - timedelta(minutes=10), "/blog"),
-        _event("device-c", "signup", now - timedelta(minutes=9)),
+        _event("device-c", "screen_view", earliest + 10 * step, "/blog"),
+        _event("device-c", "signup", earliest + 11 * step),
     ]
     return rows
 
