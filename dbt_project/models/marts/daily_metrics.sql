@@ -1,5 +1,6 @@
 {{
     config(
+        small_batches=true,
         unique_key='project_id, day',
         order_by='(project_id, day)',
     )

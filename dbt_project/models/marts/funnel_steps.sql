@@ -6,6 +6,7 @@
 -#}
 {{
     config(
+        small_batches=true,
         unique_key='project_id, funnel, day',
         order_by='(project_id, funnel, day, step)',
         post_hook=[

@@ -1,6 +1,7 @@
 {#- The daily figures per hour of the project day, for the "today" view. -#}
 {{
     config(
+        small_batches=true,
         unique_key='project_id, day',
         order_by='(project_id, day, hour)',
     )

@@ -7,6 +7,7 @@
 -- depends_on: {{ ref('sessions') }}
 {{
     config(
+        small_batches=true,
         unique_key='project_id, day',
         order_by='(project_id, day, path)',
     )
