@@ -15,12 +15,9 @@
     since the last run (minus `reprocess_minutes`) and writes the ids whose first-received copy
     is new or changed, replacing a stored row only then (docs/decisions/0014). Sorted by device and
     time for the session models; partitioned by week so that the per-day marts re-read only the
-    weeks of the days they recompute. Granules of 256 rows, not 8,192: the device-level models
-    read every event of the devices with new events (device_id in <a few thousand ids>), and a
-    granule of 8,192 rows spans a thousand devices, so such a set touched every granule; at 256
-    rows it touches about a quarter of them (docs/decisions/0034). The received_at index lets
-    the incremental marts' scans for the rows received since their last run skip the older
-    weeks (live events' receive times follow their week).
+    weeks of the days they recompute. The received_at index lets the incremental
+    marts' scans for the rows received since their last run skip the older weeks (live events'
+    receive times follow their week).
 -#}
 {{
     config(
@@ -33,7 +30,6 @@
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toMonday(created_at)',
         query_settings={'max_partitions_per_insert_block': 0},
-        settings={'index_granularity': 256},
         indexes=[{'name': 'received_at_minmax',
                   'definition': 'received_at type minmax granularity 1'}],
     )
