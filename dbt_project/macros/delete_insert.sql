@@ -5,6 +5,11 @@
       no earlier one can be left to drop. The adapter sends four statements for the same
       (drop, create, describe, insert); in the 5-minute job every round trip counts
       (docs/decisions/0034).
+    - Either way the model's columns are checked here, against the new rows' table: the models
+      on this path set on_schema_change='ignore', because the adapter's own check runs the
+      model's query a second time (`select * from (<model>) limit 0`, which evaluates its
+      subqueries: about as long as the query itself). A column added, dropped or retyped fails
+      the run as on_schema_change='fail' does.
     - `skip_delete_of_new_keys=true` (implies the above): first ask whether any key of the new
       rows is stored at all, and run the DELETE only then. A lightweight DELETE is a mutation of
       every part of the table even when it matches no row (about 2 s on stg_events at 10 M
@@ -33,6 +38,18 @@
         {%- endif %}
     {% endcall %}
 
+    {%- set dest_columns = adapter.get_columns_in_relation(existing_relation) -%}
+    {%- set new_columns = adapter.get_columns_in_relation(new_data_relation) -%}
+    {%- set stored, built = {}, {} %}
+    {%- for column in dest_columns %}{% do stored.update({column.name: column.dtype}) %}{% endfor %}
+    {%- for column in new_columns %}{% do built.update({column.name: column.dtype}) %}{% endfor %}
+    {%- if stored != built %}
+        {% do adapter.drop_relation(new_data_relation) %}
+        {{ exceptions.raise_compiler_error(
+            'The columns of ' ~ existing_relation ~ ' changed (stored: ' ~ tojson(stored)
+            ~ '; the model now: ' ~ tojson(built) ~ '). Run a full refresh of it.') }}
+    {%- endif %}
+
     {% if skip_delete %}
     {% call statement('stored_new_keys', fetch_result=True) %}
         select count() from (
@@ -56,7 +73,6 @@
         {% endcall %}
     {% endif %}
 
-    {%- set dest_columns = adapter.get_columns_in_relation(existing_relation) -%}
     {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
     {% call statement('insert_new_data') %}
         insert into {{ existing_relation }} select {{ dest_cols_csv }} from {{ new_data_relation }} {{ adapter.get_model_query_settings(model) }}

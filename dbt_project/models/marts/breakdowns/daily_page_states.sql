@@ -5,9 +5,11 @@
     over page views; the dashboards read it through daily_page_states_current.
 -#}
 -- depends_on: {{ ref('sessions') }}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
         small_batches=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, day',
         order_by='(project_id, day, path)',
     )
