@@ -147,13 +147,19 @@ def statement_timings(log: Path, nodes: set[str]) -> dict[str, list[tuple[float,
 
 
 def print_statements(log: Path, target: Path, models: int) -> None:
-    """The statements of the ``models`` slowest models of the last run, slowest first."""
-    slowest = [uid for uid, _, _ in model_timings(target) if uid.startswith("model.")][:models]
-    timings = statement_timings(log, set(slowest))
-    for uid in slowest:
+    """The statements of the ``models`` slowest models of the last run, slowest first, and how
+    much of each model's time its logged SQL took (the rest is dbt's own work for the model
+    and queries the adapter sends unlogged, such as on_schema_change's `LIMIT 0` probe)."""
+    ranked = [(uid, took) for uid, _, took in model_timings(target) if uid.startswith("model.")]
+    timings = statement_timings(log, {uid for uid, _ in ranked})
+    sql = sum(took for rows in timings.values() for took, _ in rows)
+    count = sum(len(rows) for rows in timings.values())
+    print(f"  logged SQL: {count} statements, {sql:.1f} s of the models' "
+          f"{sum(took for _, took in ranked):.1f} s")
+    for uid, took in ranked[:models]:
         rows = sorted(timings.get(uid, []), reverse=True)
-        print(f"  {uid.split('.')[-1]}: " + "; ".join(f"{took:.2f} s {text[:60]}"
-                                                     for took, text in rows[:4]))
+        print(f"  {uid.split('.')[-1]} ({took:.2f} s, SQL {sum(t for t, _ in rows):.2f} s in "
+              f"{len(rows)}): " + "; ".join(f"{t:.2f} s {text[:60]}" for t, text in rows[:4]))
 
 
 def model_timings(target: Path) -> list[tuple[str, str, float]]:
@@ -162,13 +168,25 @@ def model_timings(target: Path) -> list[tuple[str, str, float]]:
     return sorted(rows, key=lambda row: -row[2])
 
 
+def node_span(target: Path) -> float:
+    """Seconds from the first node's start to the last node's end in the last run: the rest
+    of a command's wall time is dbt's start (parsing, the relation cache) and end."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    moments = [datetime.fromisoformat(step[key].replace("Z", "+00:00"))
+               for result in results for step in result["timing"]
+               for key in ("started_at", "completed_at") if step.get(key)]
+    return (max(moments) - min(moments)).total_seconds() if moments else 0.0
+
+
 def print_timings(title: str, seconds: float, target: Path, top: int) -> None:
     timings = model_timings(target)
     models = [t for t in timings if t[0].startswith(("model.", "seed."))]
     tests = [t for t in timings if t[0].startswith(("test.", "unit_test."))]
+    span = node_span(target)
     print(f"\n== {title}: {seconds:.1f} s wall "
           f"({len(models)} models/seeds in {sum(t[2] for t in models):.1f} s, "
-          f"{len(tests)} tests in {sum(t[2] for t in tests):.1f} s)")
+          f"{len(tests)} tests in {sum(t[2] for t in tests):.1f} s; nodes ran for {span:.1f} s, "
+          f"dbt's start and end took {seconds - span:.1f} s)")
     for unique_id, status, took in models[:top]:
         print(f"  {took:7.2f} s  {status:8s} {unique_id.split('.')[-1]}")
     if tests:

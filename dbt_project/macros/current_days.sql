@@ -36,6 +36,52 @@
 {%- endmacro %}
 
 
+{% macro day_states(keys=[], where=none) -%}
+    {#-
+        The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns() and
+        the newest received_at, over the events matching `where`. daily_visitor_states and
+        daily_page_states are this one query with different keys; current_days() reads them
+        with the same keys. Incremental runs recompute the affected days (macros/affected_days.sql).
+    -#}
+    {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
+    {%- set conditions = [where] if where else [] %}
+    {%- if is_incremental() %}
+        {%- do conditions.append(where_affected_day('day', 'created_at')) %}
+    {%- endif %}
+
+with
+
+{% if is_incremental() %}
+affected_days as ({{ affected_days() }}),
+{% endif %}
+
+events as (
+
+    select project_id, day, {{ key_list }}device_id, is_pageview, received_at
+    from {{ ref('int_events_localized') }}
+    {%- if conditions %}
+    where {{ conditions | join('\n        and ') }}
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        project_id,
+        day,
+        {{ key_list }}{{ visitor_state_columns() }},
+        max(received_at) as last_received_at
+
+    from events
+    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
+
+)
+
+select * from final
+{%- endmacro %}
+
+
 {% macro current_days(mart, keys=[], where=none) -%}
     {#-
         A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made

@@ -1,21 +1,30 @@
 {#-
-    dbt-clickhouse's delete+insert (1.10, incremental/incremental.sql), with one opt-in change:
-    a model configured with `skip_delete_of_new_keys=true` first asks whether any key of its new
-    rows is stored at all, and runs the DELETE only then. A lightweight DELETE is a mutation of
-    every part of the table even when it matches no row (about 2 s on stg_events at 10 M events,
-    docs/decisions/0014); deleting nothing changes nothing, so skipping it is exact. The new
-    rows go to a Memory table created in one statement (but on a cluster). The rest
-    is the adapter's macro as it was; every other model, and distributed tables, get the
+    dbt-clickhouse's delete+insert (1.10, incremental/incremental.sql), with two opt-in changes:
+    - `small_batches=true` (models whose incremental batch is a few days' rows): the new rows go
+      to a Memory table created in one statement (but on a cluster), named by the invocation so
+      no earlier one can be left to drop. The adapter sends four statements for the same
+      (drop, create, describe, insert); in the 5-minute job every round trip counts
+      (docs/decisions/0034).
+    - Either way the model's columns are checked here, against the new rows' table: the models
+      on this path set on_schema_change='ignore', because the adapter's own check runs the
+      model's query a second time (`select * from (<model>) limit 0`, which evaluates its
+      subqueries: about as long as the query itself). A column added, dropped or retyped fails
+      the run as on_schema_change='fail' does.
+    - `skip_delete_of_new_keys=true` (implies the above): first ask whether any key of the new
+      rows is stored at all, and run the DELETE only then. A lightweight DELETE is a mutation of
+      every part of the table even when it matches no row (about 2 s on stg_events at 10 M
+      events, docs/decisions/0014); deleting nothing changes nothing, so skipping it is exact.
+    The rest is the adapter's macro as it was; every other model, and distributed tables, get the
     adapter's own macro (`dbt.`: the namespace of dbt's and the adapter's macros).
 -#}
 {% macro clickhouse__incremental_delete_insert(existing_relation, unique_key, incremental_predicates, is_distributed=False) %}
-    {%- if is_distributed or not config.get('skip_delete_of_new_keys', false) %}
+    {%- set skip_delete = config.get('skip_delete_of_new_keys', false) %}
+    {%- if is_distributed or not (skip_delete or config.get('small_batches', false)) %}
         {%- do return(dbt.clickhouse__incremental_delete_insert(
                 existing_relation, unique_key, incremental_predicates, is_distributed)) %}
     {%- endif %}
     {% set new_data_relation = existing_relation.incorporate(path={"identifier": existing_relation.identifier
        + '__dbt_new_data_' + invocation_id.replace('-', '_')}) %}
-    {{ drop_relation_if_exists(new_data_relation) }}
     {#- a Memory table in one statement: the batch is small, and the model's projections and
         indexes (which the adapter's create would add and build) serve only the real table. On
         a cluster the new rows must be a replicated table, as the adapter makes them. -#}
@@ -29,6 +38,19 @@
         {%- endif %}
     {% endcall %}
 
+    {%- set dest_columns = adapter.get_columns_in_relation(existing_relation) -%}
+    {%- set new_columns = adapter.get_columns_in_relation(new_data_relation) -%}
+    {%- set stored, built = {}, {} %}
+    {%- for column in dest_columns %}{% do stored.update({column.name: column.dtype}) %}{% endfor %}
+    {%- for column in new_columns %}{% do built.update({column.name: column.dtype}) %}{% endfor %}
+    {%- if stored != built %}
+        {% do adapter.drop_relation(new_data_relation) %}
+        {{ exceptions.raise_compiler_error(
+            'The columns of ' ~ existing_relation ~ ' changed (stored: ' ~ tojson(stored)
+            ~ '; the model now: ' ~ tojson(built) ~ '). Run a full refresh of it.') }}
+    {%- endif %}
+
+    {% if skip_delete %}
     {% call statement('stored_new_keys', fetch_result=True) %}
         select count() from (
             select 1 from {{ existing_relation }}
@@ -39,7 +61,8 @@
             limit 1
         )
     {% endcall %}
-    {% if load_result('stored_new_keys')['data'][0][0] | int > 0 %}
+    {% endif %}
+    {% if not skip_delete or load_result('stored_new_keys')['data'][0][0] | int > 0 %}
         {% call statement('delete_existing_data') %}
             delete from {{ existing_relation }} where ({{ unique_key }}) in (select {{ unique_key }}
                                           from {{ new_data_relation }})
@@ -50,7 +73,6 @@
         {% endcall %}
     {% endif %}
 
-    {%- set dest_columns = adapter.get_columns_in_relation(existing_relation) -%}
     {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
     {% call statement('insert_new_data') %}
         insert into {{ existing_relation }} select {{ dest_cols_csv }} from {{ new_data_relation }} {{ adapter.get_model_query_settings(model) }}

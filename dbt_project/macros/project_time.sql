@@ -19,6 +19,11 @@
     {%- if not execute -%}
         {{ return({}) }}
     {%- endif -%}
+    {#- read once per model: a model calls this for every date expression, and each read is a
+        round trip (`model` is the model's own context dict, fresh for every model) -#}
+    {%- if '_trackhouse_zones' in model -%}
+        {{ return(model['_trackhouse_zones']) }}
+    {%- endif -%}
     {%- set projects = load_relation(ref('stg_projects')) -%}
     {%- if projects is none -%}
         {{ return({}) }}
@@ -30,6 +35,7 @@
     {%- for row in rows -%}
         {%- do zones.update({row[0]: row[1]}) -%}
     {%- endfor -%}
+    {%- do model.update({'_trackhouse_zones': zones}) -%}
     {{ return(zones) }}
 {%- endmacro %}
 

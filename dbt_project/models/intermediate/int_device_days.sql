@@ -21,13 +21,7 @@ events as (
     select project_id, device_id, day, received_at
     from {{ ref('int_events_localized') }}
     {%- if is_incremental() %}
-    -- by device id alone (cheaper to probe than pairs; see sessions)
-    where device_id in (
-        select device_id from {{ ref('int_events_localized') }}
-        where received_at > {{ incremental_watermark() }}
-        union distinct
-        {{ recomputed_devices() }}
-    )
+    where device_id in ({{ affected_devices() }})
     {%- endif %}
 
 ),

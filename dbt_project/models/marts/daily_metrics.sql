@@ -1,5 +1,8 @@
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
+        small_batches=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, day',
         order_by='(project_id, day)',
     )

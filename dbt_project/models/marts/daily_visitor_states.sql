@@ -1,45 +1,19 @@
 {#-
     Partial distinct-visitor states per project day: the dashboards merge the states of a range's
     days (uniqExactMerge) into the exact distinct devices of the whole range — what a sum of
-    daily visitors cannot give — without rescanning the events of closed days. The state columns
-    are macros/current_days.sql's visitor_state_columns; the dashboards read this mart through
-    daily_visitor_states_current, which adds the days it has not caught up with.
+    daily visitors cannot give — without rescanning the events of closed days. The query is
+    macros/current_days.sql's day_states, as for daily_page_states; the dashboards read this
+    mart through daily_visitor_states_current, which adds the days it has not caught up with.
 -#}
 -- depends_on: {{ ref('sessions') }}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
+        small_batches=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, day',
         order_by='(project_id, day)',
     )
 }}
 
-with
-
-{% if is_incremental() %}
-affected_days as ({{ affected_days() }}),
-{% endif %}
-
-events as (
-
-    select project_id, day, device_id, is_pageview, received_at
-    from {{ ref('int_events_localized') }}
-    {% if is_incremental() %}
-    where {{ where_affected_day('day', 'created_at') }}
-    {% endif %}
-
-),
-
-final as (
-
-    select
-        project_id,
-        day,
-        {{ visitor_state_columns() }},
-        max(received_at) as last_received_at
-
-    from events
-    group by project_id, day
-
-)
-
-select * from final
+{{ day_states() }}

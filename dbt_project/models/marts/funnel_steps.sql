@@ -4,8 +4,11 @@
     before) within the window after one of its step-1 events of day D; later steps may fall on
     later days. Step k counts the (device, D) pairs with level >= k.
 -#}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
+        small_batches=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, funnel, day',
         order_by='(project_id, funnel, day, step)',
         post_hook=[

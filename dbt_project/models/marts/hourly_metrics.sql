@@ -1,6 +1,9 @@
 {#- The daily figures per hour of the project day, for the "today" view. -#}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
+        small_batches=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, day',
         order_by='(project_id, day, hour)',
     )

@@ -34,14 +34,7 @@
 with
 {% if is_incremental() %}
 -- devices with events received since the last run: all their sessions are rewritten
-changed_devices as (
-
-    select device_id from {{ ref('int_events_localized') }}
-    where received_at > {{ incremental_watermark() }}
-    union distinct
-    {{ recomputed_devices() }}
-
-),
+changed_devices as ({{ affected_devices() }}),
 {% endif %}
 contents as (
 

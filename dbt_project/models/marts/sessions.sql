@@ -23,15 +23,8 @@ session_events as (
     select * from {{ ref('int_events_sessionized') }}
     {%- if is_incremental() %}
     -- every device with events received since the last run gets all its sessions recomputed:
-    -- a late event can merge, extend or start sessions anywhere in its history. (By device id
-    -- alone: a plain string set is several times cheaper to probe than (project, device)
-    -- pairs, and the few devices recomputed in other projects as well come out the same.)
-    where device_id in (
-        select device_id from {{ ref('int_events_localized') }}
-        where received_at > {{ incremental_watermark() }}
-        union distinct
-        {{ recomputed_devices() }}
-    )
+    -- a late event can merge, extend or start sessions anywhere in its history
+    where device_id in ({{ affected_devices() }})
     {%- endif %}
 
 ),
@@ -83,12 +76,7 @@ first_events as (
         hour
     from {{ ref('int_events_localized') }}
     {%- if is_incremental() %}
-    where device_id in (
-        select device_id from {{ ref('int_events_localized') }}
-        where received_at > {{ incremental_watermark() }}
-        union distinct
-        {{ recomputed_devices() }}
-    )
+    where device_id in ({{ affected_devices() }})
     {%- endif %}
 
 ),

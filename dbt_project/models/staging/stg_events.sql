@@ -19,6 +19,7 @@
     marts' scans for the rows received since their last run skip the older weeks (live events'
     receive times follow their week).
 -#}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
         materialized=device_sharded('incremental'),
@@ -27,6 +28,7 @@
         incremental_strategy='delete+insert',
         unique_key='event_id',
         skip_delete_of_new_keys=true,
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         order_by='(project_id, device_id, created_at, event_id)',
         partition_by='toMonday(created_at)',
         query_settings={'max_partitions_per_insert_block': 0},
