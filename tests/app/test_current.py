@@ -34,13 +34,16 @@ def insert(rows: list[fd.Event], received_at: datetime | None = None) -> None:
 
 def test_events_stored_since_the_last_run_count_once(dashboard_data: DashboardData) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    views = [fd.Event(PROJECT, "screen_view", device, now - timedelta(minutes=10 + n),
+    # "a few minutes ago" of today: never before midnight, where it would be yesterday's
+    start = max(now - timedelta(minutes=12), now.replace(hour=0, minute=0, second=0))
+    minute = (now - start) / 12  # a minute, or less just after midnight
+    views = [fd.Event(PROJECT, "screen_view", device, start + (2 - n) * minute,
                       path=f"/p{n}", country="DE") for n, device in enumerate("abc")]
-    signup = fd.Event(PROJECT, "signup", "a", now - timedelta(minutes=9), path="/p0",
+    signup = fd.Event(PROJECT, "signup", "a", start + 3 * minute, path="/p0",
                       properties={"plan": "pro"})
-    ignored = [fd.Event(PROJECT, "screen_view", "crawler", now - timedelta(minutes=9),
+    ignored = [fd.Event(PROJECT, "screen_view", "crawler", start + 3 * minute,
                         path="/p0", is_bot=True),
-               fd.Event(PROJECT, "session_start", "a", now - timedelta(minutes=10), path="/p0")]
+               fd.Event(PROJECT, "session_start", "a", start + 2 * minute, path="/p0")]
     insert([*views, signup, *ignored])
     insert([views[0]], received_at=now)  # a retried delivery of the same event id
 
