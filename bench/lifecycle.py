@@ -17,7 +17,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,8 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "bench"))
 sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
-from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
-from models import DUPLICATE_EVENTS, EVENTS_PER_SESSION, GENERATE_EVENTS  # noqa: E402
+from models import (  # noqa: E402
+    DUPLICATE_EVENTS,
+    EVENTS_PER_SESSION,
+    GENERATE_EVENTS,
+    scratch_databases,
+    start_embedded_warehouse,
+)
 
 
 def main() -> None:
@@ -43,25 +47,15 @@ def main() -> None:
     os.environ["TRACKHOUSE_DATA_DIR"] = str(workdir / "data")
     embedded = None
     if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
-        embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
-                                     data_dir=workdir / "warehouse",
-                                     log_path=workdir / "warehouse.log", env={**os.environ})
-        embedded.start()
-        os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
+        embedded = start_embedded_warehouse(workdir)
 
     from lifecycle.backup import backup, restore
     from lifecycle.privacy import Subject, erase
     from trackhouse.dbt import run_dbt
-    from trackhouse.settings import get_settings
-    from warehouse.client import warehouse
     from warehouse.migrate import migrate
 
-    suffix = uuid.uuid4().hex[:8]
-    settings = get_settings().model_copy(update={
-        "raw_database": f"bench_raw_{suffix}", "analytics_database": f"bench_analytics_{suffix}",
-    })
+    settings, client = scratch_databases(send_receive_timeout=3600)
     raw = settings.raw_database
-    client = warehouse(settings, send_receive_timeout=3600)
     target = workdir / "target"
 
     def dbt(*dbt_args: str) -> None:
@@ -115,8 +109,8 @@ def main() -> None:
         print(f"  {size / 1e6:,.1f} MB; per million raw events: {backup_s / millions:.2f} s, "
               f"{size / 1e6 / millions:.1f} MB")
         fresh = settings.model_copy(update={
-            "raw_database": f"bench_raw_r{suffix}",
-            "analytics_database": f"bench_analytics_r{suffix}", "data_dir": workdir / "fresh"})
+            "raw_database": f"{raw}_r", "analytics_database": f"{settings.analytics_database}_r",
+            "data_dir": workdir / "fresh"})
         fresh_databases = [fresh.raw_database, *(f"{fresh.analytics_database}{layer}" for layer
                                                  in ("", "_staging", "_intermediate"))]
         _, restore_s = timed("restore", lambda: restore(

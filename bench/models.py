@@ -28,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -194,6 +195,30 @@ def print_timings(title: str, seconds: float, target: Path, top: int) -> None:
         print(f"  slowest test: {slowest[0].split('.')[-1]} {slowest[2]:.2f} s")
 
 
+
+def start_embedded_warehouse(data_dir: Path) -> EmbeddedWarehouse:
+    """An embedded warehouse keeping its data in ``data_dir``, which this process's settings
+    (``TRACKHOUSE_CLICKHOUSE_URL``) then point at."""
+    embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
+                                 data_dir=data_dir / "warehouse",
+                                 log_path=data_dir / "warehouse.log", env={**os.environ})
+    embedded.start()
+    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
+    return embedded
+
+
+def scratch_databases(send_receive_timeout: int) -> tuple[Any, Any]:
+    """Settings naming a raw and an analytics database of this run's own, and a client."""
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    suffix = uuid.uuid4().hex[:8]
+    settings = get_settings().model_copy(update={
+        "raw_database": f"bench_raw_{suffix}", "analytics_database": f"bench_analytics_{suffix}",
+    })
+    return settings, warehouse(settings, send_receive_timeout=send_receive_timeout)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -214,23 +239,13 @@ def main() -> None:
     if not os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
         kept = args.data_dir or workdir
         kept.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
-                                     data_dir=kept / "warehouse",
-                                     log_path=kept / "warehouse.log", env={**os.environ})
-        embedded.start()
-        os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
+        embedded = start_embedded_warehouse(kept)
 
     from trackhouse.dbt import run_dbt
-    from trackhouse.settings import get_settings
-    from warehouse.client import warehouse
     from warehouse.migrate import migrate
 
-    suffix = uuid.uuid4().hex[:8]
-    settings = get_settings().model_copy(update={
-        "raw_database": f"bench_raw_{suffix}", "analytics_database": f"bench_analytics_{suffix}",
-    })
+    settings, client = scratch_databases(send_receive_timeout=1800)
     raw = settings.raw_database
-    client = warehouse(settings, send_receive_timeout=1800)
     target = workdir / "target"
 
     logs = workdir / "logs"
