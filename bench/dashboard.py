@@ -35,7 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "tests"))  # after ROOT: tests/warehouse/ must not shadow the package
-from conftest import EmbeddedWarehouse, free_port  # noqa: E402  (the test suite's helpers)
+from conftest import EmbeddedWarehouse  # noqa: E402  (the test suite's helpers)
+
+sys.path.append(str(ROOT / "bench"))
+from models import start_embedded_warehouse  # noqa: E402  (bench/models.py's helper)
 
 PROJECT = "bench-shop"
 TIMEZONE = "Europe/Berlin"
@@ -113,12 +116,7 @@ def start_warehouse(data_dir: Path) -> EmbeddedWarehouse | None:
     """Start an embedded warehouse unless TRACKHOUSE_CLICKHOUSE_URL names one already."""
     if os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
         return None
-    embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
-                                 data_dir=data_dir / "clickhouse",
-                                 log_path=data_dir / "warehouse.log", env={**os.environ})
-    embedded.start()
-    os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
-    return embedded
+    return start_embedded_warehouse(data_dir, folder="clickhouse")
 
 
 def prepare(events: int, regenerate: bool, skip_dbt: bool = False,

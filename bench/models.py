@@ -196,11 +196,11 @@ def print_timings(title: str, seconds: float, target: Path, top: int) -> None:
 
 
 
-def start_embedded_warehouse(data_dir: Path) -> EmbeddedWarehouse:
-    """An embedded warehouse keeping its data in ``data_dir``, which this process's settings
-    (``TRACKHOUSE_CLICKHOUSE_URL``) then point at."""
+def start_embedded_warehouse(data_dir: Path, folder: str = "warehouse") -> EmbeddedWarehouse:
+    """An embedded warehouse keeping its data in ``data_dir / folder``, which this process's
+    settings (``TRACKHOUSE_CLICKHOUSE_URL``) then point at."""
     embedded = EmbeddedWarehouse(host="127.0.0.1", port=free_port(),
-                                 data_dir=data_dir / "warehouse",
+                                 data_dir=data_dir / folder,
                                  log_path=data_dir / "warehouse.log", env={**os.environ})
     embedded.start()
     os.environ["TRACKHOUSE_CLICKHOUSE_URL"] = embedded.url
