@@ -6,8 +6,8 @@ referrers and UTM campaigns, SPA page views, custom events with properties, a si
 with drop-off (``signup_started`` -> ``signup_completed`` -> ``purchase``), identify and
 increment calls, and visitors returning over weeks. The history of the last ``days`` days goes
 through the import path (``/track/batch?import=true`` with the project's secret client);
-today's visits are sent one event per request like the web SDK, from the browser client
-with an ``Origin``.
+the recent visits (today's, or since yesterday noon before today's noon) are sent one event per
+request like the web SDK, from the browser client with an ``Origin``.
 
 Projects and clients are created through ``accounts.service`` when absent; the demo clients'
 secrets are kept in ``<data_dir>/demo-clients.json`` (mode 600) so a later run reuses them.
@@ -220,6 +220,10 @@ class TrafficModel:
         self.days = days
         self.now = now
         self.today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        # before noon (UTC) today has few visits yet; anchored to half days, so two runs on one
+        # day split history and live traffic alike
+        half_day = timedelta(hours=12)
+        self.live_since = self.today - half_day if now - self.today < half_day else self.today
         self.zone = ZoneInfo(demo.timezone)
         self.origin = f"https://{demo.domain}"
         self.devices = [self._device(n) for n in range(devices)]
@@ -328,20 +332,21 @@ class TrafficModel:
         device.events.append({"at": moment, "message": message})
 
     def history(self) -> Iterator[dict]:
-        """Messages before today, for the import path (visitor IP and UA per message)."""
+        """Messages before the recent ones, for the import path (visitor IP and UA per
+        message)."""
         for device in self.devices:
             for item in device.events:
-                if item["at"] < self.today:
+                if item["at"] < self.live_since:
                     message = item["message"]
                     props = message["payload"]["properties"]
                     props["__ip"], props["__userAgent"] = device.ip, device.user_agent
                     yield message
 
     def live(self) -> Iterator[tuple[Device, dict]]:
-        """Today's messages, in time order, as a browser would send them."""
-        todays = [(item["at"], n, device, item["message"]) for n, device in enumerate(self.devices)
-                  for item in device.events if item["at"] >= self.today]
-        for _, _, device, message in sorted(todays, key=lambda t: (t[0], t[1])):
+        """The recent messages, in time order, as a browser would send them."""
+        recent = [(item["at"], n, device, item["message"]) for n, device in enumerate(self.devices)
+                  for item in device.events if item["at"] >= self.live_since]
+        for _, _, device, message in sorted(recent, key=lambda t: (t[0], t[1])):
             yield device, message
 
 
@@ -366,7 +371,7 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
     models = [TrafficModel(demo, seed, devices, days, now) for demo in DEMO_PROJECTS]
     plans = [(m, list(m.history()), list(m.live())) for m in models]
     total = sum(len(h) + len(lv) for _, h, lv in plans)
-    # live: today's messages sent to /track, counted as accepted (its answer, as OpenPanel's,
+    # live: the recent messages sent to /track, counted as accepted (its answer, as OpenPanel's,
     # does not tell a duplicate apart)
     counts = {"accepted": 0, "duplicate": 0, "error": 0, "live": 0}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -390,7 +395,7 @@ def run_demo(*, url: str | None = None, devices: int = 3000, days: int = 30, see
                 counts["duplicate"] += body["duplicates"]
                 counts["error"] += body["errors"]
                 bar.advance(task, len(chunk))
-            bar.update(task, description=f"{model.demo.project_id}: today's live traffic")
+            bar.update(task, description=f"{model.demo.project_id}: live traffic")
             origin = model.origin
 
             def send(item: tuple[Device, dict], creds: Credentials = creds,
