@@ -115,13 +115,14 @@ class RateLimits:
 
 # One fixed-window counter: add ARGV[2] (1 to count, -1 to take a count back), start the
 # window (ARGV[1] s) with the first count, and answer the count with the window's seconds
-# left, so a refusal needs no second round trip for its Retry-After.
+# left, so a refusal needs no second round trip for its Retry-After. Milliseconds: TTL rounds
+# to the nearest second, and a Retry-After half a second short sends the client back too early.
 COUNT_FAILURES = """
 local current = redis.call('incrby', KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
   redis.call('expire', KEYS[1], ARGV[1])
 end
-return {current, redis.call('ttl', KEYS[1])}
+return {current, redis.call('pttl', KEYS[1])}
 """
 # local memory of windows already over their limit: at most this many, the expired ones
 # dropped first
@@ -217,10 +218,10 @@ class FailedAuthLimits:
             future.add_done_callback(_retrieve)
         first = True
         for window, counted in zip(windows, pending, strict=True):
-            current, seconds_left = (int(value) for value in await counted)
+            current, ms_left = (int(value) for value in await counted)
             first = first and current <= amount
             if amount > 0 and current > window.item.amount:
-                seconds_left = seconds_left if seconds_left > 0 else window.item.get_expiry()
+                seconds_left = ms_left / 1000 if ms_left > 0 else window.item.get_expiry()
                 self._remember_blocked(window.key, time.monotonic() + seconds_left)
                 await self._hold()
                 raise self.refusal(window, seconds_left)
