@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import http.server
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from support import free_port as free_port
+from support import local_http_server
 
 
 @dataclass
@@ -75,12 +75,6 @@ def webhook_receiver() -> Iterator[Webhook]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_http_server(Handler) as url:
+        hook.url = f"{url}/hook"
         yield hook
-    finally:
-        server.shutdown()
-        server.server_close()

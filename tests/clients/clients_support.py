@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
-from support import free_port
+from support import free_port, local_http_server
 
 ROOT = Path(__file__).resolve().parents[2]
 # The SDK is its own distribution (sdk/python, `pip install ./sdk/python`); import it in place.
@@ -81,15 +81,9 @@ def serve_scripted_endpoint() -> Iterator[ScriptedEndpoint]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    endpoint = ScriptedEndpoint(url=f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_http_server(Handler) as url:
+        endpoint = ScriptedEndpoint(url=url)
         yield endpoint
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 SITE_DIR = Path(__file__).resolve().parent / "site"
@@ -139,15 +133,8 @@ def serve_site(vendor: dict[str, Path], placeholders: dict[str, dict[str, str]]
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield SiteServer(url=f"http://127.0.0.1:{server.server_address[1]}",
-                       placeholders=placeholders)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(Handler) as url:
+        yield SiteServer(url=url, placeholders=placeholders)
 
 
 # --------------------------------------------------------------------------------------

@@ -10,11 +10,10 @@ when both are given, newest first (day, time, profile id, name), ``page``/``limi
 from __future__ import annotations
 
 import random
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -101,14 +100,8 @@ class OpenPanelApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.handler = Handler
+        self.url = ""  # set by whoever serves ``handler`` (tests/support.local_http_server)
 
     def answer(self, path: str, headers: Any) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(path)

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from importers_support import Landing, checkpoint, wait_until
 from openpanel_server import OpenPanelApi, openpanel_api_events
+from support import local_http_server
 
 REFUSED_TIME = "outside the range of imported events"
 
@@ -18,10 +19,9 @@ REFUSED_TIME = "outside the range of imported events"
 def api() -> Iterator[OpenPanelApi]:
     events, profiles, _, _ = openpanel_api_events(600)
     server = OpenPanelApi(events, profiles)
-    try:
+    with local_http_server(server.handler) as url:
+        server.url = url
         yield server
-    finally:
-        server.close()
 
 
 def _args(api: OpenPanelApi, *extra: str, secret: str | None = None) -> list[str]:
