@@ -5,6 +5,8 @@
     over page views; the dashboards read it through daily_page_states_current.
 -#}
 -- depends_on: {{ ref('sessions') }}
+{#- index_granularity_bytes: a granule of about 1 MB of states, so that a range's read skips the
+    days outside it instead of deserializing every state of a default 10 MB granule -#}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
@@ -12,6 +14,7 @@
         on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, day',
         order_by='(project_id, day, path)',
+        settings={'index_granularity_bytes': 1048576},
     )
 }}
 
