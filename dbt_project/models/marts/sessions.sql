@@ -2,14 +2,21 @@
     The sessions mart. optimize_read_in_window_order lets the first window step of
     int_events_sessionized read stg_events in its sort order (project, device, time) instead
     of sorting it.
+
+    Incremental runs recompute, per device with new events, the span of its history those can
+    change (macros/session_spans.sql), write the sessions that came out different and replace
+    the stored ones in the span (replace_spans, macros/delete_insert.sql): docs/decisions/0036.
 -#}
 -- depends_on: {{ ref('int_events_localized') }}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
         materialized=device_sharded('incremental'),
         engine=device_sharded_engine(),
         sharding_key=var('device_sharding_key'),
-        unique_key='device_id',
+        unique_key='project_id, device_id',
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
+        replace_spans={'start': 'started_at', 'end': 'ended_at', 'day': 'day'},
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
         query_settings={'optimize_read_in_window_order': 1},
@@ -17,18 +24,60 @@
 }}
 
 with
+{% if is_incremental() %}
+new_spans as ({{ new_event_spans() }}),
 
-session_events as (
+-- the stored sessions within the gap of a device's new events: they can change
+touched as (
 
-    select * from {{ ref('int_events_sessionized') }}
-    {%- if is_incremental() %}
-    -- every device with events received since the last run gets all its sessions recomputed:
-    -- a late event can merge, extend or start sessions anywhere in its history
-    where device_id in ({{ affected_devices() }})
-    {%- endif %}
+    select stored.*
+    from (
+        select * from {{ this }}
+        prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+        where (project_id, device_id) in (select project_id, device_id from new_spans)
+    ) as stored
+    inner join new_spans
+        on stored.project_id = new_spans.project_id and stored.device_id = new_spans.device_id
+    where stored.ended_at >= new_spans.first_at - {{ session_gap() }}
+        and stored.started_at <= new_spans.last_at + {{ session_gap() }}
 
 ),
 
+-- per device, from the first to the last event of the new and the touched sessions: every
+-- event before or after it lies more than the gap away, so the span's sessions are its own
+spans as (
+
+    select project_id, device_id, min(span_start) as span_start, max(span_end) as span_end
+    from (
+        select project_id, device_id, first_at as span_start, last_at as span_end
+        from new_spans
+        union all
+        select project_id, device_id, started_at, ended_at from touched
+    )
+    group by project_id, device_id
+
+),
+
+span_events as (
+
+    {{ events_within('spans', 'span_start', 'span_end') }}
+
+),
+
+{{ session_windows('span_events') }},
+
+session_events as (
+
+    select * from sessionized
+
+),
+{% else %}
+session_events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+{% endif %}
 session_figures as (
 
     select
@@ -74,9 +123,10 @@ first_events as (
         os,
         device,
         hour
-    from {{ ref('int_events_localized') }}
     {%- if is_incremental() %}
-    where device_id in ({{ affected_devices() }})
+    from span_events
+    {%- else %}
+    from {{ ref('int_events_localized') }}
     {%- endif %}
 
 ),
@@ -118,4 +168,11 @@ sessions as (
 
 )
 
+{%- if is_incremental() and replaces_spans() %}
+-- a session the new events left as it was (most of those re-read for `reprocess_minutes`) is
+-- not written again
 select * from sessions
+where tuple(*) not in (select * from touched)
+{%- else %}
+select * from sessions
+{%- endif %}
