@@ -84,14 +84,25 @@ sessionized as (
 {% macro events_within(spans, start, end, columns='events.*') -%}
     {#-
         `columns` of the events of each row of `spans` (a CTE with project_id and device_id):
-        its (project, device)'s events from `start` to `end` (columns of `spans`). The
-        earliest start bounds the read of stg_events to the weeks it needs.
+        its (project, device)'s events from `start` to `end` (columns of `spans`). stg_events
+        is sorted by device within weekly partitions, so a device set selects granules of
+        every week: the last day's events are read from the weeks since a day before the watermark,
+        the older ones only for the spans that start before (late events, long sessions: few
+        devices), whose granules in every week the primary key finds.
     -#}
+    {%- set recent_from = '(' ~ incremental_watermark() ~ ' - toIntervalDay(1))' %}
     select {{ columns }}
     from (
         select * from {{ ref('int_events_localized') }}
-        where created_at >= (select min({{ start }}) from {{ spans }})
+        where created_at >= {{ recent_from }}
             and (project_id, device_id) in (select project_id, device_id from {{ spans }})
+
+        union all
+
+        select * from {{ ref('int_events_localized') }}
+        where created_at < {{ recent_from }}
+            and (project_id, device_id) in (select project_id, device_id from {{ spans }}
+                                            where {{ start }} < {{ recent_from }})
     ) as events
     inner join {{ spans }}
         on events.project_id = {{ spans }}.project_id and events.device_id = {{ spans }}.device_id

@@ -23,38 +23,59 @@
     )
 }}
 
+{#- the session's first event's acquisition, geo and device fields -#}
+{%- set first_event_columns = [
+    'referrer', 'referrer_name', 'referrer_type', 'utm_source', 'utm_medium', 'utm_campaign',
+    'country', 'region', 'city', 'browser', 'os', 'device', 'hour',
+] %}
+{%- set first_event = {} %}
+{%- for column in first_event_columns %}
+    {%- do first_event.update({column: 'session_figures.first_event.' ~ loop.index
+                               if is_incremental() else 'first_events.' ~ column}) %}
+{%- endfor %}
+
 with
 {% if is_incremental() %}
 new_spans as ({{ new_event_spans() }}),
 
--- the stored sessions within the gap of a device's new events: they can change
-touched as (
-
-    select stored.*
-    from (
-        select * from {{ this }}
-        prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
-        where (project_id, device_id) in (select project_id, device_id from new_spans)
-    ) as stored
-    inner join new_spans
-        on stored.project_id = new_spans.project_id and stored.device_id = new_spans.device_id
-    where stored.ended_at >= new_spans.first_at - {{ session_gap() }}
-        and stored.started_at <= new_spans.last_at + {{ session_gap() }}
-
-),
-
--- per device, from the first to the last event of the new and the touched sessions: every
--- event before or after it lies more than the gap away, so the span's sessions are its own
+-- Per device with new events: from the first to the last of them, widened to the stored
+-- sessions within the gap of that stretch (they can change). Every event before or after the
+-- span lies more than the gap away, so the span's sessions are its own. One aggregation over
+-- the new events and the device's recent stored sessions (a join would be evaluated again at
+-- each use of this CTE).
 spans as (
 
-    select project_id, device_id, min(span_start) as span_start, max(span_end) as span_end
+    select
+        project_id,
+        device_id,
+        arrayFilter(
+            session -> session.2 >= first_new - {{ session_gap() }}
+                and session.1 <= last_new + {{ session_gap() }},
+            stored
+        ) as touched,
+        arrayMin(arrayPushBack(arrayMap(session -> session.1, touched), first_new)) as span_start,
+        arrayMax(arrayPushBack(arrayMap(session -> session.2, touched), last_new)) as span_end
     from (
-        select project_id, device_id, first_at as span_start, last_at as span_end
-        from new_spans
-        union all
-        select project_id, device_id, started_at, ended_at from touched
+        select
+            project_id,
+            device_id,
+            minIf(span_start, is_new) as first_new,
+            maxIf(span_end, is_new) as last_new,
+            groupArrayIf((span_start, span_end), not is_new) as stored
+        from (
+            select project_id, device_id, first_at as span_start, last_at as span_end,
+                true as is_new
+            from new_spans
+
+            union all
+
+            select project_id, device_id, started_at, ended_at, false
+            from {{ this }}
+            prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+            where (project_id, device_id) in (select project_id, device_id from new_spans)
+        )
+        group by project_id, device_id
     )
-    group by project_id, device_id
 
 ),
 
@@ -98,11 +119,16 @@ session_figures as (
         min(session_events.day) as day,
         max(session_events.day) as end_day,
         max(received_at) as last_received_at
+        {%- if is_incremental() %},
+        -- a span's few events: carried through the aggregation (a join back would read them
+        -- again, every CTE being evaluated where it is used)
+        argMin(({{ first_event_columns | join(', ') }}), (created_at, event_id)) as first_event
+        {%- endif %}
     from session_events
     group by session_id
 
 ),
-
+{% if not is_incremental() %}
 -- Acquisition, geo and device fields are those of the session's first event. Joining them
 -- back by event id is several times cheaper than carrying a dozen strings through the
 -- aggregation above.
@@ -110,27 +136,11 @@ first_events as (
 
     select
         event_id,
-        referrer,
-        referrer_name,
-        referrer_type,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        country,
-        region,
-        city,
-        browser,
-        os,
-        device,
-        hour
-    {%- if is_incremental() %}
-    from span_events
-    {%- else %}
+        {{ first_event_columns | join(',\n        ') }}
     from {{ ref('int_events_localized') }}
-    {%- endif %}
 
 ),
-
+{% endif %}
 sessions as (
 
     select
@@ -146,25 +156,20 @@ sessions as (
         session_figures.is_bounce as is_bounce,
         session_figures.entry_path as entry_path,
         session_figures.exit_path as exit_path,
-        first_events.referrer as referrer,
-        first_events.referrer_name as referrer_name,
-        first_events.referrer_type as referrer_type,
-        first_events.utm_source as utm_source,
-        first_events.utm_medium as utm_medium,
-        first_events.utm_campaign as utm_campaign,
-        first_events.country as country,
-        first_events.region as region,
-        first_events.city as city,
-        first_events.browser as browser,
-        first_events.os as os,
-        first_events.device as device,
+        {%- for column in first_event_columns if column != 'hour' %}
+        {{ first_event[column] }} as {{ column }},
+        {%- endfor %}
         session_figures.day as day,
-        first_events.hour as hour,
+        {{ first_event.hour }} as hour,
         session_figures.end_day as end_day,
         session_figures.last_received_at as last_received_at
+    {%- if is_incremental() %}
+    from session_figures
+    {%- else %}
     -- the big side streams, the sessions are the hash table
     from first_events
     inner join session_figures on first_events.event_id = session_figures.first_event_id
+    {%- endif %}
 
 )
 
@@ -172,7 +177,10 @@ sessions as (
 -- a session the new events left as it was (most of those re-read for `reprocess_minutes`) is
 -- not written again
 select * from sessions
-where tuple(*) not in (select * from touched)
+where tuple(*) not in (
+    select * from {{ this }}
+    prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+    where (project_id, device_id) in (select project_id, device_id from new_spans))
 {%- else %}
 select * from sessions
 {%- endif %}
