@@ -1,4 +1,24 @@
 {#-
+    What an incremental run recomputes. int_device_days rewrites every row of the affected
+    devices (the session marts recompute spans of them: macros/session_spans.sql); the per-day
+    marts recompute whole (project, day) rows of the affected days.
+-#}
+
+{% macro affected_devices() -%}
+    {#-
+        Devices with events received since this model's last run, and those an erasure listed
+        (macros/recompute.sql). By device id alone, in every project: a plain string set is
+        several times cheaper to probe than (project, device) pairs, and the few devices
+        recomputed in other projects as well come out the same.
+    -#}
+    select device_id from {{ ref('int_events_localized') }}
+    where received_at > {{ incremental_watermark() }}
+    union distinct
+    {{ recomputed_devices() }}
+{%- endmacro %}
+
+
+{#-
     Incremental runs of the per-day marts recompute whole (project, day) rows: the days touched
     by sessions that gained events since the mart's last run. A session that gained events may
     have absorbed sessions that started later (a late event closing a gap), so every day the
