@@ -230,6 +230,9 @@ def main() -> None:
                         help="also print the slowest SQL statements of the N slowest models")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="keep the warehouse here and reuse the events generated there")
+    parser.add_argument("--keep-databases", action="store_true",
+                        help="leave this run's raw and analytics databases in --data-dir's "
+                             "warehouse (their names are printed), to look into afterwards")
     args = parser.parse_args()
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
@@ -348,8 +351,12 @@ def main() -> None:
             print(f"  dbt {command}: {own:.1f} / {house:.1f}; per raw event of the full build "
                   f"{(own + house) / total * 1e6:.2f} us")
     finally:
-        for database in (raw, *(f"{settings.analytics_database}{layer}"
-                                for layer in ("", "_staging", "_intermediate"))):
+        databases = (raw, *(f"{settings.analytics_database}{layer}"
+                            for layer in ("", "_staging", "_intermediate")))
+        if args.keep_databases and args.data_dir:
+            print(f"\nkept databases: {', '.join(databases)}")
+            databases = ()
+        for database in databases:
             client.command(f"drop database if exists {database} sync")
         client.close()
         if embedded is not None:

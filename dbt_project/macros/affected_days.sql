@@ -1,7 +1,7 @@
 {#-
-    What an incremental run recomputes. The device-level models (sessions, session_contents,
-    int_device_days) rewrite every row of the affected devices; the per-day marts recompute
-    whole (project, day) rows of the affected days.
+    What an incremental run recomputes. int_device_days rewrites every row of the affected
+    devices (the session marts recompute spans of them: macros/session_spans.sql); the per-day
+    marts recompute whole (project, day) rows of the affected days.
 -#}
 
 {% macro affected_devices() -%}

@@ -1,5 +1,5 @@
 {#-
-    dbt-clickhouse's delete+insert (1.10, incremental/incremental.sql), with two opt-in changes:
+    dbt-clickhouse's delete+insert (1.10, incremental/incremental.sql), with opt-in changes:
     - `small_batches=true` (models whose incremental batch is a few days' rows): the new rows go
       to a Memory table created in one statement (but on a cluster), named by the invocation so
       no earlier one can be left to drop. The adapter sends four statements for the same
@@ -14,12 +14,20 @@
       rows is stored at all, and run the DELETE only then. A lightweight DELETE is a mutation of
       every part of the table even when it matches no row (about 2 s on stg_events at 10 M
       events, docs/decisions/0014); deleting nothing changes nothing, so skipping it is exact.
+    - `replace_spans={'start': <column>, 'end': <expression>, 'day': <column>}` (the session
+      marts, docs/decisions/0036): the new rows replace the stored rows of their unique key
+      (project, device) whose `start` lies within a new row's span, from its `start` to its
+      `end`; the rest of the key's rows stay. The stored rows to delete are listed first (a
+      Memory table: the DELETE's own subquery would run for every part) and the DELETE runs
+      only when there are any, bounded by their `day`s (a column of the sort and partition
+      keys), so the parts holding none of them are not rewritten.
     The rest is the adapter's macro as it was; every other model, and distributed tables, get the
     adapter's own macro (`dbt.`: the namespace of dbt's and the adapter's macros).
 -#}
 {% macro clickhouse__incremental_delete_insert(existing_relation, unique_key, incremental_predicates, is_distributed=False) %}
     {%- set skip_delete = config.get('skip_delete_of_new_keys', false) %}
-    {%- if is_distributed or not (skip_delete or config.get('small_batches', false)) %}
+    {%- set spans = config.get('replace_spans') %}
+    {%- if is_distributed or not (skip_delete or spans or config.get('small_batches', false)) %}
         {%- do return(dbt.clickhouse__incremental_delete_insert(
                 existing_relation, unique_key, incremental_predicates, is_distributed)) %}
     {%- endif %}
@@ -27,9 +35,10 @@
        + '__dbt_new_data_' + invocation_id.replace('-', '_')}) %}
     {#- a Memory table in one statement: the batch is small, and the model's projections and
         indexes (which the adapter's create would add and build) serve only the real table. On
-        a cluster the new rows must be a replicated table, as the adapter makes them. -#}
+        a cluster the new rows must be a replicated table, as the adapter makes them; the
+        session marts' batch can be an import's whole history, so it goes to disk. -#}
     {% call statement('main') %}
-        {%- if target.name == 'cluster' %}
+        {%- if target.name == 'cluster' or spans %}
         {{ get_create_table_as_sql(False, new_data_relation, sql) }}
         {%- else %}
         create table {{ new_data_relation }} engine = Memory as
@@ -50,6 +59,41 @@
             ~ '; the model now: ' ~ tojson(built) ~ '). Run a full refresh of it.') }}
     {%- endif %}
 
+    {% if spans %}
+        {%- set replaced_relation = new_data_relation.incorporate(path={"identifier":
+            existing_relation.identifier + '__dbt_replaced_' + invocation_id.replace('-', '_')}) %}
+        {% call statement('replaced_rows') %}
+            create table {{ replaced_relation }} engine = Memory as
+            select {{ unique_key }}, stored_start as {{ spans.start }}, {{ spans.day }}
+            from (
+                select {{ unique_key }}, {{ spans.start }} as stored_start, {{ spans.day }}
+                from {{ existing_relation }}
+                prewhere {{ spans.start }} >= (select min({{ spans.start }}) from {{ new_data_relation }})
+                where ({{ unique_key }}) in (select {{ unique_key }} from {{ new_data_relation }})
+            ) as stored
+            inner join (
+                select {{ unique_key }}, {{ spans.start }} as span_start, {{ spans.end }} as span_end
+                from {{ new_data_relation }}
+            ) as spans using ({{ unique_key }})
+            where stored_start between span_start and span_end
+        {% endcall %}
+        {% call statement('replaced_days', fetch_result=True) %}
+            select count(), toString(min({{ spans.day }})), toString(max({{ spans.day }}))
+            from {{ replaced_relation }}
+        {% endcall %}
+        {%- set replaced = load_result('replaced_days')['data'][0] %}
+        {% if replaced[0] | int > 0 %}
+            {% call statement('delete_existing_data') %}
+                delete from {{ existing_relation }}
+                where {{ spans.day }} between {{ dbt.string_literal(replaced[1]) }}
+                    and {{ dbt.string_literal(replaced[2]) }}
+                    and ({{ unique_key }}, {{ spans.start }}) in (
+                        select {{ unique_key }}, {{ spans.start }} from {{ replaced_relation }})
+                {{ adapter.get_model_query_settings(model) }}
+            {% endcall %}
+        {% endif %}
+        {% do adapter.drop_relation(replaced_relation) %}
+    {% else %}
     {% if skip_delete %}
     {% call statement('stored_new_keys', fetch_result=True) %}
         select count() from (
@@ -73,6 +117,7 @@
         {% endcall %}
     {% endif %}
 
+    {% endif %}
     {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
     {% call statement('insert_new_data') %}
         insert into {{ existing_relation }} select {{ dest_cols_csv }} from {{ new_data_relation }} {{ adapter.get_model_query_settings(model) }}

@@ -171,6 +171,36 @@ class Scenario:
         self.event(APP, f"{APP}-dev-1", "screen_view", datetime(2026, 10, 26, 15, 0, tzinfo=UTC),
                    path="/late", received_at=received_at)
 
+    def span_cases(self, received_at: datetime) -> None:
+        """Late and new events next to stored sessions, delivered last: an incremental run
+        recomputes only the sessions within the gap of a device's new events."""
+        # a late event inside a stored session changes it, not the device's next session
+        t = datetime(2026, 10, 24, 10, 0, tzinfo=UTC)
+        for minutes in (0, 20, 40):
+            self.event(SHOP, "inside", "screen_view", t + timedelta(minutes=minutes),
+                       path=f"/inside-{minutes}")
+        self.event(SHOP, "inside", "screen_view", t + timedelta(hours=3), path="/next")
+        self.event(SHOP, "inside", "click", t + timedelta(minutes=10), received_at=received_at)
+        # a late event 20 minutes before a stored session's start: the session starts earlier
+        t = datetime(2026, 10, 25, 14, 0, tzinfo=UTC)
+        self.event(SHOP, "earlier", "screen_view", t, path="/was-first")
+        self.event(SHOP, "earlier", "screen_view", t + timedelta(minutes=5), path="/second")
+        self.event(SHOP, "earlier", "screen_view", t - timedelta(minutes=20), path="/first",
+                   received_at=received_at)
+        # a returning device: a late event joins its first session, a new session days after its
+        # last; the sessions between are left as they were. The same device id in another
+        # project has no new events.
+        for day in (23, 26, 28):
+            t = datetime(2026, 10, day, 16, 0, tzinfo=UTC)
+            self.event(APP, "returning", "screen_view", t, path=f"/day-{day}")
+            self.event(APP, "returning", "screen_view", t + timedelta(minutes=25), path="/more")
+        self.event(APP, "returning", "screen_view", datetime(2026, 10, 23, 16, 50, tzinfo=UTC),
+                   path="/late", received_at=received_at)
+        self.event(APP, "returning", "screen_view", datetime(2026, 11, 1, 12, 0, tzinfo=UTC),
+                   path="/back")
+        self.event(SHOP, "returning", "screen_view", datetime(2026, 10, 27, 9, 0, tzinfo=UTC),
+                   path="/other-project")
+
     def profile_cases(self) -> None:
         t = datetime(2026, 10, 23, 12, 0, tzinfo=UTC)
         self.profile_call(SHOP, "user-0", "increment", t, property="logins", delta=5)
@@ -196,6 +226,7 @@ def build() -> Scenario:
     scenario.profile_cases()
     last = max(e["received_at"] for e in scenario.events)
     scenario.late_cases(received_at=last + timedelta(hours=2))
+    scenario.span_cases(received_at=last + timedelta(hours=2))
     return scenario
 
 

@@ -168,6 +168,17 @@ def test_crafted_cases_are_present(stages: dict[str, Any]) -> None:
     assert len(by_device["bridge"]) == 1  # joined by the late event
     assert len([r for r in stages["marts"][1]["sessions"] if r["device_id"] == "bridge"]) == 2
     assert by_device["custom"][0]["is_bounce"] is False
+    before = {r["device_id"]: r for r in sorted(stages["marts"][1]["sessions"],
+                                                key=lambda r: r["started_at"], reverse=True)
+              if r["device_id"] in ("inside", "earlier")}  # each device's first session
+    inside = sorted(by_device["inside"], key=lambda r: r["started_at"])
+    assert [r["events"] for r in inside] == [4, 1] and before["inside"]["events"] == 3
+    [earlier] = by_device["earlier"]  # started 20 minutes before the stored session, a new id
+    assert earlier["events"] == 3 and earlier["session_id"] != before["earlier"]["session_id"]
+    returning = sorted((r["project_id"], r["started_at"], r["events"])
+                       for r in by_device["returning"])
+    assert [(p, e) for p, _, e in returning] == [
+        ("demo-app", 3), ("demo-app", 2), ("demo-app", 2), ("demo-app", 1), ("demo-shop", 1)]
     assert by_device["dup"][0]["events"] == 1
     assert "bot" not in by_device
 

@@ -6,17 +6,22 @@
     with raw events.
 
     A separate mart (not new columns of `sessions`), so existing deployments build it on their
-    next run without a full refresh of `sessions`. Same sort order and incremental logic as
-    `sessions`: every device with events received since the last run gets all its sessions
-    rewritten (after `sessions` has recomputed them).
+    next run without a full refresh of `sessions`. Same sort order as `sessions`; incremental
+    runs rewrite the sessions that `sessions` rewrote since the last run, and replace the stored
+    rows within their spans (sessions the new events joined): docs/decisions/0036.
 -#}
 -- depends_on: {{ ref('int_events_localized') }}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
         materialized=device_sharded('incremental'),
         engine=device_sharded_engine(),
         sharding_key=var('device_sharding_key'),
-        unique_key='device_id',
+        unique_key='project_id, device_id',
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
+        replace_spans={'start': 'started_at',
+                       'end': 'started_at + toIntervalMillisecond(toInt64(duration_s * 1000))',
+                       'day': 'day'},
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
         query_settings={'optimize_read_in_window_order': 1},
@@ -33,8 +38,46 @@
 
 with
 {% if is_incremental() %}
--- devices with events received since the last run: all their sessions are rewritten
-changed_devices as ({{ affected_devices() }}),
+-- the sessions `sessions` rewrote since the last run, and all of an erasure's devices'
+-- (on the `cluster` target: all sessions of their devices, which its delete+insert replaces)
+sessions as (
+
+    select {{ session_columns | join(', ') }}, ended_at
+    from {{ ref('sessions') }}
+    {%- if replaces_spans() %}
+    where last_received_at > {{ incremental_watermark() }}
+        or device_id in ({{ recomputed_devices() }})
+    {%- else %}
+    where (project_id, device_id) in (
+        select project_id, device_id from {{ ref('sessions') }}
+        where last_received_at > {{ incremental_watermark() }}
+            or device_id in ({{ recomputed_devices() }}))
+    {%- endif %}
+
+),
+
+-- their events: those from a session's first to its last event
+contents_events as (
+
+    {{ events_within('sessions', 'started_at', 'ended_at',
+                     'sessions.session_id as session_id, events.event_name as event_name, '
+                     'events.path as path, events.properties as properties') }}
+
+),
+{% else %}
+sessions as (
+
+    select {{ session_columns | join(', ') }}
+    from {{ ref('sessions') }}
+
+),
+
+contents_events as (
+
+    select session_id, event_name, path, properties
+    from {{ ref('int_events_sessionized') }}
+
+),
 {% endif %}
 contents as (
 
@@ -43,21 +86,8 @@ contents as (
         -- sorted, so that a rebuild gives the same arrays
         arraySort(e -> (e.1, e.2, toString(e.3)),
                   groupUniqArray((event_name, path, properties))) as distinct_events
-    from {{ ref('int_events_sessionized') }}
-    {%- if is_incremental() %}
-    where device_id in (select device_id from changed_devices)
-    {%- endif %}
+    from contents_events
     group by session_id
-
-),
-
-sessions as (
-
-    select {{ session_columns | join(', ') }}
-    from {{ ref('sessions') }}
-    {%- if is_incremental() %}
-    where device_id in (select device_id from changed_devices)
-    {%- endif %}
 
 ),
 

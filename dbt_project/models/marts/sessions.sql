@@ -2,33 +2,103 @@
     The sessions mart. optimize_read_in_window_order lets the first window step of
     int_events_sessionized read stg_events in its sort order (project, device, time) instead
     of sorting it.
+
+    Incremental runs recompute, per device with new events, the span of its history those can
+    change (macros/session_spans.sql), write the sessions that came out different and replace
+    the stored ones in the span (replace_spans, macros/delete_insert.sql): docs/decisions/0036.
 -#}
 -- depends_on: {{ ref('int_events_localized') }}
+{#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(
         materialized=device_sharded('incremental'),
         engine=device_sharded_engine(),
         sharding_key=var('device_sharding_key'),
-        unique_key='device_id',
+        unique_key='project_id, device_id',
+        on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
+        replace_spans={'start': 'started_at', 'end': 'ended_at', 'day': 'day'},
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
         query_settings={'optimize_read_in_window_order': 1},
     )
 }}
 
+{#- the session's first event's acquisition, geo and device fields -#}
+{%- set first_event_columns = [
+    'referrer', 'referrer_name', 'referrer_type', 'utm_source', 'utm_medium', 'utm_campaign',
+    'country', 'region', 'city', 'browser', 'os', 'device', 'hour',
+] %}
+{%- set first_event = {} %}
+{%- for column in first_event_columns %}
+    {%- do first_event.update({column: 'session_figures.first_event.' ~ loop.index
+                               if is_incremental() else 'first_events.' ~ column}) %}
+{%- endfor %}
+
 with
+{% if is_incremental() %}
+new_spans as ({{ new_event_spans() }}),
 
-session_events as (
+-- Per device with new events: from the first to the last of them, widened to the stored
+-- sessions within the gap of that stretch (they can change). Every event before or after the
+-- span lies more than the gap away, so the span's sessions are its own. One aggregation over
+-- the new events and the device's recent stored sessions (a join would be evaluated again at
+-- each use of this CTE).
+spans as (
 
-    select * from {{ ref('int_events_sessionized') }}
-    {%- if is_incremental() %}
-    -- every device with events received since the last run gets all its sessions recomputed:
-    -- a late event can merge, extend or start sessions anywhere in its history
-    where device_id in ({{ affected_devices() }})
-    {%- endif %}
+    select
+        project_id,
+        device_id,
+        arrayFilter(
+            session -> session.2 >= first_new - {{ session_gap() }}
+                and session.1 <= last_new + {{ session_gap() }},
+            stored
+        ) as touched,
+        arrayMin(arrayPushBack(arrayMap(session -> session.1, touched), first_new)) as span_start,
+        arrayMax(arrayPushBack(arrayMap(session -> session.2, touched), last_new)) as span_end
+    from (
+        select
+            project_id,
+            device_id,
+            minIf(span_start, is_new) as first_new,
+            maxIf(span_end, is_new) as last_new,
+            groupArrayIf((span_start, span_end), not is_new) as stored
+        from (
+            select project_id, device_id, first_at as span_start, last_at as span_end,
+                true as is_new
+            from new_spans
+
+            union all
+
+            select project_id, device_id, started_at, ended_at, false
+            from {{ this }}
+            prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+            where (project_id, device_id) in (select project_id, device_id from new_spans)
+        )
+        group by project_id, device_id
+    )
 
 ),
 
+span_events as (
+
+    {{ events_within('spans', 'span_start', 'span_end') }}
+
+),
+
+{{ session_windows('span_events') }},
+
+session_events as (
+
+    select * from sessionized
+
+),
+{% else %}
+session_events as (
+
+    select * from {{ ref('int_events_sessionized') }}
+
+),
+{% endif %}
 session_figures as (
 
     select
@@ -49,11 +119,16 @@ session_figures as (
         min(session_events.day) as day,
         max(session_events.day) as end_day,
         max(received_at) as last_received_at
+        {%- if is_incremental() %},
+        -- a span's few events: carried through the aggregation (a join back would read them
+        -- again, every CTE being evaluated where it is used)
+        argMin(({{ first_event_columns | join(', ') }}), (created_at, event_id)) as first_event
+        {%- endif %}
     from session_events
     group by session_id
 
 ),
-
+{% if not is_incremental() %}
 -- Acquisition, geo and device fields are those of the session's first event. Joining them
 -- back by event id is several times cheaper than carrying a dozen strings through the
 -- aggregation above.
@@ -61,26 +136,11 @@ first_events as (
 
     select
         event_id,
-        referrer,
-        referrer_name,
-        referrer_type,
-        utm_source,
-        utm_medium,
-        utm_campaign,
-        country,
-        region,
-        city,
-        browser,
-        os,
-        device,
-        hour
+        {{ first_event_columns | join(',\n        ') }}
     from {{ ref('int_events_localized') }}
-    {%- if is_incremental() %}
-    where device_id in ({{ affected_devices() }})
-    {%- endif %}
 
 ),
-
+{% endif %}
 sessions as (
 
     select
@@ -96,26 +156,31 @@ sessions as (
         session_figures.is_bounce as is_bounce,
         session_figures.entry_path as entry_path,
         session_figures.exit_path as exit_path,
-        first_events.referrer as referrer,
-        first_events.referrer_name as referrer_name,
-        first_events.referrer_type as referrer_type,
-        first_events.utm_source as utm_source,
-        first_events.utm_medium as utm_medium,
-        first_events.utm_campaign as utm_campaign,
-        first_events.country as country,
-        first_events.region as region,
-        first_events.city as city,
-        first_events.browser as browser,
-        first_events.os as os,
-        first_events.device as device,
+        {%- for column in first_event_columns if column != 'hour' %}
+        {{ first_event[column] }} as {{ column }},
+        {%- endfor %}
         session_figures.day as day,
-        first_events.hour as hour,
+        {{ first_event.hour }} as hour,
         session_figures.end_day as end_day,
         session_figures.last_received_at as last_received_at
+    {%- if is_incremental() %}
+    from session_figures
+    {%- else %}
     -- the big side streams, the sessions are the hash table
     from first_events
     inner join session_figures on first_events.event_id = session_figures.first_event_id
+    {%- endif %}
 
 )
 
+{%- if is_incremental() and replaces_spans() %}
+-- a session the new events left as it was (most of those re-read for `reprocess_minutes`) is
+-- not written again
 select * from sessions
+where tuple(*) not in (
+    select * from {{ this }}
+    prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+    where (project_id, device_id) in (select project_id, device_id from new_spans))
+{%- else %}
+select * from sessions
+{%- endif %}
