@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from functools import partial
@@ -21,6 +22,25 @@ if TYPE_CHECKING:
     from warehouse.server import WarehouseApp
 
 DEFAULT_FORMAT = "TabSeparated"
+# Statements whose classification is remembered (a parse of a few tenths of a millisecond,
+# on the way to every answer); dashboards and models repeat their texts, with new parameters.
+CLASSIFIED_STATEMENTS = 512
+CLASSIFIED_TEXT_LIMIT = 8192  # longer texts are classified each time
+_classified: dict[str, tuple[int, bool]] = {}
+
+
+def classify(connection: EngineConnection, sql: str) -> tuple[int, bool]:
+    """The statement count of ``sql`` and whether it returns rows (a read-only query)."""
+    known = _classified.get(sql)
+    if known is None:
+        classified = connection.native.classify_query(engine_text(sql))
+        known = classified["statement_count"], str(classified["query_class"]).endswith("READ_ONLY")
+        if len(sql) <= CLASSIFIED_TEXT_LIMIT:
+            if len(_classified) >= CLASSIFIED_STATEMENTS:  # the oldest goes (worker threads race)
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del _classified[next(iter(_classified))]
+            _classified[sql] = known
+    return known
 
 
 class QueryRequest:
@@ -121,10 +141,9 @@ class QueryRequest:
     ) -> tuple[str | None, dict[str, str], bytes] | None:
         """(worker thread) Classify and run the statement. A streamed result is answered
         here (None returned); otherwise the output format, summary and whole answer."""
-        classified = connection.native.classify_query(engine_text(sql))
-        if classified["statement_count"] > 1:
+        statement_count, returns_rows = classify(connection, sql)
+        if statement_count > 1:
             raise ClickHouseError.named("SYNTAX_ERROR", "Multi-statements are not allowed")
-        returns_rows = str(classified["query_class"]).endswith("READ_ONLY")
         keyword = sql_text.first_keyword(sql)
         if self.read_only and not returns_rows and keyword != "SET":
             raise readonly_error()
