@@ -178,7 +178,6 @@ class Responder:
             self._on_loop(self.start(summary, output_format))
             return
         self._head = self.socket.head(self._answer_headers(summary, output_format))
-        self.started = True
 
     def body_in_thread(self, data: bytes, more: bool) -> Iterator[None]:
         """Yields while the client's socket is full (SocketAnswer.write)."""
@@ -188,6 +187,7 @@ class Responder:
         if not more:
             self.finish_work_in_thread()
         head, self._head = self._head, b""
+        self.started = True
         yield from self.socket.write_body(head, self._encoded(data, more), last=not more)
         self.whole = not more
 

@@ -7,6 +7,7 @@ import base64
 import socket
 from typing import BinaryIO
 
+import httpx
 import pytest
 from abandoned_streams import open_stream
 
@@ -101,3 +102,17 @@ def test_client_gone_mid_answer_frees_the_connection_slot(
     connection, host, auth = raw
     connection.sendall(request(host, b"SELECT 'after'", auth))
     assert read_answer(connection.makefile("rb"))[2] == b"after\n"
+
+
+def test_head_and_compressed_answers(warehouse_url: str, credentials: tuple[str, str]) -> None:
+    """HEAD keeps uvicorn's path (no body); a compressed answer from the worker decodes."""
+    with httpx.Client(base_url=warehouse_url, auth=credentials, timeout=30) as client:
+        head = client.head("/", params={"query": "SELECT 1"})
+        assert head.status_code == 200 and head.content == b""
+        packed = client.post(
+            "/", params={"enable_http_compression": "1"}, content=b"SELECT number FROM numbers(5)",
+            headers={"Accept-Encoding": "gzip"},
+        )
+        assert packed.headers["content-encoding"] == "gzip"
+        assert packed.text == "0\n1\n2\n3\n4\n"
+        assert client.post("/", content=b"SELECT 'same connection'").text == "same connection\n"
