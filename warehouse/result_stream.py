@@ -130,14 +130,15 @@ class ResultStream:
         has gone."""
         assert self.request.responder.socket is not None
         gone = asyncio.ensure_future(self.request.body.wait_for_disconnect())
+        ready = asyncio.ensure_future(self.request.responder.socket.writable())
         try:
-            await asyncio.wait(
-                {gone, asyncio.ensure_future(self.request.responder.socket.writable())},
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            done, _ = await asyncio.wait({gone, ready}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-        if gone.done():
+            ready.cancel()
+            # ended, so that its writer is removed before the descriptor is closed
+            await asyncio.gather(gone, ready, return_exceptions=True)
+        if ready not in done:
             raise ClientGone
 
     def summary(self) -> dict[str, str]:
