@@ -11,6 +11,7 @@
     rewritten (after `sessions` has recomputed them).
 -#}
 -- depends_on: {{ ref('int_events_localized') }}
+-- depends_on: {{ ref('int_events_sessionized') }}
 {{
     config(
         materialized=device_sharded('incremental'),
@@ -19,7 +20,7 @@
         unique_key='device_id',
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
-        query_settings={'optimize_read_in_window_order': 1},
+        query_settings={'optimize_read_in_window_order': 1, 'optimize_aggregation_in_order': 1},
     )
 }}
 
@@ -35,7 +36,7 @@ with
 {% if is_incremental() %}
 -- devices with events received since the last run: all their sessions are rewritten
 changed_devices as ({{ affected_devices() }}),
-{% endif %}
+
 contents as (
 
     select
@@ -44,12 +45,23 @@ contents as (
         arraySort(e -> (e.1, e.2, toString(e.3)),
                   groupUniqArray((event_name, path, properties))) as distinct_events
     from {{ ref('int_events_sessionized') }}
-    {%- if is_incremental() %}
     where device_id in (select device_id from changed_devices)
-    {%- endif %}
     group by session_id
 
 ),
+{% else %}
+-- every device's sessions from its whole timeline in one pass (macros/timeline_sessions.sql)
+contents as (
+
+    select
+        session_id,
+        arraySort(e -> (e.1, e.2, toString(e.3)),
+                  arrayDistinct(arrayMap(e -> (e.3, e.4, e.5), session_events)))
+            as distinct_events
+    from ({{ timeline_sessions(ref('stg_events'), ['event_name', 'path', 'properties']) }})
+
+),
+{% endif %}
 
 sessions as (
 
