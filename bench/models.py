@@ -196,6 +196,14 @@ def print_timings(title: str, seconds: float, target: Path, top: int) -> None:
 
 
 
+def print_cpu(cpu_spent: dict[str, tuple[float, float]], total: int, note: str = "") -> None:
+    print(f"\nCPU seconds (dbt process / warehouse; {total:,} raw events in the full build"
+          f"{', ' + note if note else ''}):")
+    for command, (own, house) in cpu_spent.items():
+        print(f"  dbt {command}: {own:.1f} / {house:.1f}; per raw event of the full build "
+              f"{(own + house) / total * 1e6:.2f} us")
+
+
 def start_embedded_warehouse(data_dir: Path, folder: str = "warehouse") -> EmbeddedWarehouse:
     """An embedded warehouse keeping its data in ``data_dir / folder``, which this process's
     settings (``TRACKHOUSE_CLICKHOUSE_URL``) then point at."""
@@ -233,6 +241,8 @@ def main() -> None:
     parser.add_argument("--keep-databases", action="store_true",
                         help="leave this run's raw and analytics databases in --data-dir's "
                              "warehouse (their names are printed), to look into afterwards")
+    parser.add_argument("--full-build-only", action="store_true",
+                        help="stop after the full build (its figures alone)")
     args = parser.parse_args()
 
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
@@ -305,6 +315,9 @@ def main() -> None:
 
         full = dbt("build")
         report("full dbt build (models, seeds, unit and data tests)", full)
+        if args.full_build_only:
+            print_cpu(cpu_spent, total)
+            return
 
         hour_sessions = int(sessions / (args.days * 24))
 
@@ -345,11 +358,7 @@ def main() -> None:
               f"one new hour {frequent:.1f} s (target <= 5 s); every model after that hour "
               f"{frequent + hourly:.1f} s on-time events only, {incremental:.1f} s with late "
               f"events; dbt test {tests:.1f} s")
-        print(f"\nCPU seconds (dbt process / warehouse; {total:,} raw events in the full build, "
-              f"{hour_sessions * EVENTS_PER_SESSION:,.0f} per added hour):")
-        for command, (own, house) in cpu_spent.items():
-            print(f"  dbt {command}: {own:.1f} / {house:.1f}; per raw event of the full build "
-                  f"{(own + house) / total * 1e6:.2f} us")
+        print_cpu(cpu_spent, total, f"{hour_sessions * EVENTS_PER_SESSION:,.0f} per added hour")
     finally:
         databases = (raw, *(f"{settings.analytics_database}{layer}"
                             for layer in ("", "_staging", "_intermediate")))

@@ -24,7 +24,7 @@
                        'day': 'day'},
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
-        query_settings={'optimize_read_in_window_order': 1},
+        query_settings={'optimize_read_in_window_order': 1, 'optimize_aggregation_in_order': 1},
     )
 }}
 
@@ -64,21 +64,7 @@ contents_events as (
                      'events.path as path, events.properties as properties') }}
 
 ),
-{% else %}
-sessions as (
 
-    select {{ session_columns | join(', ') }}
-    from {{ ref('sessions') }}
-
-),
-
-contents_events as (
-
-    select session_id, event_name, path, properties
-    from {{ ref('int_events_sessionized') }}
-
-),
-{% endif %}
 contents as (
 
     select
@@ -90,6 +76,26 @@ contents as (
     group by session_id
 
 ),
+{% else %}
+sessions as (
+
+    select {{ session_columns | join(', ') }}
+    from {{ ref('sessions') }}
+
+),
+
+-- every device's sessions from its whole timeline in one pass (macros/timeline_sessions.sql)
+contents as (
+
+    select
+        session_id,
+        arraySort(e -> (e.1, e.2, toString(e.3)),
+                  arrayDistinct(arrayMap(e -> (e.3, e.4, e.5), session_events)))
+            as distinct_events
+    from ({{ timeline_sessions(ref('stg_events'), ['event_name', 'path', 'properties']) }})
+
+),
+{% endif %}
 
 session_contents as (
 
