@@ -58,20 +58,13 @@ async def run_request(
             pooled = await app.in_thread(app.engine.acquire, database, settings)
         connection: EngineConnection = pooled
 
-        def returned() -> EngineConnection | None:
-            """Pool the connection; the one to close (it, if its state changed), if any."""
-            reusable = request.keeps_state and responder.clean
-            return app.engine.give_back(connection) if reusable else connection
-
         async def give_back() -> None:
-            if (retired := returned()) is not None:
+            reusable = request.keeps_state and responder.clean
+            retired = app.engine.give_back(connection) if reusable else connection
+            if retired is not None:
                 await app.in_thread(retired.close)
 
-        def give_back_in_thread() -> None:
-            if (retired := returned()) is not None:
-                retired.close()
-
-        responder.before_finish(give_back, give_back_in_thread)
+        responder.before_finish(give_back)
         await request.execute(connection)
         return
     session = await app.in_thread(
@@ -81,23 +74,18 @@ async def run_request(
         params.get("session_check") in ("1", "true"),
     )
 
-    def unlock_in_thread() -> None:
+    async def unlock() -> None:
         try:
             if external:
-                drop_external_tables(session.connection, external)
+                await app.in_thread(drop_external_tables, session.connection, external)
             if request.keyword == "USE":
-                session.remember_use()
+                await app.in_thread(session.remember_use)
             elif request.keyword == "SET" and request.succeeded:
-                session.remember_set(set_statement_names(request.sql))
+                names = set_statement_names(request.sql)
+                await app.in_thread(session.remember_set, names)
         finally:
             app.engine.unlock_session(session)
 
-    async def unlock() -> None:
-        if external or request.keyword in ("USE", "SET"):
-            await app.in_thread(unlock_in_thread)  # engine work first
-        else:
-            app.engine.unlock_session(session)
-
-    responder.before_finish(unlock, unlock_in_thread)
+    responder.before_finish(unlock)
     await app.in_thread(session.prepare, database, settings)
     await request.execute(session.connection)
