@@ -21,7 +21,7 @@ from trackhouse.settings import PROJECT_ROOT, Settings
 SCHEDULE = "incremental_marts_schedule"
 # a tick comes at the next minute boundary (<= 60 s), then the run itself: start a run worker,
 # observe the raw tables, dbt build
-DEADLINE_S = 150
+DEADLINE_S = 240  # alone the test takes 105-135 s here; CI runs it beside another worker
 
 
 @pytest.mark.timeout(DEADLINE_S + 60)
