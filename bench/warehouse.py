@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--soak-rounds", type=int, default=5, help="cancellation soak rounds")
     parser.add_argument("--soak-streams", type=int, default=100, help="abandoned per round")
     args = parser.parse_args()
+    load_before = os.getloadavg()  # p50 latency follows the machine's load: printed with it
 
     with tempfile.TemporaryDirectory(prefix="trackhouse-bench-") as scratch:
         scratch_dir = Path(scratch)
@@ -311,6 +312,21 @@ def main() -> None:
         if baseline:
             line += f"   overhead p50 {p50 - queries[baseline][0]:+.2f} ms"
         print(line)
+    insert_ratio = endpoint_rate / local_rate
+    verdicts = [
+        f"httpx {queries['endpoint_http'][0] - queries['local_raw'][0]:+.2f} ms",
+        f"clickhouse-connect {queries['endpoint_cc'][0] - queries['local_cc'][0]:+.2f} ms",
+    ]
+    overheads_met = all(
+        queries[endpoint][0] - queries[local][0] <= 2.0
+        for endpoint, local in (("endpoint_http", "local_raw"), ("endpoint_cc", "local_cc"))
+    )
+    print(
+        f"issue 16 targets: query overhead p50 <= 2 ms: {', '.join(verdicts)} "
+        f"({'met' if overheads_met else 'NOT met'}); Native insert >= 70 % of in-process: "
+        f"{insert_ratio:.0%} ({'met' if insert_ratio >= 0.7 else 'NOT met'}); load average "
+        f"{load_before[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+    )
     print(
         f"cancellation soak, {args.soak_rounds} rounds of {args.soak_streams} streams abandoned "
         "after their first bytes:"

@@ -19,6 +19,7 @@ from trackhouse.hosts import AllowedHosts, Scope, Send, foreign_host_message, he
 from warehouse.http_protocol import ClickHouseError
 
 ACCESS_DENIED = 497  # ClickHouse's code; HTTP 403
+MAX_REMEMBERED_HOSTS = 64
 
 
 def access_denied(message: str) -> ClickHouseError:
@@ -33,6 +34,9 @@ def _origin_key(origin: str) -> str:
 class AccessPolicy:
     allowed_hosts: AllowedHosts = field(default_factory=AllowedHosts)
     allowed_origins: frozenset[str] = frozenset()
+    # Every request asks about the same few Host values; parsing one (URL split, IP address)
+    # was a tenth of a millisecond of the loop thread's time per query.
+    _host_verdicts: dict[str | None, bool] = field(default_factory=dict, compare=False)
 
     @classmethod
     def configured(
@@ -43,7 +47,7 @@ class AccessPolicy:
     def refusal(self, scope: Scope) -> ClickHouseError | None:
         """Why this request is refused, or None when it may proceed to authentication."""
         host = header(scope, b"host")
-        if not self.allowed_hosts.allows(host):
+        if not self._host_allowed(host):
             return access_denied(
                 foreign_host_message(host, "TRACKHOUSE_WAREHOUSE_ALLOWED_HOSTS")
             )
@@ -54,6 +58,14 @@ class AccessPolicy:
                 "TRACKHOUSE_WAREHOUSE_ALLOWED_ORIGINS to allow it",
             )
         return None
+
+    def _host_allowed(self, host: str | None) -> bool:
+        allowed = self._host_verdicts.get(host)
+        if allowed is None:
+            allowed = self.allowed_hosts.allows(host)
+            if len(self._host_verdicts) < MAX_REMEMBERED_HOSTS:  # Host is the client's choice
+                self._host_verdicts[host] = allowed
+        return allowed
 
 
 async def refuse(send: Send, error: ClickHouseError) -> None:

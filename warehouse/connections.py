@@ -58,13 +58,20 @@ async def run_request(
             pooled = await app.in_thread(app.engine.acquire, database, settings)
         connection: EngineConnection = pooled
 
-        async def give_back() -> None:
+        def returned() -> EngineConnection | None:
+            """Pool the connection; the one to close (it, if its state changed), if any."""
             reusable = request.keeps_state and responder.clean
-            retired = app.engine.give_back(connection) if reusable else connection
-            if retired is not None:
+            return app.engine.give_back(connection) if reusable else connection
+
+        async def give_back() -> None:
+            if (retired := returned()) is not None:
                 await app.in_thread(retired.close)
 
-        responder.before_finish(give_back)
+        def give_back_in_thread() -> None:
+            if (retired := returned()) is not None:
+                retired.close()
+
+        responder.before_finish(give_back, give_back_in_thread)
         await request.execute(connection)
         return
     session = await app.in_thread(
@@ -74,18 +81,23 @@ async def run_request(
         params.get("session_check") in ("1", "true"),
     )
 
-    async def unlock() -> None:
+    def unlock_in_thread() -> None:
         try:
             if external:
-                await app.in_thread(drop_external_tables, session.connection, external)
+                drop_external_tables(session.connection, external)
             if request.keyword == "USE":
-                await app.in_thread(session.remember_use)
+                session.remember_use()
             elif request.keyword == "SET" and request.succeeded:
-                names = set_statement_names(request.sql)
-                await app.in_thread(session.remember_set, names)
+                session.remember_set(set_statement_names(request.sql))
         finally:
             app.engine.unlock_session(session)
 
-    responder.before_finish(unlock)
+    async def unlock() -> None:
+        if external or request.keyword in ("USE", "SET"):
+            await app.in_thread(unlock_in_thread)  # engine work first
+        else:
+            app.engine.unlock_session(session)
+
+    responder.before_finish(unlock, unlock_in_thread)
     await app.in_thread(session.prepare, database, settings)
     await request.execute(session.connection)

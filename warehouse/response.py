@@ -4,15 +4,19 @@ X-ClickHouse-Summary figures."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from warehouse.http_protocol import ClickHouseError, StreamEncoder, exception_block
 from warehouse.sql_text import engine_text
+
+if TYPE_CHECKING:
+    from warehouse.socket_answer import SocketAnswer
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -33,12 +37,26 @@ _CONTENT_TYPES = {
 
 
 class Responder:
-    """Writes one HTTP answer with the headers ClickHouse clients read."""
+    """Writes one HTTP answer with the headers ClickHouse clients read.
+
+    On the loop through the ASGI ``send``; a streamed result is answered from the worker
+    thread that fetches it (the ``*_in_thread`` methods): straight to the client's socket when
+    ``socket`` is set (warehouse/socket_answer.py), else handed to the loop block by block."""
 
     def __init__(
-        self, send: Send, query_id: str, timezone: str, encoder: StreamEncoder | None
+        self,
+        send: Send,
+        query_id: str,
+        timezone: str,
+        encoder: StreamEncoder | None,
+        take_socket: Callable[[], SocketAnswer | None] = lambda: None,
     ) -> None:
         self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._take_socket = take_socket
+        self.socket: SocketAnswer | None = None
+        self._head = b""  # status line and headers not yet written to the socket
+        self.whole = False  # the worker wrote the answer to its end
         self.query_id = query_id
         self.timezone = timezone
         self.encoder = encoder
@@ -46,18 +64,39 @@ class Responder:
         self.exception_tag = uuid.uuid4().hex[:16]
         # Work that must happen before the client sees the end of the answer: returning the
         # connection, unlocking the session (the client's next request may follow at once).
-        self._before_finish: list[Callable[[], Awaitable[None]]] = []
+        # Each as a coroutine for the loop and as a function for a worker thread.
+        self._before_finish: list[tuple[Callable[[], Awaitable[None]], Callable[[], None]]] = []
         self.clean = True  # False when the request ended abnormally (client gone, bug)
         # Set once the body was read past the server's parser (socket_body.py): the
         # connection cannot carry another request.
         self.close_connection = False
 
-    def before_finish(self, work: Callable[[], Awaitable[None]]) -> None:
-        self._before_finish.append(work)
+    def before_finish(
+        self, work: Callable[[], Awaitable[None]], in_thread: Callable[[], None]
+    ) -> None:
+        """``work`` (on the loop) or ``in_thread`` (the same, in a worker thread) runs once,
+        before the end of the answer."""
+        self._before_finish.append((work, in_thread))
 
     async def finish_work(self) -> None:
         while self._before_finish:
-            await self._before_finish.pop()()
+            await self._before_finish.pop()[0]()
+
+    def finish_work_in_thread(self) -> None:
+        while self._before_finish:
+            self._before_finish.pop()[1]()
+
+    def take_socket(self) -> None:
+        """Answer from the worker straight to the socket, if the server allows it."""
+        self.socket = self._take_socket()
+
+    def hand_back(self) -> None:
+        """On the loop, after the request: the server takes the connection back."""
+        if self.socket is None:
+            return
+        if self.socket.started:
+            self.socket.complete(self.whole)
+        self.socket.close()
 
     def _base_headers(self) -> list[tuple[bytes, bytes]]:
         headers = [
@@ -75,6 +114,16 @@ class Responder:
         output_format: str | None,
         extra: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
+        headers = self._answer_headers(summary, output_format, extra)
+        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
+        self.started = True
+
+    def _answer_headers(
+        self,
+        summary: dict[str, Any],
+        output_format: str | None,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> list[tuple[bytes, bytes]]:
         headers = self._base_headers()
         headers.append((b"x-clickhouse-summary", json.dumps(summary).encode()))
         if output_format:
@@ -87,14 +136,17 @@ class Responder:
         if self.encoder is not None:
             headers.append((b"content-encoding", self.encoder.encoding.encode()))
         headers.extend(extra or [])
-        await self._send({"type": "http.response.start", "status": 200, "headers": headers})
-        self.started = True
+        return headers
+
+    def _encoded(self, data: bytes, more: bool) -> bytes:
+        if self.encoder is None:
+            return data
+        return self.encoder.encode(data) + (b"" if more else self.encoder.finish())
 
     async def body(self, data: bytes, more: bool) -> None:
         if not more:
             await self.finish_work()
-        if self.encoder is not None:
-            data = self.encoder.encode(data) + (b"" if more else self.encoder.finish())
+        data = self._encoded(data, more)
         try:
             await self._send({"type": "http.response.body", "body": data, "more_body": more})
         except OSError as error:  # uvicorn raises when the peer has gone
@@ -102,6 +154,8 @@ class Responder:
 
     async def error(self, error: ClickHouseError) -> None:
         await self.finish_work()
+        if self.socket is not None and self.socket.started:
+            return  # the worker's answer, cut short: the connection is closed (hand_back)
         if self.started:  # mid-stream: ClickHouse appends a tagged exception block
             with contextlib.suppress(ClientGone):
                 await self.body(exception_block(error, self.exception_tag), more=False)
@@ -117,6 +171,36 @@ class Responder:
         )
         await self._send({"type": "http.response.body", "body": error.body(), "more_body": False})
         self.started = True
+
+    # --- from the worker thread of a streamed result ------------------------------------
+    def start_in_thread(self, summary: dict[str, Any], output_format: str) -> None:
+        if self.socket is None:
+            self._on_loop(self.start(summary, output_format))
+            return
+        self._head = self.socket.head(self._answer_headers(summary, output_format))
+
+    def body_in_thread(self, data: bytes, more: bool) -> Iterator[None]:
+        """Yields while the client's socket is full (SocketAnswer.write)."""
+        if self.socket is None:
+            self._on_loop(self.body(data, more))
+            return
+        if not more:
+            self.finish_work_in_thread()
+        head, self._head = self._head, b""
+        self.started = True
+        yield from self.socket.write_body(head, self._encoded(data, more), last=not more)
+        self.whole = not more
+
+    def error_in_thread(self, error: ClickHouseError) -> Iterator[None]:
+        """A failure after the answer started: ClickHouse's tagged exception block."""
+        if self.socket is None:
+            self._on_loop(self.error(error))
+            return
+        with contextlib.suppress(ClientGone):
+            yield from self.body_in_thread(exception_block(error, self.exception_tag), False)
+
+    def _on_loop(self, coroutine: Awaitable[None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
 
 
 DISPLAY_NAME = socket.gethostname().encode()

@@ -41,6 +41,7 @@ from warehouse.request import (
 )
 from warehouse.response import ClientGone, Responder, plain
 from warehouse.sessions import Engine
+from warehouse.socket_answer import SocketAnswer
 from warehouse.sql_text import engine_text
 
 log = logging.getLogger("trackhouse.warehouse")
@@ -144,7 +145,13 @@ class WarehouseApp:
         encoder = None
         if params.get("enable_http_compression") in ("1", "true"):
             encoder = StreamEncoder.negotiate(headers.get("accept-encoding"))
-        responder = Responder(send, query_id, self.engine.timezone, encoder)
+        responder = Responder(
+            send,
+            query_id,
+            self.engine.timezone,
+            encoder,
+            partial(SocketAnswer.take, receive, scope["method"]),
+        )
         try:
             authenticate(params, headers, self.user, self.password)
             length = check_body(params, headers, self.max_body_bytes)
@@ -162,6 +169,7 @@ class WarehouseApp:
             await responder.error(ClickHouseError.from_engine(error))
         finally:
             await responder.finish_work()
+            responder.hand_back()
 
 
 def serve(
@@ -206,6 +214,7 @@ def serve(
         # Pooled client connections idle between queries; closing them sooner than this
         # only makes clients reconnect (or race a closing socket) more often.
         timeout_keep_alive=30,
+        proxy_headers=False,  # nothing here reads the client's address
         loop="auto",
         http="auto",
     )

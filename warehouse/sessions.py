@@ -6,8 +6,8 @@ run in parallel (chdb releases the GIL). A connection runs one statement at a ti
 
 * Plain requests borrow a pooled connection, preferably one whose database and settings
   already match (clickhouse-connect sends the same settings on every call, so a match is the
-  norm); otherwise an idle one is adjusted with ``USE``/``SET`` (a fraction of a millisecond)
-  or, with none idle, a new one is opened (a few milliseconds). A statement that changes
+  norm); otherwise a new one is opened (a few milliseconds, once per kind of request), and
+  only with the pool full is an idle one adjusted with ``USE``/``SET``. A statement that changes
   connection state behind our back (``SET``, ``USE``, temporary tables) retires its
   connection instead of returning it, because outside a session ClickHouse forgets such
   state after the query.
@@ -224,13 +224,16 @@ class Engine:
         return None
 
     def acquire(self, database: str, settings: dict[str, str]) -> EngineConnection:
-        """A connection set to ``database`` and ``settings``: an idle one adjusted with a few
-        cheap SETs, or a new one (a few milliseconds)."""
+        """A connection set to ``database`` and ``settings``: a new one (a few milliseconds),
+        or with the pool full its least recently used one adjusted with a few SETs."""
         connection = self.take_idle(database, settings)
         if connection is not None:
             return connection
+        # Adjusting an idle connection of other settings would repeat those SETs (and a trip
+        # to a worker) on every request while clients with different settings take turns.
         with self._lock:
-            connection = self._idle.pop() if self._idle else None
+            full = len(self._idle) >= self.max_idle_connections
+            connection = self._idle.pop(0) if full else None
         connection = connection or EngineConnection(self.path)
         try:
             connection.use_database(database or "default")

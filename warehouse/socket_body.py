@@ -20,9 +20,10 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from warehouse.socket_answer import httptools_cycle
+
 # Below this, the reconnect the closed connection costs the client outweighs the copies saved.
 MIN_SPLICE_BYTES = 1 << 20
-_HTTPTOOLS_CYCLE = "uvicorn.protocols.http.httptools_impl"
 POLL_S = 0.1  # how often a waiting splice checks whether it was told to stop
 
 
@@ -46,10 +47,10 @@ def take_socket_tail(receive: Any, seen: int, content_length: int) -> SocketTail
     (nothing changed) when this server, the connection or the remaining size do not allow it.
 
     ``seen``: body bytes the application has received so far."""
-    cycle = getattr(receive, "__self__", None)
+    cycle = httptools_cycle(receive)
     if (
         not hasattr(os, "splice")
-        or type(cycle).__module__ != _HTTPTOOLS_CYCLE
+        or cycle is None
         or not getattr(cycle, "more_body", False)
         or getattr(cycle, "disconnected", True)
     ):

@@ -156,16 +156,17 @@ def test_oversized_body_and_password(private_warehouse: Callable[..., Any]) -> N
 
 
 def test_multi_statements_are_refused(post: Callable[..., httpx.Response], target: str) -> None:
-    response = post(f"INSERT INTO {target} VALUES (1, 'a'); DROP TABLE {target}")
-    assert assert_clickhouse_error(response, 62) == "SYNTAX_ERROR"
-    assert post(f"SELECT count() FROM {target}").text == "0\n"
+    for _ in range(2):  # the second time from the remembered classification
+        response = post(f"INSERT INTO {target} VALUES (1, 'a'); DROP TABLE {target}")
+        assert assert_clickhouse_error(response, 62) == "SYNTAX_ERROR"
+        assert post(f"SELECT count() FROM {target}").text == "0\n"
 
 
 def test_get_is_readonly(warehouse_url: str, credentials: tuple[str, str], target: str) -> None:
     def get(sql: str) -> httpx.Response:
         return httpx.get(warehouse_url, params={"query": sql}, auth=credentials, timeout=10)
 
-    assert get(f"SELECT count() FROM {target}").text == "0\n"
-    assert assert_clickhouse_error(get(f"INSERT INTO {target} VALUES (1, 'a')")) == "READONLY"
-    assert assert_clickhouse_error(get(f"DROP TABLE {target}")) == "READONLY"
-    assert get(f"SELECT count() FROM {target}").text == "0\n"
+    for _ in range(2):  # the second time from the remembered classification
+        assert get(f"SELECT count() FROM {target}").text == "0\n"
+        assert assert_clickhouse_error(get(f"INSERT INTO {target} VALUES (1, 'a')")) == "READONLY"
+        assert assert_clickhouse_error(get(f"DROP TABLE {target}")) == "READONLY"

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+
+from trackhouse.settings import PROJECT_ROOT
 
 # A scan long enough to outlast the checks below, on one thread so it spares the CPU.
 LONG_SCAN = "SELECT count() FROM numbers(100000000000) WHERE NOT ignore(sipHash64(number))"
@@ -162,3 +167,35 @@ def test_client_disconnect_cancels_its_query(
     while ch.command(running) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ch.command(running) == 0, "the abandoned query is still running"
+
+
+POOL_SCRIPT = """
+import sys
+from warehouse.sessions import Engine
+engine = Engine(sys.argv[1], max_idle_connections=2)
+plain, tuned = {}, {"max_threads": "1"}
+first = engine.acquire("", plain)
+engine.give_back(first)
+second = engine.acquire("", tuned)  # a new connection: first keeps its settings
+assert second is not first and first.settings == {}, (first.settings, second.settings)
+engine.give_back(second)
+for _ in range(3):  # clients taking turns: both kinds are pool hits
+    for settings, expected in ((plain, first), (tuned, second)):
+        connection = engine.take_idle("", settings)
+        assert connection is expected, settings
+        engine.give_back(connection)
+full = engine.acquire("", {"max_threads": "3"})  # pool full: the oldest idle one is adjusted
+assert full is first and full.settings == {"max_threads": "3"}, full.settings
+engine.close()
+print("ok")
+"""
+
+
+def test_pool_keeps_a_connection_per_kind_of_request(tmp_path: Path) -> None:
+    """Clients with different settings taking turns (a dashboard and dbt, say) each find a
+    pooled connection of their own rather than re-setting one connection per request."""
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_SCRIPT, str(tmp_path / "chdb")],
+        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT, check=False,
+    )
+    assert done.stdout.strip() == "ok", done.stderr
