@@ -60,40 +60,59 @@
     {%- endif %}
 
     {% if spans %}
-        {%- set replaced_relation = new_data_relation.incorporate(path={"identifier":
-            existing_relation.identifier + '__dbt_replaced_' + invocation_id.replace('-', '_')}) %}
-        {% call statement('replaced_rows') %}
-            create table {{ replaced_relation }} engine = Memory as
-            select {{ unique_key }}, stored_start as {{ spans.start }}, {{ spans.day }}
-            from (
-                select {{ unique_key }}, {{ spans.start }} as stored_start, {{ spans.day }}
-                from {{ existing_relation }}
-                prewhere {{ spans.start }} >= (select min({{ spans.start }}) from {{ new_data_relation }})
-                where ({{ unique_key }}) in (select {{ unique_key }} from {{ new_data_relation }})
-            ) as stored
-            inner join (
-                select {{ unique_key }}, {{ spans.start }} as span_start, {{ spans.end }} as span_end
-                from {{ new_data_relation }}
-            ) as spans using ({{ unique_key }})
-            where stored_start between span_start and span_end
-        {% endcall %}
-        {% call statement('replaced_days', fetch_result=True) %}
-            select count(), toString(min({{ spans.day }})), toString(max({{ spans.day }}))
-            from {{ replaced_relation }}
-        {% endcall %}
-        {%- set replaced = load_result('replaced_days')['data'][0] %}
-        {% if replaced[0] | int > 0 %}
-            {% call statement('delete_existing_data') %}
-                delete from {{ existing_relation }}
-                where {{ spans.day }} between {{ dbt.string_literal(replaced[1]) }}
-                    and {{ dbt.string_literal(replaced[2]) }}
-                    and ({{ unique_key }}, {{ spans.start }}) in (
-                        select {{ unique_key }}, {{ spans.start }} from {{ replaced_relation }})
-                {{ adapter.get_model_query_settings(model) }}
-            {% endcall %}
-        {% endif %}
-        {% do adapter.drop_relation(replaced_relation) %}
+        {% do delete_replaced_spans(existing_relation, new_data_relation, unique_key, spans) %}
     {% else %}
+        {% do delete_stored_keys(existing_relation, new_data_relation, unique_key,
+                                 incremental_predicates, skip_delete) %}
+    {% endif %}
+    {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
+    {% call statement('insert_new_data') %}
+        insert into {{ existing_relation }} select {{ dest_cols_csv }} from {{ new_data_relation }} {{ adapter.get_model_query_settings(model) }}
+    {% endcall %}
+    {% do adapter.drop_relation(new_data_relation) %}
+{% endmacro %}
+
+
+{% macro delete_replaced_spans(existing_relation, new_data_relation, unique_key, spans) %}
+    {#- replace_spans: delete the stored rows whose start lies within a new row's span. -#}
+    {%- set replaced_relation = new_data_relation.incorporate(path={"identifier":
+        existing_relation.identifier + '__dbt_replaced_' + invocation_id.replace('-', '_')}) %}
+    {% call statement('replaced_rows') %}
+        create table {{ replaced_relation }} engine = Memory as
+        select {{ unique_key }}, stored_start as {{ spans.start }}, {{ spans.day }}
+        from (
+            select {{ unique_key }}, {{ spans.start }} as stored_start, {{ spans.day }}
+            from {{ existing_relation }}
+            prewhere {{ spans.start }} >= (select min({{ spans.start }}) from {{ new_data_relation }})
+            where ({{ unique_key }}) in (select {{ unique_key }} from {{ new_data_relation }})
+        ) as stored
+        inner join (
+            select {{ unique_key }}, {{ spans.start }} as span_start, {{ spans.end }} as span_end
+            from {{ new_data_relation }}
+        ) as spans using ({{ unique_key }})
+        where stored_start between span_start and span_end
+    {% endcall %}
+    {% call statement('replaced_days', fetch_result=True) %}
+        select count(), toString(min({{ spans.day }})), toString(max({{ spans.day }}))
+        from {{ replaced_relation }}
+    {% endcall %}
+    {%- set replaced = load_result('replaced_days')['data'][0] %}
+    {% if replaced[0] | int > 0 %}
+        {% call statement('delete_existing_data') %}
+            delete from {{ existing_relation }}
+            where {{ spans.day }} between {{ dbt.string_literal(replaced[1]) }}
+                and {{ dbt.string_literal(replaced[2]) }}
+                and ({{ unique_key }}, {{ spans.start }}) in (
+                    select {{ unique_key }}, {{ spans.start }} from {{ replaced_relation }})
+            {{ adapter.get_model_query_settings(model) }}
+        {% endcall %}
+    {% endif %}
+    {% do adapter.drop_relation(replaced_relation) %}
+{% endmacro %}
+
+
+{% macro delete_stored_keys(existing_relation, new_data_relation, unique_key, incremental_predicates, skip_delete) %}
+    {#- The adapter's delete of the new rows' keys; with skip_delete_of_new_keys only when one is stored. -#}
     {% if skip_delete %}
     {% call statement('stored_new_keys', fetch_result=True) %}
         select count() from (
@@ -116,11 +135,4 @@
             {{ adapter.get_model_query_settings(model) }}
         {% endcall %}
     {% endif %}
-
-    {% endif %}
-    {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
-    {% call statement('insert_new_data') %}
-        insert into {{ existing_relation }} select {{ dest_cols_csv }} from {{ new_data_relation }} {{ adapter.get_model_query_settings(model) }}
-    {% endcall %}
-    {% do adapter.drop_relation(new_data_relation) %}
 {% endmacro %}

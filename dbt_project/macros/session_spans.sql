@@ -59,12 +59,13 @@ sessionized as (
         whole history; so does every device where whole devices are replaced (replaces_spans).
     -#}
     {%- set whole_devices = not replaces_spans() %}
+    {%- set history_start, history_end = "toDateTime64(0, 3, 'UTC')",
+                                         "toDateTime64('2299-12-31 23:59:59.999', 3, 'UTC')" %}
     select
         project_id,
         device_id,
-        {{ "toDateTime64(0, 3, 'UTC')" if whole_devices else 'min(created_at)' }} as first_at,
-        {{ "toDateTime64('2299-12-31 23:59:59.999', 3, 'UTC')" if whole_devices
-           else 'max(created_at)' }} as last_at
+        {{ history_start if whole_devices else 'min(created_at)' }} as first_at,
+        {{ history_end if whole_devices else 'max(created_at)' }} as last_at
     from {{ ref('int_events_localized') }}
     where received_at > {{ incremental_watermark() }}
     group by project_id, device_id
@@ -74,8 +75,8 @@ sessionized as (
     select distinct
         project_id,
         device_id,
-        toDateTime64(0, 3, 'UTC') as first_at,
-        toDateTime64('2299-12-31 23:59:59.999', 3, 'UTC') as last_at
+        {{ history_start }} as first_at,
+        {{ history_end }} as last_at
     from {{ ref('int_events_localized') }}
     where device_id in ({{ recomputed_devices() }})
 {%- endmacro %}
