@@ -151,3 +151,30 @@ def test_dbt_grants_on_the_embedded_warehouse(
     else:
         assert not result.success
         assert "skipped: the embedded warehouse" not in log
+
+
+
+@pytest.mark.embedded_only
+@pytest.mark.parametrize("overridden", [True, False])
+def test_dbt_dictionary_on_the_embedded_warehouse(
+    dbt_project: tuple[Path, str], ch: Client, overridden: bool
+) -> None:
+    """A dictionary model (the README's engine limits): dbt-clickhouse writes the connection's
+    password into the dictionary's source, and the embedded engine, whose own `default` user
+    has none, refuses it when the dictionary loads; with `connection_overrides` giving an
+    empty password the source names none and the dictionary loads."""
+    project, schema = dbt_project
+    overrides = ", connection_overrides={'password': ''}" if overridden else ""
+    (project / "models" / "people_names.sql").write_text(
+        "{{ config(materialized='dictionary', fields=[('id', 'UInt64'), ('name', 'String')],"
+        f" primary_key='id', layout='HASHED()', lifetime='0'{overrides}) }}}}\n"
+        "select toUInt64(id) as id, name from {{ ref('people') }}\n"
+    )
+    dbt(project, "seed")
+    dbt(project, "run", "--select", "people_names")
+    lookup = f"SELECT dictGet('{schema}.people_names', 'name', toUInt64(2))"
+    if overridden:
+        assert ch.command(lookup) == "grace"
+    else:
+        with pytest.raises(Exception, match="AUTHENTICATION_FAILED"):
+            ch.command(lookup)
