@@ -1,0 +1,120 @@
+"""Roaring bitmaps of dense device numbers against the marts' per-day uniqExact states: how fast
+a range's distinct visitors merge each way, on the warehouse that bench/dashboard.py keeps.
+
+    .venv/bin/python bench/dashboard.py --no-pages     # once: 10 M events and their marts
+    .venv/bin/python bench/visitor_bitmaps.py [--data-dir /tmp/trackhouse-bench-dashboard]
+
+In a scratch database it numbers every device of stg_events densely (1..n, by first receipt),
+then builds a groupBitmapState of those numbers per project day, and per day and path over
+page views: the shapes of daily_visitor_states and daily_page_states. It checks that every
+range's distinct visitors come out the same both ways, prints the median time of each merge
+through the endpoint, then drops the scratch database. The closed-day marts alone are
+compared; the `*_current` views' open days are not. docs/decisions/0026 (2026-12-07
+amendment) has the figures and what building this into the marts would take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
+from dashboard import PROJECT, TIMEZONE, start_warehouse  # noqa: E402  (its warehouse and data)
+
+# (label, mart query, bitmap query): {visitors} is the distinct-count merge of each side
+MERGES = [
+    ("event totals, 7 days and the 7 before",
+     "select day >= {end} - 6 as current, {visitors} as visitors, sum(pageviews) as pageviews "
+     "from {table} where project_id = {project} and day between {end} - 13 and {end} "
+     "group by current order by current"),
+    ("event totals, 30 days and the 30 before",
+     "select day >= {end} - 29 as current, {visitors} as visitors, sum(pageviews) as pageviews "
+     "from {table} where project_id = {project} and day between {end} - 59 and {end} "
+     "group by current order by current"),
+    ("top pages, 30 days",
+     "select path, {visitors} as visitors, sum(pageviews) as pageviews from {table} "
+     "where project_id = {project} and day between {end} - 29 and {end} "
+     "group by path order by pageviews desc, path limit 10"),
+]
+
+BUILD = [
+    """create table {db}.device_numbers engine = MergeTree order by device_id as
+       select device_id, row_number() over (order by min(received_at), device_id) as number
+       from {staging}.stg_events group by device_id""",
+    """create table {db}.daily_visitor_bitmaps engine = MergeTree order by (project_id, day) as
+       select project_id, toDate(created_at, '{tz}') as day,
+              groupBitmapState(toUInt64(number)) as visitors_bitmap,
+              countIf(is_pageview) as pageviews
+       from {staging}.stg_events inner join {db}.device_numbers using device_id
+       group by project_id, day""",
+    """create table {db}.daily_page_bitmaps engine = MergeTree order by (project_id, day, path)
+       settings index_granularity_bytes = 1048576 as
+       select project_id, toDate(created_at, '{tz}') as day, path,
+              groupBitmapState(toUInt64(number)) as visitors_bitmap, count() as pageviews
+       from {staging}.stg_events inner join {db}.device_numbers using device_id
+       where is_pageview group by project_id, day, path""",
+]
+
+
+def median_ms(client, sql: str, runs: int) -> float:
+    client.query(sql)  # warm the parts' caches
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client.query(sql)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/trackhouse-bench-dashboard"))
+    parser.add_argument("--runs", type=int, default=15, help="timed runs per query")
+    args = parser.parse_args()
+    os.environ["TRACKHOUSE_DATA_DIR"] = str(args.data_dir)
+    embedded = start_warehouse(args.data_dir)
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    get_settings.cache_clear()
+    analytics = get_settings().analytics_database
+    client = warehouse()
+    scratch = f"bench_bitmaps_{uuid.uuid4().hex[:8]}"
+    try:
+        client.command(f"create database {scratch}")
+        for template in BUILD:
+            statement = template.format(db=scratch, staging=f"{analytics}_staging", tz=TIMEZONE)
+            started = time.perf_counter()
+            client.command(statement)
+            print(f"built {statement.split()[2]} in {time.perf_counter() - started:.1f} s")
+        end = client.command(f"select max(day) from {analytics}.daily_visitor_states "
+                             f"where project_id = '{PROJECT}'")
+        common = {"end": f"toDate('{end}')", "project": f"'{PROJECT}'"}
+        print(f"load average {os.getloadavg()[0]:.1f}; medians of {args.runs} runs")
+        print(f"{'merge':<42} {'uniqExact states':>17} {'bitmaps':>9} {'ratio':>6}")
+        for label, template in MERGES:
+            grain = "page" if label.startswith("top pages") else "visitor"
+            states = template.format(**common, visitors="uniqExactMerge(visitors_state)",
+                                     table=f"{analytics}.daily_{grain}_states")
+            bitmaps = template.format(**common, visitors="groupBitmapMerge(visitors_bitmap)",
+                                      table=f"{scratch}.daily_{grain}_bitmaps")
+            if client.query(states).result_rows != client.query(bitmaps).result_rows:
+                raise SystemExit(f"{label}: the bitmaps count other visitors than the states")
+            before = median_ms(client, states, args.runs)
+            after = median_ms(client, bitmaps, args.runs)
+            print(f"{label:<42} {before:>14.1f} ms {after:>6.1f} ms {before / after:>5.1f}x")
+    finally:
+        client.command(f"drop database if exists {scratch}")
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()
