@@ -19,7 +19,7 @@ session_starts as (
         *,
         row_number() over device_timeline = 1
             or dateDiff('millisecond', lagInFrame(created_at) over device_timeline, created_at)
-                > {{ var('session_gap_minutes') }} * 60 * 1000
+                > {{ session_gap_ms() }}
             as starts_session
 
     from {{ events }}
@@ -39,7 +39,7 @@ sessionized as (
         -- event's session start
         max(if(starts_session, created_at, toDateTime64(0, 3, 'UTC'))) over device_timeline
             as session_started_at,
-        lower(hex(sipHash64(project_id, device_id, session_started_at))) as session_id
+        {{ session_id('session_started_at') }} as session_id
 
     from session_starts
     window device_timeline as (
@@ -123,4 +123,16 @@ sessionized as (
 
 {% macro session_gap() -%}
     toIntervalMinute({{ var('session_gap_minutes') }})
+{%- endmacro %}
+
+
+{% macro session_gap_ms() -%}
+    {#- The gap that ends a session, in milliseconds: more than this between two events. -#}
+    {{ var('session_gap_minutes') }} * 60 * 1000
+{%- endmacro %}
+
+
+{% macro session_id(started_at) -%}
+    {#- A session's id from its device and start: a rebuild, by either path, gives the same. -#}
+    lower(hex(sipHash64(project_id, device_id, {{ started_at }})))
 {%- endmacro %}

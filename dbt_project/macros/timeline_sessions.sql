@@ -15,7 +15,7 @@
     select
         project_id,
         device_id,
-        lower(hex(sipHash64(project_id, device_id, session_events[1].1))) as session_id,
+        {{ session_id('session_events[1].1') }} as session_id,
         session_events
     from (
 
@@ -31,7 +31,7 @@
     -- a session starts at the device's first event and after every gap of more than
     -- session_gap_minutes
     array join arraySplit(
-        (event, gap_ms) -> gap_ms > {{ var('session_gap_minutes') }} * 60 * 1000,
+        (event, gap_ms) -> gap_ms > {{ session_gap_ms() }},
         timeline,
         arrayDifference(arrayMap(event -> toUnixTimestamp64Milli(event.1), timeline))
     ) as session_events
