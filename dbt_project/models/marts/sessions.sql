@@ -38,6 +38,15 @@ with
 {% if is_incremental() %}
 new_spans as ({{ new_event_spans() }}),
 
+-- the stored sessions of those devices that end within the gap of their first new event or later
+stored_near as (
+
+    select * from {{ this }}
+    prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
+    where (project_id, device_id) in (select project_id, device_id from new_spans)
+
+),
+
 -- Per device with new events: from the first to the last of them, widened to the stored
 -- sessions within the gap of that stretch (they can change). Every event before or after the
 -- span lies more than the gap away, so the span's sessions are its own. One aggregation over
@@ -70,9 +79,7 @@ spans as (
             union all
 
             select project_id, device_id, started_at, ended_at, false
-            from {{ this }}
-            prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
-            where (project_id, device_id) in (select project_id, device_id from new_spans)
+            from stored_near
         )
         group by project_id, device_id
     )
@@ -177,10 +184,7 @@ sessions as (
 -- a session the new events left as it was (most of those re-read for `reprocess_minutes`) is
 -- not written again
 select * from sessions
-where tuple(*) not in (
-    select * from {{ this }}
-    prewhere ended_at >= (select min(first_at) from new_spans) - {{ session_gap() }}
-    where (project_id, device_id) in (select project_id, device_id from new_spans))
+where tuple(*) not in (select * from stored_near)
 {%- else %}
 select * from sessions
 {%- endif %}
