@@ -29,6 +29,9 @@ REALTIME_TTL_S = 5
 # hash of the dbt marts' visitor states (macro visitor_state_columns). Two devices collide with
 # probability ~n^2/2^65: below 1e-7 at a million devices a range.
 DISTINCT_DEVICES = "uniqExact(cityHash64(device_id))"
+# Distinct visitors of the rows of a per-day state mart (daily_visitor_states_current,
+# daily_page_states_current): their bitmaps of device numbers merged.
+MERGED_VISITORS = "groupBitmapMerge(visitors_state)"
 
 @functools.cache
 def client() -> Client:

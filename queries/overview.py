@@ -20,6 +20,7 @@ from queries.base import (
     EVENTS,
     EVENTS_IN_RANGE,
     MART_TTL_S,
+    MERGED_VISITORS,
     RAW_TTL_S,
     SESSIONS_IN_RANGE,
     event_filter_sql,
@@ -87,7 +88,7 @@ def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) 
     if not filters:
         return run(
             f"""select day >= {{current_day:Date}} as current,
-                   uniqExactMerge(visitors_state) as visitors, sum(pageviews) as pageviews
+                   {MERGED_VISITORS} as visitors, sum(pageviews) as pageviews
             from {mart('daily_visitor_states_current')}
             where {SESSIONS_IN_RANGE}
             group by current order by current""",
@@ -133,7 +134,7 @@ def _state_series(project_id: str, span: DateRange, granularity: Granularity,
     return run(
         f"""select day >= {{current_day:Date}} as current,
                toString(toDateTime({bucket}, 'UTC')) as bucket,
-               uniqExactMerge(visitors_state) as visitors, sum(pageviews) as pageviews
+               {MERGED_VISITORS} as visitors, sum(pageviews) as pageviews
         from {mart('daily_visitor_states_current')}
         where {SESSIONS_IN_RANGE}
         group by current, bucket order by current, bucket""",
@@ -229,7 +230,7 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
     daily_page_states_current merged per path; filters read events_current."""
     if not filters:
         return run(
-            f"""select path, uniqExactMerge(visitors_state) as visitors,
+            f"""select path, {MERGED_VISITORS} as visitors,
                    sum(pageviews) as pageviews
             from {mart('daily_page_states_current')}
             where {SESSIONS_IN_RANGE}

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from queries.base import (
     DISTINCT_DEVICES,
+    MERGED_VISITORS,
     EVENTS,
     EVENTS_IN_RANGE,
     SESSIONS_IN_RANGE,
@@ -292,7 +293,7 @@ def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str,
     if states_ok:
         table = mart("daily_page_states_current" if by_page else "daily_visitor_states_current")
         select, group = _group([d.states_sql for d in dims])  # type: ignore[misc]
-        wanted = _wanted(query, {"visitors": "uniqExactMerge(visitors_state)",
+        wanted = _wanted(query, {"visitors": MERGED_VISITORS,
                                  "pageviews": "sum(pageviews)"})
         return reader.rows(
             f"""select {select}{wanted}

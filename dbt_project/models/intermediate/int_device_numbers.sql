@@ -1,0 +1,68 @@
+{#-
+    A dense number per project and device (1, 2, 3, ... in order of first receipt): the per-day
+    state marts keep a day's distinct visitors as a roaring bitmap of these numbers, which a
+    range merges several times faster than hash sets of device ids (docs/decisions/0040).
+    Append-only: a device keeps its number for good, so the bitmaps of days built at different
+    times agree; a full refresh leaves this table as it is (full_refresh=false), since
+    renumbering would invalidate every stored bitmap. An erasure deletes the device's row
+    (lifecycle/privacy.py), and the device is numbered anew if it comes back.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        full_refresh=false,
+        on_schema_change='fail',
+        order_by='(project_id, device_id)',
+    )
+}}
+
+with
+
+events as (
+
+    select project_id, device_id, received_at
+    from {{ ref('stg_events') }}
+    {%- if is_incremental() %}
+    where received_at > {{ incremental_watermark('first_received_at') }}
+    {%- endif %}
+
+),
+
+devices as (
+
+    select project_id, device_id, min(received_at) as first_received_at
+    from events
+    group by project_id, device_id
+
+),
+
+new_devices as (
+
+    select * from devices
+    {%- if is_incremental() %}
+    where (project_id, device_id) not in (
+        select project_id, device_id from {{ this }}
+        where device_id in (select device_id from devices)
+    )
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        project_id,
+        device_id,
+        {%- if is_incremental() %}
+        (select max(device_number) from {{ this }})
+            + row_number() over (order by first_received_at, project_id, device_id)
+        {%- else %}
+        row_number() over (order by first_received_at, project_id, device_id)
+        {%- endif %} as device_number,
+        first_received_at
+    from new_devices
+
+)
+
+select * from final
