@@ -24,9 +24,9 @@ from zoneinfo import ZoneInfo
 
 from queries.base import (
     DISTINCT_DEVICES,
-    MERGED_VISITORS,
     EVENTS,
     EVENTS_IN_RANGE,
+    MERGED_VISITORS,
     SESSIONS_IN_RANGE,
     event_filter_sql,
     mart,

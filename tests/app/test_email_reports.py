@@ -49,7 +49,7 @@ def mart_figures(period) -> dict:
     client = warehouse()
     try:
         visitors, pageviews = client.query(
-            f"select uniqExactMerge(visitors_state), sum(pageviews) "
+            f"select groupBitmapMerge(visitors_state), sum(pageviews) "
             f"from {db}.daily_visitor_states where {where}", parameters=params).result_rows[0]
         sessions = client.query(f"select count() from {db}.sessions where {where}",
                                 parameters=params).result_rows[0][0]
