@@ -1,16 +1,15 @@
-"""Roaring bitmaps of dense device numbers against the marts' per-day uniqExact states: how fast
-a range's distinct visitors merge each way, on the warehouse that bench/dashboard.py keeps.
+"""The marts' visitor bitmaps (roaring bitmaps of dense device numbers) against the exact hash-set
+states they replaced (uniqExactState of cityHash64(device_id)): how fast a range's distinct
+visitors merge each way, on the warehouse that bench/dashboard.py keeps.
 
     .venv/bin/python bench/dashboard.py --no-pages     # once: 10 M events and their marts
     .venv/bin/python bench/visitor_bitmaps.py [--data-dir /tmp/trackhouse-bench-dashboard]
 
-In a scratch database it numbers every device of stg_events densely (1..n, by first receipt),
-then builds a groupBitmapState of those numbers per project day, and per day and path over
-page views: the shapes of daily_visitor_states and daily_page_states. It checks that every
-range's distinct visitors come out the same both ways, prints the median time of each merge
-through the endpoint, then drops the scratch database. The closed-day marts alone are
-compared; the `*_current` views' open days are not. docs/decisions/0026 (2026-12-07
-amendment) has the figures and what building this into the marts would take.
+In a scratch database it builds the former hash-set states per project day, and per day and
+path over page views (the old shapes of daily_visitor_states and daily_page_states), checks
+that every range's distinct visitors come out the same both ways, prints the median time of
+each merge through the endpoint, then drops the scratch database. The closed-day marts alone
+are compared; the `*_current` views' open days are not. docs/decisions/0040 has the figures.
 """
 
 from __future__ import annotations
@@ -45,21 +44,16 @@ MERGES = [
 ]
 
 BUILD = [
-    """create table {db}.device_numbers engine = MergeTree order by device_id as
-       select device_id, row_number() over (order by min(received_at), device_id) as number
-       from {staging}.stg_events group by device_id""",
-    """create table {db}.daily_visitor_bitmaps engine = MergeTree order by (project_id, day) as
+    """create table {db}.daily_visitor_hash_sets engine = MergeTree order by (project_id, day) as
        select project_id, toDate(created_at, '{tz}') as day,
-              groupBitmapState(toUInt64(number)) as visitors_bitmap,
+              uniqExactState(cityHash64(device_id)) as visitors_state,
               countIf(is_pageview) as pageviews
-       from {staging}.stg_events inner join {db}.device_numbers using device_id
-       group by project_id, day""",
-    """create table {db}.daily_page_bitmaps engine = MergeTree order by (project_id, day, path)
+       from {staging}.stg_events group by project_id, day""",
+    """create table {db}.daily_page_hash_sets engine = MergeTree order by (project_id, day, path)
        settings index_granularity_bytes = 1048576 as
        select project_id, toDate(created_at, '{tz}') as day, path,
-              groupBitmapState(toUInt64(number)) as visitors_bitmap, count() as pageviews
-       from {staging}.stg_events inner join {db}.device_numbers using device_id
-       where is_pageview group by project_id, day, path""",
+              uniqExactState(cityHash64(device_id)) as visitors_state, count() as pageviews
+       from {staging}.stg_events where is_pageview group by project_id, day, path""",
 ]
 
 
@@ -98,18 +92,18 @@ def main() -> None:
                              f"where project_id = '{PROJECT}'")
         common = {"end": f"toDate('{end}')", "project": f"'{PROJECT}'"}
         print(f"load average {os.getloadavg()[0]:.1f}; medians of {args.runs} runs")
-        print(f"{'merge':<42} {'uniqExact states':>17} {'bitmaps':>9} {'ratio':>6}")
+        print(f"{'merge':<42} {'hash sets':>12} {'bitmaps':>9} {'ratio':>6}")
         for label, template in MERGES:
             grain = "page" if label.startswith("top pages") else "visitor"
-            states = template.format(**common, visitors="uniqExactMerge(visitors_state)",
-                                     table=f"{analytics}.daily_{grain}_states")
-            bitmaps = template.format(**common, visitors="groupBitmapMerge(visitors_bitmap)",
-                                      table=f"{scratch}.daily_{grain}_bitmaps")
-            if client.query(states).result_rows != client.query(bitmaps).result_rows:
-                raise SystemExit(f"{label}: the bitmaps count other visitors than the states")
-            before = median_ms(client, states, args.runs)
+            hash_sets = template.format(**common, visitors="uniqExactMerge(visitors_state)",
+                                        table=f"{scratch}.daily_{grain}_hash_sets")
+            bitmaps = template.format(**common, visitors="groupBitmapMerge(visitors_state)",
+                                      table=f"{analytics}.daily_{grain}_states")
+            if client.query(hash_sets).result_rows != client.query(bitmaps).result_rows:
+                raise SystemExit(f"{label}: the bitmaps count other visitors than the hash sets")
+            before = median_ms(client, hash_sets, args.runs)
             after = median_ms(client, bitmaps, args.runs)
-            print(f"{label:<42} {before:>14.1f} ms {after:>6.1f} ms {before / after:>5.1f}x")
+            print(f"{label:<42} {before:>9.1f} ms {after:>6.1f} ms {before / after:>5.1f}x")
     finally:
         client.command(f"drop database if exists {scratch}")
         if embedded is not None:

@@ -41,7 +41,7 @@ def stages(models_warehouse) -> dict[str, Any]:
     call_loads = loads(scenario.profile_calls, cutoffs)
     assert all(event_loads), "every load has events"
 
-    recorded: dict[str, Any] = {"loaded": [], "marts": []}
+    recorded: dict[str, Any] = {"loaded": [], "marts": [], "numbers": [], "range_visitors": []}
     loaded: list[dict] = []
     calls: list[dict] = []
     for number, (events, profile_calls) in enumerate(zip(event_loads, call_loads, strict=True)):
@@ -55,9 +55,22 @@ def stages(models_warehouse) -> dict[str, Any]:
             models.dbt("build", "--exclude-resource-type", "unit_test")
         recorded["loaded"].append((list(loaded), list(calls)))
         recorded["marts"].append({m: models.rows(m, GRAIN[m]) for m in GRAIN})
+        recorded["numbers"].append(device_numbers(models))
+        recorded["range_visitors"].append(dict(models.client.query(
+            f"select project_id, groupBitmapMerge(visitors_state) "
+            f"from {models.analytics}.daily_visitor_states group by project_id").result_rows))
     models.dbt("run", "--full-refresh")
     recorded["full_refresh"] = {m: models.rows(m, GRAIN[m]) for m in GRAIN}
+    recorded["full_refresh_numbers"] = device_numbers(models)
     return recorded
+
+
+def device_numbers(models) -> dict[tuple[str, str], int]:
+    """(project, device) -> its number in int_device_numbers."""
+    result = models.client.query(
+        f"select project_id, device_id, device_number "
+        f"from {models.analytics}_intermediate.int_device_numbers")
+    return {(project, device): number for project, device, number in result.result_rows}
 
 
 STAGES = (0, 1, 2)
@@ -190,6 +203,24 @@ def test_incremental_equals_full_refresh(stages: dict[str, Any]) -> None:
     for mart in GRAIN:
         incremental = comparable(stages["marts"][2][mart])
         assert comparable(stages["full_refresh"][mart]) == incremental, mart
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_device_numbers_are_dense_and_never_change(stages: dict[str, Any], stage: int) -> None:
+    """Every counted device has a number, 1..n without gaps or repeats; a number, once given,
+    stays through later loads and a full refresh; and the visitor bitmaps of all days merged
+    give each project's distinct devices."""
+    events, _ = answers(stages, stage)
+    devices = {(e["project_id"], e["device_id"]) for e in events}
+    numbers = stages["numbers"][stage]
+    assert set(numbers) == devices
+    assert sorted(numbers.values()) == list(range(1, len(devices) + 1))
+    for later in [*stages["numbers"][stage + 1:], stages["full_refresh_numbers"]]:
+        assert {key: later[key] for key in numbers} == numbers
+    by_project: dict[str, set[str]] = {}
+    for project, device in devices:
+        by_project.setdefault(project, set()).add(device)
+    assert stages["range_visitors"][stage] == {p: len(d) for p, d in by_project.items()}
 
 
 def test_docs_generate_describes_every_model_and_column(models_warehouse, stages) -> None:
