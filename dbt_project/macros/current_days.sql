@@ -24,25 +24,52 @@
 {%- endmacro %}
 
 
-{% macro visitor_state_columns(number='device_number') -%}
+{% macro visitor_state_columns() -%}
     {#-
         Per-day partial states of the distinct visitors and the page views: a roaring bitmap of
         the day's device numbers (models/intermediate/int_device_numbers.sql), which
         groupBitmapMerge over several days turns into the distinct devices of those days
         together, several times faster than merging hash sets (docs/decisions/0040).
     -#}
-    groupBitmapState(toUInt64({{ number }})) as visitors_state,
+    groupBitmapState(toUInt64(device_number)) as visitors_state,
     countIf(is_pageview) as pageviews
 {%- endmacro %}
 
 
-{% macro unnumbered_device(device_id='device_id') -%}
+{% macro device_key(project_id='project_id', device_id='device_id') -%}
     {#-
-        A device new since the last dbt run has no number yet: the current views count it by a
-        64-bit hash with the top bit set, above every number, so it never meets a numbered
-        device (two new devices collide with probability ~n^2/2^64).
+        The key int_device_numbers is looked up by: a 64-bit hash of the project and device,
+        several times cheaper to join on than the two strings (docs/decisions/0040). Two
+        devices whose keys collide (probability ~n^2/2^65) share a number and count as one,
+        as they did when the states were hash sets of cityHash64(device_id).
     -#}
-    bitOr(cityHash64({{ device_id }}), bitShiftLeft(toUInt64(1), 63))
+    cityHash64({{ project_id }}, {{ device_id }})
+{%- endmacro %}
+
+
+{% macro numbered(relation, events_first=true) -%}
+    {#-
+        `relation`'s rows (with device_key and device_id) and their device_number. A device not
+        numbered yet (new since the last dbt run: only the current views meet one) gets a 64-bit
+        hash with the top bit set, above every number, so it never meets a numbered device.
+        `events_first`: the rows are the join's probe side and the numbers its hash table (a
+        full build's millions of events); otherwise the numbers are read once and the rows
+        hashed (an incremental batch, a query's open days), so the cost does not grow with
+        every device ever numbered.
+    -#}
+    {%- set numbers = '(select device_key, device_number from ' ~ ref('int_device_numbers') ~ ')' %}
+    select
+        events.*,
+        if(device_numbers.device_number = 0,
+           bitOr(cityHash64(events.device_id), bitShiftLeft(toUInt64(1), 63)),
+           device_numbers.device_number) as device_number
+    {%- if events_first %}
+    from {{ relation }} as events
+    left join {{ numbers }} as device_numbers using (device_key)
+    {%- else %}
+    from {{ numbers }} as device_numbers
+    right join {{ relation }} as events using (device_key)
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -67,7 +94,13 @@ affected_days as ({{ affected_days() }}),
 
 events as (
 
-    select project_id, day, {{ key_list }}device_id, is_pageview, received_at
+    select
+        project_id,
+        day,
+        {{ key_list }}device_id,
+        {{ device_key() }} as device_key,
+        is_pageview,
+        received_at
     from {{ ref('int_events_localized') }}
     {%- if conditions %}
     where {{ conditions | join('\n        and ') }}
@@ -75,25 +108,8 @@ events as (
 
 ),
 
-device_numbers as (
-
-    select project_id, device_id, device_number
-    from {{ ref('int_device_numbers') }}
-
-),
-
--- every staged device has a number (int_device_numbers is built first); were one missing, it
--- would still count, by its hash
-numbered as (
-
-    select
-        events.*,
-        if(device_numbers.device_number = 0, {{ unnumbered_device('events.device_id') }},
-           device_numbers.device_number) as device_number
-    from events
-    left join device_numbers using (project_id, device_id)
-
-),
+-- every staged device has a number: int_device_numbers is built first
+numbered as ({{ numbered('events', events_first=not is_incremental()) }}),
 
 final as (
 
@@ -116,11 +132,8 @@ select * from final
     {#-
         A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made
         current: its rows of the days before the open day, and for the open days the same
-        columns computed from events_current, restricted by `where`. The open events' devices
-        get their numbers by one right join with int_device_numbers: its hash table is built
-        from the open events (a day or so of rows) and the numbers are read once, instead of
-        hashing every number per query. A device too new to have one counts by
-        unnumbered_device().
+        columns computed from events_current, restricted by `where`, their devices numbered by
+        numbered().
     -#}
     {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
 
@@ -140,6 +153,7 @@ open_events as (
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
         {{ key_list }}device_id,
+        {{ device_key() }} as device_key,
         is_pageview
     from {{ ref('events_current') }}
     -- a project day starts less than a day before any instant of it
@@ -150,16 +164,15 @@ open_events as (
 
 ),
 
+open_numbered as ({{ numbered('open_events', events_first=false) }}),
+
 open_days as (
 
     select
         project_id,
         day,
-        {{ key_list }}{{ visitor_state_columns(
-            'if(device_numbers.device_number = 0, ' ~ unnumbered_device('open_events.device_id')
-            ~ ', device_numbers.device_number)') }}
-    from {{ ref('int_device_numbers') }} as device_numbers
-    right join open_events using (project_id, device_id)
+        {{ key_list }}{{ visitor_state_columns() }}
+    from open_numbered
     where day >= {{ open_day() }}
     group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
 

@@ -13,7 +13,7 @@
         incremental_strategy='append',
         full_refresh=false,
         on_schema_change='fail',
-        order_by='(project_id, device_id)',
+        order_by='device_key',
     )
 }}
 
@@ -29,11 +29,15 @@ events as (
 
 ),
 
+-- one row per key: the first device received holds it (macros/current_days.sql, device_key)
 devices as (
 
-    select project_id, device_id, min(received_at) as first_received_at
+    select
+        {{ device_key() }} as device_key,
+        argMin((project_id, device_id), (received_at, project_id, device_id)) as first_device,
+        min(received_at) as first_received_at
     from events
-    group by project_id, device_id
+    group by device_key
 
 ),
 
@@ -41,10 +45,7 @@ new_devices as (
 
     select * from devices
     {%- if is_incremental() %}
-    where (project_id, device_id) not in (
-        select project_id, device_id from {{ this }}
-        where device_id in (select device_id from devices)
-    )
+    where device_key not in (select device_key from {{ this }})
     {%- endif %}
 
 ),
@@ -52,14 +53,15 @@ new_devices as (
 final as (
 
     select
-        project_id,
-        device_id,
+        device_key,
         {%- if is_incremental() %}
         (select max(device_number) from {{ this }})
-            + row_number() over (order by first_received_at, project_id, device_id)
+            + row_number() over (order by first_received_at, device_key)
         {%- else %}
-        row_number() over (order by first_received_at, project_id, device_id)
+        row_number() over (order by first_received_at, device_key)
         {%- endif %} as device_number,
+        first_device.1 as project_id,
+        first_device.2 as device_id,
         first_received_at
     from new_devices
 
