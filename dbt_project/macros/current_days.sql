@@ -55,7 +55,8 @@
         `events_first`: the rows are the join's probe side and the numbers its hash table (a
         full build's millions of events); otherwise the numbers are read once and the rows
         hashed (an incremental batch, a query's open days), so the cost does not grow with
-        every device ever numbered.
+        every device ever numbered. ANY: were a key ever numbered twice (two dbt runs at once),
+        each event still joins one number, so no page view is counted twice.
     -#}
     {%- set numbers = '(select device_key, device_number from ' ~ ref('int_device_numbers') ~ ')' %}
     select
@@ -65,10 +66,10 @@
            device_numbers.device_number) as device_number
     {%- if events_first %}
     from {{ relation }} as events
-    left join {{ numbers }} as device_numbers using (device_key)
+    any left join {{ numbers }} as device_numbers using (device_key)
     {%- else %}
     from {{ numbers }} as device_numbers
-    right join {{ relation }} as events using (device_key)
+    any right join {{ relation }} as events using (device_key)
     {%- endif %}
 {%- endmacro %}
 
