@@ -24,10 +24,10 @@ MART_TTL_S = 300
 RAW_TTL_S = 60
 REALTIME_TTL_S = 5
 
-# Distinct visitors: an exact distinct count of 64-bit hashes of the device id (ClickHouse
-# hashes strings for uniqExact anyway; fixed-width keys halve the CPU of the hash sets), the
-# hash of the dbt marts' visitor states (macro visitor_state_columns). Two devices collide with
-# probability ~n^2/2^65: below 1e-7 at a million devices a range.
+# Distinct visitors of event or session rows: an exact distinct count of 64-bit hashes of the
+# device id (ClickHouse hashes strings for uniqExact anyway; fixed-width keys halve the CPU of
+# the hash sets). Two devices collide with probability ~n^2/2^65: below 1e-7 at a million
+# devices a range.
 DISTINCT_DEVICES = "uniqExact(cityHash64(device_id))"
 # Distinct visitors of the rows of a per-day state mart (daily_visitor_states_current,
 # daily_page_states_current): their bitmaps of device numbers merged.
