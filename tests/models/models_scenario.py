@@ -219,6 +219,21 @@ class Scenario:
         self.profile_call(APP, "only-calls", "identify", t, email="x@example.com")
 
 
+# the raw events' text columns a hand-made row leaves empty
+TEXT_COLUMNS = ("profile_id", "session_id", "referrer", "referrer_name", "referrer_type",
+                "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "os",
+                "browser", "device")
+
+
+def raw_view(project_id: str, device_id: str, created_at: datetime,
+             received_at: datetime) -> dict:
+    """One raw page view of path "/", every text column empty: for tests that build a few rows
+    by hand instead of the scenario."""
+    return {**dict.fromkeys(TEXT_COLUMNS, ""), "id": uuid.uuid4(), "project_id": project_id,
+            "name": "screen_view", "device_id": device_id, "created_at": created_at,
+            "received_at": received_at, "path": "/", "is_bot": False}
+
+
 def build() -> Scenario:
     scenario = Scenario()
     scenario.random_visits()

@@ -4,22 +4,17 @@ or visitor is counted twice. test_marts checks the numbers themselves against th
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from models_scenario import raw_view
+
 PROJECT = "device-numbers"  # no projects row: its days are UTC days
 DAY = datetime(2026, 11, 2, tzinfo=UTC)
-TEXT_COLUMNS = ("profile_id", "session_id", "referrer", "referrer_name", "referrer_type",
-                "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "os",
-                "browser", "device")
 
 
 def _view(device: str, minute: int, received: datetime) -> dict:
-    return {**dict.fromkeys(TEXT_COLUMNS, ""), "id": uuid.uuid4(), "project_id": PROJECT,
-            "name": "screen_view", "device_id": device,
-            "created_at": DAY + timedelta(hours=10, minutes=minute), "received_at": received,
-            "path": "/", "is_bot": False}
+    return raw_view(PROJECT, device, DAY + timedelta(hours=10, minutes=minute), received)
 
 
 def test_a_key_numbered_twice_counts_each_page_view_once(models_warehouse: Any) -> None:

@@ -5,19 +5,14 @@ marts with a full refresh."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-TEXT_COLUMNS = ("profile_id", "session_id", "referrer", "referrer_name", "referrer_type",
-                "utm_source", "utm_medium", "utm_campaign", "country", "region", "city", "os",
-                "browser", "device")
+from models_scenario import raw_view
 
 
 def _event(device: str, at: datetime, received: datetime) -> dict:
-    return {**dict.fromkeys(TEXT_COLUMNS, ""), "id": uuid.uuid4(), "project_id": "staging-writes",
-            "name": "screen_view", "device_id": device, "created_at": at, "received_at": received,
-            "path": "/", "is_bot": False}
+    return raw_view("staging-writes", device, at, received)
 
 
 def test_only_new_or_changed_ids_are_written(models_warehouse: Any) -> None:
