@@ -41,8 +41,9 @@ def test_unknown_user_costs_as_much_as_a_known_one(session: Session, unique) -> 
         assert service.authenticate_user(session, address, "wrong password") is None
         return time.perf_counter() - started
 
-    known = min(duration(email) for _ in range(2))
-    unknown = min(duration(unique("nobody") + "@example.com") for _ in range(2))
+    # the fastest of five each: one load spike on the shared machine must not decide the ratio
+    known = min(duration(email) for _ in range(5))
+    unknown = min(duration(unique("nobody") + "@example.com") for _ in range(5))
     # both pay one argon2 verify (~0.1 s); without the dummy verify unknown would be ~1 ms
     assert unknown > known / 3, (known, unknown)
 
