@@ -99,7 +99,7 @@ events as (
         project_id,
         day,
         {{ key_list }}device_id,
-        {{ device_key() }} as device_key,
+        device_key,
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
@@ -154,7 +154,7 @@ open_events as (
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
         {{ key_list }}device_id,
-        {{ device_key() }} as device_key,
+        device_key,
         is_pageview
     from {{ ref('events_current') }}
     -- a project day starts less than a day before any instant of it

@@ -1,10 +1,11 @@
 {% macro should_full_refresh() -%}
     {#-
         dbt's own rule (the --full-refresh flag, or the model's full_refresh config), and also:
-        an incremental model whose stored table no longer has a column type its yml declares
-        (`data_type`) is rebuilt in full. An upgrade that changes such a column (the visitor
-        states became bitmaps, docs/decisions/0040) then rebuilds that mart at the next
-        scheduled run instead of failing every run until someone runs a full refresh. Overrides
+        an incremental model whose stored table lacks a column its yml declares a type for
+        (`data_type`), or stores it with another type, is rebuilt in full. An upgrade that adds
+        or changes such a column (stg_events' device_key, docs/decisions/0041; the visitor
+        states' bitmaps, 0040) then rebuilds that model at the next scheduled run instead of
+        failing every run until someone runs a full refresh. Overrides
         dbt's macro of the same name, which is_incremental() and the materializations call.
     -#}
     {%- set configured = dbt.should_full_refresh() %}
@@ -34,9 +35,10 @@
         {%- do stored.update({column.name: column.dtype}) %}
     {%- endfor %}
     {%- for name, data_type in declared.items() %}
-        {%- if name in stored and stored[name] != data_type %}
-            {{- log('The stored type of ' ~ relation ~ '.' ~ name ~ ' is ' ~ stored[name]
-                   ~ ', the model declares ' ~ data_type ~ ': rebuilding it in full.', info=true) }}
+        {%- if stored.get(name) != data_type %}
+            {{- log('The stored type of ' ~ relation ~ '.' ~ name ~ ' is '
+                   ~ stored.get(name, 'missing') ~ ', the model declares ' ~ data_type
+                   ~ ': rebuilding it in full.', info=true) }}
             {{- return(true) }}
         {%- endif %}
     {%- endfor %}

@@ -35,6 +35,8 @@
         name as event_name,
         cast(name = 'screen_view', 'Bool') as is_pageview,
         device_id,
+        -- what visitors are counted and device numbers looked up by (macro device_key)
+        {{ device_key() }} as device_key,
         profile_id,
         session_id as live_session_id,
         created_at,

@@ -21,7 +21,7 @@ with
 
 events as (
 
-    select {{ device_key() }} as device_key, project_id, device_id, received_at
+    select device_key, project_id, device_id, received_at
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
     where received_at > {{ incremental_watermark('first_received_at') }}
