@@ -24,13 +24,11 @@ MART_TTL_S = 300
 RAW_TTL_S = 60
 REALTIME_TTL_S = 5
 
-# Distinct visitors of event rows (events_current): an exact distinct count of the 64-bit
-# device key staging stores (cityHash64(project_id, device_id)), so no query hashes the device
-# id string again (docs/decisions/0041). Two devices collide with probability ~n^2/2^65:
-# below 1e-7 at a million devices a range.
+# Distinct visitors of event or session rows: an exact distinct count of the 64-bit device key
+# the models store (cityHash64(project_id, device_id)), so no query hashes the device id string
+# again (docs/decisions/0041). Two devices collide with probability ~n^2/2^65: below 1e-7 at a
+# million devices a range.
 DISTINCT_DEVICES = "uniqExact(device_key)"
-# The same count over session rows (sessions, session_contents), which carry the device id only.
-DISTINCT_SESSION_DEVICES = "uniqExact(cityHash64(device_id))"
 # Distinct visitors of the rows of a per-day state mart (daily_visitor_states_current,
 # daily_page_states_current): their bitmaps of device numbers merged.
 MERGED_VISITORS = "groupBitmapMerge(visitors_state)"

@@ -17,7 +17,6 @@ import pandas as pd
 
 from queries.base import (
     DISTINCT_DEVICES,
-    DISTINCT_SESSION_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
     MART_TTL_S,
@@ -261,7 +260,7 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
     params: dict[str, Any] = {**range_params(project_id, date_range), **where.params,
                               "limit": limit}
     return run(
-        f"""select {expression} as value, {DISTINCT_SESSION_DEVICES} as visitors,
+        f"""select {expression} as value, {DISTINCT_DEVICES} as visitors,
                count() as sessions, round(avg(is_bounce), 4) as bounce_rate
         from {source}
         where {SESSIONS_IN_RANGE} {skip_empty} and {where.sql}

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from queries.base import (
     DISTINCT_DEVICES,
-    DISTINCT_SESSION_DEVICES,
     EVENTS,
     EVENTS_IN_RANGE,
     MERGED_VISITORS,
@@ -319,7 +318,7 @@ def session_rows(reader: Reader, project: Project, query: Query) -> list[dict[st
     figures = {"visits": "count()", "bounces": "countIf(is_bounce)",
                "duration_s": "sum(toFloat64(duration_s))"}
     if any(DIMENSIONS[d].kind == "visit" for d in query.dimensions):
-        figures["visitors"] = DISTINCT_SESSION_DEVICES
+        figures["visitors"] = DISTINCT_DEVICES
         if not split_by_level(query.filters)[1]:  # (session_contents has no such counts)
             figures.update(pageviews="sum(pageviews)", events="sum(events)")
     exprs = [DIMENSIONS[d].sessions_sql for d in query.dimensions]

@@ -30,8 +30,8 @@
 
 {#- what the overview's session figures, breakdowns and session-level filters read -#}
 {%- set session_columns = [
-    'project_id', 'session_id', 'device_id', 'started_at', 'duration_s', 'is_bounce',
-    'entry_path', 'exit_path', 'referrer', 'referrer_name', 'referrer_type', 'utm_source',
+    'project_id', 'session_id', 'device_id', 'device_key', 'started_at', 'duration_s',
+    'is_bounce', 'entry_path', 'exit_path', 'referrer', 'referrer_name', 'referrer_type', 'utm_source',
     'utm_medium', 'utm_campaign', 'country', 'region', 'city', 'browser', 'os', 'device', 'day',
     'last_received_at',
 ] %}

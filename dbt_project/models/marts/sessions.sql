@@ -154,6 +154,7 @@ sessions as (
         session_figures.project_id as project_id,
         session_figures.session_id as session_id,
         session_figures.device_id as device_id,
+        {{ device_key('session_figures.project_id', 'session_figures.device_id') }} as device_key,
         session_figures.profile_id as profile_id,
         session_figures.started_at as started_at,
         session_figures.ended_at as ended_at,
