@@ -49,9 +49,10 @@
 
 {% macro numbered(relation, events_first=true) -%}
     {#-
-        `relation`'s rows (with device_key and device_id) and their device_number. A device not
-        numbered yet (new since the last dbt run: only the current views meet one) gets a 64-bit
-        hash with the top bit set, above every number, so it never meets a numbered device.
+        `relation`'s rows (with device_key) and their device_number. A device not numbered yet
+        (new since the last dbt run: only the current views meet one) counts by its device_key
+        with the top bit set, above every number, so it never meets a numbered device (and the
+        device id strings need not be read).
         `events_first`: the rows are the join's probe side and the numbers its hash table (a
         full build's millions of events); otherwise the numbers are read once and the rows
         hashed (an incremental batch, a query's open days), so the cost does not grow with
@@ -62,7 +63,7 @@
     select
         events.*,
         if(device_numbers.device_number = 0,
-           bitOr(cityHash64(events.device_id), bitShiftLeft(toUInt64(1), 63)),
+           bitOr(events.device_key, bitShiftLeft(toUInt64(1), 63)),
            device_numbers.device_number) as device_number
     {%- if events_first %}
     from {{ relation }} as events
@@ -98,8 +99,7 @@ events as (
     select
         project_id,
         day,
-        {{ key_list }}device_id,
-        device_key,
+        {{ key_list }}device_key,
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
@@ -153,8 +153,7 @@ open_events as (
     select
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
-        {{ key_list }}device_id,
-        device_key,
+        {{ key_list }}device_key,
         is_pageview
     from {{ ref('events_current') }}
     -- a project day starts less than a day before any instant of it
