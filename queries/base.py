@@ -14,7 +14,14 @@ import pandas as pd
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from queries.filters import FIELDS, Filter, SqlFragment, compile_filters, split_by_level
+from queries.filters import (
+    FIELDS,
+    Filter,
+    SqlFragment,
+    compile_filters,
+    one_event_field,
+    split_by_level,
+)
 from queries.periods import DateRange
 from trackhouse.settings import get_settings
 from warehouse.client import warehouse
@@ -125,3 +132,22 @@ def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
                 f"{', '.join(SESSION_CONTENT_ARRAYS[c] for c in columns)})")
     return mart("session_contents"), SqlFragment(f"{direct.sql} and {contains}",
                                                  {**direct.params, **matching.params})
+
+
+def visitor_states(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment] | None:
+    """The per-day state view whose rows, merged, give the visitors and page views of the
+    events matching ``filters``, and the condition on its rows; None when only events_current
+    can answer (the table decider of the event figures).
+
+    No filters: daily_visitor_states_current, every row. Filters on one event field
+    (``one_event_field``): daily_event_value_states_current, the rows of that field whose value
+    matches, compared by the same filter compiler.
+    """
+    if not filters:
+        return mart("daily_visitor_states_current"), SqlFragment.true()
+    field = one_event_field(filters)
+    if field is None:
+        return None
+    values = compile_filters(filters, prefix="vf", column="value")
+    return mart("daily_event_value_states_current"), SqlFragment(
+        f"field = {{vf_field:String}} and {values.sql}", {"vf_field": field, **values.params})

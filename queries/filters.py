@@ -132,10 +132,13 @@ def _condition(column_sql: str, op: Op, value_param: str) -> str:
     return f"positionCaseInsensitiveUTF8({column_sql}, {placeholder}) > 0"
 
 
-def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragment:
+def compile_filters(filters: Iterable[Filter], *, prefix: str = "f",
+                    column: str | None = None) -> SqlFragment:
     """AND together the filters' conditions on columns of events_current (or the sessions mart).
 
     ``prefix`` keeps parameter names apart when one query compiles several filter sets.
+    ``column`` compares every filter's value with that one column instead of the field's own
+    (the ``value`` column of a per-field state mart).
     """
     conditions: list[str] = []
     params: dict[str, Any] = {}
@@ -143,7 +146,9 @@ def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragm
         value_param = f"{prefix}{index}_value"
         params[value_param] = item.value
         key = item.property_key
-        if key is None:
+        if column is not None:
+            column_sql = column
+        elif key is None:
             column_sql = FIELDS[item.field].column
         else:
             key_param = f"{prefix}{index}_key"
@@ -153,6 +158,31 @@ def compile_filters(filters: Iterable[Filter], *, prefix: str = "f") -> SqlFragm
     if not conditions:
         return SqlFragment.true()
     return SqlFragment(" and ".join(f"({c})" for c in conditions), params)
+
+
+def accepts_empty(item: Filter) -> bool:
+    """Whether ``item``'s SQL condition (``_condition``) keeps an empty value: '' is '', is not
+    anything else, and contains only '' (ClickHouse finds '' at position 1 of any string)."""
+    if item.op is Op.IS_NOT:
+        return item.value != ""
+    return item.value == ""
+
+
+def one_event_field(filters: Sequence[Filter]) -> str | None:
+    """The event-level field every filter is on, when the filters could be answered from the
+    per-field day states (daily_event_value_states_current); otherwise None.
+
+    Every event has one name and one path, so any conditions on either match a set of values.
+    An event without a property has no row for it, while a filter reads its value as '': a
+    property's conditions qualify only if together they refuse ''.
+    """
+    fields = {item.field for item in filters}
+    if len(fields) != 1 or any(item.session_level for item in filters):
+        return None
+    field = fields.pop()
+    if field.startswith(PROPERTY_PREFIX) and all(accepts_empty(item) for item in filters):
+        return None
+    return field
 
 
 def api_field(name: str, property_prefix: str, fields: Mapping[str, str]) -> str | None:

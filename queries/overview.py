@@ -3,7 +3,9 @@
 Table decider: visitors and page views are event figures: exact distinct devices over the
 range, current to the last stored batch. Without filters they merge the per-day states of the
 daily_visitor_states_current / daily_page_states_current views (the marts' closed days plus the
-open days dbt has not taken yet); under filters they read events_current. Sessions, bounce rate
+open days dbt has not taken yet), and under filters on one event field (event name, path or one
+property) those of daily_event_value_states_current; under other filters they read
+events_current. Sessions, bounce rate
 and durations are session figures and come from the ``sessions`` mart (``session_contents``
 under event-level filters). Every relation read is dbt's; the rules of what counts live there.
 """
@@ -28,9 +30,10 @@ from queries.base import (
     range_params,
     run,
     session_source,
+    visitor_states,
 )
 from queries.cache import cached
-from queries.filters import Filter
+from queries.filters import Filter, SqlFragment
 from queries.periods import BUCKET_SQL, DAY_BUCKET_SQL, DateRange, Granularity
 
 Filters = tuple[Filter, ...]
@@ -82,17 +85,20 @@ def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) 
     visitors are the distinct devices of the whole range (exact and current), never a sum of
     days. Rows: (current: 1 for the range, 0 before, visitors, pageviews).
 
-    Table decider: without filters, the per-day states of daily_visitor_states_current merged;
-    filters read events_current (the states have no per-event dimensions).
+    Table decider (``visitor_states``): without filters, or under filters on one event field,
+    the per-day states of daily_visitor_states_current / daily_event_value_states_current
+    merged; other filters read events_current.
     """
-    if not filters:
+    states = visitor_states(filters)
+    if states is not None:
+        table, matching = states
         return run(
             f"""select day >= {{current_day:Date}} as current,
                    {MERGED_VISITORS} as visitors, sum(pageviews) as pageviews
-            from {mart('daily_visitor_states_current')}
-            where {SESSIONS_IN_RANGE}
+            from {table}
+            where {SESSIONS_IN_RANGE} and {matching.sql}
             group by current order by current""",
-            _span_params(project_id, date_range),
+            {**_span_params(project_id, date_range), **matching.params},
             columns=("current", "visitors", "pageviews"),
         )
     where = event_filter_sql(filters)
@@ -127,18 +133,20 @@ def _event_series(project_id: str, span: DateRange, granularity: Granularity,
 
 
 def _state_series(project_id: str, span: DateRange, granularity: Granularity,
-                  split: DateRange) -> pd.DataFrame:
-    """The same figures from the day states of daily_visitor_states_current, merged per day,
-    week or month (exact distinct visitors of each bucket)."""
+                  split: DateRange, states: tuple[str, SqlFragment]) -> pd.DataFrame:
+    """The same figures from the day states of ``states`` (``visitor_states``: a view and the
+    condition on its rows), merged per day, week or month (exact distinct visitors of each
+    bucket)."""
     bucket = DAY_BUCKET_SQL[granularity]
+    table, matching = states
     return run(
         f"""select day >= {{current_day:Date}} as current,
                toString(toDateTime({bucket}, 'UTC')) as bucket,
                {MERGED_VISITORS} as visitors, sum(pageviews) as pageviews
-        from {mart('daily_visitor_states_current')}
-        where {SESSIONS_IN_RANGE}
+        from {table}
+        where {SESSIONS_IN_RANGE} and {matching.sql}
         group by current, bucket order by current, bucket""",
-        {**range_params(project_id, span), "current_day": split.start},
+        {**range_params(project_id, span), **matching.params, "current_day": split.start},
         columns=("current", "bucket", "visitors", "pageviews"),
     )
 
@@ -148,14 +156,15 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
                  filters: Filters = ()) -> pd.DataFrame:
     """Visitors and page views per bucket of the range and of the previous period.
 
-    Table decider: days, weeks and months without filters merge the day states of
-    daily_visitor_states_current (a few hundred rows); hours and filtered views read
-    events_current. Rows: (current, bucket as local wall-clock text, visitors, pageviews).
+    Table decider: days, weeks and months merge the day states of ``visitor_states`` (a few
+    hundred rows) without filters or under filters on one event field; hours and other filters
+    read events_current. Rows: (current, bucket as local wall-clock text, visitors, pageviews).
     """
     span = DateRange(date_range.previous().start, date_range.end, date_range.tz)
-    if filters or granularity is Granularity.HOUR:
+    states = visitor_states(filters)
+    if states is None or granularity is Granularity.HOUR:
         return _event_series(project_id, span, granularity, filters, date_range)
-    return _state_series(project_id, span, granularity, date_range)
+    return _state_series(project_id, span, granularity, date_range, states)
 
 
 @cached(MART_TTL_S)

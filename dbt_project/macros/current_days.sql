@@ -75,12 +75,40 @@
 {%- endmacro %}
 
 
-{% macro day_states(keys=[], where=none) -%}
+{% macro unnested_keys(keys, unnest) -%}
+    {#-
+        The `keys` columns of an event row; with `unnest` (an array of tuples, one element per
+        key), the tuple's elements, one row per element (see state_source).
+    -#}
+    {%- for key in keys %}{{ ('key_values.' ~ loop.index ~ ' as ' ~ key) if unnest else key }}, {% endfor %}
+{%- endmacro %}
+
+
+{% macro state_source(relation, unnest) -%}
+    {{ relation }}{% if unnest %} array join {{ unnest }} as key_values{% endif %}
+{%- endmacro %}
+
+
+{% macro event_field_values() -%}
+    {#-
+        (field, value) of every event-level filter field an event has, named as the dashboards'
+        filters name them (queries/filters.py: `event`, `path`, `prop:<key>`): its name, its
+        path and each of its properties. Unnested by daily_event_value_states.
+    -#}
+    arrayConcat(
+        [('event', toString(event_name)), ('path', path)],
+        arrayMap((k, v) -> (concat('prop:', k), v), mapKeys(properties), mapValues(properties)))
+{%- endmacro %}
+
+
+{% macro day_states(keys=[], where=none, unnest=none) -%}
     {#-
         The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns() and
         the newest received_at, over the events matching `where`. daily_visitor_states and
         daily_page_states are this one query with different keys; current_days() reads them
-        with the same keys. Incremental runs recompute the affected days (macros/affected_days.sql).
+        with the same keys. `unnest` (an array of tuples) gives an event one row per element,
+        its elements the keys (daily_event_value_states). Incremental runs recompute the
+        affected days (macros/affected_days.sql).
     -#}
     {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
     {%- set conditions = [where] if where else [] %}
@@ -99,10 +127,10 @@ events as (
     select
         project_id,
         day,
-        {{ key_list }}device_key,
+        {{ unnested_keys(keys, unnest) }}device_key,
         is_pageview,
         received_at
-    from {{ ref('int_events_localized') }}
+    from {{ state_source(ref('int_events_localized'), unnest) }}
     {%- if conditions %}
     where {{ conditions | join('\n        and ') }}
     {%- endif %}
@@ -129,12 +157,12 @@ select * from final
 {%- endmacro %}
 
 
-{% macro current_days(mart, keys=[], where=none) -%}
+{% macro current_days(mart, keys=[], where=none, unnest=none) -%}
     {#-
         A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made
         current: its rows of the days before the open day, and for the open days the same
-        columns computed from events_current, restricted by `where`, their devices numbered by
-        numbered().
+        columns computed from events_current, restricted by `where` (and unnested by `unnest`,
+        as day_states), their devices numbered by numbered().
     -#}
     {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
 
@@ -153,9 +181,9 @@ open_events as (
     select
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
-        {{ key_list }}device_key,
+        {{ unnested_keys(keys, unnest) }}device_key,
         is_pageview
-    from {{ ref('events_current') }}
+    from {{ state_source(ref('events_current'), unnest) }}
     -- a project day starts less than a day before any instant of it
     where created_at >= {{ current_cutoff() }} - toIntervalDay(1)
     {%- if where %}

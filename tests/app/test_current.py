@@ -53,10 +53,12 @@ def test_events_stored_since_the_last_run_count_once(dashboard_data: DashboardDa
         == [[3, 3]]
     pages = overview.top_pages.__wrapped__(PROJECT, today)
     assert dict(zip(pages.path, pages.pageviews, strict=True)) == {"/p0": 1, "/p1": 1, "/p2": 1}
-    filtered = overview.event_totals.__wrapped__(PROJECT, today,
-                                                 (Filter("path", Op.IS, "/p0"),))
-    assert filtered[filtered.current.astype(bool)][["visitors", "pageviews"]].values.tolist() \
-        == [[1, 1]]
+    for filters, expected in (((Filter("path", Op.IS, "/p0"),), [1, 1]),  # the value states
+                              ((Filter("prop:plan", Op.IS, "pro"),), [1, 0]),
+                              ((Filter("country", Op.IS, "DE"),), [3, 3])):  # a scan
+        filtered = overview.event_totals.__wrapped__(PROJECT, today, filters)
+        assert filtered[filtered.current.astype(bool)][["visitors", "pageviews"]].values \
+            .tolist() == [expected], filters
     counts = event_queries.event_counts.__wrapped__(PROJECT, today)
     assert dict(zip(counts.name, counts.events, strict=True)) == {"signup": 1}
     assert realtime.live_visitors.__wrapped__(PROJECT, minutes=30) == 3

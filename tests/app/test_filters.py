@@ -10,6 +10,7 @@ from queries.filters import (
     FilterError,
     Op,
     compile_filters,
+    one_event_field,
     parse_url_filters,
     split_by_level,
 )
@@ -94,3 +95,32 @@ def test_api_field_maps_a_read_api_name_or_its_property_prefix() -> None:
     assert api_field("os_version", "properties.", fields) == "os"
     assert api_field("properties.", "properties.", fields) is None  # a prefix without a key
     assert api_field("city_name", "properties.", fields) is None
+
+
+def test_one_event_field_picks_filters_the_value_states_can_answer() -> None:
+    assert one_event_field((Filter("event", Op.IS, "signup"),)) == "event"
+    assert one_event_field((Filter("path", Op.CONTAINS, "docs"),
+                            Filter("path", Op.IS_NOT, "/docs/x"))) == "path"
+    assert one_event_field((Filter("prop:plan", Op.IS, "pro"),)) == "prop:plan"
+    assert one_event_field((Filter("prop:plan", Op.CONTAINS, "pr"),)) == "prop:plan"
+    # an event without the property reads '' and has no row: conditions that keep '' scan
+    assert one_event_field((Filter("prop:plan", Op.IS_NOT, "pro"),)) is None
+    assert one_event_field((Filter("prop:plan", Op.IS, ""),)) is None
+    assert one_event_field((Filter("prop:plan", Op.CONTAINS, ""),)) is None
+    assert one_event_field((Filter("prop:plan", Op.IS_NOT, "pro"),
+                            Filter("prop:plan", Op.CONTAINS, "t"))) == "prop:plan"
+    # every event has a name and a path: any condition on them qualifies
+    assert one_event_field((Filter("path", Op.IS_NOT, "/"),)) == "path"
+    # two fields, or a session field, are not one event field
+    assert one_event_field((Filter("event", Op.IS, "signup"),
+                            Filter("prop:plan", Op.IS, "pro"))) is None
+    assert one_event_field((Filter("country", Op.IS, "DE"),)) is None
+    assert one_event_field(()) is None
+
+
+def test_a_column_override_compares_every_filter_with_that_column() -> None:
+    compiled = compile_filters([Filter("prop:plan", Op.IS, "pro"),
+                                Filter("prop:plan", Op.CONTAINS, "r")], prefix="v", column="value")
+    assert compiled.sql == ("(value = {v0_value:String}) and "
+                            "(positionCaseInsensitiveUTF8(value, {v1_value:String}) > 0)")
+    assert compiled.params == {"v0_value": "pro", "v1_value": "r"}

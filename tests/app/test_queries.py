@@ -11,6 +11,7 @@ from dashboard_fixture import DashboardData
 
 from queries import events as event_queries
 from queries import funnels, overview, retention
+from queries.base import visitor_states
 from queries.filters import Filter, Op
 from queries.periods import Granularity, Preset, preset_range
 
@@ -125,6 +126,68 @@ EVENT_FILTER_CASES = [  # (filters, session_match, event_match): path, name, pro
     ((Filter("browser", Op.IS, "Chrome"), Filter("path", Op.IS, "/pricing")),
      lambda e: e.browser == "Chrome", lambda e: e.path == "/pricing"),
 ]
+
+
+# Filters the per-field day states answer (one event field) and filters that scan
+# events_current: a property condition that keeps '' (events without the property), two fields.
+VALUE_STATE_CASES = [
+    (Filter("event", Op.IS, "signup"),),
+    (Filter("path", Op.CONTAINS, "DOCS"),),
+    (Filter("path", Op.IS_NOT, "/"), Filter("path", Op.IS_NOT, "/pricing")),
+    (Filter("prop:plan", Op.IS, "pro"),),
+]
+SCAN_CASES = [
+    (Filter("prop:plan", Op.IS_NOT, "pro"),),
+    (Filter("event", Op.IS, "signup"), Filter("prop:plan", Op.IS, "pro")),
+    (Filter("browser", Op.IS, "Chrome"), Filter("path", Op.IS, "/pricing")),
+]
+
+
+def event_match(filters: tuple[Filter, ...]) -> fd.Predicate:
+    """The fixture events the filters keep, by the filter semantics (a missing property is '')."""
+    def value(event: fd.Event, field: str) -> str:
+        if field.startswith("prop:"):
+            return event.properties.get(field.removeprefix("prop:"), "")
+        return {"event": event.name, "path": event.path, "browser": event.browser}[field]
+
+    def keeps(item: Filter, event: fd.Event) -> bool:
+        have = value(event, item.field)
+        if item.op is Op.IS:
+            return have == item.value
+        if item.op is Op.IS_NOT:
+            return have != item.value
+        return item.value.lower() in have.lower()
+
+    return lambda e: all(keeps(item, e) for item in filters)
+
+
+def test_event_figures_under_filters_equal_the_fixture_from_states_or_scan(
+        dashboard_data: DashboardData) -> None:
+    """Visitors and page views of the range and the previous period, and per day, under filters:
+    from daily_event_value_states_current for one event field, from events_current otherwise;
+    both equal the events themselves."""
+    zone = fd.ZoneInfo(RANGE.tz)
+    previous = RANGE.previous()
+    for filters in VALUE_STATE_CASES + SCAN_CASES:
+        assert (visitor_states(filters) is not None) == (filters in VALUE_STATE_CASES), filters
+        match = event_match(filters)
+        current, before = overview.kpis(fd.SHOP, RANGE, filters)
+        for got, period in ((current, RANGE), (before, previous)):
+            expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, period.start, period.end,
+                                        event_match=match)
+            assert (got.visitors, got.pageviews) == \
+                (expected["visitors"], expected["pageviews"]), (filters, period)
+        assert current.visitors > 0, filters
+        series, _ = overview.timeseries(fd.SHOP, RANGE, Granularity.DAY, filters)
+        devices: dict[date, set[str]] = defaultdict(set)
+        views: Counter[date] = Counter()
+        for event in filter(match, in_range(dashboard_data)):
+            day = event.created_at.astimezone(zone).date()
+            devices[day].add(event.device_id)
+            views[day] += event.name == "screen_view"
+        got_days = {b.date(): (v, p) for b, v, p in zip(
+            series.bucket, series.visitors, series.pageviews, strict=True) if v}
+        assert got_days == {d: (len(s), views[d]) for d, s in devices.items()}, filters
 
 
 def test_session_figures_and_breakdowns_under_event_filters(

@@ -14,6 +14,8 @@
 -- depends_on: {{ ref('events_current') }}
 -- depends_on: {{ ref('profiles') }}
 -- depends_on: {{ ref('daily_page_states') }}
+-- depends_on: {{ ref('daily_event_value_states') }}
+-- depends_on: {{ ref('daily_event_value_states_current') }}
 {{ config(materialized='table', order_by='built_at') }}
 
 with
