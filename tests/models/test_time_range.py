@@ -25,7 +25,9 @@ from models_scenario import CUSTOM_EVENTS, PATHS, SHOP, SOURCES, Scenario
 NORMAL = SHOP  # Europe/Berlin, with funnels in the seed
 ODD = "odd-times"  # America/New_York: 2000-01-01 00:00 UTC is still 1999 there
 ZONES = {NORMAL: "Europe/Berlin", ODD: "America/New_York"}
-STATE_MARTS = ("daily_visitor_states", "daily_page_states")
+STATE_MARTS = ("daily_visitor_states", "daily_page_states", "daily_event_value_states")
+STATE_KEYS = {"daily_visitor_states": (), "daily_page_states": ("path",),
+              "daily_event_value_states": ("field", "value")}
 DAILY_MARTS = ("daily_metrics", "hourly_metrics", *STATE_MARTS)
 ROW_MARTS = ("sessions", "session_contents", "daily_metrics", "hourly_metrics", "funnel_steps",
              "retention", "profiles")
@@ -108,9 +110,9 @@ def stages(models_warehouse) -> dict[str, Any]:
 def read_marts(models) -> dict[str, list[dict]]:
     marts = {mart: models.rows(mart) for mart in ROW_MARTS}
     for mart in STATE_MARTS:
-        path = ", path" if mart == "daily_page_states" else ""
+        keys = "".join(f", {key}" for key in STATE_KEYS[mart])
         result = models.client.query(
-            f"select project_id, day{path}, finalizeAggregation(visitors_state) as visitors, "
+            f"select project_id, day{keys}, finalizeAggregation(visitors_state) as visitors, "
             f"pageviews from {models.analytics}.{mart}"
         )
         marts[mart] = list(result.named_results())
@@ -167,6 +169,9 @@ def test_every_mart_of_the_normal_project_is_exact(stages: dict[str, Any], stage
                  reference.hourly_metrics(events, ZONES))
     assert_equal("daily_page_states", marts["daily_page_states"], ("project_id", "day", "path"),
                  reference.daily_pages(events, ZONES))
+    assert_equal("daily_event_value_states", marts["daily_event_value_states"],
+                 ("project_id", "day", "field", "value"),
+                 reference.daily_event_values(events, ZONES))
 
     funnels = [f for f in seed_funnels() if f.project_id == NORMAL]
     assert_equal("funnel_steps", marts["funnel_steps"], ("project_id", "funnel", "day", "step"),
