@@ -134,19 +134,26 @@ def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
                                                  {**direct.params, **matching.params})
 
 
-def visitor_states(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment] | None:
+# Filtered ranges of at most this many days scan events_current: the value states' open days
+# cost about what scanning two weeks does (docs/decisions/0042).
+VALUE_STATES_MAX_SCAN_DAYS = 7
+
+
+def visitor_states(filters: tuple[Filter, ...], days: int) -> tuple[str, SqlFragment] | None:
     """The per-day state view whose rows, merged, give the visitors and page views of the
-    events matching ``filters``, and the condition on its rows; None when only events_current
-    can answer (the table decider of the event figures).
+    events matching ``filters`` over a range of ``days`` (and the period before it), and the
+    condition on its rows; None when events_current answers (the table decider of the event
+    figures).
 
     No filters: daily_visitor_states_current, every row. Filters on one event field
-    (``one_event_field``): daily_event_value_states_current, the rows of that field whose value
-    matches, compared by the same filter compiler.
+    (``one_event_field``) over a range longer than VALUE_STATES_MAX_SCAN_DAYS:
+    daily_event_value_states_current, the rows of that field whose value matches, compared by
+    the same filter compiler.
     """
     if not filters:
         return mart("daily_visitor_states_current"), SqlFragment.true()
     field = one_event_field(filters)
-    if field is None:
+    if field is None or days <= VALUE_STATES_MAX_SCAN_DAYS:
         return None
     values = compile_filters(filters, prefix="vf", column="value")
     return mart("daily_event_value_states_current"), SqlFragment(

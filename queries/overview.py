@@ -4,10 +4,10 @@ Table decider: visitors and page views are event figures: exact distinct devices
 range, current to the last stored batch. Without filters they merge the per-day states of the
 daily_visitor_states_current / daily_page_states_current views (the marts' closed days plus the
 open days dbt has not taken yet), and under filters on one event field (event name, path or one
-property) those of daily_event_value_states_current; under other filters they read
-events_current. Sessions, bounce rate
-and durations are session figures and come from the ``sessions`` mart (``session_contents``
-under event-level filters). Every relation read is dbt's; the rules of what counts live there.
+property) over more than a week those of daily_event_value_states_current; under other filters
+they read events_current. Sessions, bounce rate and durations are session figures and come
+from the ``sessions`` mart (``session_contents`` under event-level filters). Every relation
+read is dbt's; the rules of what counts live there.
 """
 
 from __future__ import annotations
@@ -85,11 +85,11 @@ def event_totals(project_id: str, date_range: DateRange, filters: Filters = ()) 
     visitors are the distinct devices of the whole range (exact and current), never a sum of
     days. Rows: (current: 1 for the range, 0 before, visitors, pageviews).
 
-    Table decider (``visitor_states``): without filters, or under filters on one event field,
-    the per-day states of daily_visitor_states_current / daily_event_value_states_current
-    merged; other filters read events_current.
+    Table decider (``visitor_states``): without filters, or under filters on one event field
+    over more than a week, the per-day states of daily_visitor_states_current /
+    daily_event_value_states_current merged; other filters read events_current.
     """
-    states = visitor_states(filters)
+    states = visitor_states(filters, date_range.days)
     if states is not None:
         table, matching = states
         return run(
@@ -157,11 +157,12 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
     """Visitors and page views per bucket of the range and of the previous period.
 
     Table decider: days, weeks and months merge the day states of ``visitor_states`` (a few
-    hundred rows) without filters or under filters on one event field; hours and other filters
-    read events_current. Rows: (current, bucket as local wall-clock text, visitors, pageviews).
+    hundred rows) without filters, or under filters on one event field over more than a week;
+    hours and other filters read events_current. Rows: (current, bucket as local wall-clock
+    text, visitors, pageviews).
     """
     span = DateRange(date_range.previous().start, date_range.end, date_range.tz)
-    states = visitor_states(filters)
+    states = visitor_states(filters, date_range.days)
     if states is None or granularity is Granularity.HOUR:
         return _event_series(project_id, span, granularity, filters, date_range)
     return _state_series(project_id, span, granularity, date_range, states)

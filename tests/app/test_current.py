@@ -12,6 +12,7 @@ from dashboard_fixture import DashboardData
 
 from queries import events as event_queries
 from queries import overview, realtime
+from queries.base import visitor_states
 from queries.filters import Filter, Op
 from queries.periods import Preset, preset_range
 
@@ -53,12 +54,15 @@ def test_events_stored_since_the_last_run_count_once(dashboard_data: DashboardDa
         == [[3, 3]]
     pages = overview.top_pages.__wrapped__(PROJECT, today)
     assert dict(zip(pages.path, pages.pageviews, strict=True)) == {"/p0": 1, "/p1": 1, "/p2": 1}
-    for filters, expected in (((Filter("path", Op.IS, "/p0"),), [1, 1]),  # the value states
+    month = preset_range(Preset.LAST_30_DAYS, "UTC")  # long enough for the value states
+    for filters, expected in (((Filter("path", Op.IS, "/p0"),), [1, 1]),
                               ((Filter("prop:plan", Op.IS, "pro"),), [1, 0]),
                               ((Filter("country", Op.IS, "DE"),), [3, 3])):  # a scan
-        filtered = overview.event_totals.__wrapped__(PROJECT, today, filters)
-        assert filtered[filtered.current.astype(bool)][["visitors", "pageviews"]].values \
-            .tolist() == [expected], filters
+        assert (visitor_states(filters, month.days) is None) == (filters[0].field == "country")
+        for period in (today, month):
+            filtered = overview.event_totals.__wrapped__(PROJECT, period, filters)
+            assert filtered[filtered.current.astype(bool)][["visitors", "pageviews"]].values \
+                .tolist() == [expected], (filters, period)
     counts = event_queries.event_counts.__wrapped__(PROJECT, today)
     assert dict(zip(counts.name, counts.events, strict=True)) == {"signup": 1}
     assert realtime.live_visitors.__wrapped__(PROJECT, minutes=30) == 3

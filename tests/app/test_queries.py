@@ -169,7 +169,9 @@ def test_event_figures_under_filters_equal_the_fixture_from_states_or_scan(
     zone = fd.ZoneInfo(RANGE.tz)
     previous = RANGE.previous()
     for filters in VALUE_STATE_CASES + SCAN_CASES:
-        assert (visitor_states(filters) is not None) == (filters in VALUE_STATE_CASES), filters
+        assert (visitor_states(filters, RANGE.days) is not None) == \
+            (filters in VALUE_STATE_CASES), filters
+        assert visitor_states(filters, 7) is None, filters  # a week's figures scan
         match = event_match(filters)
         current, before = overview.kpis(fd.SHOP, RANGE, filters)
         for got, period in ((current, RANGE), (before, previous)):
