@@ -75,17 +75,24 @@
 {%- endmacro %}
 
 
-{% macro unnested_keys(keys, unnest) -%}
+{% macro event_keys(keys, unnest) -%}
     {#-
-        The `keys` columns of an event row; with `unnest` (an array of tuples, one element per
-        key), the tuple's elements, one row per element (see state_source).
+        The key columns of an event row, or with `unnest` (an array of tuples, one element per
+        key) that array, which unnested_keys() unnests after the number join, so that each
+        event is looked up once however many rows it becomes.
     -#}
+    {%- if unnest %}{{ unnest }} as key_tuples, {% else %}{% for key in keys %}{{ key }}, {% endfor %}{% endif %}
+{%- endmacro %}
+
+
+{% macro unnested_keys(keys, unnest) -%}
     {%- for key in keys %}{{ ('key_values.' ~ loop.index ~ ' as ' ~ key) if unnest else key }}, {% endfor %}
 {%- endmacro %}
 
 
 {% macro state_source(relation, unnest) -%}
-    {{ relation }}{% if unnest %} array join {{ unnest }} as key_values{% endif %}
+    {#- `relation`, with `unnest`: one row per element of its key_tuples (event_keys) -#}
+    {{ relation }}{% if unnest %} array join key_tuples as key_values{% endif %}
 {%- endmacro %}
 
 
@@ -110,7 +117,6 @@
         its elements the keys (daily_event_value_states). Incremental runs recompute the
         affected days (macros/affected_days.sql).
     -#}
-    {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
     {%- set conditions = [where] if where else [] %}
     {%- if is_incremental() %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
@@ -127,10 +133,10 @@ events as (
     select
         project_id,
         day,
-        {{ unnested_keys(keys, unnest) }}device_key,
+        {{ event_keys(keys, unnest) }}device_key,
         is_pageview,
         received_at
-    from {{ state_source(ref('int_events_localized'), unnest) }}
+    from {{ ref('int_events_localized') }}
     {%- if conditions %}
     where {{ conditions | join('\n        and ') }}
     {%- endif %}
@@ -145,10 +151,10 @@ final as (
     select
         project_id,
         day,
-        {{ key_list }}{{ visitor_state_columns() }},
+        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }},
         max(received_at) as last_received_at
 
-    from numbered
+    from {{ state_source('numbered', unnest) }}
     group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
 
 )
@@ -181,9 +187,9 @@ open_events as (
     select
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
-        {{ unnested_keys(keys, unnest) }}device_key,
+        {{ event_keys(keys, unnest) }}device_key,
         is_pageview
-    from {{ state_source(ref('events_current'), unnest) }}
+    from {{ ref('events_current') }}
     -- a project day starts less than a day before any instant of it
     where created_at >= {{ current_cutoff() }} - toIntervalDay(1)
     {%- if where %}
@@ -199,8 +205,8 @@ open_days as (
     select
         project_id,
         day,
-        {{ key_list }}{{ visitor_state_columns() }}
-    from open_numbered
+        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }}
+    from {{ state_source('open_numbered', unnest) }}
     where day >= {{ open_day() }}
     group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
 
