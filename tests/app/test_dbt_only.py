@@ -41,12 +41,14 @@ RANGE = preset_range(Preset.LAST_30_DAYS, fd.PROJECT_ZONES[fd.SHOP])
 SESSION_FILTER = (Filter("country", Op.IS, "DE"),)
 EVENT_FILTERS = (Filter("path", Op.CONTAINS, "docs"), Filter("prop:plan", Op.IS, "pro"))
 BOTH = SESSION_FILTER + EVENT_FILTERS[:1]
+ONE_EVENT_FIELD = EVENT_FILTERS[1:]  # answered by the value states (base.visitor_states)
 
 # The query layer's modules that hold no query: the filter compiler, periods, the cache hook.
 NOT_QUERY_MODULES = {"filters", "periods", "cache"}
 # Public functions of queries/ that send no statement of their own.
 NOT_QUERIES = {"base.client", "base.mart", "base.run", "base.range_params",
-               "base.event_filter_sql", "base.session_source", "funnels.with_conversion",
+               "base.event_filter_sql", "base.session_source", "base.visitor_states",
+               "funnels.with_conversion",
                "freshness.is_stale", "profiles.traits_json",
                # Explore: the manifest's mart list and the catalog's column types (metadata,
                # no figure); its charts are explore.series, checked below
@@ -65,10 +67,10 @@ def calls() -> dict[str, list[Callable[[], Any]]]:
     steps = ("screen_view", "signup")
     return {
         "overview.event_totals": [lambda f=f: overview.event_totals(fd.SHOP, RANGE, f)
-                                  for f in ((), SESSION_FILTER, EVENT_FILTERS)],
+                                  for f in ((), SESSION_FILTER, EVENT_FILTERS, ONE_EVENT_FIELD)],
         "overview.event_series": [
             lambda g=g, f=f: overview.event_series(fd.SHOP, RANGE, g, f)
-            for g in Granularity for f in ((), BOTH)],
+            for g in Granularity for f in ((), BOTH, ONE_EVENT_FIELD)],
         "overview.session_figures": [lambda f=f: overview.session_figures(fd.SHOP, RANGE, f)
                                      for f in ((), SESSION_FILTER, BOTH)],
         "overview.kpis": [lambda: overview.kpis(fd.SHOP, RANGE)],
