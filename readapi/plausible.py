@@ -32,8 +32,9 @@ from queries.base import (
     mart,
     range_params,
     session_source,
+    visitor_states,
 )
-from queries.filters import Filter, FilterError, Op, api_field, split_by_level
+from queries.filters import Filter, FilterError, Op, SqlFragment, api_field, split_by_level
 from queries.overview import SESSION_DIMENSIONS
 from queries.periods import DateRange, Preset, preset_range
 from readapi.common import Reader, bad_request, check_span, parse_day
@@ -282,7 +283,8 @@ def _wanted(query: Query, figures: dict[str, str]) -> str:
 
 def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str, Any]]:
     """Visitors, page views and events per dimension values, from the overview's tables: the
-    day states without filters (visitors, page views; per day or per page), else
+    day states without filters (visitors, page views; per day or per page) or, per day or in
+    all, under filters on one event field over more than a week (``visitor_states``), else
     events_current."""
     params = range_params(project.id, query.date_range)
     dims = [DIMENSIONS[d] for d in query.dimensions]
@@ -290,14 +292,22 @@ def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str,
     states_ok = (not query.filters and "events" not in query.metrics
                  and all(d.states_sql for d in dims) and (by_page or not any(
                      d.kind == "event" for d in dims)))
+    states: tuple[str, SqlFragment] | None = None
     if states_ok:
-        table = mart("daily_page_states_current" if by_page else "daily_visitor_states_current")
+        states = (mart("daily_page_states_current" if by_page else "daily_visitor_states_current"),
+                  SqlFragment.true())
+    elif query.filters and "events" not in query.metrics and all(
+            d.kind == "time" and d.states_sql for d in dims):
+        states = visitor_states(query.filters, query.date_range.days)
+    if states is not None:
+        table, matching = states
         select, group = _group([d.states_sql for d in dims])  # type: ignore[misc]
         wanted = _wanted(query, {"visitors": MERGED_VISITORS,
                                  "pageviews": "sum(pageviews)"})
         return reader.rows(
             f"""select {select}{wanted}
-            from {table} where {SESSIONS_IN_RANGE} {group}""", params)
+            from {table} where {SESSIONS_IN_RANGE} and {matching.sql} {group}""",
+            {**params, **matching.params})
     where = event_filter_sql(query.filters)
     select, group = _group([d.events_sql for d in dims])  # type: ignore[misc]
     # a page breakdown counts page views, as the overview's top pages

@@ -21,6 +21,7 @@ from test_dbt_only import analytics_relations, recorded_queries, tables_named
 
 from queries import events as event_queries
 from queries import overview
+from queries.base import visitor_states
 from queries.filters import Filter, Op
 from queries.periods import Granularity, Preset, preset_range
 from trackhouse.settings import Settings, get_settings
@@ -166,6 +167,26 @@ def test_plausible_kpis_equal_the_overview(api: TestClient, clients: Clients,
                    "bounce_rate": round(100 * current.bounce_rate),
                    "visit_duration": round(current.avg_session_duration_s),
                    "events": current.pageviews + int(custom["events"].sum())}
+
+
+def test_plausible_one_field_filters_read_the_value_states_and_equal_the_overview(
+        api: TestClient, clients: Clients) -> None:
+    """Visitors and page views under a filter on one event field, in all and per day: the
+    value states (the range is a month), the same figures as the overview's."""
+    st.cache_data.clear()
+    filters = (Filter("prop:plan", Op.IS, "pro"),)
+    assert visitor_states(filters, RANGE.days) is not None
+    current, _ = overview.kpis(fd.SHOP, RANGE, filters)
+    series, _ = overview.timeseries(fd.SHOP, RANGE, Granularity.DAY, filters)
+    plausible = [["is", "event:props:plan", ["pro"]]]
+    total = figures(api, clients, filters, plausible, metrics=["visitors", "pageviews"])
+    assert total["results"][0]["metrics"] == [current.visitors, current.pageviews]
+    assert current.visitors > 0
+    daily = figures(api, clients, filters, plausible, metrics=["visitors", "pageviews"],
+                    dimensions=["time:day"])
+    assert {r["dimensions"][0]: r["metrics"] for r in daily["results"]} == {
+        f"{b:%Y-%m-%d}": [v, p] for b, v, p in zip(
+            series.bucket, series.visitors, series.pageviews, strict=True) if v}
 
 
 def test_plausible_breakdowns_equal_the_dashboards(api: TestClient, clients: Clients) -> None:
