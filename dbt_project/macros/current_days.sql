@@ -108,15 +108,19 @@
 {%- endmacro %}
 
 
-{% macro day_states(keys=[], where=none, unnest=none) -%}
+{% macro day_states(keys=[], where=none, unnest=none, unnest_from=[]) -%}
     {#-
         The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns() and
         the newest received_at, over the events matching `where`. daily_visitor_states and
         daily_page_states are this one query with different keys; current_days() reads them
-        with the same keys. `unnest` (an array of tuples) gives an event one row per element,
-        its elements the keys (daily_event_value_states). Incremental runs recompute the
-        affected days (macros/affected_days.sql).
+        with the same keys. `unnest` (an array of tuples, an expression of the columns
+        `unnest_from`) gives an event one row per element, its elements the keys
+        (daily_event_value_states): the events are first aggregated per day and distinct
+        `unnest_from` values, then those states unnested and merged, several times fewer rows
+        to group by key strings (docs/decisions/0042). Incremental runs recompute the affected
+        days (macros/affected_days.sql).
     -#}
+    {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
     {%- set conditions = [where] if where else [] %}
     {%- if is_incremental() %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
@@ -133,7 +137,7 @@ events as (
     select
         project_id,
         day,
-        {{ event_keys(keys, unnest) }}device_key,
+        {{ (unnest_from | join(', ') ~ ', ') if unnest else event_keys(keys, unnest) }}device_key,
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
@@ -146,18 +150,51 @@ events as (
 -- every staged device has a number: int_device_numbers is built first
 numbered as ({{ numbered('events', events_first=not is_incremental()) }}),
 
+{%- if unnest %}
+
+by_source as (
+
+    select
+        project_id,
+        day,
+        {{ unnest_from | join(', ') }},
+        {{ visitor_state_columns() }},
+        max(received_at) as last_received_at
+
+    from numbered
+    group by project_id, day, {{ unnest_from | join(', ') }}
+
+),
+
 final as (
 
     select
         project_id,
         day,
-        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }},
+        {{ unnested_keys(keys, unnest) }}groupBitmapMergeState(visitors_state) as visitors_state,
+        sum(pageviews) as pageviews,
+        max(last_received_at) as last_received_at
+
+    from by_source
+    array join {{ unnest }} as key_values
+    group by project_id, day, {{ keys | join(', ') }}
+
+)
+{%- else %}
+
+final as (
+
+    select
+        project_id,
+        day,
+        {{ key_list }}{{ visitor_state_columns() }},
         max(received_at) as last_received_at
 
-    from {{ state_source('numbered', unnest) }}
+    from numbered
     group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
 
 )
+{%- endif %}
 
 select * from final
 {%- endmacro %}

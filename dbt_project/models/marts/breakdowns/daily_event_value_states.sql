@@ -22,4 +22,5 @@
     )
 }}
 
-{{ day_states(keys=['field', 'value'], unnest=event_field_values()) }}
+{{ day_states(keys=['field', 'value'], unnest=event_field_values(),
+              unnest_from=['event_name', 'path', 'properties']) }}
