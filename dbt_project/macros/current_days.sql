@@ -77,15 +77,16 @@
 
 {% macro event_keys(keys, unnest) -%}
     {#-
-        The key columns of an event row, or with `unnest` (an array of tuples, one element per
-        key) that array, which unnested_keys() unnests after the number join, so that each
-        event is looked up once however many rows it becomes.
+        The key columns of a current view's open-day event row, or with `unnest` (an array of
+        tuples, one element per key) that array, which state_source() unnests after the number
+        join, so that each event is looked up once however many rows it becomes.
     -#}
     {%- if unnest %}{{ unnest }} as key_tuples, {% else %}{% for key in keys %}{{ key }}, {% endfor %}{% endif %}
 {%- endmacro %}
 
 
 {% macro unnested_keys(keys, unnest) -%}
+    {#- The keys as columns: with `unnest`, the elements of the unnested tuple (key_values) -#}
     {%- for key in keys %}{{ ('key_values.' ~ loop.index ~ ' as ' ~ key) if unnest else key }}, {% endfor %}
 {%- endmacro %}
 
@@ -137,7 +138,7 @@ events as (
     select
         project_id,
         day,
-        {{ (unnest_from | join(', ') ~ ', ') if unnest else event_keys(keys, unnest) }}device_key,
+        {{ (unnest_from | join(', ') ~ ', ') if unnest else key_list }}device_key,
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
