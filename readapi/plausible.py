@@ -288,17 +288,12 @@ def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str,
     events_current."""
     params = range_params(project.id, query.date_range)
     dims = [DIMENSIONS[d] for d in query.dimensions]
-    by_page = query.dimensions == ("event:page",)
-    states_ok = (not query.filters and "events" not in query.metrics
-                 and all(d.states_sql for d in dims) and (by_page or not any(
-                     d.kind == "event" for d in dims)))
     states: tuple[str, SqlFragment] | None = None
-    if states_ok:
-        states = (mart("daily_page_states_current" if by_page else "daily_visitor_states_current"),
-                  SqlFragment.true())
-    elif query.filters and "events" not in query.metrics and all(
-            d.kind == "time" and d.states_sql for d in dims):
-        states = visitor_states(query.filters, query.date_range.days)
+    if "events" not in query.metrics and all(d.states_sql for d in dims):
+        if query.dimensions == ("event:page",) and not query.filters:
+            states = mart("daily_page_states_current"), SqlFragment.true()
+        elif all(d.kind == "time" for d in dims):
+            states = visitor_states(query.filters, query.date_range.days)
     if states is not None:
         table, matching = states
         select, group = _group([d.states_sql for d in dims])  # type: ignore[misc]
