@@ -75,13 +75,9 @@
 {%- endmacro %}
 
 
-{% macro event_keys(keys, unnest) -%}
-    {#-
-        The key columns of a current view's open-day event row, or with `unnest` (an array of
-        tuples, one element per key) that array, which state_source() unnests after the number
-        join, so that each event is looked up once however many rows it becomes.
-    -#}
-    {%- if unnest %}{{ unnest }} as key_tuples, {% else %}{% for key in keys %}{{ key }}, {% endfor %}{% endif %}
+{% macro source_keys(keys, unnest, unnest_from) -%}
+    {#- The columns an event row carries for keyed_states(): the keys, or what `unnest` reads -#}
+    {%- for column in (unnest_from if unnest else keys) %}{{ column }}, {% endfor %}
 {%- endmacro %}
 
 
@@ -91,9 +87,55 @@
 {%- endmacro %}
 
 
-{% macro state_source(relation, unnest) -%}
-    {#- `relation`, with `unnest`: one row per element of its key_tuples (event_keys) -#}
-    {{ relation }}{% if unnest %} array join key_tuples as key_values{% endif %}
+{% macro keyed_states(relation, keys, unnest, unnest_from, where=none, received=true) -%}
+    {#-
+        `relation`'s numbered event rows (source_keys(), device_number, is_pageview and, with
+        `received`, received_at) matching `where`, as visitor_state_columns() per project, day
+        and `keys`. With `unnest` (an array of tuples, an expression of the columns
+        `unnest_from`, one element per key value) the rows are first aggregated per day and
+        distinct `unnest_from` values, then those states unnested and merged: several times
+        fewer rows to group by key strings than unnesting every event (docs/decisions/0042).
+    -#}
+    {%- if unnest %}
+    select
+        project_id,
+        day,
+        {{ unnested_keys(keys, unnest) }}groupBitmapMergeState(visitors_state) as visitors_state,
+        sum(pageviews) as pageviews
+        {%- if received %},
+        max(last_received_at) as last_received_at
+        {%- endif %}
+    from (
+        select
+            project_id,
+            day,
+            {{ unnest_from | join(', ') }},
+            {{ visitor_state_columns() }}
+            {%- if received %},
+            max(received_at) as last_received_at
+            {%- endif %}
+        from {{ relation }}
+        {%- if where %}
+        where {{ where }}
+        {%- endif %}
+        group by project_id, day, {{ unnest_from | join(', ') }}
+    )
+    array join {{ unnest }} as key_values
+    group by project_id, day, {{ keys | join(', ') }}
+    {%- else %}
+    select
+        project_id,
+        day,
+        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }}
+        {%- if received %},
+        max(received_at) as last_received_at
+        {%- endif %}
+    from {{ relation }}
+    {%- if where %}
+    where {{ where }}
+    {%- endif %}
+    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -114,14 +156,10 @@
         The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns() and
         the newest received_at, over the events matching `where`. daily_visitor_states and
         daily_page_states are this one query with different keys; current_days() reads them
-        with the same keys. `unnest` (an array of tuples, an expression of the columns
-        `unnest_from`) gives an event one row per element, its elements the keys
-        (daily_event_value_states): the events are first aggregated per day and distinct
-        `unnest_from` values, then those states unnested and merged, several times fewer rows
-        to group by key strings (docs/decisions/0042). Incremental runs recompute the affected
+        with the same keys. `unnest` and `unnest_from` give an event one row per key value
+        (daily_event_value_states; keyed_states()). Incremental runs recompute the affected
         days (macros/affected_days.sql).
     -#}
-    {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
     {%- set conditions = [where] if where else [] %}
     {%- if is_incremental() %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
@@ -138,7 +176,7 @@ events as (
     select
         project_id,
         day,
-        {{ (unnest_from | join(', ') ~ ', ') if unnest else key_list }}device_key,
+        {{ source_keys(keys, unnest, unnest_from) }}device_key,
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
@@ -151,62 +189,18 @@ events as (
 -- every staged device has a number: int_device_numbers is built first
 numbered as ({{ numbered('events', events_first=not is_incremental()) }}),
 
-{%- if unnest %}
-
-by_source as (
-
-    select
-        project_id,
-        day,
-        {{ unnest_from | join(', ') }},
-        {{ visitor_state_columns() }},
-        max(received_at) as last_received_at
-
-    from numbered
-    group by project_id, day, {{ unnest_from | join(', ') }}
-
-),
-
-final as (
-
-    select
-        project_id,
-        day,
-        {{ unnested_keys(keys, unnest) }}groupBitmapMergeState(visitors_state) as visitors_state,
-        sum(pageviews) as pageviews,
-        max(last_received_at) as last_received_at
-
-    from by_source
-    array join {{ unnest }} as key_values
-    group by project_id, day, {{ keys | join(', ') }}
-
-)
-{%- else %}
-
-final as (
-
-    select
-        project_id,
-        day,
-        {{ key_list }}{{ visitor_state_columns() }},
-        max(received_at) as last_received_at
-
-    from numbered
-    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
-
-)
-{%- endif %}
+final as ({{ keyed_states('numbered', keys, unnest, unnest_from) }})
 
 select * from final
 {%- endmacro %}
 
 
-{% macro current_days(mart, keys=[], where=none, unnest=none) -%}
+{% macro current_days(mart, keys=[], where=none, unnest=none, unnest_from=[]) -%}
     {#-
         A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made
         current: its rows of the days before the open day, and for the open days the same
-        columns computed from events_current, restricted by `where` (and unnested by `unnest`,
-        as day_states), their devices numbered by numbered().
+        columns computed from events_current, restricted by `where` (and unnested as
+        day_states does), their devices numbered by numbered().
     -#}
     {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
 
@@ -225,7 +219,7 @@ open_events as (
     select
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
-        {{ event_keys(keys, unnest) }}device_key,
+        {{ source_keys(keys, unnest, unnest_from) }}device_key,
         is_pageview
     from {{ ref('events_current') }}
     -- a project day starts less than a day before any instant of it
@@ -238,17 +232,8 @@ open_events as (
 
 open_numbered as ({{ numbered('open_events', events_first=false) }}),
 
-open_days as (
-
-    select
-        project_id,
-        day,
-        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }}
-    from {{ state_source('open_numbered', unnest) }}
-    where day >= {{ open_day() }}
-    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
-
-),
+open_days as ({{ keyed_states('open_numbered', keys, unnest, unnest_from,
+                              where='day >= ' ~ open_day(), received=false) }}),
 
 final as (
 

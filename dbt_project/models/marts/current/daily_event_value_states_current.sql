@@ -3,4 +3,4 @@
 {{ config(materialized='view') }}
 
 {{ current_days(ref('daily_event_value_states'), keys=['field', 'value'],
-                unnest=event_field_values()) }}
+                unnest=event_field_values(), unnest_from=['event_name', 'path', 'properties']) }}
