@@ -81,12 +81,6 @@
 {%- endmacro %}
 
 
-{% macro unnested_keys(keys, unnest) -%}
-    {#- The keys as columns: with `unnest`, the elements of the unnested tuple (key_values) -#}
-    {%- for key in keys %}{{ ('key_values.' ~ loop.index ~ ' as ' ~ key) if unnest else key }}, {% endfor %}
-{%- endmacro %}
-
-
 {% macro keyed_states(relation, keys, unnest, unnest_from, where=none, received=true) -%}
     {#-
         `relation`'s numbered event rows (source_keys(), device_number, is_pageview and, with
@@ -96,45 +90,32 @@
         distinct `unnest_from` values, then those states unnested and merged: several times
         fewer rows to group by key strings than unnesting every event (docs/decisions/0042).
     -#}
-    {%- if unnest %}
+    {%- set last_received = ', max(received_at) as last_received_at' if received else '' %}
+    {%- set grouped -%}
     select
         project_id,
         day,
-        {{ unnested_keys(keys, unnest) }}groupBitmapMergeState(visitors_state) as visitors_state,
-        sum(pageviews) as pageviews
-        {%- if received %},
-        max(last_received_at) as last_received_at
-        {%- endif %}
-    from (
-        select
-            project_id,
-            day,
-            {{ unnest_from | join(', ') }},
-            {{ visitor_state_columns() }}
-            {%- if received %},
-            max(received_at) as last_received_at
-            {%- endif %}
-        from {{ relation }}
-        {%- if where %}
-        where {{ where }}
-        {%- endif %}
-        group by project_id, day, {{ unnest_from | join(', ') }}
-    )
-    array join {{ unnest }} as key_values
-    group by project_id, day, {{ keys | join(', ') }}
-    {%- else %}
-    select
-        project_id,
-        day,
-        {{ unnested_keys(keys, unnest) }}{{ visitor_state_columns() }}
-        {%- if received %},
-        max(received_at) as last_received_at
-        {%- endif %}
+        {{ source_keys(keys, unnest, unnest_from) }}{{ visitor_state_columns() }}{{ last_received }}
     from {{ relation }}
     {%- if where %}
     where {{ where }}
     {%- endif %}
-    group by project_id, day{{ (', ' ~ keys | join(', ')) if keys else '' }}
+    group by project_id, day{% for column in (unnest_from if unnest else keys) %}, {{ column }}{% endfor %}
+    {%- endset %}
+    {%- if unnest %}
+    select
+        project_id,
+        day,
+        {%- for key in keys %}
+        key_values.{{ loop.index }} as {{ key }},
+        {%- endfor %}
+        groupBitmapMergeState(visitors_state) as visitors_state,
+        sum(pageviews) as pageviews{{ ', max(last_received_at) as last_received_at' if received else '' }}
+    from ({{ grouped }})
+    array join {{ unnest }} as key_values
+    group by project_id, day, {{ keys | join(', ') }}
+    {%- else %}
+    {{ grouped }}
     {%- endif %}
 {%- endmacro %}
 
