@@ -1,26 +1,51 @@
 {#-
     What the dashboards read to be current: the marts hold what the last dbt run took, the
-    `*_current` views add what was stored since. Every view splits at the same point, the
-    cutoff: the newest received_at the incremental marts have taken (never later than now),
-    minus `reprocess_minutes` for rows the collector had received but not yet inserted when
-    that run read them. stg_events holds every counted event created before the cutoff; the
-    events created after it are read from the raw rows at query time (stg_event_copies).
-    Any earlier cutoff gives the same rows, only more slowly, so a mart built a moment after
-    stg_events in the same run cannot make a view miss or repeat an event.
+    `*_current` views add what was stored since. A view splits at a cutoff: a time before
+    which stg_events held every counted event when the marts were built (the newest
+    received_at it had taken, minus `reprocess_minutes` for rows the collector had received but
+    not yet inserted then). The events created before it come from the marts (stg_events), those
+    created since from the raw rows at query time (stg_event_copies), the first-received copy of
+    each id. Any earlier cutoff gives the same rows, only more slowly.
+
+    The per-day state marts take only the events created before their build's cutoff and store
+    it (column `cutoff`), so each view adds to its own mart the raw events created since that
+    mart's cutoff and no more: a few minutes of rows instead of the open day's (ADR 0043).
 -#}
 
-{% macro current_cutoff() -%}
+{% macro taken_cutoff() -%}
+    {#- The cutoff of this build: stg_events' newest received_at (not after the run started). -#}
     (
-        select maxIf(last_received_at, last_received_at <= now64(3))
+        select maxIf(received_at, received_at <= {{ run_started() }})
             - toIntervalMinute({{ var('reprocess_minutes') }})
-        from {{ ref('daily_visitor_states') }}
+        from {{ ref('stg_events') }}
     )
 {%- endmacro %}
 
 
-{% macro open_day(project_id='project_id') -%}
-    {#- The first project day a per-day mart may lack events of: the day of the cutoff. -#}
-    {{ in_project_timezone('toDate', current_cutoff(), project_id) }}
+{% macro mart_cutoff(mart) -%}
+    {#- The cutoff a state mart's rows were cut at: that of its last build. -#}
+    (select max(cutoff) from {{ mart }})
+{%- endmacro %}
+
+
+{% macro current_cutoff() -%}
+    {#- events_current's cutoff: daily_visitor_states'. -#}
+    {{ mart_cutoff(ref('daily_visitor_states')) }}
+{%- endmacro %}
+
+
+{% macro events_created_since(cutoff) -%}
+    {#-
+        The counted events created at or after `cutoff`, from the raw rows under staging's rules
+        (stg_event_copies), the first-received copy of each id (as stg_events keeps it).
+    -#}
+    select * from {{ ref('stg_event_copies') }}
+    where created_at >= {{ cutoff }}
+        -- the day bound reaches the raw table's key (project_id, toDate(created_at)); the
+        -- time bound alone prunes only its monthly partitions (8,734 rows read, not 57,886,
+        -- at 1 M events)
+        and toDate(created_at) >= toDate({{ cutoff }})
+    {{ first_received_copy('event_id') }}
 {%- endmacro %}
 
 
@@ -134,22 +159,35 @@
 
 {% macro day_states(keys=[], where=none, unnest=none, unnest_from=[]) -%}
     {#-
-        The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns() and
-        the newest received_at, over the events matching `where`. daily_visitor_states and
-        daily_page_states are this one query with different keys; current_days() reads them
-        with the same keys. `unnest` and `unnest_from` give an event one row per key value
-        (daily_event_value_states; keyed_states()). Incremental runs recompute the affected
-        days (macros/affected_days.sql).
+        The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns(), the
+        newest received_at and the build's cutoff, over the events matching `where` created
+        before that cutoff. daily_visitor_states and daily_page_states are this one query with
+        different keys; current_days() reads them with the same keys. `unnest` and `unnest_from`
+        give an event one row per key value (daily_event_value_states; keyed_states()).
+        Incremental runs recompute the affected days (macros/affected_days.sql) and the days of
+        the events the last build left after its cutoff.
     -#}
-    {%- set conditions = [where] if where else [] %}
+    {%- set conditions = ['created_at < (select cutoff_at from this_build)'] + ([where] if where else []) %}
     {%- if is_incremental() %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
     {%- endif %}
 
 with
 
+this_build as (select {{ taken_cutoff() }} as cutoff_at),
+
 {% if is_incremental() %}
-affected_days as ({{ affected_days() }}),
+affected_days as (
+
+    {{ affected_days() }}
+
+    union distinct
+
+    -- the days of the events the last build left to the current views
+    select distinct project_id, day from {{ ref('int_events_localized') }}
+    where created_at >= {{ mart_cutoff(this) }}
+
+),
 {% endif %}
 
 events as (
@@ -161,16 +199,21 @@ events as (
         is_pageview,
         received_at
     from {{ ref('int_events_localized') }}
-    {%- if conditions %}
     where {{ conditions | join('\n        and ') }}
-    {%- endif %}
 
 ),
 
 -- every staged device has a number: int_device_numbers is built first
 numbered as ({{ numbered('events', events_first=not is_incremental()) }}),
 
-final as ({{ keyed_states('numbered', keys, unnest, unnest_from) }})
+states as ({{ keyed_states('numbered', keys, unnest, unnest_from) }}),
+
+final as (
+
+    select *, (select cutoff_at from this_build) as cutoff
+    from states
+
+)
 
 select * from final
 {%- endmacro %}
@@ -179,48 +222,44 @@ select * from final
 {% macro current_days(mart, keys=[], where=none, unnest=none, unnest_from=[]) -%}
     {#-
         A per-day state mart (`mart`: project_id, day, `keys`, visitor_state_columns()) made
-        current: its rows of the days before the open day, and for the open days the same
-        columns computed from events_current, restricted by `where` (and unnested as
-        day_states does), their devices numbered by numbered().
+        current: its rows, which hold the events created before its cutoff, and the same
+        columns computed from the events created since (events_created_since()), restricted by
+        `where` (and unnested as day_states does), their devices numbered by numbered().
     -#}
     {%- set key_list = (keys | join(', ') ~ ', ') if keys else '' %}
 
 with
 
-closed_days as (
+stored as (
 
     select project_id, day, {{ key_list }}visitors_state, pageviews
     from {{ mart }}
-    where day < {{ open_day() }}
 
 ),
 
-open_events as (
+events_since as (
 
     select
         project_id,
         {{ in_project_timezone('toDate', 'created_at') }} as day,
         {{ source_keys(keys, unnest, unnest_from) }}device_key,
         is_pageview
-    from {{ ref('events_current') }}
-    -- a project day starts less than a day before any instant of it
-    where created_at >= {{ current_cutoff() }} - toIntervalDay(1)
+    from ({{ events_created_since(mart_cutoff(mart)) }})
     {%- if where %}
-        and {{ where }}
+    where {{ where }}
     {%- endif %}
 
 ),
 
-open_numbered as ({{ numbered('open_events', events_first=false) }}),
+numbered_since as ({{ numbered('events_since', events_first=false) }}),
 
-open_days as ({{ keyed_states('open_numbered', keys, unnest, unnest_from,
-                              where='day >= ' ~ open_day(), received=false) }}),
+states_since as ({{ keyed_states('numbered_since', keys, unnest, unnest_from, received=false) }}),
 
 final as (
 
-    select * from closed_days
+    select * from stored
     union all
-    select * from open_days
+    select * from states_since
 
 )
 

@@ -18,13 +18,7 @@ taken as (
 
 not_taken_yet as (
 
-    select * from {{ ref('stg_event_copies') }}
-    where created_at >= {{ current_cutoff() }}
-        -- the day bound reaches the raw table's key (project_id, toDate(created_at)); the
-        -- time bound alone prunes only its monthly partitions (8,734 rows read, not 57,886,
-        -- at 1 M events)
-        and toDate(created_at) >= toDate({{ current_cutoff() }})
-    {{ first_received_copy('event_id') }}
+    {{ events_created_since(current_cutoff()) }}
 
 ),
 
