@@ -17,7 +17,9 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from queries.filters import (
     FIELDS,
     Filter,
+    Op,
     SqlFragment,
+    accepts_empty,
     compile_filters,
     one_event_field,
     split_by_level,
@@ -108,6 +110,22 @@ SESSION_CONTENT_ARRAYS = {"event_name": "event_names", "path": "paths",
                           "properties": "event_properties"}
 
 
+# A session's event field value as session_contents' event_value_keys hold it (the dbt macro
+# event_value_key): the field named as filters name it, then the value.
+EVENT_VALUE_KEY = "cityHash64({field}, {value})"
+
+
+def _one_value(event_level: tuple[Filter, ...]) -> Filter | None:
+    """The filter, when the event-level filters are one "is" condition that an event without
+    the field cannot meet (a property "is ''" also keeps events lacking the property)."""
+    if len(event_level) != 1:
+        return None
+    (item,) = event_level
+    if item.op is not Op.IS or (item.property_key is not None and accepts_empty(item)):
+        return None
+    return item
+
+
 def _event_column(item: Filter) -> str:
     return "properties" if item.property_key is not None else FIELDS[item.field].column
 
@@ -120,12 +138,20 @@ def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
     ``sessions`` mart. Event fields (path, event name, properties) keep the sessions that
     contain a matching event: those read ``session_contents`` (the same rows with the
     session's distinct events as aligned arrays), where one ``arrayExists`` whose lambda
-    takes the event column names finds an element matching every event filter at once.
+    takes the event column names finds an element matching every event filter at once. One
+    "is" condition on one event field (``_one_value``) instead looks its hashed (field, value)
+    up in the session's ``event_value_keys``: a few numbers per session, not its maps.
     """
     session_level, event_level = split_by_level(filters)
     direct = compile_filters(session_level, prefix="sf")
     if not event_level:
         return mart("sessions"), direct
+    one_value = _one_value(event_level)
+    if one_value is not None:  # a membership test of a few numbers (docs/decisions/0044)
+        key = EVENT_VALUE_KEY.format(field="{sef_field:String}", value="{sef_value:String}")
+        return mart("session_contents"), SqlFragment(
+            f"{direct.sql} and has(event_value_keys, {key})",
+            {**direct.params, "sef_field": one_value.field, "sef_value": one_value.value})
     matching = compile_filters(event_level, prefix="sef")
     columns = [c for c in SESSION_CONTENT_ARRAYS if c in {_event_column(f) for f in event_level}]
     contains = (f"arrayExists(({', '.join(columns)}) -> {matching.sql}, "

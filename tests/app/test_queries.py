@@ -11,7 +11,7 @@ from dashboard_fixture import DashboardData
 
 from queries import events as event_queries
 from queries import funnels, overview, retention
-from queries.base import visitor_states
+from queries.base import session_source, visitor_states
 from queries.filters import Filter, Op
 from queries.periods import Granularity, Preset, preset_range
 
@@ -119,12 +119,23 @@ EVENT_FILTER_CASES = [  # (filters, session_match, event_match): path, name, pro
     ((Filter("path", Op.CONTAINS, "DOCS"),), None, lambda e: "docs" in e.path),
     ((Filter("path", Op.IS_NOT, "/"),), None, lambda e: e.path != "/"),
     ((Filter("prop:plan", Op.IS, "pro"),), None, lambda e: e.properties.get("plan") == "pro"),
+    ((Filter("event", Op.IS, "signup"),), None, lambda e: e.name == "signup"),
+    # an event without the property matches: not answerable from the sessions' value keys
+    ((Filter("prop:plan", Op.IS, ""),), None, lambda e: e.properties.get("plan", "") == ""),
     # one event must match every event filter: a signup with plan pro (not "a signup and a
     # purchase, which always has plan pro")
     ((Filter("event", Op.IS, "signup"), Filter("prop:plan", Op.IS, "pro")), None,
      lambda e: e.name == "signup" and e.properties.get("plan") == "pro"),
     ((Filter("browser", Op.IS, "Chrome"), Filter("path", Op.IS, "/pricing")),
      lambda e: e.browser == "Chrome", lambda e: e.path == "/pricing"),
+]
+
+
+# Event filters that session_contents' event_value_keys answer: one "is" on one event field
+ONE_VALUE_CASES = [
+    (Filter("prop:plan", Op.IS, "pro"),),
+    (Filter("event", Op.IS, "signup"),),
+    (Filter("browser", Op.IS, "Chrome"), Filter("path", Op.IS, "/pricing")),
 ]
 
 
@@ -198,6 +209,8 @@ def test_session_figures_and_breakdowns_under_event_filters(
     breakdowns equal the fixture's sessions computed in Python."""
     zone = fd.ZoneInfo(RANGE.tz)
     for filters, session_match, event_match in EVENT_FILTER_CASES:
+        assert ("has(event_value_keys" in session_source(filters)[1].sql) == \
+            (filters in ONE_VALUE_CASES), filters
         session_match = session_match or (lambda e: True)
         current, _ = overview.kpis(fd.SHOP, RANGE, filters)
         expected = fd.expected_kpis(dashboard_data.events, fd.SHOP, RANGE.start, RANGE.end,
