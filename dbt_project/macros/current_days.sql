@@ -145,23 +145,15 @@
 {%- endmacro %}
 
 
-{% macro event_field_values(event_name='event_name', path='path', properties='properties') -%}
+{% macro event_field_values() -%}
     {#-
         (field, value) of every event-level filter field an event has, named as the dashboards'
         filters name them (queries/filters.py: `event`, `path`, `prop:<key>`): its name, its
-        path and each of its properties. Unnested by daily_event_value_states; hashed into
-        session_contents' event_value_keys.
+        path and each of its properties. Unnested by daily_event_value_states.
     -#}
     arrayConcat(
-        [('event', toString({{ event_name }})), ('path', {{ path }})],
-        arrayMap((k, v) -> (concat('prop:', k), v), mapKeys({{ properties }}),
-                 mapValues({{ properties }})))
-{%- endmacro %}
-
-
-{% macro event_value_key(field, value) -%}
-    {#- An event field value as one number; queries/base.py's EVENT_VALUE_KEY is the same. -#}
-    cityHash64({{ field }}, {{ value }})
+        [('event', toString(event_name)), ('path', path)],
+        arrayMap((k, v) -> (concat('prop:', k), v), mapKeys(properties), mapValues(properties)))
 {%- endmacro %}
 
 

@@ -106,11 +106,12 @@ session_contents as (
         arrayMap(e -> e.1, contents.distinct_events) as event_names,
         arrayMap(e -> e.2, contents.distinct_events) as paths,
         arrayMap(e -> e.3, contents.distinct_events) as event_properties,
-        -- every (field, value) its events have, hashed: one-value filters test membership
+        -- every (key, value) of its events' properties, hashed: a filter on one property
+        -- value tests membership instead of looking keys up in every map
         arraySort(arrayDistinct(arrayFlatten(arrayMap(
-            e -> arrayMap(field_value -> {{ event_value_key('field_value.1', 'field_value.2') }},
-                          {{ event_field_values('e.1', 'e.2', 'e.3') }}),
-            contents.distinct_events)))) as event_value_keys
+            properties -> arrayMap((k, v) -> {{ property_value_key('k', 'v') }},
+                                   mapKeys(properties), mapValues(properties)),
+            arrayMap(e -> e.3, contents.distinct_events))))) as property_value_keys
     -- the arrays stream, the sessions' columns are the hash table
     from contents
     inner join sessions on contents.session_id = sessions.session_id
