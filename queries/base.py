@@ -110,18 +110,20 @@ SESSION_CONTENT_ARRAYS = {"event_name": "event_names", "path": "paths",
                           "properties": "event_properties"}
 
 
-# An event property's key and value as session_contents' property_value_keys hold them (the
-# dbt macro property_value_key).
-PROPERTY_VALUE_KEY = "cityHash64({key}, {value})"
+# An event name or property value as session_contents' event_value_keys hold it (the dbt macro
+# event_value_key): the field as filters name it (`event`, `prop:<key>`), then the value.
+EVENT_VALUE_KEY = "cityHash64({field}, {value})"
 
 
-def _one_property_value(event_level: tuple[Filter, ...]) -> Filter | None:
-    """The filter, when the event-level filters are one "is" condition on a property that an
-    event without the property cannot meet ("is ''" also keeps events lacking it)."""
+def _one_event_value(event_level: tuple[Filter, ...]) -> Filter | None:
+    """The filter, when the event-level filters are one "is" condition on the event name or on
+    a property that an event without the property cannot meet ("is ''" also keeps events
+    lacking it); paths have no keys."""
     if len(event_level) != 1:
         return None
     (item,) = event_level
-    if item.property_key is None or item.op is not Op.IS or accepts_empty(item):
+    if item.op is not Op.IS or item.field == "path" or (
+            item.property_key is not None and accepts_empty(item)):
         return None
     return item
 
@@ -139,19 +141,19 @@ def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
     contain a matching event: those read ``session_contents`` (the same rows with the
     session's distinct events as aligned arrays), where one ``arrayExists`` whose lambda
     takes the event column names finds an element matching every event filter at once. One
-    "is" condition on a property (``_one_property_value``) instead looks its hashed (key,
-    value) up in the session's ``property_value_keys``: a few numbers, not a map per event.
+    "is" condition on the event name or a property (``_one_event_value``) instead looks its
+    hashed (field, value) up in the session's ``event_value_keys``: a few numbers per session.
     """
     session_level, event_level = split_by_level(filters)
     direct = compile_filters(session_level, prefix="sf")
     if not event_level:
         return mart("sessions"), direct
-    one_value = _one_property_value(event_level)
+    one_value = _one_event_value(event_level)
     if one_value is not None:  # a membership test of a few numbers (docs/decisions/0044)
-        key = PROPERTY_VALUE_KEY.format(key="{sef_key:String}", value="{sef_value:String}")
+        key = EVENT_VALUE_KEY.format(field="{sef_field:String}", value="{sef_value:String}")
         return mart("session_contents"), SqlFragment(
-            f"{direct.sql} and has(property_value_keys, {key})",
-            {**direct.params, "sef_key": one_value.property_key, "sef_value": one_value.value})
+            f"{direct.sql} and has(event_value_keys, {key})",
+            {**direct.params, "sef_field": one_value.field, "sef_value": one_value.value})
     matching = compile_filters(event_level, prefix="sef")
     columns = [c for c in SESSION_CONTENT_ARRAYS if c in {_event_column(f) for f in event_level}]
     contains = (f"arrayExists(({', '.join(columns)}) -> {matching.sql}, "

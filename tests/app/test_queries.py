@@ -131,8 +131,8 @@ EVENT_FILTER_CASES = [  # (filters, session_match, event_match): path, name, pro
 ]
 
 
-# Event filters that session_contents' property_value_keys answer: one "is" on a property
-ONE_VALUE_CASES = [(Filter("prop:plan", Op.IS, "pro"),)]
+# Event filters that session_contents' event_value_keys answer: one "is" on a name or property
+ONE_VALUE_CASES = [(Filter("prop:plan", Op.IS, "pro"),), (Filter("event", Op.IS, "signup"),)]
 
 
 # Filters the per-field day states answer (one event field) and filters that scan
@@ -205,7 +205,7 @@ def test_session_figures_and_breakdowns_under_event_filters(
     breakdowns equal the fixture's sessions computed in Python."""
     zone = fd.ZoneInfo(RANGE.tz)
     for filters, session_match, event_match in EVENT_FILTER_CASES:
-        assert ("has(property_value_keys" in session_source(filters)[1].sql) == \
+        assert ("has(event_value_keys" in session_source(filters)[1].sql) == \
             (filters in ONE_VALUE_CASES), filters
         session_match = session_match or (lambda e: True)
         current, _ = overview.kpis(fd.SHOP, RANGE, filters)

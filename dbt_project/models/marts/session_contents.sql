@@ -106,12 +106,15 @@ session_contents as (
         arrayMap(e -> e.1, contents.distinct_events) as event_names,
         arrayMap(e -> e.2, contents.distinct_events) as paths,
         arrayMap(e -> e.3, contents.distinct_events) as event_properties,
-        -- every (key, value) of its events' properties, hashed: a filter on one property
-        -- value tests membership instead of looking keys up in every map
-        arraySort(arrayDistinct(arrayFlatten(arrayMap(
-            properties -> arrayMap((k, v) -> {{ property_value_key('k', 'v') }},
-                                   mapKeys(properties), mapValues(properties)),
-            arrayMap(e -> e.3, contents.distinct_events))))) as property_value_keys
+        -- its events' names and properties as hashed (field, value) pairs: a filter on one
+        -- value tests membership instead of comparing every element (paths left out: every
+        -- session has several, which would lengthen every array)
+        arraySort(arrayDistinct(arrayConcat(
+            arrayMap(e -> {{ event_value_key("'event'", 'toString(e.1)') }}, contents.distinct_events),
+            arrayFlatten(arrayMap(
+                e -> arrayMap((k, v) -> {{ event_value_key("concat('prop:', k)", 'v') }},
+                              mapKeys(e.3), mapValues(e.3)),
+                contents.distinct_events))))) as event_value_keys
     -- the arrays stream, the sessions' columns are the hash table
     from contents
     inner join sessions on contents.session_id = sessions.session_id
