@@ -174,7 +174,12 @@
 
 with
 
-this_build as (select {{ taken_cutoff() }} as cutoff_at),
+-- never before the last build's: an erasure can remove the newest receipt, and the rows not
+-- recomputed keep the events before the last cutoff
+this_build as (
+    select {{ 'greatest(' ~ taken_cutoff() ~ ', ' ~ mart_cutoff(this) ~ ')' if is_incremental()
+              else taken_cutoff() }} as cutoff_at
+),
 
 {% if is_incremental() %}
 affected_days as (

@@ -73,3 +73,43 @@ def test_marts_stop_at_their_cutoff_and_views_add_the_rest_exactly(models_wareho
         assert _figures(models, mart) == {day_before.date(): (1, 1), day.date(): (2, 2)}, mart
         assert _figures(models, f"{mart}_current") == {
             day_before.date(): (1, 1), day.date(): (2, 2), next_day.date(): (1, 1)}, mart
+
+
+def test_an_erased_newest_receipt_does_not_move_the_cutoff_back(models_warehouse: Any) -> None:
+    """Erasing the device with the newest receipt lowers stg_events' newest received_at; the
+    days it recomputes keep the cutoff the other rows were cut at, so the views lose nothing."""
+    from lifecycle.privacy import Subject, erase
+
+    models = models_warehouse
+    project = "state-cutoff-erasure"
+    # yesterday: later than every receipt of the test above, and before the runs start
+    day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                         microsecond=0)
+    earlier = day - timedelta(days=2)
+    models.insert_events([
+        # received after the test above's events (a late one), so that this run takes it
+        raw_view(project, "q", earlier + timedelta(hours=10), day + timedelta(hours=9)),
+        raw_view(project, "b", day + timedelta(hours=10), day + timedelta(hours=10, minutes=5)),
+        # the newest receipt, of a device erased below, on b's day
+        raw_view(project, "n", day + timedelta(hours=10, minutes=30), day + timedelta(hours=12)),
+    ])
+    _run(models)
+
+    def figures(relation: str) -> dict:
+        rows = models.client.query(
+            f"select day, groupBitmapMerge(visitors_state), sum(pageviews) "
+            f"from {models.analytics}.{relation} where project_id = {{project:String}} "
+            f"and {VIEWS_ONLY if 'value' in relation else '1'} group by day order by day",
+            parameters={"project": project}).result_rows
+        return {row_day: (int(visitors), int(views)) for row_day, visitors, views in rows}
+
+    for mart in STATE_MARTS:
+        assert figures(f"{mart}_current") == {earlier.date(): (1, 1), day.date(): (2, 2)}, mart
+
+    # the erasure's dbt run, restricted to the state marts (this module seeds no funnels)
+    erase(Subject(project, "device", "n"), settings=models.settings, client=models.client,
+          dbt=lambda _args: _run(models))
+    for mart in STATE_MARTS:
+        # b's day was recomputed without n: b is in the mart or in the view's tail, not lost
+        assert figures(f"{mart}_current") == {earlier.date(): (1, 1), day.date(): (1, 1)}, mart
+        assert figures(mart) == {earlier.date(): (1, 1), day.date(): (1, 1)}, mart
