@@ -1,4 +1,4 @@
-{#- daily_visitor_states, current: the open days computed from events_current at query time. -#}
+{#- daily_visitor_states, current: its rows plus the events created since its cutoff (ADR 0043). -#}
 -- depends_on: {{ ref('stg_projects') }}
 {{ config(materialized='view') }}
 
