@@ -5,11 +5,12 @@
     received_at it had taken, minus `reprocess_minutes` for rows the collector had received but
     not yet inserted then). The events created before it come from the marts (stg_events), those
     created since from the raw rows at query time (stg_event_copies), the first-received copy of
-    each id. Any earlier cutoff gives the same rows, only more slowly.
+    each id. For events_current any earlier cutoff gives the same rows, only more slowly.
 
     The per-day state marts take only the events created before their build's cutoff and store
-    it (column `cutoff`), so each view adds to its own mart the raw events created since that
-    mart's cutoff and no more: a few minutes of rows instead of the open day's (ADR 0043).
+    it (column `cutoff`), so each view adds to its own mart the raw events created since exactly
+    that mart's newest cutoff: a few minutes of rows instead of the open day's (ADR 0043). An
+    earlier one would count twice the events between the two.
 -#}
 
 {% macro taken_cutoff() -%}
