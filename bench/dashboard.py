@@ -12,9 +12,9 @@ changing a model's SQL pass --full-refresh; --skip-dbt leaves the marts as they 
 rendered by Streamlit's AppTest against a metadata database in the same folder. Every overview
 query is timed without filters and under the filter sets of filter_sets() (a session- plus an
 event-level filter, an event name, an event property); --only times the queries whose name
-contains a text. --rollups also times each session breakdown tile against a per-day rollup of
-its dimension (what a breakdown mart would give the tile), built from the sessions mart into
-a scratch database and dropped afterwards (docs/decisions/0008).
+contains a text. --rollups also times each unfiltered session breakdown tile, which merges the
+day rows of daily_session_states, against grouping the sessions mart as it did before
+(docs/decisions/0045).
 
 Targets (issue 17): every overview query p95 <= 100 ms, filtered and unfiltered, 7 and 30
 days; every page cold <= 1 s. The figures are noisy on a shared machine: compare runs made
@@ -282,67 +282,27 @@ def time_pages(runs: int, date_range: str, pages: tuple[str, ...] = PAGES,
     return results
 
 
-# A per-day rollup of one session dimension with the tile's figures as mergeable parts.
-ROLLUP_SQL = """
-create table {scratch}.{name} engine = MergeTree order by (project_id, day, value) as
-select project_id, day, {expression} as value,
-       uniqExactState(cityHash64(device_id)) as visitors_state, count() as sessions,
-       countIf(is_bounce) as bounces
-from {sessions} group by project_id, day, value
-"""
-ROLLUP_QUERY = """
-select value, uniqExactMerge(visitors_state) as visitors, sum(sessions) as sessions,
-       round(sum(bounces) / sessions, 4) as bounce_rate
-from {scratch}.{name}
-where project_id = {{project:String}} and day between {{start_day:Date}} and {{end_day:Date}}
-  {skip_empty}
-group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}
-"""
-
-
 def time_rollups(runs: int, pid: int | None) -> None:
-    """Each breakdown tile (unfiltered) from the sessions mart, as the overview reads it,
-    against a per-day rollup of its dimension: p95 and warehouse CPU per run of both, the
-    rollup's rows and the time to build it from scratch."""
+    """Each unfiltered breakdown tile as the overview reads it, from daily_session_states'
+    day rows, against grouping the sessions mart (what it read before docs/decisions/0045; a
+    filter every session meets takes that path): p95 and warehouse CPU per run of both."""
     from queries import overview as q
-    from queries.base import range_params, run
+    from queries.filters import Filter, Op
     from queries.periods import Preset, preset_range
-    from trackhouse.settings import get_settings
-    from warehouse.client import warehouse
 
-    client = warehouse()
-    scratch = "bench_rollups"
-    sessions = f"{get_settings().analytics_database}.sessions"
-    client.command(f"drop database if exists {scratch}")
-    client.command(f"create database {scratch}")
-    print(f"\nbreakdown tiles: sessions mart against a per-day rollup ({runs} runs each)")
-    print(f"{'tile':<28} {'sessions p95':>12} {'CPU ms':>7} {'rollup p95':>10} {'CPU ms':>7} "
-          f"{'rollup rows':>12} {'build s':>8}")
-    try:
-        for dimension, expression in q.SESSION_DIMENSIONS.items():
-            started = time.perf_counter()
-            client.command(ROLLUP_SQL.format(scratch=scratch, name=dimension,
-                                             expression=expression, sessions=sessions))
-            built = time.perf_counter() - started
-            rows = int(client.command(f"select count() from {scratch}.{dimension}"))
-            skip = "and value != ''" if dimension in q._SKIP_EMPTY else ""
-            for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
-                current = preset_range(preset, TIMEZONE)
-                mart_call = partial(q.session_breakdown.__wrapped__, PROJECT, current,
-                                    dimension, (), 10)
-                rollup_call = partial(run, ROLLUP_QUERY.format(
-                    scratch=scratch, name=dimension, skip_empty=skip),
-                    {**range_params(PROJECT, current), "limit": 10})
-                figures = []
-                for call in (mart_call, rollup_call):
-                    samples, cpu = timed(call, runs, pid)
-                    figures += [p95(samples), cpu]
-                print(f"{preset.value:>3} {dimension:<24} {figures[0]:>12.1f} {figures[1]:>7.0f} "
-                      f"{figures[2]:>10.1f} {figures[3]:>7.0f} {rows:>12,} {built:>8.2f}",
-                      flush=True)
-    finally:
-        client.command(f"drop database if exists {scratch}")
-        client.close()
+    every_session = (Filter("country", Op.IS_NOT, "no such country"),)
+    print(f"\nbreakdown tiles: daily_session_states against the sessions mart ({runs} runs each)")
+    print(f"{'tile':<28} {'rollup p95':>10} {'CPU ms':>7} {'sessions p95':>12} {'CPU ms':>7}")
+    for dimension in q.SESSION_DIMENSIONS:
+        for preset in (Preset.LAST_7_DAYS, Preset.LAST_30_DAYS):
+            current = preset_range(preset, TIMEZONE)
+            figures = []
+            for filters in ((), every_session):
+                samples, cpu = timed(partial(q.session_breakdown.__wrapped__, PROJECT, current,
+                                             dimension, filters, 10), runs, pid)
+                figures += [p95(samples), cpu]
+            print(f"{preset.value:>3} {dimension:<24} {figures[0]:>10.1f} {figures[1]:>7.0f} "
+                  f"{figures[2]:>12.1f} {figures[3]:>7.0f}", flush=True)
 
 
 def main() -> None:
@@ -359,7 +319,7 @@ def main() -> None:
     parser.add_argument("--only", default="",
                         help="time only the queries whose name contains this text")
     parser.add_argument("--rollups", action="store_true",
-                        help="also time the breakdown tiles against per-day rollups")
+                        help="also time the unfiltered breakdown tiles against the sessions mart")
     parser.add_argument("--no-pages", action="store_true", help="skip the page renders")
     parser.add_argument("--warehouse-pid", type=int, default=None,
                         help="pid of an external embedded warehouse, to report its CPU time")

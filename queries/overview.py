@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from queries.base import (
     DISTINCT_DEVICES,
@@ -35,26 +36,19 @@ from queries.base import (
 from queries.cache import cached
 from queries.filters import Filter, SqlFragment
 from queries.periods import BUCKET_SQL, DAY_BUCKET_SQL, DateRange, Granularity
+from trackhouse.dbt import DBT_PROJECT_DIR
 
 Filters = tuple[Filter, ...]
 
-# Breakdown dimensions of the sessions mart (whitelist: the key picks a fixed column).
-SESSION_DIMENSIONS = {
-    "entry_path": "entry_path",
-    "exit_path": "exit_path",
-    "referrer_name": "if(referrer_name = '', if(referrer = '', '(direct)', domain(referrer)), "
-                     "referrer_name)",
-    "referrer_type": "if(referrer_type = '', '(none)', referrer_type)",
-    "utm_source": "utm_source",
-    "utm_medium": "utm_medium",
-    "utm_campaign": "utm_campaign",
-    "country": "country",
-    "region": "concat(country, ' · ', region)",
-    "city": "concat(country, ' · ', city)",
-    "browser": "browser",
-    "os": "os",
-    "device": "device",
-}
+def _session_dimensions() -> dict[str, str]:
+    """The breakdown dimensions and their expressions over the sessions mart's columns: the dbt
+    project's var ``session_dimensions``, which daily_session_states rolls sessions up by."""
+    with (DBT_PROJECT_DIR / "dbt_project.yml").open(encoding="utf-8") as project:
+        return dict(yaml.safe_load(project)["vars"]["session_dimensions"])
+
+
+# Breakdown dimensions of the sessions mart (whitelist: the key picks a fixed expression).
+SESSION_DIMENSIONS = _session_dimensions()
 # Dimensions whose empty value means "not set" and is left out of the tile.
 _SKIP_EMPTY = {"utm_source", "utm_medium", "utm_campaign", "entry_path", "exit_path", "region",
                "city"}
@@ -262,18 +256,38 @@ def top_pages(project_id: str, date_range: DateRange, filters: Filters = (),
 @cached(MART_TTL_S)
 def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
                       filters: Filters = (), limit: int = 10) -> pd.DataFrame:
-    """Visitors and sessions per value of one session dimension (the sessions mart, or
-    session_contents under event-level filters: ``session_source``)."""
+    """Visitors and sessions per value of one session dimension.
+
+    Table decider: without filters, the per-day rollup daily_session_states merged per value;
+    with filters, the sessions mart (or session_contents under event-level filters:
+    ``session_source``) grouped by the dimension's expression."""
     expression = SESSION_DIMENSIONS[dimension]  # KeyError for anything off the whitelist
+    skip_empty = dimension in _SKIP_EMPTY
+    if not filters:
+        return run(
+            f"""select value, visitors, session_count as sessions,
+                   round(bounce_count / session_count, 4) as bounce_rate
+            from (
+                select value, {MERGED_VISITORS} as visitors, sum(sessions) as session_count,
+                       sum(bounces) as bounce_count
+                from {mart('daily_session_states')}
+                where {SESSIONS_IN_RANGE} and dimension = {{dimension:String}}
+                    {"and value != ''" if skip_empty else ""}
+                group by value
+            )
+            order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",
+            {**range_params(project_id, date_range), "dimension": dimension, "limit": limit},
+            columns=("value", "visitors", "sessions", "bounce_rate"),
+        )
     source, where = session_source(filters)
-    skip_empty = f"and {dimension} != ''" if dimension in _SKIP_EMPTY else ""
     params: dict[str, Any] = {**range_params(project_id, date_range), **where.params,
                               "limit": limit}
     return run(
         f"""select {expression} as value, {DISTINCT_DEVICES} as visitors,
                count() as sessions, round(avg(is_bounce), 4) as bounce_rate
         from {source}
-        where {SESSIONS_IN_RANGE} {skip_empty} and {where.sql}
+        where {SESSIONS_IN_RANGE} {f"and {expression} != ''" if skip_empty else ""}
+            and {where.sql}
         group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",
         params,
         columns=("value", "visitors", "sessions", "bounce_rate"),

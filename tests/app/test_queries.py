@@ -220,19 +220,46 @@ def test_session_figures_and_breakdowns_under_event_filters(
                    and session_match(s[0]) and any(event_match(e) for e in s)]
         for dimension in ("browser", "entry_path"):
             frame = overview.session_breakdown(fd.SHOP, RANGE, dimension, filters, limit=50)
-            devices: dict[str, set[str]] = defaultdict(set)
-            counts: Counter[str] = Counter()
-            for session in started:
-                views = [e for e in session if e.name == "screen_view"]
-                value = session[0].browser if dimension == "browser" else \
-                    (views[0].path if views else "")
-                if value:
-                    devices[value].add(session[0].device_id)
-                    counts[value] += 1
-            got = {v: (n, s) for v, n, s in zip(frame.value, frame.visitors, frame.sessions,
-                                                strict=True)}
-            assert got == {v: (len(d), counts[v]) for v, d in devices.items()}, (filters,
-                                                                                  dimension)
+            assert breakdown_rows(frame) == expected_breakdown(started, dimension), (filters,
+                                                                                     dimension)
+
+
+def breakdown_rows(frame) -> dict[str, tuple[int, int]]:
+    return {v: (int(n), int(s)) for v, n, s in zip(frame.value, frame.visitors, frame.sessions,
+                                                   strict=True)}
+
+
+def expected_breakdown(sessions: list[list[fd.Event]], dimension: str) -> dict[str, tuple]:
+    """(visitors, sessions) per browser or entry path of the fixture's sessions, in Python."""
+    devices: dict[str, set[str]] = defaultdict(set)
+    counts: Counter[str] = Counter()
+    for session in sessions:
+        views = [e for e in session if e.name == "screen_view"]
+        value = session[0].browser if dimension == "browser" else \
+            (views[0].path if views else "")
+        if value:
+            devices[value].add(session[0].device_id)
+            counts[value] += 1
+    return {v: (len(d), counts[v]) for v, d in devices.items()}
+
+
+def test_unfiltered_breakdowns_merge_the_rollup_into_the_sessions_figures(
+        dashboard_data: DashboardData) -> None:
+    """Without filters the breakdowns merge daily_session_states' day rows: equal to the
+    fixture's sessions computed in Python, and to grouping the sessions mart itself (a filter
+    every session meets takes that path) for every dimension."""
+    zone = fd.ZoneInfo(RANGE.tz)
+    started = [s for s in fd.sessions(dashboard_data.events, fd.SHOP)
+               if RANGE.start <= s[0].created_at.astimezone(zone).date() <= RANGE.end]
+    for dimension in ("browser", "entry_path"):
+        frame = overview.session_breakdown.__wrapped__(fd.SHOP, RANGE, dimension, limit=50)
+        assert breakdown_rows(frame) == expected_breakdown(started, dimension), dimension
+    every_session = (Filter("country", Op.IS_NOT, "no such country"),)
+    for dimension in overview.SESSION_DIMENSIONS:
+        rolled = overview.session_breakdown.__wrapped__(fd.SHOP, RANGE, dimension, limit=1000)
+        scanned = overview.session_breakdown.__wrapped__(fd.SHOP, RANGE, dimension,
+                                                         every_session, limit=1000)
+        assert len(rolled) > 0 and rolled.values.tolist() == scanned.values.tolist(), dimension
 
 
 def python_retention(events: list[fd.Event], granularity: str,

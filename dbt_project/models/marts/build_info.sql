@@ -16,6 +16,7 @@
 -- depends_on: {{ ref('daily_page_states') }}
 -- depends_on: {{ ref('daily_event_value_states') }}
 -- depends_on: {{ ref('daily_event_value_states_current') }}
+-- depends_on: {{ ref('daily_session_states') }}
 {{ config(materialized='table', order_by='built_at') }}
 
 with
