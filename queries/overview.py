@@ -49,7 +49,8 @@ def _session_dimensions() -> dict[str, str]:
 
 # Breakdown dimensions of the sessions mart (whitelist: the key picks a fixed expression).
 SESSION_DIMENSIONS = _session_dimensions()
-# Dimensions whose empty value means "not set" and is left out of the tile.
+# Dimensions whose empty value means "not set" and is left out of the tile: each is a column of
+# the sessions mart, '' exactly when the dimension's value is '' (tested before the expression).
 _SKIP_EMPTY = {"utm_source", "utm_medium", "utm_campaign", "entry_path", "exit_path", "region",
                "city"}
 
@@ -286,7 +287,7 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
         f"""select {expression} as value, {DISTINCT_DEVICES} as visitors,
                count() as sessions, round(avg(is_bounce), 4) as bounce_rate
         from {source}
-        where {SESSIONS_IN_RANGE} {f"and {expression} != ''" if skip_empty else ""}
+        where {SESSIONS_IN_RANGE} {f"and {dimension} != ''" if skip_empty else ""}
             and {where.sql}
         group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",
         params,
