@@ -19,7 +19,6 @@ from queries.filters import (
     Filter,
     Op,
     SqlFragment,
-    accepts_empty,
     compile_filters,
     one_event_field,
     split_by_level,
@@ -117,15 +116,11 @@ EVENT_VALUE_KEY = "cityHash64({field}, {value})"
 
 def _one_event_value(event_level: tuple[Filter, ...]) -> Filter | None:
     """The filter, when the event-level filters are one "is" condition on the event name or on
-    a property that an event without the property cannot meet ("is ''" also keeps events
-    lacking it); paths have no keys."""
-    if len(event_level) != 1:
+    a property, that the value states could answer too (``one_event_field``: "is ''" on a
+    property also keeps events lacking it); paths have no keys."""
+    if len(event_level) != 1 or event_level[0].op is not Op.IS:
         return None
-    (item,) = event_level
-    if item.op is not Op.IS or item.field == "path" or (
-            item.property_key is not None and accepts_empty(item)):
-        return None
-    return item
+    return event_level[0] if one_event_field(event_level) not in (None, "path") else None
 
 
 def _event_column(item: Filter) -> str:
