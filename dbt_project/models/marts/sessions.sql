@@ -1,7 +1,7 @@
 {#-
-    The sessions mart. optimize_read_in_window_order lets the first window step of
-    int_events_sessionized read stg_events in its sort order (project, device, time) instead
-    of sorting it.
+    The sessions mart. A full refresh splits each device's timeline in one aggregation that
+    reads stg_events in its sort order (optimize_aggregation_in_order); incremental runs' window
+    steps read their spans in that order too (optimize_read_in_window_order) instead of sorting.
 
     Incremental runs recompute, per device with new events, the span of its history those can
     change (macros/session_spans.sql), write the sessions that came out different and replace
@@ -19,7 +19,7 @@
         replace_spans={'start': 'started_at', 'end': 'ended_at', 'day': 'day'},
         order_by='(project_id, day, device_id, started_at)',
         partition_by='toYYYYMM(day)',
-        query_settings={'optimize_read_in_window_order': 1},
+        query_settings={'optimize_read_in_window_order': 1, 'optimize_aggregation_in_order': 1},
     )
 }}
 
@@ -32,6 +32,12 @@
 {%- for column in first_event_columns %}
     {%- do first_event.update({column: 'session_figures.first_event.' ~ loop.index
                                if is_incremental() else 'first_events.' ~ column}) %}
+{%- endfor %}
+{#- a full refresh's timelines: each event as (created_at, event_id, <these>...) -#}
+{%- set timeline_columns = ['profile_id', 'is_pageview', 'path', 'day', 'received_at'] %}
+{%- set at = {} %}
+{%- for column in timeline_columns %}
+    {%- do at.update({column: loop.index + 2}) %}
 {%- endfor %}
 
 with
@@ -99,13 +105,6 @@ session_events as (
     select * from sessionized
 
 ),
-{% else %}
-session_events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-
-),
-{% endif %}
 session_figures as (
 
     select
@@ -113,32 +112,67 @@ session_figures as (
         any(project_id) as project_id,
         any(device_id) as device_id,
         -- the first profile id the session carries (a visitor may log in mid-session)
-        argMinIf(profile_id, created_at, profile_id != '') as profile_id,
+        argMinIf(profile_id, (created_at, event_id), profile_id != '') as profile_id,
         min(created_at) as started_at,
         max(created_at) as ended_at,
         toDecimal64(dateDiff('millisecond', started_at, ended_at), 3) / 1000 as duration_s,
         countIf(is_pageview) as pageviews,
         count() as events,
         cast(pageviews = 1 and events = 1, 'Bool') as is_bounce,
-        argMinIf(path, created_at, is_pageview) as entry_path,
-        argMaxIf(path, created_at, is_pageview) as exit_path,
-        anyIf(event_id, starts_session) as first_event_id,
+        argMinIf(path, (created_at, event_id), is_pageview) as entry_path,
+        argMaxIf(path, (created_at, event_id), is_pageview) as exit_path,
         min(session_events.day) as day,
         max(session_events.day) as end_day,
-        max(received_at) as last_received_at
-        {%- if is_incremental() %},
+        max(received_at) as last_received_at,
         -- a span's few events: carried through the aggregation (a join back would read them
         -- again, every CTE being evaluated where it is used)
         argMin(({{ first_event_columns | join(', ') }}), (created_at, event_id)) as first_event
-        {%- endif %}
     from session_events
     group by session_id
 
 ),
-{% if not is_incremental() %}
+{% else %}
+-- A full refresh splits every device's timeline into its sessions in one aggregation over
+-- stg_events' sort order (macros/timeline_sessions.sql), instead of two window passes, a
+-- group by session and a join back for the first event's fields (docs/decisions/0046).
+timelines as (
+
+    {{ timeline_sessions(ref('int_events_localized'), timeline_columns) }}
+
+),
+
+session_figures as (
+
+    select
+        session_id,
+        project_id,
+        device_id,
+        -- the first profile id the session carries (a visitor may log in mid-session)
+        tupleElement(arrayFirst(event -> tupleElement(event, {{ at.profile_id }}) != '',
+                                session_events), {{ at.profile_id }}) as profile_id,
+        session_events[1].1 as started_at,
+        session_events[-1].1 as ended_at,
+        toDecimal64(dateDiff('millisecond', started_at, ended_at), 3) / 1000 as duration_s,
+        toUInt64(arrayCount(event -> tupleElement(event, {{ at.is_pageview }}), session_events))
+            as pageviews,
+        toUInt64(length(session_events)) as events,
+        cast(pageviews = 1 and events = 1, 'Bool') as is_bounce,
+        tupleElement(arrayFirst(event -> tupleElement(event, {{ at.is_pageview }}), session_events),
+                     {{ at.path }}) as entry_path,
+        tupleElement(arrayLast(event -> tupleElement(event, {{ at.is_pageview }}), session_events),
+                     {{ at.path }}) as exit_path,
+        -- a device's project days only grow along its timeline
+        tupleElement(session_events[1], {{ at.day }}) as day,
+        tupleElement(session_events[-1], {{ at.day }}) as end_day,
+        arrayMax(event -> tupleElement(event, {{ at.received_at }}), session_events)
+            as last_received_at,
+        session_events[1].2 as first_event_id
+    from timelines
+
+),
+
 -- Acquisition, geo and device fields are those of the session's first event. Joining them
--- back by event id is several times cheaper than carrying a dozen strings through the
--- aggregation above.
+-- back by event id is cheaper than carrying a dozen strings through the timelines.
 first_events as (
 
     select
