@@ -191,7 +191,8 @@ def p95(samples: list[float]) -> float:
 def overview_cases(preset) -> list[tuple[str, Callable[[], object]]]:
     """(name, uncached call) of every query behind the overview for one date preset: without
     filters, and under each of filter_sets() (an event-level filter makes the session figures
-    and breakdowns read session_contents; the other queries read raw events under filters)."""
+    and breakdowns test the sessions' contents arrays; the other queries read events_current
+    under filters)."""
     from queries import overview as q
     from queries.periods import Granularity, preset_range
 

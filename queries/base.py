@@ -103,13 +103,13 @@ def event_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
     return compile_filters(filters, prefix="ef")
 
 
-# The arrays of the session_contents mart that hold, aligned, a session's distinct events:
+# The arrays of the sessions mart that hold, aligned, a session's distinct events:
 # the event column an event-level filter compares -> the array of that column's values.
 SESSION_CONTENT_ARRAYS = {"event_name": "event_names", "path": "paths",
                           "properties": "event_properties"}
 
 
-# An event name or property value as session_contents' event_value_keys hold it (the dbt macro
+# An event name or property value as the sessions' event_value_keys hold it (the dbt macro
 # event_value_key): the field as filters name it (`event`, `prop:<key>`), then the value.
 EVENT_VALUE_KEY = "cityHash64({field}, {value})"
 
@@ -127,34 +127,32 @@ def _event_column(item: Filter) -> str:
     return "properties" if item.property_key is not None else FIELDS[item.field].column
 
 
-def session_source(filters: tuple[Filter, ...]) -> tuple[str, SqlFragment]:
-    """The session table to read under ``filters`` and the condition on its rows (the table
-    decider of the session figures and breakdowns).
+def session_filter_sql(filters: tuple[Filter, ...]) -> SqlFragment:
+    """The condition on the ``sessions`` mart's rows under ``filters`` (what the session
+    figures and breakdowns add to their range).
 
-    Session fields compare with the session's own columns (those of its first event), on the
-    ``sessions`` mart. Event fields (path, event name, properties) keep the sessions that
-    contain a matching event: those read ``session_contents`` (the same rows with the
-    session's distinct events as aligned arrays), where one ``arrayExists`` whose lambda
-    takes the event column names finds an element matching every event filter at once. One
+    Session fields compare with the session's own columns (those of its first event). Event
+    fields (path, event name, properties) keep the sessions that contain a matching event:
+    one ``arrayExists`` over the session's distinct events (aligned arrays), whose lambda
+    takes the event column names, finds an element matching every event filter at once. One
     "is" condition on the event name or a property (``_one_event_value``) instead looks its
     hashed (field, value) up in the session's ``event_value_keys``: a few numbers per session.
     """
     session_level, event_level = split_by_level(filters)
     direct = compile_filters(session_level, prefix="sf")
     if not event_level:
-        return mart("sessions"), direct
+        return direct
     one_value = _one_event_value(event_level)
     if one_value is not None:  # a membership test of a few numbers (docs/decisions/0044)
         key = EVENT_VALUE_KEY.format(field="{sef_field:String}", value="{sef_value:String}")
-        return mart("session_contents"), SqlFragment(
+        return SqlFragment(
             f"{direct.sql} and has(event_value_keys, {key})",
             {**direct.params, "sef_field": one_value.field, "sef_value": one_value.value})
     matching = compile_filters(event_level, prefix="sef")
     columns = [c for c in SESSION_CONTENT_ARRAYS if c in {_event_column(f) for f in event_level}]
     contains = (f"arrayExists(({', '.join(columns)}) -> {matching.sql}, "
                 f"{', '.join(SESSION_CONTENT_ARRAYS[c] for c in columns)})")
-    return mart("session_contents"), SqlFragment(f"{direct.sql} and {contains}",
-                                                 {**direct.params, **matching.params})
+    return SqlFragment(f"{direct.sql} and {contains}", {**direct.params, **matching.params})
 
 
 # Filtered ranges of at most this many days scan events_current: the value states' open days

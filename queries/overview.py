@@ -6,8 +6,8 @@ daily_visitor_states_current / daily_page_states_current views (the marts' close
 open days dbt has not taken yet), and under filters on one event field (event name, path or one
 property) over more than a week those of daily_event_value_states_current; under other filters
 they read events_current. Sessions, bounce rate and durations are session figures and come
-from the ``sessions`` mart (``session_contents`` under event-level filters). Every relation
-read is dbt's; the rules of what counts live there.
+from the ``sessions`` mart, whose rows also hold what each session contains (for event-level
+filters). Every relation read is dbt's; the rules of what counts live there.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from queries.base import (
     mart,
     range_params,
     run,
-    session_source,
+    session_filter_sql,
     visitor_states,
 )
 from queries.cache import cached
@@ -167,13 +167,13 @@ def event_series(project_id: str, date_range: DateRange, granularity: Granularit
 def session_figures(project_id: str, date_range: DateRange,
                     filters: Filters = ()) -> pd.DataFrame:
     """Sessions started in the range and in the previous period, their bounces and total
-    duration (one scan of the sessions mart, or of session_contents under event-level
-    filters: ``session_source``). Rows: (current, sessions, bounces, duration_s)."""
-    source, where = session_source(filters)
+    duration (one scan of the sessions mart, under ``session_filter_sql``). Rows: (current,
+    sessions, bounces, duration_s)."""
+    where = session_filter_sql(filters)
     return run(
         f"""select day >= {{current_day:Date}} as current, count() as sessions,
                countIf(is_bounce) as bounces, sum(toFloat64(duration_s)) as duration_s
-        from {source}
+        from {mart("sessions")}
         where {SESSIONS_IN_RANGE} and {where.sql}
         group by current order by current""",
         {**_span_params(project_id, date_range), **where.params},
@@ -260,8 +260,8 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
     """Visitors and sessions per value of one session dimension.
 
     Table decider: without filters, the per-day rollup daily_session_states merged per value;
-    with filters, the sessions mart (or session_contents under event-level filters:
-    ``session_source``) grouped by the dimension's expression."""
+    with filters, the sessions mart's rows matching ``session_filter_sql``, grouped by the
+    dimension's expression."""
     expression = SESSION_DIMENSIONS[dimension]  # KeyError for anything off the whitelist
     skip_empty = dimension in _SKIP_EMPTY
     if not filters:
@@ -280,13 +280,13 @@ def session_breakdown(project_id: str, date_range: DateRange, dimension: str,
             {**range_params(project_id, date_range), "dimension": dimension, "limit": limit},
             columns=("value", "visitors", "sessions", "bounce_rate"),
         )
-    source, where = session_source(filters)
+    where = session_filter_sql(filters)
     params: dict[str, Any] = {**range_params(project_id, date_range), **where.params,
                               "limit": limit}
     return run(
         f"""select {expression} as value, {DISTINCT_DEVICES} as visitors,
                count() as sessions, round(avg(is_bounce), 4) as bounce_rate
-        from {source}
+        from {mart("sessions")}
         where {SESSIONS_IN_RANGE} {f"and {dimension} != ''" if skip_empty else ""}
             and {where.sql}
         group by value order by visitors desc, sessions desc, value limit {{limit:UInt32}}""",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from queries.base import MART_TTL_S, mart, range_params, run, session_source
+from queries.base import MART_TTL_S, mart, range_params, run, session_filter_sql
 from queries.cache import cached
 from queries.filters import Filter
 from queries.periods import DateRange
@@ -57,7 +57,7 @@ def _filtered_cohorts(params: dict, granularity: str,
     events are at most 30 minutes apart, so each of those days has one), exactly the days
     with events that the mart counts.
     """
-    source, where = session_source(filters)
+    where = session_filter_sql(filters)
     cohort, period = _COHORT_PERIOD[granularity]
     return run(
         f"""with
@@ -71,7 +71,7 @@ def _filtered_cohorts(params: dict, granularity: str,
         members as (
             -- ... and matches the filters (argMin: the first session's verdict)
             select device_id, min(day) as first_day
-            from {source}
+            from {mart('sessions')}
             where {SESSIONS_FROM_START} and device_id in (select device_id from first_seen)
             group by device_id
             having argMin({where.sql}, started_at)

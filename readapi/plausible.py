@@ -7,8 +7,8 @@ the dashboards' SQL fragments, so they equal what the overview page shows:
 
 - visitors, page views and events are event figures (events_current, or without filters the
   day states of daily_visitor_states_current / daily_page_states_current, as the overview);
-- visits, bounce rate and visit duration are session figures (the sessions mart, or
-  session_contents under event-level filters: ``session_source``), and views per visit is
+- visits, bounce rate and visit duration are session figures (the sessions mart, under
+  ``session_filter_sql``), and views per visit is
   page views over visits, as the overview's "views per session";
 - under a ``visit:`` dimension every metric is a session figure (a session's source, country,
   device ... are those of its first event), as the overview's breakdown tiles.
@@ -31,7 +31,7 @@ from queries.base import (
     event_filter_sql,
     mart,
     range_params,
-    session_source,
+    session_filter_sql,
     visitor_states,
 )
 from queries.filters import Filter, FilterError, Op, SqlFragment, api_field, split_by_level
@@ -209,8 +209,8 @@ def parse_query(body: Any, project: Project, today: date | None = None) -> Query
                  {k: bool(v) for k, v in include.items()}, limit, offset)
 
 
-# Under a visit: dimension these come from the sessions' own counts, which session_contents
-# (the table of sessions matched by page, event-name or property filters) does not carry.
+# Under a visit: dimension these come from the sessions' own counts: every event of a session,
+# not only those a page, event-name or property filter matches, so such filters refuse them.
 SESSION_COUNTS = ("pageviews", "events", "views_per_visit")
 
 
@@ -318,13 +318,14 @@ def event_rows(reader: Reader, project: Project, query: Query) -> list[dict[str,
 
 def session_rows(reader: Reader, project: Project, query: Query) -> list[dict[str, Any]]:
     """Visits, bounces and duration per dimension values (with visitors, page views and
-    events of those sessions, for ``visit:`` breakdowns), from ``session_source``."""
-    source, where = session_source(query.filters)
+    events of those sessions, for ``visit:`` breakdowns), from the sessions mart under
+    ``session_filter_sql``."""
+    where = session_filter_sql(query.filters)
     figures = {"visits": "count()", "bounces": "countIf(is_bounce)",
                "duration_s": "sum(toFloat64(duration_s))"}
     if any(DIMENSIONS[d].kind == "visit" for d in query.dimensions):
         figures["visitors"] = DISTINCT_DEVICES
-        if not split_by_level(query.filters)[1]:  # (session_contents has no such counts)
+        if not split_by_level(query.filters)[1]:  # (SESSION_COUNTS)
             figures.update(pageviews="sum(pageviews)", events="sum(events)")
     exprs = [DIMENSIONS[d].sessions_sql for d in query.dimensions]
     select, group = _group(exprs)  # type: ignore[arg-type]
@@ -332,7 +333,7 @@ def session_rows(reader: Reader, project: Project, query: Query) -> list[dict[st
                    if d in _SKIP_EMPTY)
     return reader.rows(
         f"""select {select}{_wanted(query, figures)}
-        from {source}
+        from {mart("sessions")}
         where {SESSIONS_IN_RANGE}{skip} and {where.sql} {group}""",
         {**range_params(project.id, query.date_range), **where.params})
 

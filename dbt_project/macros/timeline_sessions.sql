@@ -36,3 +36,10 @@
         arrayDifference(arrayMap(event -> toUnixTimestamp64Milli(event.1), timeline))
     ) as session_events
 {%- endmacro %}
+
+
+{% macro sorted_contents(distinct_events) -%}
+    {#- A session's distinct (event name, path, properties) tuples, sorted so that a rebuild by
+        either path of `sessions` gives the same arrays. -#}
+    arraySort(e -> (e.1, e.2, toString(e.3)), {{ distinct_events }})
+{%- endmacro %}

@@ -47,7 +47,7 @@ ONE_EVENT_FIELD = EVENT_FILTERS[1:]  # answered by the value states (base.visito
 NOT_QUERY_MODULES = {"filters", "periods", "cache"}
 # Public functions of queries/ that send no statement of their own.
 NOT_QUERIES = {"base.client", "base.mart", "base.run", "base.range_params",
-               "base.event_filter_sql", "base.session_source", "base.visitor_states",
+               "base.event_filter_sql", "base.session_filter_sql", "base.visitor_states",
                "funnels.with_conversion",
                "freshness.is_stale", "profiles.traits_json",
                # Explore: the manifest's mart list and the catalog's column types (metadata,

@@ -11,7 +11,7 @@ from dashboard_fixture import DashboardData
 
 from queries import events as event_queries
 from queries import funnels, overview, retention
-from queries.base import session_source, visitor_states
+from queries.base import session_filter_sql, visitor_states
 from queries.filters import Filter, Op
 from queries.periods import Granularity, Preset, preset_range
 
@@ -131,7 +131,7 @@ EVENT_FILTER_CASES = [  # (filters, session_match, event_match): path, name, pro
 ]
 
 
-# Event filters that session_contents' event_value_keys answer: one "is" on a name or property
+# Event filters that the sessions' event_value_keys answer: one "is" on a name or property
 ONE_VALUE_CASES = [(Filter("prop:plan", Op.IS, "pro"),), (Filter("event", Op.IS, "signup"),)]
 
 
@@ -201,11 +201,11 @@ def test_event_figures_under_filters_equal_the_fixture_from_states_or_scan(
 
 def test_session_figures_and_breakdowns_under_event_filters(
         dashboard_data: DashboardData) -> None:
-    """Sessions that contain a matching event (session_contents): the KPIs and the session
-    breakdowns equal the fixture's sessions computed in Python."""
+    """Sessions that contain a matching event (the sessions' contents arrays): the KPIs and
+    the session breakdowns equal the fixture's sessions computed in Python."""
     zone = fd.ZoneInfo(RANGE.tz)
     for filters, session_match, event_match in EVENT_FILTER_CASES:
-        assert ("has(event_value_keys" in session_source(filters)[1].sql) == \
+        assert ("has(event_value_keys" in session_filter_sql(filters).sql) == \
             (filters in ONE_VALUE_CASES), filters
         session_match = session_match or (lambda e: True)
         current, _ = overview.kpis(fd.SHOP, RANGE, filters)

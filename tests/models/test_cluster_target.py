@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from warehouse import cluster
 
-DEVICE_SHARDED = {"stg_events", "int_device_days", "sessions", "session_contents"}
+DEVICE_SHARDED = {"stg_events", "int_device_days", "sessions"}
 EVERY_NODE_ENGINE = "ReplicatedMergeTree('/clickhouse/tables/{uuid}/all', '{replica}')"
 SHARD_ENGINE = "ReplicatedMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}')"
 

@@ -29,8 +29,8 @@ STATE_MARTS = ("daily_visitor_states", "daily_page_states", "daily_event_value_s
 STATE_KEYS = {"daily_visitor_states": (), "daily_page_states": ("path",),
               "daily_event_value_states": ("field", "value")}
 DAILY_MARTS = ("daily_metrics", "hourly_metrics", *STATE_MARTS)
-ROW_MARTS = ("sessions", "session_contents", "daily_metrics", "hourly_metrics", "funnel_steps",
-             "retention", "profiles")
+ROW_MARTS = ("sessions", "daily_metrics", "hourly_metrics", "funnel_steps", "retention",
+             "profiles")
 
 
 def visit(scenario: Scenario, rng: random.Random, device_id: str, at: datetime,
@@ -153,7 +153,7 @@ def test_every_mart_of_the_normal_project_is_exact(stages: dict[str, Any], stage
             name: value for name, value in want.items() if name != "started_at"}, grain
     contents = {(r["project_id"], r["device_id"], utc(r["started_at"])):
                 sorted(zip(r["event_names"], r["paths"], strict=True))
-                for r in marts["session_contents"]}
+                for r in marts["sessions"]}
     assert contents == {
         (s.project_id, s.device_id, s.started_at):
             sorted({(e["name"], reference.url_path(e["path"])) for e in s.events})

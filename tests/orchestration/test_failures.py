@@ -38,7 +38,7 @@ def test_a_failing_dbt_test_is_a_failed_check_and_the_marts_after_it_still_build
     project.preparer.prepare(project)
     models = build_dbt_models(project)
     downstream = [AssetKey(name) for name in
-                  ("daily_metrics", "hourly_metrics", "session_contents", "build_info")]
+                  ("daily_metrics", "hourly_metrics", "daily_session_states", "build_info")]
 
     result = materialize(
         [models], resources={"dbt": dbt_resource(project)},

@@ -5,7 +5,6 @@
     Every mart the incremental job builds is a parent (tests/models check the list).
 -#}
 -- depends_on: {{ ref('sessions') }}
--- depends_on: {{ ref('session_contents') }}
 -- depends_on: {{ ref('daily_metrics') }}
 -- depends_on: {{ ref('hourly_metrics') }}
 -- depends_on: {{ ref('daily_visitor_states') }}

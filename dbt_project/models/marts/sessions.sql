@@ -34,7 +34,8 @@
                                if is_incremental() else 'first_events.' ~ column}) %}
 {%- endfor %}
 {#- a full refresh's timelines: each event as (created_at, event_id, <these>...) -#}
-{%- set timeline_columns = ['profile_id', 'is_pageview', 'path', 'day', 'received_at'] %}
+{%- set timeline_columns = ['profile_id', 'is_pageview', 'path', 'day', 'received_at',
+                           'event_name', 'properties'] %}
 {%- set at = {} %}
 {%- for column in timeline_columns %}
     {%- do at.update({column: loop.index + 2}) %}
@@ -126,7 +127,8 @@ session_figures as (
         max(received_at) as last_received_at,
         -- a span's few events: carried through the aggregation (a join back would read them
         -- again, every CTE being evaluated where it is used)
-        argMin(({{ first_event_columns | join(', ') }}), (created_at, event_id)) as first_event
+        argMin(({{ first_event_columns | join(', ') }}), (created_at, event_id)) as first_event,
+        {{ sorted_contents('groupUniqArray((event_name, path, properties))') }} as distinct_events
     from session_events
     group by session_id
 
@@ -166,7 +168,10 @@ session_figures as (
         tupleElement(session_events[-1], {{ at.day }}) as end_day,
         arrayMax(event -> tupleElement(event, {{ at.received_at }}), session_events)
             as last_received_at,
-        session_events[1].2 as first_event_id
+        session_events[1].2 as first_event_id,
+        {{ sorted_contents('arrayDistinct(arrayMap(event -> (tupleElement(event, ' ~ at.event_name
+                           ~ '), tupleElement(event, ' ~ at.path ~ '), tupleElement(event, '
+                           ~ at.properties ~ ')), session_events))') }} as distinct_events
     from timelines
 
 ),
@@ -204,7 +209,22 @@ sessions as (
         session_figures.day as day,
         {{ first_event.hour }} as hour,
         session_figures.end_day as end_day,
-        session_figures.last_received_at as last_received_at
+        session_figures.last_received_at as last_received_at,
+        -- what the session contains: its distinct (event name, path, properties), as three
+        -- aligned arrays the overview's event-level filters test (arrayExists)
+        arrayMap(e -> e.1, session_figures.distinct_events) as event_names,
+        arrayMap(e -> e.2, session_figures.distinct_events) as paths,
+        arrayMap(e -> e.3, session_figures.distinct_events) as event_properties,
+        -- its events' names and properties as hashed (field, value) pairs: a filter on one
+        -- value tests membership instead of comparing every element (paths left out: every
+        -- session has several, which would lengthen every array; docs/decisions/0044)
+        arraySort(arrayDistinct(arrayConcat(
+            arrayMap(e -> {{ event_value_key("'event'", 'toString(e.1)') }},
+                     session_figures.distinct_events),
+            arrayFlatten(arrayMap(
+                e -> arrayMap((k, v) -> {{ event_value_key("concat('prop:', k)", 'v') }},
+                              mapKeys(e.3), mapValues(e.3)),
+                session_figures.distinct_events))))) as event_value_keys
     {%- if is_incremental() %}
     from session_figures
     {%- else %}
