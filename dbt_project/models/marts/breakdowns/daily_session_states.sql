@@ -14,8 +14,11 @@
         unique_key='project_id, day',
         order_by='(project_id, day, dimension, value)',
         settings={'index_granularity_bytes': 1048576},
+        query_settings={'force_grouping_standard_compatibility': 1},
     )
 }}
+{%- set dimensions = var('session_dimensions') %}
+{%- set names = dimensions | list %}
 
 with
 
@@ -30,12 +33,10 @@ sessions as (
         day,
         device_key,
         is_bounce,
-        last_received_at,
-        [
-            {%- for name, expression in var('session_dimensions').items() %}
-            ('{{ name }}', toString({{ expression }})){{ ',' if not loop.last }}
-            {%- endfor %}
-        ] as dimension_values
+        last_received_at
+        {%- for name, expression in dimensions.items() %},
+        toString({{ expression }}) as value_{{ name }}
+        {%- endfor %}
     from {{ ref('sessions') }}
     {%- if is_incremental() %}
     where {{ where_affected_day('day') }}
@@ -46,20 +47,36 @@ sessions as (
 -- every session's device has a number: int_device_numbers numbers every staged device
 numbered as ({{ numbered('sessions', events_first=not is_incremental()) }}),
 
+-- One grouping set per dimension: each set hashes one string per session, where unnesting
+-- the dimensions first would hash (dimension, value) pairs of 13 rows per session
+-- (docs/decisions/0046). grouping(c) = 0: c is a key of the row's set.
 final as (
 
     select
         project_id,
         day,
-        dimension_value.1 as dimension,
-        dimension_value.2 as value,
+        multiIf(
+            {%- for name in names[:-1] %}
+            grouping(value_{{ name }}) = 0, '{{ name }}',
+            {%- endfor %}
+            '{{ names[-1] }}'
+        ) as dimension,
+        multiIf(
+            {%- for name in names[:-1] %}
+            grouping(value_{{ name }}) = 0, value_{{ name }},
+            {%- endfor %}
+            value_{{ names[-1] }}
+        ) as value,
         groupBitmapState(toUInt64(device_number)) as visitors_state,
         count() as sessions,
         countIf(is_bounce) as bounces,
         max(last_received_at) as last_received_at
     from numbered
-    array join dimension_values as dimension_value
-    group by project_id, day, dimension, value
+    group by grouping sets (
+        {%- for name in dimensions %}
+        (project_id, day, value_{{ name }}){{ ',' if not loop.last }}
+        {%- endfor %}
+    )
 
 )
 
