@@ -40,6 +40,13 @@
 {%- for column in timeline_columns %}
     {%- do at.update({column: loop.index + 2}) %}
 {%- endfor %}
+{#- a timeline session's distinct (event name, path, properties) -#}
+{%- set timeline_contents -%}
+arrayDistinct(arrayMap(
+            event -> (tupleElement(event, {{ at.event_name }}), tupleElement(event, {{ at.path }}),
+                      tupleElement(event, {{ at.properties }})),
+            session_events))
+{%- endset %}
 
 with
 {% if is_incremental() %}
@@ -169,9 +176,7 @@ session_figures as (
         arrayMax(event -> tupleElement(event, {{ at.received_at }}), session_events)
             as last_received_at,
         session_events[1].2 as first_event_id,
-        {{ sorted_contents('arrayDistinct(arrayMap(event -> (tupleElement(event, ' ~ at.event_name
-                           ~ '), tupleElement(event, ' ~ at.path ~ '), tupleElement(event, '
-                           ~ at.properties ~ ')), session_events))') }} as distinct_events
+        {{ sorted_contents(timeline_contents) }} as distinct_events
     from timelines
 
 ),
