@@ -8,8 +8,8 @@ the dashboards' SQL fragments, so they equal what the overview page shows:
 - visitors, page views and events are event figures (events_current, or without filters the
   day states of daily_visitor_states_current / daily_page_states_current, as the overview);
 - visits, bounce rate and visit duration are session figures (the sessions mart, under
-  ``session_filter_sql``), and views per visit is
-  page views over visits, as the overview's "views per session";
+  ``session_filter_sql``), and views per visit is page views over visits, as the overview's
+  "views per session";
 - under a ``visit:`` dimension every metric is a session figure (a session's source, country,
   device ... are those of its first event), as the overview's breakdown tiles.
 """

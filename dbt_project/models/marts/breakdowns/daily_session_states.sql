@@ -73,7 +73,7 @@ final as (
         max(last_received_at) as last_received_at
     from numbered
     group by grouping sets (
-        {%- for name in dimensions %}
+        {%- for name in names %}
         (project_id, day, value_{{ name }}){{ ',' if not loop.last }}
         {%- endfor %}
     )
