@@ -1,6 +1,13 @@
 """Benchmark of the dbt project: a full build over ~10 million raw events, then an incremental
 run after one more hour of events. Prints the wall times and per-model timings.
 
+The builds are the scheduled jobs' (orchestration/schedules.py): dbt parses the project first,
+untimed, as a deployment prepares its manifest (each Dagster invocation then starts from that
+parse); the full build is the full_refresh job's `dbt build`, and the 5-minute job is
+incremental_marts' `dbt build` with the data tests of its models, both without the unit tests
+(trackhouse.dbt.JOB_BUILD_EXCLUDES). The same job's models alone (`dbt run`) are timed too:
+earlier figures named that the 5-minute job.
+
     .venv/bin/python bench/models.py [--events 10000000] [--days 30]
 
 The events are generated inside ClickHouse (INSERT ... SELECT from numbers()) with skewed,
@@ -254,7 +261,7 @@ def main() -> None:
         kept.mkdir(parents=True, exist_ok=True)
         embedded = start_embedded_warehouse(kept)
 
-    from trackhouse.dbt import run_dbt
+    from trackhouse.dbt import JOB_BUILD_EXCLUDES, run_dbt
     from warehouse.migrate import migrate
 
     settings, client = scratch_databases(send_receive_timeout=1800)
@@ -313,8 +320,9 @@ def main() -> None:
         print(f"{'attached the kept' if reused else 'generated'} "
               f"{total:,} raw events over {args.days} days in {generated:.1f} s")
 
-        full = dbt("build")
-        report("full dbt build (models, seeds, unit and data tests)", full)
+        dbt("parse")  # the deployment's prepared manifest (untimed)
+        full = dbt("build", *JOB_BUILD_EXCLUDES)
+        report("full dbt build (models, seeds and data tests: the full_refresh job's)", full)
         if args.full_build_only:
             print_cpu(cpu_spent, total)
             return
@@ -343,21 +351,25 @@ def main() -> None:
         # Dagster's schedules: every 5 minutes all models but the slow marts, hourly those two
         slow_marts = ("funnel_steps", "retention")
         add_hour(1, late_per_mille=0)
-        frequent = dbt("run", "--exclude", *slow_marts)
-        report("incremental run, all models but funnel_steps and retention (the 5-minute job)",
-               frequent)
-        hourly = dbt("run", "--select", *slow_marts)
+        frequent = dbt("build", *JOB_BUILD_EXCLUDES, "--indirect-selection", "cautious",
+                       "--exclude", *slow_marts, "resource_type:seed")
+        report("the 5-minute job: dbt build of all models but funnel_steps and retention, with "
+               "their data tests", frequent)
+        hourly = dbt("build", *JOB_BUILD_EXCLUDES, "--select", *slow_marts, "resource_type:seed")
         report("funnel_steps and retention (the hourly job)", hourly)
+        add_hour(2, late_per_mille=0)
+        frequent_models = dbt("run", "--exclude", *slow_marts)
+        report("the 5-minute job's models alone (dbt run) after another hour", frequent_models)
 
-        add_hour(2, late_per_mille=args.late_per_mille)
+        add_hour(3, late_per_mille=args.late_per_mille)
         incremental = dbt("run")
         report("incremental run of every model, with late events", incremental)
         tests = dbt("test")
         print(f"\n== dbt test after the incremental runs: {tests:.1f} s wall")
         print(f"\nsummary: full build {full:.1f} s (target <= 60 s); the 5-minute job after "
-              f"one new hour {frequent:.1f} s (target <= 5 s); every model after that hour "
-              f"{frequent + hourly:.1f} s on-time events only, {incremental:.1f} s with late "
-              f"events; dbt test {tests:.1f} s")
+              f"one new hour {frequent:.1f} s, its models alone {frequent_models:.1f} s "
+              f"(target <= 5 s); every model after that hour {frequent + hourly:.1f} s on-time "
+              f"events only, {incremental:.1f} s with late events; dbt test {tests:.1f} s")
         print_cpu(cpu_spent, total, f"{hour_sessions * EVENTS_PER_SESSION:,.0f} per added hour")
     finally:
         databases = (raw, *(f"{settings.analytics_database}{layer}"

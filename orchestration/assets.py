@@ -38,6 +38,7 @@ from dagster_dbt import (
 
 from orchestration.project import apply_dbt_env, dbt_manifest, dbt_project
 from orchestration.resources import WarehouseResource
+from trackhouse.dbt import JOB_BUILD_EXCLUDES
 from trackhouse.settings import get_settings
 from warehouse.migrate import schema_behind
 
@@ -156,7 +157,7 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
             Path(project.project_dir) / project.target_path, context.op_def.name,
             keep=KEEP_INVOCATION_DIRS - 1,
         )
-        args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+        args = ["build", *JOB_BUILD_EXCLUDES, *(["--full-refresh"] if config.full_refresh else [])]
         if config.indirect_selection != "eager":
             args += ["--indirect-selection", config.indirect_selection]
         invocation = dbt.cli(args, context=context, raise_on_error=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
 
 from dagster import DagsterEventType
@@ -42,6 +44,19 @@ def test_dbt_tests_ran_as_passing_asset_checks(built_marts: Any) -> None:
     assert dbt_checks, "no dbt test was reported as an asset check"
     failed = [(e.asset_key.to_user_string(), e.check_name) for e in dbt_checks if not e.passed]
     assert not failed
+
+
+def test_the_build_runs_data_tests_and_leaves_unit_tests_to_ci(built_marts: Any) -> None:
+    """The scheduled builds skip dbt's unit tests (fixed inputs: the suite runs them) and keep
+    the data tests of what they build (docs/decisions/0047)."""
+    from trackhouse.dbt import DBT_PROJECT_DIR
+
+    folders = list((DBT_PROJECT_DIR / "target").glob(f"dbt_models-{built_marts.run_id[:7]}-*"))
+    assert len(folders) == 1, folders
+    results = json.loads((folders[0] / "run_results.json").read_text())["results"]
+    kinds = Counter(result["unique_id"].split(".")[0] for result in results)
+    assert kinds["model"] > 0 and kinds["test"] > 0
+    assert kinds["unit_test"] == 0
 
 
 def test_raw_tables_observed_with_row_count_and_newest_event_time(
