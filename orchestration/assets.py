@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from datetime import UTC
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -89,10 +89,6 @@ class DbtBuildConfig(Config):
     """Run configuration of a dbt build (the full-refresh schedule sets ``full_refresh``)."""
 
     full_refresh: bool = False
-    # Which dbt tests run beside the selected models: "eager" (any test touching one of them)
-    # or "cautious" (only tests whose every parent is selected: a test relating a mart of
-    # another job waits for a run that builds both).
-    indirect_selection: Literal["eager", "cautious", "buildable"] = "eager"
     # transient warehouse errors: retried this many times, after 15 s, 30 s, 60 s, ...
     transient_retries: int = 3
     retry_base_delay_s: float = 15.0
@@ -158,8 +154,6 @@ def build_dbt_models(project: DbtProject) -> AssetsDefinition:
             keep=KEEP_INVOCATION_DIRS - 1,
         )
         args = ["build", *JOB_BUILD_EXCLUDES, *(["--full-refresh"] if config.full_refresh else [])]
-        if config.indirect_selection != "eager":
-            args += ["--indirect-selection", config.indirect_selection]
         invocation = dbt.cli(args, context=context, raise_on_error=False)
         yield from invocation.stream()
         error = invocation.get_error()

@@ -1,9 +1,11 @@
 """Jobs and schedules that keep the marts fresh.
 
 - ``incremental_marts`` every ``TRACKHOUSE_MARTS_INTERVAL_MINUTES`` (default 5): observe the raw
-  tables (and check the collector's buffer), then ``dbt build`` everything except the slow marts;
+  tables (and check the collector's buffer), then ``dbt build`` everything except the slow marts,
+  without their data tests;
 - ``funnels_and_retention`` every ``TRACKHOUSE_FUNNELS_INTERVAL_MINUTES`` (default 60), with the
-  seeds (the funnel definitions in ``seeds/funnels.csv``) they read;
+  seeds (the funnel definitions in ``seeds/funnels.csv``) they read, and every model's data tests
+  (docs/decisions/0047: whole-table checks every 5 minutes cost more than the models' updates);
 - ``full_refresh``: ``dbt build --full-refresh`` of every model on ``TRACKHOUSE_FULL_REFRESH_CRON``.
 
 Every dbt job carries the ``trackhouse/dbt`` tag, limited to one run in progress by
@@ -66,18 +68,18 @@ incremental_marts_job = dbt_job(
     "incremental_marts",
     AssetSelection.assets(raw_tables)
     | AssetSelection.checks(*collector_checks)
-    | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION)
+    # the models' data tests are checks of the hourly job (dagster-dbt then runs none here)
+    | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION).without_checks()
     | AssetSelection.assets(dbt_docs),
-    "Observe the raw tables, then dbt build every model except the slow marts; republish the "
-    "dbt docs site when the models or their relations changed.",
-    # tests relating these models to funnel_steps / retention run with those (eager there)
-    config=RunConfig(ops={dbt_models.op.name: DbtBuildConfig(indirect_selection="cautious")}),
+    "Observe the raw tables, then dbt build every model except the slow marts (their data tests "
+    "run hourly); republish the dbt docs site when the models or their relations changed.",
 )
 funnels_and_retention_job = dbt_job(
     "funnels_and_retention",
-    build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION),
+    build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION)
+    | AssetSelection.checks_for_assets(dbt_models),
     "dbt build of the seeds, funnel_steps and retention (their other inputs are kept fresh by "
-    "incremental_marts).",
+    "incremental_marts), then the data tests of every model.",
 )
 full_refresh_job = dbt_job(
     "full_refresh",

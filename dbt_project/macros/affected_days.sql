@@ -39,6 +39,22 @@
 {%- endmacro %}
 
 
+{#-
+    A per-day mart of events (visitor, page and event value states) changes only on the days of
+    the events that changed: those received since its last run and those an erasure changed.
+    Unlike affected_days() it does not wait for the sessions mart, so those marts build beside it.
+-#}
+
+{% macro affected_event_days() -%}
+    select distinct project_id, day from {{ ref('int_events_localized') }}
+    where received_at > {{ incremental_watermark() }}
+
+    union distinct
+
+    {{ recomputed_days() }}
+{%- endmacro %}
+
+
 {% macro where_affected_day(day_column='day', timestamp_column=none) -%}
     {#-
         A filter keeping the rows of the affected days. With `timestamp_column` it also bounds

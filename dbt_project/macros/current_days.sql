@@ -165,11 +165,12 @@
         before that cutoff. daily_visitor_states and daily_page_states are this one query with
         different keys; current_days() reads them with the same keys. `unnest` and `unnest_from`
         give an event one row per key value (daily_event_value_states; keyed_states()).
-        Incremental runs recompute the affected days (macros/affected_days.sql) and the days of
-        the events the last build left after its cutoff.
+        Incremental runs recompute the days of the events changed since (affected_event_days(),
+        macros/affected_days.sql) and those of the events the last build left after its cutoff.
     -#}
+    {%- set incremental = is_incremental() %}
     {%- set conditions = ['created_at < (select cutoff_at from this_build)'] + ([where] if where else []) %}
-    {%- if is_incremental() %}
+    {%- if incremental %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
     {%- endif %}
 
@@ -178,14 +179,14 @@ with
 -- never before the last build's: an erasure can remove the newest receipt, and the rows not
 -- recomputed keep the events before the last cutoff
 this_build as (
-    select {{ 'greatest(' ~ taken_cutoff() ~ ', ' ~ mart_cutoff(this) ~ ')' if is_incremental()
+    select {{ 'greatest(' ~ taken_cutoff() ~ ', ' ~ mart_cutoff(this) ~ ')' if incremental
               else taken_cutoff() }} as cutoff_at
 ),
 
-{% if is_incremental() %}
+{% if incremental %}
 affected_days as (
 
-    {{ affected_days() }}
+    {{ affected_event_days() }}
 
     union distinct
 
@@ -210,7 +211,7 @@ events as (
 ),
 
 -- every staged device has a number: int_device_numbers is built first
-numbered as ({{ numbered('events', events_first=not is_incremental()) }}),
+numbered as ({{ numbered('events', events_first=not incremental) }}),
 
 states as ({{ keyed_states('numbered', keys, unnest, unnest_from) }}),
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from dagster import AssetKey, Definitions
+from dagster import AssetCheckKey, AssetKey, Definitions
 
 LAYERS = ("raw", "staging", "intermediate", "marts")
 MART_CONTRACT = {"sessions", "daily_metrics", "funnel_steps", "retention", "profiles"}
@@ -92,6 +92,20 @@ def test_jobs_split_the_models_between_the_cadences(manifest_ready: None) -> Non
     assert docs <= incremental and docs <= full and not docs & slow
     assert (incremental - raw - docs) | slow == all_models
     assert full == all_models | docs
+
+    # the models' data tests are checks of the hourly job, every one of them, and of the full
+    # refresh; the 5-minute job runs none (docs/decisions/0047)
+    def dbt_checks(job_name: str) -> set[AssetCheckKey]:
+        layer = defs.resolve_job_def(job_name).asset_layer
+        return {key for data in layer.data for key in data.assets_def.check_keys
+                if key.asset_key in all_models and key.name != "freshness_check"}
+
+    every_test = {key for key in graph.asset_check_keys if key.asset_key in all_models
+                  and key.name != "freshness_check"}
+    assert every_test
+    assert dbt_checks("incremental_marts") == set()
+    assert dbt_checks("funnels_and_retention") == every_test
+    assert dbt_checks("full_refresh") == every_test
 
 
 def test_build_info_follows_every_mart_of_the_incremental_job(manifest_ready: None) -> None:

@@ -10,6 +10,7 @@ from orchestration_support import PROJECT_ID, sample_events
 
 NEW_PROJECT = f"{PROJECT_ID}-created-later"
 ODD_PROJECT = f"{PROJECT_ID}-year-2120"
+COLLECTOR_CHECKS = ("collector_buffer_backlog", "dead_letter_store_empty")
 
 
 def test_a_project_created_after_a_build_reaches_every_mart(
@@ -39,6 +40,7 @@ def test_a_project_created_after_a_build_reaches_every_mart(
     ch.insert(f"{settings.raw_database}.events", [list(row.values()) for row in events],
               column_names=list(events[0]))
 
+    checked: dict[str, set[str]] = {}
     with DagsterInstance.ephemeral() as instance:
         for job_name in ("incremental_marts", "funnels_and_retention"):
             result = defs.resolve_job_def(job_name).execute_in_process(
@@ -46,6 +48,14 @@ def test_a_project_created_after_a_build_reaches_every_mart(
                 tags={"trackhouse/trigger": f"{job_name}_schedule"},
             )
             assert result.success, job_name
+            evaluations = [e for e in result.get_asset_check_evaluations()
+                           if e.check_name not in COLLECTOR_CHECKS]
+            assert all(e.passed for e in evaluations), job_name
+            checked[job_name] = {e.asset_key.path[-1] for e in evaluations}
+    # the 5-minute job builds; the hourly one tests every model, those it does not build too
+    assert checked["incremental_marts"] == set()
+    assert {"stg_events", "sessions", "daily_metrics", "funnel_steps"} <= checked[
+        "funnels_and_retention"]
 
     # every mart with a project_id; funnel_steps holds only the projects the seed defines
     # funnels for (none for the new one)

@@ -104,15 +104,12 @@ def test_each_schedule_requests_its_job(manifest_ready: None, instance: DagsterI
         # the job carries the tag dagster.yaml limits to one run in progress
         assert defs.resolve_job_def(schedule.job_name).tags["trackhouse/dbt"] == "build"
 
-    # only the full refresh passes --full-refresh to dbt; the incremental job runs only the
-    # tests whose every model it builds (cross-job tests run with the slow marts)
-    for job_name, full_refresh, tests in (("full_refresh", True, "eager"),
-                                          ("incremental_marts", False, "cautious"),
-                                          ("funnels_and_retention", False, "eager")):
+    # only the full refresh passes --full-refresh to dbt
+    for job_name, full_refresh in (("full_refresh", True), ("incremental_marts", False),
+                                   ("funnels_and_retention", False)):
         run_config = defs.resolve_job_def(job_name).run_config or {}
         op_config = run_config.get("ops", {}).get("dbt_models", {}).get("config", {})
         assert op_config.get("full_refresh", False) is full_refresh
-        assert op_config.get("indirect_selection", "eager") == tests
 
 
 def test_a_tick_is_skipped_while_its_job_waits_in_the_queue(

@@ -5,7 +5,6 @@
     macros/current_days.sql's day_states, as for daily_page_states; the dashboards read this
     mart through daily_visitor_states_current, which adds the days it has not caught up with.
 -#}
--- depends_on: {{ ref('sessions') }}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{
     config(

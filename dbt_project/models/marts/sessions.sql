@@ -23,6 +23,8 @@
     )
 }}
 
+{#- once: each is_incremental() call queries the stored columns (macros/should_full_refresh.sql) -#}
+{%- set incremental = is_incremental() %}
 {#- the session's first event's acquisition, geo and device fields -#}
 {%- set first_event_columns = [
     'referrer', 'referrer_name', 'referrer_type', 'utm_source', 'utm_medium', 'utm_campaign',
@@ -31,7 +33,7 @@
 {%- set first_event = {} %}
 {%- for column in first_event_columns %}
     {%- do first_event.update({column: 'session_figures.first_event.' ~ loop.index
-                               if is_incremental() else 'first_events.' ~ column}) %}
+                               if incremental else 'first_events.' ~ column}) %}
 {%- endfor %}
 {#- a full refresh's timelines: each event as (created_at, event_id, <these>...) -#}
 {%- set timeline_columns = ['profile_id', 'is_pageview', 'path', 'day', 'received_at',
@@ -49,7 +51,7 @@ arrayDistinct(arrayMap(
 {%- endset %}
 
 with
-{% if is_incremental() %}
+{% if incremental %}
 new_spans as ({{ new_event_spans() }}),
 
 -- the stored sessions of those devices that end within the gap of their first new event or later
@@ -230,7 +232,7 @@ sessions as (
                 e -> arrayMap((k, v) -> {{ event_value_key("concat('prop:', k)", 'v') }},
                               mapKeys(e.3), mapValues(e.3)),
                 session_figures.distinct_events))))) as event_value_keys
-    {%- if is_incremental() %}
+    {%- if incremental %}
     from session_figures
     {%- else %}
     -- the big side streams, the sessions are the hash table
@@ -240,7 +242,7 @@ sessions as (
 
 )
 
-{%- if is_incremental() and replaces_spans() %}
+{%- if incremental and replaces_spans() %}
 -- a session the new events left as it was (most of those re-read for `reprocess_minutes`) is
 -- not written again
 select * from sessions

@@ -9,7 +9,6 @@
     with the events unnested by field; the dashboards read it through
     daily_event_value_states_current.
 -#}
--- depends_on: {{ ref('sessions') }}
 {#- index_granularity_bytes: as daily_page_states, so a range's read skips the other days -#}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
 {{

@@ -4,7 +4,6 @@
     range. daily_visitor_states' query (macros/current_days.sql's day_states) keyed by path,
     over page views; the dashboards read it through daily_page_states_current.
 -#}
--- depends_on: {{ ref('sessions') }}
 {#- index_granularity_bytes: a granule of about 1 MB of states, so that a range's read skips the
     days outside it instead of deserializing every state of a default 10 MB granule -#}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
