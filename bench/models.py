@@ -350,8 +350,7 @@ def main() -> None:
         # Dagster's schedules: every 5 minutes all models but the slow marts, hourly those two
         slow_marts = ("funnel_steps", "retention")
         add_hour(1, late_per_mille=0)
-        frequent = dbt("build", *JOB_BUILD_EXCLUDES, "--indirect-selection", "empty",
-                       "--exclude", *slow_marts, "resource_type:seed")
+        frequent = dbt("build", "--resource-type", "model", "--exclude", *slow_marts)
         report("the 5-minute job: dbt build of all models but funnel_steps and retention",
                frequent)
         hourly = dbt("build", *JOB_BUILD_EXCLUDES, "--select", *slow_marts, "resource_type:seed",

@@ -135,14 +135,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from orchestration.instance import dagster_process_env, prepare_dagster_home
     from orchestration.project import apply_dbt_env, dbt_manifest, prepare_manifest
     from orchestration.schedules import SLOW_SELECTION
-    from trackhouse.dbt import JOB_BUILD_EXCLUDES
 
     prepare_manifest()
     apply_dbt_env()
     env = {**os.environ}
     # what the incremental_marts job hands to dbt: its models, no tests (they run hourly)
-    selection = [*JOB_BUILD_EXCLUDES, "--indirect-selection", "empty",
-                 "--exclude", *SLOW_SELECTION.split()]
+    selection = ["--resource-type", "model", "--exclude", *SLOW_SELECTION.split()]
     full = bare_dbt_build([], env)
     print(f"first full dbt build (every model, seeds, tests): {full:.1f} s")
 
