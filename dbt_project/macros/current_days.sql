@@ -162,8 +162,9 @@
     {#-
         The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns(), the
         newest received_at and the build's cutoff, over the events matching `where` created
-        before that cutoff. daily_visitor_states and daily_page_states are this one query with
-        different keys; current_days() reads them with the same keys. `unnest` and `unnest_from`
+        before that cutoff. daily_page_states and daily_event_value_states are this one query
+        with different keys (daily_visitor_states rolls the latter's event-name rows up);
+        current_days() reads them with the same keys. `unnest` and `unnest_from`
         give an event one row per key value (daily_event_value_states; keyed_states()).
         Incremental runs recompute the days of the events changed since (affected_event_days(),
         macros/affected_days.sql) and those of the events the last build left after its cutoff.

@@ -5,9 +5,9 @@
     matching any condition on one field are those of the rows whose value matches, and merging
     those rows' states (groupBitmapMerge) gives their exact distinct visitors: the overview's
     visitors and page views under a filter on one event field, without scanning the events
-    (docs/decisions/0042). daily_visitor_states' query (macros/current_days.sql's day_states)
-    with the events unnested by field; the dashboards read it through
-    daily_event_value_states_current.
+    (docs/decisions/0042). macros/current_days.sql's day_states with the events unnested by
+    field; the dashboards read it through daily_event_value_states_current, and
+    daily_visitor_states rolls its `event` rows up per day.
 -#}
 {#- index_granularity_bytes: as daily_page_states, so a range's read skips the other days -#}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}

@@ -1,8 +1,8 @@
 {#-
     Partial distinct-visitor states and page views per URL path and project day: the top-pages
     tile merges a range's days per path (uniqExactMerge) into exact distinct visitors of the
-    range. daily_visitor_states' query (macros/current_days.sql's day_states) keyed by path,
-    over page views; the dashboards read it through daily_page_states_current.
+    range. macros/current_days.sql's day_states keyed by path, over page views; the dashboards
+    read it through daily_page_states_current.
 -#}
 {#- index_granularity_bytes: a granule of about 1 MB of states, so that a range's read skips the
     days outside it instead of deserializing every state of a default 10 MB granule -#}
