@@ -112,8 +112,9 @@
         `relation`'s numbered event rows (source_keys(), device_number, is_pageview and, with
         `received`, received_at) matching `where`, as visitor_state_columns() per project, day
         and `keys`. With `unnest` (an array of tuples, an expression of the columns
-        `unnest_from`, one element per key value) the rows are first aggregated per day and
-        distinct `unnest_from` values, then those states unnested and merged: several times
+        `unnest_from`, one element per key value, reading them as `day_groups`) the rows are
+        first aggregated per day and distinct `unnest_from` values, then those states unnested
+        and merged: several times
         fewer rows to group by key strings than unnesting every event (docs/decisions/0042).
     -#}
     {%- set last_received = ', max(received_at) as last_received_at' if received else '' %}
@@ -137,7 +138,7 @@
         {%- endfor %}
         groupBitmapMergeState(visitors_state) as visitors_state,
         sum(pageviews) as pageviews{{ ', max(last_received_at) as last_received_at' if received else '' }}
-    from ({{ grouped }})
+    from ({{ grouped }}) as day_groups
     array join {{ unnest }} as key_values
     group by project_id, day, {{ keys | join(', ') }}
     {%- else %}
@@ -150,11 +151,71 @@
     {#-
         (field, value) of every event-level filter field an event has, named as the dashboards'
         filters name them (queries/filters.py: `event`, `path`, `prop:<key>`): its name, its
-        path and each of its properties. Unnested by daily_event_value_states.
+        path and each of its properties; and, for a page view, `page` (its path), which
+        daily_page_states rolls up. Unnested by daily_event_value_states, over rows grouped by
+        event name, path and properties: a group's events are all page views or none (staging
+        derives is_pageview from the name), so the group's page views tell them (qualified:
+        keyed_states' own `pageviews` is the sum of the unnested rows).
     -#}
     arrayConcat(
         [('event', toString(event_name)), ('path', path)],
+        if(day_groups.pageviews > 0, [('page', path)], []),
         arrayMap((k, v) -> (concat('prop:', k), v), mapKeys(properties), mapValues(properties)))
+{%- endmacro %}
+
+
+{% macro rolled_up_day_states(field, key=none) -%}
+    {#-
+        A per-day state mart rolled up from daily_event_value_states' rows of one `field`,
+        instead of from the events: per project, day and (as `key`) value, or per project and
+        day when each event has exactly one value of the field. Incremental runs take the days
+        that mart rewrote since this one's build (it stamps them with the newer cutoff of the
+        build that took new events) and the days an erasure listed (docs/decisions/0047).
+    -#}
+    {%- set values = ref('daily_event_value_states') %}
+
+with
+
+{% if is_incremental() %}
+changed_days as (
+
+    select distinct project_id, day from {{ values }}
+    where cutoff > {{ mart_cutoff(this) }}
+
+    union distinct
+
+    {{ recomputed_days() }}
+
+),
+{% endif %}
+
+field_states as (
+
+    select project_id, day, value, visitors_state, pageviews, last_received_at, cutoff
+    from {{ values }}
+    where field = '{{ field }}'
+    {%- if is_incremental() %}
+        and (project_id, day) in (select project_id, day from changed_days)
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        project_id,
+        day,
+        {{- ' value as ' ~ key ~ ',' if key }}
+        groupBitmapMergeState(visitors_state) as visitors_state,
+        sum(pageviews) as pageviews,
+        max(last_received_at) as last_received_at,
+        max(cutoff) as cutoff
+    from field_states
+    group by project_id, day{{ ', value' if key }}
+
+)
+
+select * from final
 {%- endmacro %}
 
 

@@ -178,13 +178,16 @@ def daily_pages(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
 
 
 def daily_event_values(events: list[dict], zones: dict[str, str]) -> dict[tuple, dict]:
-    """Per project day, event field and value (the event's name and its URL path; the scenario's
-    events carry no properties): distinct devices and page views."""
+    """Per project day, event field and value (the event's name and its URL path, and a page
+    view's path as `page`; the scenario's events carry no properties): distinct devices and
+    page views."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for event in events:
         day = project_day(event["created_at"], zones.get(event["project_id"], "UTC"))
         groups[(event["project_id"], day, "event", event["name"])].append(event)
         groups[(event["project_id"], day, "path", url_path(event["path"]))].append(event)
+        if event["name"] == "screen_view":
+            groups[(event["project_id"], day, "page", url_path(event["path"]))].append(event)
     return {
         key: {"visitors": len({e["device_id"] for e in rows}),
               "pageviews": sum(e["name"] == "screen_view" for e in rows)}

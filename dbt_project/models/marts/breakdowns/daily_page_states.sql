@@ -1,8 +1,9 @@
 {#-
     Partial distinct-visitor states and page views per URL path and project day: the top-pages
     tile merges a range's days per path (uniqExactMerge) into exact distinct visitors of the
-    range. macros/current_days.sql's day_states keyed by path, over page views; the dashboards
-    read it through daily_page_states_current.
+    range. Rolled up from daily_event_value_states' `page` rows (each page view's path) instead
+    of from the events (macros/current_days.sql, docs/decisions/0047); the dashboards read it
+    through daily_page_states_current.
 -#}
 {#- index_granularity_bytes: a granule of about 1 MB of states, so that a range's read skips the
     days outside it instead of deserializing every state of a default 10 MB granule -#}
@@ -17,4 +18,4 @@
     )
 }}
 
-{{ day_states(keys=['path'], where='is_pageview') }}
+{{ rolled_up_day_states('page', key='path') }}
