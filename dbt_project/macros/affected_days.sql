@@ -40,9 +40,10 @@
 
 
 {#-
-    A per-day mart of events (visitor, page and event value states) changes only on the days of
-    the events that changed: those received since its last run and those an erasure changed.
-    Unlike affected_days() it does not wait for the sessions mart, so those marts build beside it.
+    A per-day mart of events (day_states(): daily_event_value_states, which the visitor and page
+    states roll up) changes only on the days of the events that changed: those received since
+    its last run and those an erasure changed. Unlike affected_days() it does not wait for the
+    sessions mart, so the mart builds beside it.
 -#}
 
 {% macro affected_event_days() -%}

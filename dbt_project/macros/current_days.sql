@@ -114,8 +114,8 @@
         and `keys`. With `unnest` (an array of tuples, an expression of the columns
         `unnest_from`, one element per key value, reading them as `day_groups`) the rows are
         first aggregated per day and distinct `unnest_from` values, then those states unnested
-        and merged: several times
-        fewer rows to group by key strings than unnesting every event (docs/decisions/0042).
+        and merged: several times fewer rows to group by key strings than unnesting every event
+        (docs/decisions/0042).
     -#}
     {%- set last_received = ', max(received_at) as last_received_at' if received else '' %}
     {%- set grouped -%}
@@ -219,19 +219,19 @@ select * from final
 {%- endmacro %}
 
 
-{% macro day_states(keys=[], where=none, unnest=none, unnest_from=[]) -%}
+{% macro day_states(keys=[], unnest=none, unnest_from=[]) -%}
     {#-
-        The body of a per-day state mart: project_id, day, `keys`, visitor_state_columns(), the
-        newest received_at and the build's cutoff, over the events matching `where` created
-        before that cutoff. daily_page_states and daily_event_value_states are this one query
-        with different keys (daily_visitor_states rolls the latter's event-name rows up);
-        current_days() reads them with the same keys. `unnest` and `unnest_from`
-        give an event one row per key value (daily_event_value_states; keyed_states()).
-        Incremental runs recompute the days of the events changed since (affected_event_days(),
-        macros/affected_days.sql) and those of the events the last build left after its cutoff.
+        The body of a per-day state mart of events: project_id, day, `keys`,
+        visitor_state_columns(), the newest received_at and the build's cutoff, over the events
+        created before that cutoff. daily_event_value_states is this query, with `unnest` and
+        `unnest_from` giving an event one row per key value (keyed_states()); the two roll-ups
+        (rolled_up_day_states()) keep its columns, and current_days() reads the three with the
+        same keys. Incremental runs recompute the days of the events changed since
+        (affected_event_days(), macros/affected_days.sql) and those of the events the last build
+        left after its cutoff.
     -#}
     {%- set incremental = is_incremental() %}
-    {%- set conditions = ['created_at < (select cutoff_at from this_build)'] + ([where] if where else []) %}
+    {%- set conditions = ['created_at < (select cutoff_at from this_build)'] %}
     {%- if incremental %}
         {%- do conditions.append(where_affected_day('day', 'created_at')) %}
     {%- endif %}
