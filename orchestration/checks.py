@@ -30,10 +30,13 @@ from orchestration.assets import RAW_EVENTS_KEY, dbt_translator
 from orchestration.project import dbt_manifest
 from orchestration.resources import RedisResource
 from trackhouse.buffer_layout import BufferFigures
+from trackhouse.dbt import HOURLY_TAG
 from trackhouse.settings import get_settings, stale_after
 
-# The marts with their own, slower cadence (schedules.py); every other mart is incremental.
-SLOW_MARTS = ("funnel_steps", "retention")
+
+def built_hourly(node: Mapping[str, Any]) -> bool:
+    """Whether the hourly job builds the dbt node (its ``hourly`` tag), not the 5-minute one."""
+    return HOURLY_TAG in node.get("tags", ())
 
 
 def mart_models(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -48,7 +51,7 @@ def mart_models(manifest: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def mart_keys(manifest: Mapping[str, Any], *, slow: bool) -> list[AssetKey]:
     return [
         dbt_translator.get_asset_key(node) for node in mart_models(manifest)
-        if (node["name"] in SLOW_MARTS) == slow
+        if built_hourly(node) == slow
     ]
 
 

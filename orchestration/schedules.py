@@ -1,11 +1,13 @@
 """Jobs and schedules that keep the marts fresh.
 
 - ``incremental_marts`` every ``TRACKHOUSE_MARTS_INTERVAL_MINUTES`` (default 5): observe the raw
-  tables (and check the collector's buffer), then ``dbt build`` everything except the slow marts,
-  without their data tests;
-- ``funnels_and_retention`` every ``TRACKHOUSE_FUNNELS_INTERVAL_MINUTES`` (default 60), with the
-  seeds (the funnel definitions in ``seeds/funnels.csv``) they read, and every model's data tests
-  (docs/decisions/0047: whole-table checks every 5 minutes cost more than the models' updates);
+  tables (and check the collector's buffer), then ``dbt build`` every model but those tagged
+  ``hourly``, without their data tests;
+- ``funnels_and_retention`` every ``TRACKHOUSE_FUNNELS_INTERVAL_MINUTES`` (default 60): the
+  models tagged ``hourly`` (the slow marts funnel_steps and retention, and int_device_days, which
+  only retention reads: docs/decisions/0048), the seeds (the funnel definitions in
+  ``seeds/funnels.csv``) and every model's data tests (docs/decisions/0047: whole-table checks
+  every 5 minutes cost more than the models' updates);
 - ``full_refresh``: ``dbt build --full-refresh`` of every model on ``TRACKHOUSE_FULL_REFRESH_CRON``.
 
 Every dbt job carries the ``trackhouse/dbt`` tag, limited to one run in progress by
@@ -38,9 +40,10 @@ from dagster import (
 from dagster_dbt import build_dbt_asset_selection
 
 from orchestration.assets import DbtBuildConfig, dbt_models, raw_tables
-from orchestration.checks import SLOW_MARTS, collector_checks, mart_keys
+from orchestration.checks import collector_checks, mart_keys
 from orchestration.docs import dbt_docs
 from orchestration.project import dbt_manifest
+from trackhouse.dbt import HOURLY_SELECTION
 from trackhouse.settings import get_settings
 
 if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster itself
@@ -49,7 +52,7 @@ if TYPE_CHECKING:  # what define_asset_job returns; not exported by dagster itse
     )
 
 DBT_RUN_TAG = "trackhouse/dbt"
-SLOW_SELECTION = " ".join([*SLOW_MARTS, "resource_type:seed"])
+SLOW_SELECTION = " ".join(HOURLY_SELECTION)
 
 
 def dbt_job(name: str, selection: AssetSelection, description: str,
@@ -71,15 +74,16 @@ incremental_marts_job = dbt_job(
     # the models' data tests are checks of the hourly job (dagster-dbt then runs none here)
     | build_dbt_asset_selection([dbt_models], dbt_exclude=SLOW_SELECTION).without_checks()
     | AssetSelection.assets(dbt_docs),
-    "Observe the raw tables, then dbt build every model except the slow marts (their data tests "
+    "Observe the raw tables, then dbt build every model but those tagged hourly (the data tests "
     "run hourly); republish the dbt docs site when the models or their relations changed.",
 )
 funnels_and_retention_job = dbt_job(
     "funnels_and_retention",
     build_dbt_asset_selection([dbt_models], dbt_select=SLOW_SELECTION)
     | AssetSelection.checks_for_assets(dbt_models),
-    "dbt build of the seeds, funnel_steps and retention (their other inputs are kept fresh by "
-    "incremental_marts), then the data tests of every model.",
+    "dbt build of the seeds and the models tagged hourly (funnel_steps, retention and what only "
+    "they read; their other inputs are kept fresh by incremental_marts), then the data tests of "
+    "every model.",
 )
 full_refresh_job = dbt_job(
     "full_refresh",

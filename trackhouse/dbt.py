@@ -25,6 +25,12 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 # advises (docs/decisions/0047).
 JOB_BUILD_EXCLUDES = ("--exclude-resource-type", "unit_test")
 
+# The dbt tag of the models built hourly (the funnels_and_retention job) rather than every 5
+# minutes: the slow marts, and what only they read (docs/decisions/0048). HOURLY_SELECTION is
+# that job's dbt selection; the 5-minute job builds every other model.
+HOURLY_TAG = "hourly"
+HOURLY_SELECTION = (f"tag:{HOURLY_TAG}", "resource_type:seed")
+
 
 def dbt_env(settings: Settings | None = None) -> dict[str, str]:
     """The environment variables ``profiles.yml`` and the sources read, from the settings."""

@@ -3,8 +3,10 @@
     that retention is computed from. Incremental: devices with newly received events get their
     days recomputed.
 -#}
+{#- tags: only retention reads it, so the hourly job builds it, before retention (0048) -#}
 {{
     config(
+        tags=['hourly'],
         materialized=device_sharded('incremental'),
         engine=device_sharded_engine(),
         sharding_key=var('device_sharding_key'),

@@ -5,8 +5,10 @@
     later days. Step k counts the (device, D) pairs with level >= k.
 -#}
 {#- on_schema_change: the columns are checked in macros/delete_insert.sql, more cheaply -#}
+{#- tags: built by the hourly job, not every 5 minutes (docs/decisions/0048) -#}
 {{
     config(
+        tags=['hourly'],
         small_batches=true,
         on_schema_change=('fail' if target.name == 'cluster' else 'ignore'),
         unique_key='project_id, funnel, day',

@@ -3,8 +3,10 @@
     device into an earlier cohort, which changes that cohort's size and every period after it.
     The rebuild reads the compact int_device_days (one row per device and active day).
 -#}
+{#- tags: built by the hourly job, not every 5 minutes (docs/decisions/0048) -#}
 {{
     config(
+        tags=['hourly'],
         materialized='table',
         order_by='(project_id, granularity, cohort, period)',
     )
