@@ -295,12 +295,15 @@ def main() -> None:
             raise SystemExit(f"dbt {' '.join(dbt_args)} failed: {result.exception or ''}")
         return took
 
-    def report(title: str, seconds: float) -> None:
-        print_timings(title, seconds, target, args.top)
+    def keep_results(title: str) -> None:
         if args.results_dir:
             args.results_dir.mkdir(parents=True, exist_ok=True)
             slug = re.sub(r"[^a-z0-9]+", "-", title.split(":")[0].lower()).strip("-")
             shutil.copy(target / "run_results.json", args.results_dir / f"{slug}.json")
+
+    def report(title: str, seconds: float) -> None:
+        print_timings(title, seconds, target, args.top)
+        keep_results(title)
         if args.statements:
             print_statements(logs / "dbt.log", target, args.statements)
 
@@ -375,6 +378,8 @@ def main() -> None:
             if run == 1:
                 report("the 5-minute job: dbt build of all models but those tagged hourly",
                        job_runs[0])
+            else:
+                keep_results(f"the 5-minute job, run {run}")
         frequent = statistics.median(job_runs)
         if args.job_runs > 1:
             print(f"\n== the 5-minute job, {args.job_runs} runs: "

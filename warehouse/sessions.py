@@ -39,6 +39,19 @@ log = logging.getLogger(__name__)
 
 MAX_SESSION_TIMEOUT_S = 3600  # ClickHouse's default max_session_timeout
 
+# Server settings the engine starts with (chdb reads them from the connection string) where
+# chdb's defaults differ from a ClickHouse server's. chdb runs merges and mutations on 2
+# background threads, a server on 16; every lightweight DELETE mutates each part of its table
+# through that pool, so on 2 threads the incremental models' deletes waited seconds behind
+# merges (docs/decisions/0049).
+ENGINE_SERVER_SETTINGS = {"background_pool_size": "16"}
+
+
+def engine_path(data_dir: str) -> str:
+    """The connection string of the engine on ``data_dir``, with ENGINE_SERVER_SETTINGS."""
+    return data_dir + "?" + "&".join(f"{name}={value}"
+                                      for name, value in ENGINE_SERVER_SETTINGS.items())
+
 
 def engine_params(params: dict | None) -> dict[str, str]:
     """Bound query parameters for chdb, which takes them as UTF-8 text only.
@@ -193,10 +206,10 @@ class Engine:
         max_idle_connections: int = 32,
         idle_connection_ttl_s: float = 120.0,
     ) -> None:
-        self.path = data_dir
+        self.path = engine_path(data_dir)
         # The anchor keeps the engine open while pooled connections come and go, and runs
         # KILL QUERY for cancelled requests.
-        self._anchor = EngineConnection(data_dir)
+        self._anchor = EngineConnection(self.path)
         self._anchor_lock = threading.Lock()
         self._lock = threading.Lock()
         self._idle: list[EngineConnection] = []  # least recently used first

@@ -286,3 +286,26 @@ def test_clickhouse_connect_sees_mid_stream_error_with_wait_end_of_query(ch: Cli
     with pytest.raises(DatabaseError) as failure:
         ch.query(SLOW_THEN_FAIL, settings={"max_block_size": 1, "wait_end_of_query": 1})
     assert not isinstance(failure.value, StreamFailureError)  # an error status, not a stream
+
+
+# --- 5. background work as on a server -------------------------------------------------------
+
+
+def test_a_delete_over_many_parts_takes_as_long_as_on_a_server(ch: Client, scratch_db: str) -> None:
+    """A lightweight DELETE mutates every part of its table on the background pool. A server
+    runs 16 threads there; on chdb's 2 the 60 parts below took about 8 s (140 ms a part, even
+    with no row to delete), on 16 well under a second (docs/decisions/0049)."""
+    table = f"{scratch_db}.parts"
+    # merges disabled (no part fits the size limit), so the 60 inserts stay 60 parts
+    ch.command(f"CREATE TABLE {table} (id UInt64) ENGINE = MergeTree ORDER BY id SETTINGS "
+               "max_bytes_to_merge_at_max_space_in_pool = 1, parts_to_delay_insert = 1000, "
+               "parts_to_throw_insert = 1000")
+    for part in range(60):
+        ch.command(f"INSERT INTO {table} SELECT number FROM numbers({part * 10}, 10)")
+    assert ch.command(f"SELECT count() FROM system.parts WHERE database = '{scratch_db}' "
+                      "AND table = 'parts' AND active") == 60
+    started = time.monotonic()
+    ch.command(f"DELETE FROM {table} WHERE id = 5")
+    took = time.monotonic() - started
+    assert ch.command(f"SELECT count() FROM {table}") == 599
+    assert took < 3, f"the DELETE of one row over 60 parts took {took:.1f} s"
