@@ -173,10 +173,12 @@
         build that took new events) and the days an erasure listed (docs/decisions/0047).
     -#}
     {%- set values = ref('daily_event_value_states') %}
+    {#- once: each is_incremental() call queries the stored columns (macros/should_full_refresh.sql) -#}
+    {%- set incremental = is_incremental() %}
 
 with
 
-{% if is_incremental() %}
+{% if incremental %}
 changed_days as (
 
     select distinct project_id, day from {{ values }}
@@ -194,7 +196,7 @@ field_states as (
     select project_id, day, value, visitors_state, pageviews, last_received_at, cutoff
     from {{ values }}
     where field = '{{ field }}'
-    {%- if is_incremental() %}
+    {%- if incremental %}
         and (project_id, day) in (select project_id, day from changed_days)
     {%- endif %}
 
