@@ -28,7 +28,9 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -117,6 +119,39 @@ def start_warehouse(data_dir: Path) -> EmbeddedWarehouse | None:
     if os.environ.get("TRACKHOUSE_CLICKHOUSE_URL"):
         return None
     return start_embedded_warehouse(data_dir, folder="clickhouse")
+
+
+@contextmanager
+def scratch_database(data_dir: Path, prefix: str) -> Iterator[tuple[object, str, str]]:
+    """(client, analytics database, scratch database) on the warehouse this benchmark keeps in
+    ``data_dir``: for the benchmarks that time other shapes of its tables side by side. The
+    scratch database is dropped and the warehouse stopped afterwards."""
+    os.environ["TRACKHOUSE_DATA_DIR"] = str(data_dir)
+    embedded = start_warehouse(data_dir)
+    from trackhouse.settings import get_settings
+    from warehouse.client import warehouse
+
+    get_settings.cache_clear()
+    client = warehouse()
+    scratch = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        client.command(f"create database {scratch}")
+        yield client, get_settings().analytics_database, scratch
+    finally:
+        client.command(f"drop database if exists {scratch}")
+        if embedded is not None:
+            embedded.stop()
+
+
+def median_ms(client, sql: str, runs: int) -> float:
+    """The median time of ``runs`` runs of ``sql``, after one untimed run (the parts' caches)."""
+    client.query(sql)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        client.query(sql)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def prepare(events: int, regenerate: bool, skip_dbt: bool = False,

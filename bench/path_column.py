@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))
-from dashboard import PROJECT, start_warehouse  # noqa: E402  (its warehouse and data)
+from dashboard import PROJECT, median_ms, scratch_database  # noqa: E402  (its warehouse, data)
 
 LAYOUTS = {
     "String": "path String",
@@ -97,16 +95,6 @@ def layout_terms(db: str, layout: str, page: str) -> dict[str, str]:
             "lookup": f"as t any left join {db}.paths as p on p.path_number = t.key"}
 
 
-def median_ms(client, sql: str, runs: int) -> float:
-    client.query(sql)  # warm the parts' caches
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        client.query(sql)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/trackhouse-bench-dashboard"))
@@ -114,17 +102,7 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, nargs="+", default=[0, 5_000, 50_000, 1_000_000],
                         help="distinct path counts to time (0: the generated 20 paths)")
     args = parser.parse_args()
-    os.environ["TRACKHOUSE_DATA_DIR"] = str(args.data_dir)
-    embedded = start_warehouse(args.data_dir)
-    from trackhouse.settings import get_settings
-    from warehouse.client import warehouse
-
-    get_settings.cache_clear()
-    analytics = get_settings().analytics_database
-    client = warehouse()
-    scratch = f"bench_paths_{uuid.uuid4().hex[:8]}"
-    try:
-        client.command(f"create database {scratch}")
+    with scratch_database(args.data_dir, "bench_paths") as (client, analytics, scratch):
         end = client.command(f"select max(created_at) from {analytics}_staging.stg_events "
                              f"where project_id = '{PROJECT}'")
         common = {"end": f"toDateTime64('{end}', 3, 'UTC')", "project": f"'{PROJECT}'"}
@@ -152,10 +130,6 @@ def main() -> None:
                     raise SystemExit(f"{label}: the layouts disagree: {results}")
                 cells = [f"{ms:>7.1f} ms {ms / figures[0]:>4.2f}x" for ms in figures]
                 print(f"{count:>9,} {label.format(page=page):<32} " + " ".join(cells), flush=True)
-    finally:
-        client.command(f"drop database if exists {scratch}")
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -8,24 +8,23 @@ visitors merge each way, on the warehouse that bench/dashboard.py keeps.
 In a scratch database it builds the former hash-set states per project day, and per day and
 path over page views (the old shapes of daily_visitor_states and daily_page_states), checks
 that every range's distinct visitors come out the same both ways, prints the median time of
-each merge through the endpoint, then drops the scratch database. The closed-day marts alone
-are compared; the `*_current` views' open days are not. docs/decisions/0040 has the figures.
+each merge through the endpoint, then drops the scratch database. The marts alone are
+compared, not the `*_current` views: the hash sets take the events each mart holds, those
+created before its cutoff (docs/decisions/0043). docs/decisions/0040 has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))
-from dashboard import PROJECT, TIMEZONE, start_warehouse  # noqa: E402  (its warehouse and data)
+from dashboard import PROJECT, TIMEZONE, median_ms, scratch_database  # noqa: E402  (its warehouse, data)
 
 # (label, mart query, bitmap query): {visitors} is the distinct-count merge of each side
 MERGES = [
@@ -48,23 +47,17 @@ BUILD = [
        select project_id, toDate(created_at, '{tz}') as day,
               uniqExactState(cityHash64(device_id)) as visitors_state,
               countIf(is_pageview) as pageviews
-       from {staging}.stg_events group by project_id, day""",
+       from {staging}.stg_events
+       where created_at < (select max(cutoff) from {analytics}.daily_visitor_states)
+       group by project_id, day""",
     """create table {db}.daily_page_hash_sets engine = MergeTree order by (project_id, day, path)
        settings index_granularity_bytes = 1048576 as
        select project_id, toDate(created_at, '{tz}') as day, path,
               uniqExactState(cityHash64(device_id)) as visitors_state, count() as pageviews
-       from {staging}.stg_events where is_pageview group by project_id, day, path""",
+       from {staging}.stg_events
+       where is_pageview and created_at < (select max(cutoff) from {analytics}.daily_page_states)
+       group by project_id, day, path""",
 ]
-
-
-def median_ms(client, sql: str, runs: int) -> float:
-    client.query(sql)  # warm the parts' caches
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        client.query(sql)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -72,19 +65,10 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/trackhouse-bench-dashboard"))
     parser.add_argument("--runs", type=int, default=15, help="timed runs per query")
     args = parser.parse_args()
-    os.environ["TRACKHOUSE_DATA_DIR"] = str(args.data_dir)
-    embedded = start_warehouse(args.data_dir)
-    from trackhouse.settings import get_settings
-    from warehouse.client import warehouse
-
-    get_settings.cache_clear()
-    analytics = get_settings().analytics_database
-    client = warehouse()
-    scratch = f"bench_bitmaps_{uuid.uuid4().hex[:8]}"
-    try:
-        client.command(f"create database {scratch}")
+    with scratch_database(args.data_dir, "bench_bitmaps") as (client, analytics, scratch):
         for template in BUILD:
-            statement = template.format(db=scratch, staging=f"{analytics}_staging", tz=TIMEZONE)
+            statement = template.format(db=scratch, staging=f"{analytics}_staging",
+                                        analytics=analytics, tz=TIMEZONE)
             started = time.perf_counter()
             client.command(statement)
             print(f"built {statement.split()[2]} in {time.perf_counter() - started:.1f} s")
@@ -104,10 +88,6 @@ def main() -> None:
             before = median_ms(client, hash_sets, args.runs)
             after = median_ms(client, bitmaps, args.runs)
             print(f"{label:<42} {before:>9.1f} ms {after:>6.1f} ms {before / after:>5.1f}x")
-    finally:
-        client.command(f"drop database if exists {scratch}")
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":
