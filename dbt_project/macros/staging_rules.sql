@@ -17,10 +17,11 @@
 {%- endmacro %}
 
 
-{% macro first_received_copy(id_column='id') -%}
-    {#- Of the stored copies of one event id (retried deliveries), the first received counts. -#}
+{% macro first_received_copy(id_columns='id') -%}
+    {#- Of the stored copies of one event id (retried deliveries), the first received counts.
+        `id_columns`: what tells the copies of one event apart from other events. -#}
     order by received_at, created_at, device_id
-    limit 1 by {{ id_column }}
+    limit 1 by {{ id_columns }}
 {%- endmacro %}
 
 
