@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import chdb
 
@@ -49,8 +50,7 @@ ENGINE_SERVER_SETTINGS = {"background_pool_size": "16"}
 
 def engine_path(data_dir: str) -> str:
     """The connection string of the engine on ``data_dir``, with ENGINE_SERVER_SETTINGS."""
-    return data_dir + "?" + "&".join(f"{name}={value}"
-                                      for name, value in ENGINE_SERVER_SETTINGS.items())
+    return f"{data_dir}?{urlencode(ENGINE_SERVER_SETTINGS)}"
 
 
 def engine_params(params: dict | None) -> dict[str, str]:
